@@ -1,0 +1,77 @@
+"""The ``mmscale`` command: a thin layer that parses, builds a config, calls, prints.
+
+Every command lives in its own module under ``mmscale.cli`` with ``register(subparsers)``,
+which adds its parser and sets ``run=function(args) -> int``, and ``ORDER`` (its place in
+``--help``). Modules named ``bench_*`` register under ``mmscale bench`` instead. The work itself is done by
+library functions that return data, so tests and notebooks call them without the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import pkgutil
+import sys
+
+from mmscale import __version__
+from mmscale.errors import MmscaleError
+
+
+
+def command_modules(prefix: str = "") -> list:
+    """The CLI modules found in this package: top-level commands, or ``bench_*`` ones."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        name = info.name
+        if name.startswith("_") or name.startswith("bench_") != bool(prefix):
+            continue
+        if prefix and not name.startswith(prefix):
+            continue
+        module = importlib.import_module(f"mmscale.cli.{name}")
+        if hasattr(module, "register"):
+            found.append(module)
+    return sorted(found, key=lambda m: (getattr(m, "ORDER", 50), m.__name__))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mmscale",
+        description=(
+            "Find out whether an image+text model with cross-attention fusion scales, and where "
+            "its time goes, before you spend a cluster's budget.\n\n"
+            "Start with:  mmscale validate --preset cpu      (the whole suite on this machine)\n"
+            "             mmscale data synth --n 5000 --out data/synth"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"mmscale {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in command_modules():
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.run(args) or 0)
+    except MmscaleError as exc:
+        print(f"mmscale: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mmscale: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

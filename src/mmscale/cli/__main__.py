@@ -1,0 +1,5 @@
+import sys
+
+from mmscale.cli import main
+
+sys.exit(main())
