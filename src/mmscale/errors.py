@@ -20,7 +20,7 @@ class DataError(MmscaleError):
         self.path, self.reason, self.line, self.field = str(path), reason, line, field
         where = self.path + (f":{line}" if line is not None else "")
         what = f" field '{field}'" if field else ""
-        super().__init__(f"{where}:{what} {reason}".replace(": ", ": ", 1))
+        super().__init__(f"{where}:{what} {reason}")
 
 
 class ConfigError(MmscaleError):
