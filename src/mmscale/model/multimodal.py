@@ -1,0 +1,90 @@
+"""The image+text model: two encoders, a cross-attention fusion, ITC and ITM heads.
+
+Single-device math only: DDP/FSDP, torch.compile, activation checkpointing and autocast are
+applied from ``mmscale.train``. Submodules are named ``image_encoder``, ``text_encoder`` and
+``fusion`` so stage timers can hook them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmscale.model import losses
+from mmscale.model.config import ModelConfig
+from mmscale.model.encoders import ImageEncoder, TextEncoder
+from mmscale.model.fusion import build_fusion
+
+MAX_LOGIT_SCALE = 100.0  # CLIP's clamp on 1/temperature
+
+
+class MultimodalModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.image_encoder = ImageEncoder(cfg)
+        self.text_encoder = TextEncoder(cfg)
+        self.fusion = build_fusion(self.image_encoder.width, self.text_encoder.width, cfg)
+        self.image_head = nn.Linear(self.image_encoder.width, cfg.embed_dim)  # ITC projection
+        self.text_head = nn.Linear(self.text_encoder.width, cfg.embed_dim)
+        self.itm_head = nn.Linear(cfg.hidden_dim, 2)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.temperature_init)))
+
+    # --- public pieces -------------------------------------------------------------------
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) float -> image_tokens (B, Ni, Di), [CLS] first."""
+        return self.image_encoder(pixels)
+
+    def encode_text(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, Nt) token ids + attention mask -> text_tokens (B, Nt, Dt), [CLS] first."""
+        return self.text_encoder(ids, mask)
+
+    def fuse(self, image_tokens, text_tokens, text_mask) -> torch.Tensor:
+        """-> fused_tokens (B, Ni, H): image tokens that attended to the caption."""
+        return self.fusion(image_tokens, text_tokens, text_mask)
+
+    def embed_image_tokens(self, image_tokens: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_head(image_tokens[:, 0]), dim=-1)
+
+    def embed_text_tokens(self, text_tokens: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_head(text_tokens[:, 0]), dim=-1)
+
+    def image_embedding(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, embed_dim), L2-normalized: for ITC, retrieval and serving."""
+        return self.embed_image_tokens(self.encode_image(pixels))
+
+    def text_embedding(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(B, embed_dim), L2-normalized."""
+        return self.embed_text_tokens(self.encode_text(ids, mask))
+
+    def itm_logits(self, image_tokens, text_tokens, text_mask) -> torch.Tensor:
+        """(B, 2) match logits from the fused token at the [CLS] position (index 1 = match)."""
+        return self.itm_head(self.fuse(image_tokens, text_tokens, text_mask)[:, 0])
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+    # --- training objective ---------------------------------------------------------------
+    def forward(self, pixels, ids, mask) -> dict[str, torch.Tensor]:
+        image_tokens = self.encode_image(pixels)
+        text_tokens = self.encode_text(ids, mask)
+        image_emb = self.embed_image_tokens(image_tokens)
+        text_emb = self.embed_text_tokens(text_tokens)
+        scale = self.scale()
+        loss_itc = losses.itc_loss(image_emb, text_emb, scale)
+        batch = pixels.shape[0]
+        if self.cfg.itm_weight > 0 and batch >= 2:
+            neg_text, neg_image = losses.sample_hard_negatives(image_emb @ text_emb.t())
+            # 3B pairs: positives, (image, hard-negative text), (hard-negative image, text)
+            images = torch.cat([image_tokens, image_tokens, image_tokens[neg_image]])
+            texts = torch.cat([text_tokens, text_tokens[neg_text], text_tokens])
+            masks = torch.cat([mask, mask[neg_text], mask])
+            loss_itm = losses.itm_loss(self.itm_logits(images, texts, masks), batch)
+        else:
+            loss_itm = torch.zeros((), device=pixels.device)
+        loss = losses.weighted_total(loss_itc, loss_itm, self.cfg.itc_weight, self.cfg.itm_weight)
+        return {"loss": loss, "loss_itc": loss_itc.detach(), "loss_itm": loss_itm.detach()}

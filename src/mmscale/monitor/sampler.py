@@ -1,0 +1,189 @@
+"""``HardwareMonitor``: a background thread sampling host and GPU fields at a fixed rate.
+
+    with HardwareMonitor(interval_s=0.2) as mon:
+        train(...)
+    mon.write_jsonl("runs/x/monitor.jsonl"); print(mon.summary())
+
+The thread sleeps to an absolute schedule (sample k at start + k * interval), so a slow NVML call
+delays one sample instead of stretching every later one. Its own cost is timed per sample
+(``sample_cost_ms`` in the summary): that time is what it can take from the training loop, the
+rest of the interval it sleeps. Memory is bounded by ``Timeline`` (decimation, exact stats).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from mmscale.monitor.energy import gpu_energy_j, joules_per_item
+from mmscale.monitor.host import HostProbe
+from mmscale.monitor.nvml import NvmlProbe
+from mmscale.monitor.timeline import FieldStats, Timeline
+
+
+class HardwareMonitor:
+    def __init__(
+        self,
+        interval_s: float = 0.2,
+        max_rows: int = 4096,
+        use_nvml: bool = True,
+        use_gpm: bool = True,
+        stream_path: str | Path | None = None,
+    ):
+        """``stream_path`` also appends every sample to a JSONL file as it is taken (full
+        resolution on disk, bounded in memory); ``write_jsonl`` writes the kept rows later."""
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.interval_s = interval_s
+        self.timeline = Timeline(max_rows=max_rows)
+        self.use_nvml, self.use_gpm = use_nvml, use_gpm
+        self.stream_path = Path(stream_path) if stream_path else None
+        self.marks: list[dict] = []
+        self.first_row: dict | None = None
+        self.last_row: dict | None = None
+        self.cost = FieldStats()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._t0_s = 0.0
+        self.started_unix_s = None
+        self.wall_s = 0.0
+        self.gpu_count = 0
+        self.gpu_reason = "not started"
+
+    # lifecycle -------------------------------------------------------------------------------
+    def start(self) -> "HardwareMonitor":
+        if self._thread is not None:
+            raise RuntimeError("monitor already started")
+        self.host = HostProbe()
+        self.nvml = NvmlProbe(use_gpm=self.use_gpm) if self.use_nvml else None
+        self.gpu_count = len(self.nvml.handles) if self.nvml else 0
+        self.gpu_reason = "" if self.gpu_count else (self.nvml.reason if self.nvml else "disabled")
+        self._stream = self.stream_path.open("a") if self.stream_path else None
+        self._t0_s = time.perf_counter()
+        self.started_unix_s = time.time()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="mmscale-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        self.wall_s = time.perf_counter() - self._t0_s
+        self.sample()  # a closing sample so counters (energy) cover the whole span
+        if self.nvml:
+            self.nvml.close()
+        if self._stream:
+            self._stream.close()
+            self._stream = None
+
+    def __enter__(self) -> "HardwareMonitor":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def _run(self) -> None:
+        k = 0
+        while not self._stop.is_set():
+            self.sample()
+            k += 1
+            delay_s = self._t0_s + k * self.interval_s - time.perf_counter()
+            if delay_s < 0:  # fell behind (very slow NVML): skip ahead rather than burst
+                k = int((time.perf_counter() - self._t0_s) / self.interval_s) + 1
+                delay_s = self._t0_s + k * self.interval_s - time.perf_counter()
+            self._stop.wait(max(delay_s, 0.0))
+
+    # sampling --------------------------------------------------------------------------------
+    def sample(self) -> dict:
+        begin_s = time.perf_counter()
+        row = {"t_s": begin_s - self._t0_s}
+        row.update(self.host.read())
+        if self.nvml is not None and self.nvml.available:
+            row.update(self.nvml.read())
+        cost_ms = (time.perf_counter() - begin_s) * 1e3
+        with self._lock:
+            self.timeline.add(row)
+            self.cost.add(cost_ms)
+            if self.first_row is None:
+                self.first_row = row
+            self.last_row = row
+            if self._stream:
+                self._stream.write(json.dumps(row) + "\n")
+        return row
+
+    def mark(self, label: str) -> None:
+        """Note a phase boundary (e.g. 'variant=gpu_decode') on the timeline."""
+        with self._lock:
+            if len(self.marks) < 10_000:
+                self.marks.append({"t_s": time.perf_counter() - self._t0_s, "mark": label})
+
+    # results ---------------------------------------------------------------------------------
+    def rows(self) -> list[dict]:
+        """The kept rows (flat dicts), always including the latest sample."""
+        with self._lock:
+            rows = list(self.timeline.rows)
+            if self.last_row is not None and (not rows or rows[-1] is not self.last_row):
+                rows.append(self.last_row)
+            return rows
+
+    def write_jsonl(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as f:
+            for row in self.rows():
+                f.write(json.dumps(row) + "\n")
+            for mark in self.marks:
+                f.write(json.dumps(mark) + "\n")
+        return path
+
+    def energy_j(self) -> dict:
+        """Per-GPU joules over the monitored span and their source; {} without GPUs."""
+        rows = self.rows()
+        out = {}
+        for i in range(self.gpu_count):
+            joules, source = gpu_energy_j(rows, i)
+            out[f"gpu{i}"] = {"energy_j": joules, "source": source}
+        return out
+
+    def joules_per_sample(self, n_samples: int) -> float | None:
+        """Energy of all GPUs over the span divided by samples (or requests) processed in it."""
+        per_gpu = [v["energy_j"] for v in self.energy_j().values()]
+        if not per_gpu or any(j is None for j in per_gpu):
+            return None
+        return joules_per_item(sum(per_gpu), n_samples)
+
+    def summary(self) -> dict:
+        with self._lock:
+            n = self.timeline.n_samples
+            fields = self.timeline.summary()
+            cost = self.cost.as_dict()
+        span_s = self.wall_s if not self.running else time.perf_counter() - self._t0_s
+        sources = sorted({v for k, v in (self.last_row or {}).items() if k.endswith("_activity_source")})
+        interval_ms = self.interval_s * 1e3
+        return {
+            "n_samples": n,
+            "span_s": span_s,
+            "achieved_hz": (n - 1) / span_s if span_s > 0 and n > 1 else None,
+            "target_hz": 1.0 / self.interval_s,
+            "rows_kept": len(self.timeline.rows),
+            "gpu_count": self.gpu_count,
+            "gpu_note": self.gpu_reason,
+            "gpu_activity_source": sources[0] if len(sources) == 1 else (sources or None),
+            "sample_cost_ms": cost,
+            # CPU time the sampler takes, as a share of one core: an upper bound on what it can
+            # take from the training loop's Python thread (GIL) between samples
+            "sampler_duty_pct": None if cost["mean"] is None else 100 * cost["mean"] / interval_ms,
+            "energy": self.energy_j(),
+            "fields": fields,
+        }

@@ -1,0 +1,10 @@
+"""Results file, plots, HTML report and run comparison: everything that reads measured rows.
+
+Nothing here measures: it reads results.json (or the dicts that become it) and presents.
+"""
+
+from mmscale.report.compare import compare_runs
+from mmscale.report.html import render_report, write_report
+from mmscale.report.results import read_results, write_results
+
+__all__ = ["compare_runs", "render_report", "write_report", "read_results", "write_results"]

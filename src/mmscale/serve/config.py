@@ -1,0 +1,83 @@
+"""The server's typed config: the ``[serve]`` table of a preset plus CLI flags.
+
+Limits exist so that one request can never take the server down: a body, image or caption
+count over a limit is refused with a 4xx that names the limit before any model work is done.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mmscale.errors import ConfigError
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass
+class ServeConfig:
+    host: str = "127.0.0.1"
+    """Interface to bind. Anything beyond loopback needs ``token`` (or ``insecure``)."""
+    port: int = 8000
+    """TCP port; 0 picks a free one."""
+    server: str = "batched"
+    """Which server from ``SERVERS``: ``batched`` (dynamic batching) or ``naive`` (one forward per request)."""
+    max_batch: int = 32
+    """Most requests that one forward pass takes (dynamic batching)."""
+    max_wait_ms: float = 2.0
+    """Longest a request waits for others to join its batch before the batch runs anyway."""
+    max_queue: int = 256
+    """Requests admitted but not yet answered; beyond this the server answers 503 at once."""
+    retry_after_s: int = 1
+    """Value of ``Retry-After`` on a 503 from a full queue."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Largest request body accepted (413 ``max_body_bytes`` beyond it)."""
+    max_image_pixels: int = 4096 * 4096
+    """Largest image (width x height) accepted (413 ``max_image_pixels``); checked from the header."""
+    max_captions: int = 16
+    """Most captions in one ``/v1/match`` or ``/v1/embed/text`` request (400 ``max_captions``)."""
+    max_caption_chars: int = 1000
+    """Longest caption in characters (400 ``max_caption_chars``); tokens beyond the model's length are truncated."""
+    max_text_tokens: int = 32
+    """Tokens per caption fed to the model (captions are truncated to this)."""
+    token: str | None = None
+    """Bearer token required on ``/v1/*`` and ``/metrics``; None means no auth (loopback only)."""
+    insecure: bool = False
+    """Allow binding beyond loopback without a token."""
+    device: str = "auto"
+    """``auto`` (cuda when present), ``cpu`` or ``cuda``."""
+    dtype: str = "auto"
+    """``auto`` (bf16 on cuda, fp32 on cpu), ``float32`` or ``bfloat16``."""
+    image_decode: str = "auto"
+    """``auto`` (batched nvjpeg on cuda, else cpu), ``cpu`` or ``cuda``."""
+    compile: bool = False
+    """``torch.compile`` the forward with batches padded to power-of-two buckets (static shapes)."""
+    cpu_threads: int = 0
+    """torch intra-op threads on CPU; 0 keeps torch's default."""
+    drain_timeout_s: float = 30.0
+    """On SIGTERM, how long in-flight requests may take to finish before the server exits anyway."""
+
+    def validate(self) -> None:
+        if self.server not in ("batched", "naive"):
+            raise ConfigError("serve.server", f"must be 'batched' or 'naive', got {self.server!r}")
+        for name in ("max_batch", "max_queue", "max_body_bytes", "max_image_pixels",
+                     "max_captions", "max_caption_chars", "max_text_tokens"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"serve.{name}", f"must be >= 1, got {getattr(self, name)}")
+        if self.max_wait_ms < 0:
+            raise ConfigError("serve.max_wait_ms", f"must be >= 0, got {self.max_wait_ms}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("serve.port", f"must be in 0..65535, got {self.port}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError("serve.device", f"must be auto, cpu or cuda, got {self.device!r}")
+        if self.dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError("serve.dtype", f"must be auto, float32 or bfloat16, got {self.dtype!r}")
+        if self.image_decode not in ("auto", "cpu", "cuda"):
+            raise ConfigError("serve.image_decode", f"must be auto, cpu or cuda, got {self.image_decode!r}")
+        if self.token is not None and not self.token:
+            raise ConfigError("serve.token", "must not be empty")
+        if self.host not in LOOPBACK_HOSTS and not self.token and not self.insecure:
+            raise ConfigError(
+                "serve.host",
+                f"binding {self.host} exposes the model beyond this machine: set --token "
+                "(clients send 'Authorization: Bearer TOKEN') or pass --insecure",
+            )

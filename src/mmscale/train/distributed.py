@@ -1,0 +1,85 @@
+"""Process group and wrapping for ``torchrun``: the same command trains on 1 or N devices.
+
+Single process (no ``WORLD_SIZE`` in the environment): nothing is initialized, the model is used
+as is. Under torchrun: NCCL on CUDA, gloo on CPU; the model is wrapped in DDP, or sharded with
+FSDP2 (``fully_shard`` on each encoder block, then the root).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class DistEnv:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device_type: str) -> DistEnv:
+    """Read torchrun's environment and join the process group when there is more than one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    env = DistEnv(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world)
+    if env.active and not dist.is_initialized():
+        backend = "nccl" if device_type == "cuda" else "gloo"
+        if device_type == "cuda":
+            torch.cuda.set_device(env.local_rank)
+        dist.init_process_group(backend)
+    return env
+
+
+def resolve_device(choice: str, env: DistEnv) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda", env.local_rank)
+    return torch.device("cpu")
+
+
+def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.device) -> nn.Module:
+    """Return the module to train: the model itself, DDP(model) or the FSDP2-sharded model."""
+    if not env.active or strategy == "none":
+        return model
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard  # public since torch 2.6
+
+        blocks = list(model.image_encoder.backbone.blocks) + list(model.text_encoder.bert.encoder.layer)
+        for block in blocks:
+            fully_shard(block)
+        fully_shard(model)
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    device_ids = [device.index] if device.type == "cuda" else None
+    return DDP(model, device_ids=device_ids)
+
+
+def all_reduce_mean(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    if env.active:
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.AVG if dist.get_backend() == "nccl" else dist.ReduceOp.SUM)
+        if dist.get_backend() != "nccl":
+            value /= env.world_size
+    return value
+
+
+def barrier(env: DistEnv) -> None:
+    if env.active:
+        dist.barrier()
+
+
+def shutdown(env: DistEnv) -> None:
+    if env.active and dist.is_initialized():
+        dist.destroy_process_group()

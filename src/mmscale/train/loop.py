@@ -1,0 +1,227 @@
+"""``train(job) -> TrainResult``: the training loop, from config to a flat JSON-ready result.
+
+Order of work: resolve device/precision/world once, build model -> data -> wrap -> optimizer,
+restore a checkpoint if asked, count FLOPs once, then loop. Each log step costs exactly one
+host-device sync (reading the losses); nothing else on the hot path waits for the device.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from mmscale.config.load import to_dict
+from mmscale.data.normalize import to_model_input
+from mmscale.model.multimodal import MultimodalModel
+from mmscale.train import distributed as dist_utils
+from mmscale.train.config import TrainJob
+from mmscale.train.data import SplitBatches, load_job_tokenizer
+from mmscale.train.evaluate import evaluate_retrieval
+from mmscale.train.flops import count_train_flops, mfu, peak_tflops
+from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
+from mmscale.train.optim import build_optimizer, build_scheduler
+from mmscale.train.precision import Precision
+from mmscale.train.state import restore_training_state, save_training_state
+from mmscale.train.step import TrainStep
+
+
+@dataclass
+class TrainResult:
+    steps: int = 0
+    samples: int = 0
+    wall_s: float = 0.0
+    samples_per_s: float = 0.0
+    loss: float | None = None
+    loss_itc: float | None = None
+    loss_itm: float | None = None
+    flops_per_step: int = 0
+    mfu: float | None = None
+    peak_gpu_gib: float = 0.0
+    peak_rss_gib: float = 0.0
+    data_wait_pct: float = 0.0
+    world_size: int = 1
+    device: str = "cpu"
+    precision: str = "fp32"
+    resumed_from_step: int = 0
+    skipped_samples: int = 0
+    eval: dict = field(default_factory=dict)
+    out_dir: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def train(job: TrainJob, show_progress: bool | None = None) -> TrainResult:
+    cfg = job.train
+    env = dist_utils.init_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+    try:
+        return _train(job, env, cfg.progress if show_progress is None else show_progress)
+    finally:
+        dist_utils.shutdown(env)
+
+
+def _setup_device(cfg, env):
+    device = dist_utils.resolve_device(cfg.device, env)
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    if device.type == "cuda" and cfg.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def _train(job: TrainJob, env, show_progress: bool) -> TrainResult:
+    cfg = job.train
+    out_dir = Path(cfg.out_dir)
+    micro_batch = job.check_world(env.world_size)  # fails before any work if the batch cannot split
+    device = _setup_device(cfg, env)
+    precision = Precision.resolve(cfg.precision, device)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    if cfg.resume and not checkpoint_path.is_file():
+        from mmscale.errors import CheckpointError
+
+        raise CheckpointError(checkpoint_path, "not found (train without --resume, or set train.out_dir)")
+    torch.manual_seed(cfg.seed)
+
+    tokenizer = load_job_tokenizer(job)
+    model = MultimodalModel(job.model).to(device)
+    rank_batch = micro_batch * cfg.grad_accum
+    train_data = SplitBatches(job, "train", rank_batch, tokenizer, env, device)
+    wrapped = dist_utils.wrap_model(model, _strategy(cfg.parallel, env), env, device)
+    optimizer = build_optimizer(wrapped, cfg.lr, cfg.weight_decay, cfg.beta2,
+                                fused=cfg.fused_adamw and device.type == "cuda")
+    scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
+    step_fn = TrainStep(wrapped, optimizer, scheduler, precision, compile=cfg.compile,
+                        grad_accum=cfg.grad_accum, checkpointing=cfg.activation_checkpointing,
+                        grad_clip=cfg.grad_clip)
+    start_step = 0
+    if cfg.resume:
+        start_step = restore_training_state(checkpoint_path, job, wrapped, optimizer, scheduler, step_fn.scaler)
+    if env.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "config.json").write_text(json.dumps(to_dict(job), indent=2))
+    writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main)
+    peak = peak_tflops(device, cfg.peak_tflops)
+    result = TrainResult(world_size=env.world_size, device=str(device), precision=precision.name,
+                         resumed_from_step=start_step, out_dir=str(out_dir))
+    batches = train_data.stream(start_step)
+    flops_per_step, total_wait_s = 0, 0.0
+    window = _Window()
+    started = time.perf_counter()
+    progress = _progress(show_progress and env.is_main, cfg.steps, start_step)
+    losses = {}
+    step = start_step
+    with progress:
+        for step in range(start_step, cfg.steps):
+            t_wait = time.perf_counter()
+            batch = next(batches)
+            pixels = to_model_input(batch.images, device)  # uint8 -> normalized float on the device
+            ids = batch.input_ids.to(device, non_blocking=True)
+            mask = batch.attention_mask.to(device, non_blocking=True)
+            wait_s = time.perf_counter() - t_wait
+            window.data_wait_s += wait_s
+            total_wait_s += wait_s
+            result.skipped_samples += batch.skips.skipped
+            if not flops_per_step:
+                flops_per_step = cfg.grad_accum * count_train_flops(
+                    model, pixels[:micro_batch], ids[:micro_batch], mask[:micro_batch], precision.autocast()
+                )
+            losses = step_fn(pixels, ids, mask)
+            window.steps += 1
+            done = step + 1
+            progress.update(progress.task_ids[0], completed=done)
+            last = done == cfg.steps
+            if done % cfg.log_every == 0 or last:
+                row = _log_row(done, losses, window, rank_batch * env.world_size, flops_per_step, peak,
+                               optimizer, device, env)
+                writer.write(row)
+                window = _Window()
+                if cfg.time_limit_s and _time_is_up(started, cfg.time_limit_s, env, device):
+                    last = True
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and not last:
+                save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
+            if cfg.eval_every and done % cfg.eval_every == 0 and not last:
+                writer.write({"step": done, **_prefixed(evaluate_retrieval(job, model, tokenizer, env, device,
+                                                                           precision), "eval/")})
+            if last:
+                break
+    steps_run = step + 1 - start_step
+    wall_s = time.perf_counter() - started
+    save_training_state(checkpoint_path, step + 1, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
+    result.eval = evaluate_retrieval(job, model, tokenizer, env, device, precision)
+    if env.is_main:
+        writer.write({"step": step + 1, **_prefixed(result.eval, "eval/")})
+    writer.close()
+    final = {k: v.item() for k, v in losses.items()}  # one sync at the end
+    result.steps, result.samples, result.wall_s = steps_run, steps_run * cfg.batch_size, wall_s
+    result.samples_per_s = result.samples / wall_s if wall_s else 0.0
+    result.loss, result.loss_itc, result.loss_itm = final.get("loss"), final.get("loss_itc"), final.get("loss_itm")
+    result.flops_per_step = flops_per_step
+    result.mfu = mfu(flops_per_step, steps_run, wall_s, peak)
+    result.peak_gpu_gib, result.peak_rss_gib = peak_gpu_gib(device), peak_rss_gib()
+    result.data_wait_pct = 100 * total_wait_s / wall_s if wall_s else 0.0
+    if env.is_main:
+        (out_dir / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
+    return result
+
+
+def _strategy(parallel: str, env) -> str:
+    if parallel == "auto":
+        return "ddp" if env.active else "none"
+    return parallel
+
+
+@dataclass
+class _Window:
+    """Accumulates one logging window: steps run and time spent blocked on data."""
+
+    steps: int = 0
+    data_wait_s: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _log_row(step, losses, window, global_batch, flops_per_step, peak, optimizer, device, env) -> dict:
+    values = {k: dist_utils.all_reduce_mean(v.detach().float(), env).item() for k, v in losses.items()}
+    # the .item() above is this log step's one host-device sync: the window's time is now real
+    elapsed = time.perf_counter() - window.started
+    compute_s = max(0.0, elapsed - window.data_wait_s)
+    row = {"step": step, "lr": optimizer.param_groups[0]["lr"]}
+    row.update({f"loss/{k.removeprefix('loss_') if k != 'loss' else 'total'}": v for k, v in values.items()})
+    row.update({
+        "throughput/samples_per_s": window.steps * global_batch / elapsed if elapsed else 0.0,
+        "time/step_ms": 1000 * elapsed / max(1, window.steps),
+        "time/data_wait_ms": 1000 * window.data_wait_s / max(1, window.steps),
+        "time/compute_ms": 1000 * compute_s / max(1, window.steps),
+        "time/data_wait_pct": 100 * window.data_wait_s / elapsed if elapsed else 0.0,
+        "memory/peak_gpu_gib": peak_gpu_gib(device),
+        "memory/host_rss_gib": host_rss_gib(),
+    })
+    value = mfu(flops_per_step, window.steps, elapsed, peak)
+    if value is not None:
+        row["mfu/pct"] = 100 * value
+    return row
+
+
+def _time_is_up(started: float, limit_s: float, env, device) -> bool:
+    """All ranks must stop at the same step, so rank 0's clock decides (broadcast under torchrun)."""
+    flag = torch.tensor([float(time.perf_counter() - started >= limit_s)], device=device)
+    if env.active:
+        torch.distributed.broadcast(flag, 0)
+    return bool(flag.item())
+
+
+def _prefixed(values: dict, prefix: str) -> dict:
+    return {prefix + k: v for k, v in values.items()}
+
+
+def _progress(show: bool, total: int, completed: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        disable=not show, transient=False)
+    progress.add_task("train", total=total, completed=completed)
+    return progress

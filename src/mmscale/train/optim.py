@@ -1,0 +1,40 @@
+"""AdamW with decay only on weight matrices, and a warmup + cosine learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Matrices decay; biases, norms, embeddings' 1-D scales and the logit scale do not (CLIP/BLIP)."""
+    decay, no_decay = [], []
+    for _, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (decay if param.ndim >= 2 else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float, beta2: float = 0.98,
+                    fused: bool = False) -> torch.optim.AdamW:
+    """``fused=True`` runs one CUDA kernel for all parameters instead of a loop of small ones."""
+    return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, beta2),
+                             eps=1e-6, fused=fused or None)
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
+    """Multiplier of the peak LR at optimizer step ``step`` (0-based): linear up, cosine down."""
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(optimizer, warmup_steps: int, total_steps: int, min_ratio: float):
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_cosine(step, warmup_steps, total_steps, min_ratio)
+    )

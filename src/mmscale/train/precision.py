@@ -1,0 +1,38 @@
+"""Precision modes resolved once (nanoGPT's ``ptdtype``/``ctx``): autocast context + grad scaler."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Precision:
+    name: str  # fp32 | bf16 | fp16
+    device_type: str  # cpu | cuda
+
+    @classmethod
+    def resolve(cls, name: str, device: torch.device) -> "Precision":
+        if name == "auto":
+            name = "bf16" if device.type == "cuda" else "fp32"
+        return cls(name, device.type)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return DTYPES[self.name]
+
+    def autocast(self):
+        """Matmuls in bf16/fp16, reductions and the optimizer in fp32 (weights stay fp32)."""
+        if self.name == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def grad_scaler(self) -> torch.amp.GradScaler | None:
+        """fp16 needs loss scaling (5 exponent bits underflow small grads); bf16 does not."""
+        if self.name != "fp16":
+            return None
+        return torch.amp.GradScaler(self.device_type)

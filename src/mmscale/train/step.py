@@ -1,0 +1,101 @@
+"""One optimizer step on a device batch, reusable by the training loop and the benchmarks.
+
+``TrainStep`` owns what happens between "a batch is on the device" and "the weights moved":
+micro-batch split, autocast, backward (with a scaler for fp16), gradient sync only on the last
+micro-batch, clipping, the optimizer and the scheduler. It never synchronizes with the device:
+losses come back as device tensors; the caller decides when to read them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from mmscale.train.precision import Precision
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The MultimodalModel under DDP (``.module``) and torch.compile (``._orig_mod``)."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if inner is None:
+            return model
+        model = inner
+
+
+def enable_activation_checkpointing(model: nn.Module) -> None:
+    """Recompute encoder blocks in backward, through each library's own switch."""
+    model = unwrap(model)
+    model.image_encoder.backbone.set_grad_checkpointing(True)  # timm
+    model.text_encoder.bert.gradient_checkpointing_enable(
+        gradient_checkpointing_kwargs={"use_reentrant": False}
+    )  # transformers
+
+
+def grad_sync(model: nn.Module, enabled: bool):
+    """Context that skips the gradient all-reduce on non-final micro-batches (DDP and FSDP2)."""
+    if enabled:
+        return contextlib.nullcontext()
+    if hasattr(model, "no_sync"):  # DDP
+        return model.no_sync()
+    if hasattr(model, "set_requires_gradient_sync"):  # FSDP2 (fully_shard)
+        model.set_requires_gradient_sync(False)
+        return _ReenableSync(model)
+    return contextlib.nullcontext()
+
+
+class _ReenableSync(contextlib.AbstractContextManager):
+    def __init__(self, model):
+        self.model = model
+
+    def __exit__(self, *exc):
+        self.model.set_requires_gradient_sync(True)
+        return False
+
+
+class TrainStep:
+    """Call with device tensors (pixels [B,3,S,S] float, ids [B,L], mask [B,L]); B = per-process batch."""
+
+    def __init__(self, model: nn.Module, optimizer, scheduler=None, precision: Precision | str = "fp32",
+                 compile: bool = False, grad_accum: int = 1, checkpointing: bool = False,
+                 grad_clip: float = 0.0):
+        if isinstance(precision, str):
+            device = next(unwrap(model).parameters()).device
+            precision = Precision.resolve(precision, device)
+        if checkpointing:
+            enable_activation_checkpointing(model)
+        self.model = model  # the module that owns no_sync / gradient sync
+        self.forward = torch.compile(model) if compile else model
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.precision, self.grad_accum, self.grad_clip = precision, grad_accum, grad_clip
+        self.scaler = precision.grad_scaler()
+        self.params = [p for p in model.parameters() if p.requires_grad]
+
+    def __call__(self, pixels, ids, mask) -> dict[str, torch.Tensor]:
+        self.model.train()
+        totals: dict[str, torch.Tensor] = {}
+        chunks = zip(pixels.chunk(self.grad_accum), ids.chunk(self.grad_accum), mask.chunk(self.grad_accum))
+        for index, (px, tok, msk) in enumerate(chunks):
+            last = index == self.grad_accum - 1
+            with grad_sync(self.model, last):
+                with self.precision.autocast():
+                    out = self.forward(px, tok, msk)
+                loss = out["loss"] / self.grad_accum
+                (self.scaler.scale(loss) if self.scaler else loss).backward()
+            for key, value in out.items():
+                totals[key] = totals.get(key, 0) + value.detach().float() / self.grad_accum
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        if self.grad_clip:
+            totals["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return totals

@@ -1,0 +1,181 @@
+"""The GPU decode path's logic on CPU: torchvision's CPU ``decode_jpeg`` stands in for nvjpeg.
+
+What must hold on any device: bad samples are skipped with the same reasons and counts as the
+CPU path, non-JPEG samples fall back to the CPU path, and pixels match the CPU path closely.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mmscale.data.gpu_decode import GpuDecodeLoader, GpuDecoder, decode_jpegs, resize_to_square, resolve_decode
+from mmscale.data.gpu_raw import gpu_decodable, is_jpeg, jpeg_complete, read_raw_batch
+from mmscale.data.image import SampleSkip, load_image
+from mmscale.data.skips import SkipCounter
+
+SIZE = 32
+
+
+class FakeTokenizer:
+    """Whitespace tokenizer with the real one's ``encode_batch`` shape contract."""
+
+    pad_id = 0
+
+    def encode_batch(self, texts, max_len=16, pad_to_longest=False):
+        ids = torch.zeros(len(texts), max_len, dtype=torch.int64)
+        for row, text in enumerate(texts):
+            tokens = [1 + len(w) for w in text.split()][:max_len]
+            ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
+        return ids, (ids != 0).long()
+
+
+def image_bytes(fmt: str, size=(64, 48), mode="RGB", seed=0, **save) -> bytes:
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    # smooth content so JPEG compression error stays small and comparisons are meaningful
+    arr = (arr.astype(np.float32) * 0.2 + np.linspace(0, 200, size[0])[None, :, None]).astype(np.uint8)
+    img = Image.fromarray(arr, "RGB").convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **save)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def sample_files(tmp_path):
+    """One file of every kind the decoder must handle, good and bad."""
+    good = image_bytes("JPEG", quality=95)
+    files = {
+        "good1.jpg": good,
+        "good2.jpg": image_bytes("JPEG", size=(80, 60), seed=1, quality=95),
+        "gray.jpg": image_bytes("JPEG", mode="L", seed=2, quality=95),
+        "png.png": image_bytes("PNG", seed=3),
+        "cmyk.jpg": image_bytes("JPEG", mode="CMYK", seed=4),
+        "progressive.jpg": image_bytes("JPEG", seed=5, progressive=True),
+        "truncated.jpg": good[: len(good) // 2],
+        "corrupt.jpg": good[:200] + bytes(range(256)) * 4 + b"\xff\xd9",
+        "text.jpg": b"this is not an image at all",
+        "empty.jpg": b"",
+        "huge.jpg": image_bytes("JPEG", size=(400, 300), seed=6),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "adir.jpg").mkdir()
+    names = list(files) + ["adir.jpg", "missing.jpg"]
+    return [(i, str(tmp_path / n), f"caption {n}") for i, n in enumerate(names)]
+
+
+MAX_PIXELS = 100_000  # huge.jpg (120,000 px) is over it
+
+
+def cpu_reference(items):
+    """What ``decode=cpu`` does with the same files: images by index, and skip counts."""
+    counter, images = SkipCounter(), {}
+    for index, path, _ in items:
+        try:
+            images[index] = load_image(path, SIZE, MAX_PIXELS)
+            counter.add_used()
+        except SampleSkip as skip:
+            counter.add(skip.reason, path)
+    return images, counter
+
+
+def test_jpeg_markers():
+    good = image_bytes("JPEG")
+    assert is_jpeg(good) and jpeg_complete(good)
+    assert not jpeg_complete(good[:-10])
+    assert jpeg_complete(good + b"\x00\x00")
+    assert not is_jpeg(image_bytes("PNG"))
+
+
+def test_routing_to_gpu_or_cpu():
+    assert gpu_decodable(image_bytes("JPEG"), MAX_PIXELS)
+    assert gpu_decodable(image_bytes("JPEG", mode="L"), MAX_PIXELS)
+    assert not gpu_decodable(image_bytes("PNG"), MAX_PIXELS)
+    assert not gpu_decodable(image_bytes("JPEG", mode="CMYK"), MAX_PIXELS)
+    assert not gpu_decodable(image_bytes("JPEG", progressive=True), MAX_PIXELS)
+    with pytest.raises(SampleSkip) as info:
+        gpu_decodable(image_bytes("JPEG", size=(400, 300)), MAX_PIXELS)
+    assert info.value.reason.value == "too_many_pixels"
+
+
+def test_same_skips_and_counts_as_cpu_path(sample_files):
+    cpu_images, cpu_counter = cpu_reference(sample_files)
+    raw = read_raw_batch(sample_files, FakeTokenizer(), SIZE, MAX_PIXELS, max_text_len=8)
+    batch = GpuDecoder(SIZE, MAX_PIXELS, "cpu")(raw)
+    assert batch.skips.as_dict() == cpu_counter.as_dict()
+    assert batch.skips.used == len(batch) == len(cpu_images)
+    assert batch.skips.read == len(sample_files)
+    assert batch.images.dtype == torch.uint8 and batch.images.shape == (len(batch), 3, SIZE, SIZE)
+    assert batch.input_ids.shape == (len(batch), 8)
+    assert sorted(batch.indices.tolist()) == sorted(cpu_images)
+    # every caption still belongs to its own image after skips removed rows
+    for row, index in enumerate(batch.indices.tolist()):
+        assert batch.captions[row] == sample_files[index][2]
+        diff = (batch.images[row].float() - cpu_images[index].float()).abs().mean().item()
+        assert diff < 6.0, f"sample {index}: mean abs diff {diff:.1f} grey levels from the CPU path"
+    assert set(batch.skips.by_reason) >= {"missing_file", "not_a_file", "empty_file", "not_an_image",
+                                          "too_many_pixels", "truncated_image"}
+
+
+def test_decoder_refusal_falls_back_to_cpu_path_and_counts(sample_files, monkeypatch):
+    """A JPEG the batch decoder rejects (as nvjpeg may) goes through the CPU path: decoded there
+    when it can be, counted with the CPU path's reason when not."""
+    import mmscale.data.gpu_decode as gd
+
+    items = [s for s in sample_files if s[1].endswith(("good1.jpg", "good2.jpg", "gray.jpg"))]
+    raw = read_raw_batch(items, FakeTokenizer(), SIZE, MAX_PIXELS, max_text_len=8)
+    real = gd.decode_jpegs
+    monkeypatch.setattr(gd, "decode_jpegs", lambda jpegs, device: [None] + real(jpegs[1:], device))
+    batch = GpuDecoder(SIZE, MAX_PIXELS, "cpu")(raw)
+    assert len(batch) == 3 and batch.skips.skipped == 0  # first one decoded by the CPU fallback
+    # now make the first JPEG undecodable everywhere: it must be counted, not lost
+    raw = read_raw_batch(items, FakeTokenizer(), SIZE, MAX_PIXELS, max_text_len=8)
+    raw.jpegs[0] = torch.frombuffer(bytearray(b"\xff\xd8\xff" + b"\x00" * 64), dtype=torch.uint8)
+    batch = GpuDecoder(SIZE, MAX_PIXELS, "cpu")(raw)
+    assert len(batch) == 2 and batch.skips.skipped == 1 and batch.skips.read == 3
+    assert batch.skips.examples[0].path == items[0][1]
+
+
+def test_batched_decode_isolates_a_bad_stream():
+    good = torch.frombuffer(bytearray(image_bytes("JPEG")), dtype=torch.uint8)
+    bad = torch.frombuffer(bytearray(b"\xff\xd8\xff\xe0" + b"\x01" * 40), dtype=torch.uint8)
+    out = decode_jpegs([good, bad, good], "cpu")
+    assert out[1] is None and out[0].shape == (3, 48, 64) and torch.equal(out[0], out[2])
+
+
+def test_resize_groups_sizes_and_keeps_order():
+    a = torch.full((3, 40, 60), 10, dtype=torch.uint8)
+    b = torch.full((3, 20, 20), 200, dtype=torch.uint8)
+    c = torch.full((3, 40, 60), 90, dtype=torch.uint8)
+    out = resize_to_square([a, b, c], 16)
+    assert out.shape == (3, 3, 16, 16) and out.dtype == torch.uint8
+    assert out[:, 0, 5, 5].tolist() == [10, 200, 90]
+
+
+def test_loader_yields_batches_in_order_on_cpu(sample_files):
+    items = [s for s in sample_files if s[1].endswith((".jpg", ".png"))]
+    raws = [read_raw_batch(items[k:k + 3], FakeTokenizer(), SIZE, MAX_PIXELS, 8) for k in range(0, len(items), 3)]
+    loader = GpuDecodeLoader(raws, GpuDecoder(SIZE, MAX_PIXELS, "cpu"), prefetch=2)
+    batches = list(loader)
+    assert len(batches) == len(raws)
+    seen = [i for b in batches for i in b.indices.tolist()]
+    assert seen == sorted(seen)
+    total = SkipCounter()
+    for b in batches:
+        total.merge(b.skips)
+    assert total.read == len(items)
+
+
+def test_resolve_decode_on_cpu():
+    assert resolve_decode("cpu", "cpu")[0] == "cpu"
+    choice, why = resolve_decode("auto", "cpu")
+    assert choice == "cpu" and "not CUDA" in why
+    from mmscale.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="data.decode"):
+        resolve_decode("gpu", "cpu")

@@ -1,0 +1,46 @@
+"""Loss values on cases small enough to check by hand."""
+
+import math
+
+import torch
+
+from mmscale.model import losses
+
+
+def test_itc_on_a_hand_checked_two_by_two_case():
+    # Orthogonal unit embeddings, pair i matches i: logits = scale * I = [[2, 0], [0, 2]].
+    image = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    text = image.clone()
+    loss = losses.itc_loss(image, text, torch.tensor(2.0))
+    # each row: -log(e^2 / (e^2 + e^0)) = log(1 + e^-2)
+    assert math.isclose(loss.item(), math.log(1 + math.exp(-2)), rel_tol=1e-6)
+
+
+def test_itc_is_symmetric_mean_of_both_directions():
+    image = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    text = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    # logits = I @ T^T = [[0, 1], [0.8, 0.6]] (scale 1)
+    row = lambda xs, i: -xs[i] + math.log(sum(math.exp(x) for x in xs))  # noqa: E731
+    i2t = (row([0, 1], 0) + row([0.8, 0.6], 1)) / 2
+    t2i = (row([0, 0.8], 0) + row([1, 0.6], 1)) / 2
+    loss = losses.itc_loss(image, text, torch.tensor(1.0))
+    assert math.isclose(loss.item(), (i2t + t2i) / 2, rel_tol=1e-6)
+
+
+def test_itm_loss_labels_first_third_as_matches():
+    # 2 positives with logits favouring "match", 4 negatives favouring "no match": all right.
+    logits = torch.tensor([[0.0, 3.0]] * 2 + [[3.0, 0.0]] * 4)
+    assert math.isclose(losses.itm_loss(logits, batch=2).item(), math.log(1 + math.exp(-3)), rel_tol=1e-6)
+    # swapping the halves makes every prediction wrong
+    assert math.isclose(losses.itm_loss(logits.flip(1), batch=2).item(), math.log(1 + math.exp(3)), rel_tol=1e-6)
+
+
+def test_hard_negatives_never_pick_the_positive_and_follow_similarity():
+    sim = torch.tensor([[9.0, 8.0, -9.0], [8.0, 9.0, -9.0], [-9.0, 8.0, 9.0]])
+    gen = torch.Generator().manual_seed(0)
+    picks = [losses.sample_hard_negatives(sim, gen) for _ in range(50)]
+    neg_text = torch.stack([p[0] for p in picks])
+    neg_image = torch.stack([p[1] for p in picks])
+    assert (neg_text != torch.arange(3)).all() and (neg_image != torch.arange(3)).all()
+    assert (neg_text[:, 0] == 1).float().mean() > 0.95  # image 0's most similar other text is 1
+    assert (neg_image[:, 0] == 1).float().mean() > 0.95  # text 0: column 0 -> image 1 (8 vs -9)

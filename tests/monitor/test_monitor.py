@@ -1,0 +1,107 @@
+"""HardwareMonitor on a CPU-only machine: fields, rate, stopping, bounded memory, timeline file."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from mmscale.monitor import HardwareMonitor, Timeline
+
+HOST_FIELDS = {"t_s", "cpu_pct", "sys_cpu_pct", "rss_gib", "avail_ram_gib", "disk_read_mib_per_s"}
+
+
+def test_samples_host_fields_without_gpu(tmp_path):
+    with HardwareMonitor(interval_s=0.05, use_nvml=False) as mon:
+        time.sleep(0.4)
+    rows = mon.rows()
+    assert len(rows) >= 5
+    assert HOST_FIELDS <= set(rows[0])
+    assert not any(k.startswith("gpu") for k in rows[0])
+    assert all(r["rss_gib"] > 0.01 for r in rows)  # this Python process holds > 10 MiB
+    assert all(b["t_s"] > a["t_s"] for a, b in zip(rows, rows[1:]))
+    summary = mon.summary()
+    assert summary["gpu_count"] == 0 and summary["gpu_note"] == "disabled"
+    assert summary["fields"]["rss_gib"]["n"] == summary["n_samples"] == len(rows)
+    assert summary["energy"] == {} and mon.joules_per_sample(10) is None
+
+
+def test_rate_is_at_least_5_hz_and_sampler_is_cheap():
+    with HardwareMonitor(interval_s=0.1) as mon:  # NVML is tried and, here, absent
+        time.sleep(1.05)
+    s = mon.summary()
+    assert s["achieved_hz"] >= 5 * 0.9
+    assert s["n_samples"] >= 9
+    assert s["sampler_duty_pct"] < 10  # a few ms per sample at most on a loaded 2-core CI box
+
+
+def test_child_process_cpu_is_counted():
+    """A busy child (as a DataLoader worker is) shows up in the process CPU figure."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    proc = ctx.Process(target=_spin, args=(1.2,))
+    with HardwareMonitor(interval_s=0.1, use_nvml=False) as mon:
+        mon.host.children_every_s = 0.0  # rescan at every sample so the child is seen at once
+        proc.start()
+        proc.join()
+    assert max(r["cpu_pct"] for r in mon.rows()) > 30
+
+
+def _spin(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_stop_ends_the_thread_and_sampling():
+    mon = HardwareMonitor(interval_s=0.02, use_nvml=False).start()
+    time.sleep(0.1)
+    mon.stop()
+    assert not mon.running
+    assert not any(t.name == "mmscale-monitor" for t in threading.enumerate())
+    n = mon.summary()["n_samples"]
+    time.sleep(0.1)
+    assert mon.summary()["n_samples"] == n
+    mon.stop()  # idempotent
+
+
+def test_memory_is_bounded_but_spans_the_run():
+    timeline = Timeline(max_rows=16)
+    for k in range(1000):
+        timeline.add({"t_s": float(k), "x": float(k % 7)})
+    assert len(timeline.rows) < 16
+    assert timeline.rows[0]["t_s"] == 0.0 and timeline.rows[-1]["t_s"] > 999 - timeline.stride
+    gaps = {b["t_s"] - a["t_s"] for a, b in zip(timeline.rows, timeline.rows[1:])}
+    assert len(gaps) == 1  # evenly decimated
+    stats = timeline.summary()
+    assert stats["x"]["n"] == 1000 and stats["x"]["max"] == 6.0  # exact over every sample
+    assert stats["t_s"]["mean"] == pytest.approx(499.5)
+
+
+def test_monitor_rows_bounded_and_include_latest():
+    with HardwareMonitor(interval_s=0.01, max_rows=8, use_nvml=False) as mon:
+        time.sleep(0.3)
+    rows = mon.rows()
+    assert len(rows) <= 9
+    assert rows[-1] is mon.last_row and mon.summary()["n_samples"] > 9
+
+
+def test_timeline_files(tmp_path):
+    stream = tmp_path / "stream.jsonl"
+    with HardwareMonitor(interval_s=0.02, use_nvml=False, stream_path=stream) as mon:
+        mon.mark("phase=a")
+        time.sleep(0.1)
+    out = mon.write_jsonl(tmp_path / "sub" / "monitor.jsonl")
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert {"mark": "phase=a"}.items() <= lines[-1].items()
+    assert all("cpu_pct" in x for x in lines[:-1])
+    streamed = [json.loads(x) for x in stream.read_text().splitlines()]
+    assert len(streamed) == mon.summary()["n_samples"]
+
+
+def test_bad_interval_is_refused():
+    with pytest.raises(ValueError):
+        HardwareMonitor(interval_s=0)
