@@ -15,8 +15,8 @@ from PIL import Image
 
 from mmscale.data.gpu_decode import GpuDecodeLoader, GpuDecoder, decode_jpegs, resize_to_square, resolve_decode
 from mmscale.data.gpu_raw import gpu_decodable, is_jpeg, jpeg_complete, read_raw_batch
-from mmscale.data.image import SampleSkip, load_image
-from mmscale.data.skips import SkipCounter
+from mmscale.data.image import SampleSkip, decode_image, read_bytes
+from mmscale.data.skips import SkipCounter, SkipReason
 
 SIZE = 32
 
@@ -66,7 +66,8 @@ def sample_files(tmp_path):
         (tmp_path / name).write_bytes(data)
     (tmp_path / "adir.jpg").mkdir()
     names = list(files) + ["adir.jpg", "missing.jpg"]
-    return [(i, str(tmp_path / n), f"caption {n}") for i, n in enumerate(names)]
+    items = [(i, str(tmp_path / n), f"caption {n}") for i, n in enumerate(names)]
+    return items + [(len(items), str(tmp_path / "good1.jpg"), "   ")]  # good image, empty caption
 
 
 MAX_PIXELS = 100_000  # huge.jpg (120,000 px) is over it
@@ -75,9 +76,12 @@ MAX_PIXELS = 100_000  # huge.jpg (120,000 px) is over it
 def cpu_reference(items):
     """What ``decode=cpu`` does with the same files: images by index, and skip counts."""
     counter, images = SkipCounter(), {}
-    for index, path, _ in items:
+    for index, path, caption in items:
         try:
-            images[index] = load_image(path, SIZE, MAX_PIXELS)
+            data = read_bytes(path)
+            if not caption.strip():
+                raise SampleSkip(SkipReason.empty_caption)
+            images[index] = decode_image(data, SIZE, MAX_PIXELS)
             counter.add_used()
         except SampleSkip as skip:
             counter.add(skip.reason, path)
@@ -119,7 +123,7 @@ def test_same_skips_and_counts_as_cpu_path(sample_files):
         diff = (batch.images[row].float() - cpu_images[index].float()).abs().mean().item()
         assert diff < 6.0, f"sample {index}: mean abs diff {diff:.1f} grey levels from the CPU path"
     assert set(batch.skips.by_reason) >= {"missing_file", "not_a_file", "empty_file", "not_an_image",
-                                          "too_many_pixels", "truncated_image"}
+                                          "too_many_pixels", "truncated_image", "empty_caption"}
 
 
 def test_decoder_refusal_falls_back_to_cpu_path_and_counts(sample_files, monkeypatch):
@@ -135,7 +139,8 @@ def test_decoder_refusal_falls_back_to_cpu_path_and_counts(sample_files, monkeyp
     assert len(batch) == 3 and batch.skips.skipped == 0  # first one decoded by the CPU fallback
     # now make the first JPEG undecodable everywhere: it must be counted, not lost
     raw = read_raw_batch(items, FakeTokenizer(), SIZE, MAX_PIXELS, max_text_len=8)
-    raw.jpegs[0] = torch.frombuffer(bytearray(b"\xff\xd8\xff" + b"\x00" * 64), dtype=torch.uint8)
+    first_end = int(raw.jpeg_offsets[1])
+    raw.jpeg_bytes[3:first_end] = 0  # keep the SOI marker, zero the rest of the first stream
     batch = GpuDecoder(SIZE, MAX_PIXELS, "cpu")(raw)
     assert len(batch) == 2 and batch.skips.skipped == 1 and batch.skips.read == 3
     assert batch.skips.examples[0].path == items[0][1]

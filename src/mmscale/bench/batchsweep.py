@@ -48,6 +48,7 @@ def is_oom(exc: BaseException) -> bool:
 def free_memory() -> None:
     """Drop what a failed step left behind so the next batch starts from the same baseline."""
     gc.collect()
+    trim_host_heap()
     try:
         import torch
 
@@ -155,6 +156,7 @@ class SweepSettings:
 def measure_batch(make_step: StepFactory, variant: str, batch_size: int, phase: str,
                   settings: SweepSettings) -> BatchRow:
     """Build the step for ``batch_size``, warm up, time ``timed_steps`` steps, record the peak."""
+    free_memory()  # what earlier work freed must leave RSS before the baseline is read
     meter = PeakMemory(settings.device)
     row = BatchRow(variant, batch_size, phase, "ok", meter.kind)
     cuda = settings.device.startswith("cuda")
@@ -333,7 +335,6 @@ def model_step_factory(model_cfg, train_cfg, variant: str, device: str) -> StepF
         pixels, ids, mask = synthetic_batch(model_cfg, batch_size, device)
         return lambda: train_step(pixels, ids, mask)
 
-    make.release = lambda: None  # the closure owns the model; dropping it frees everything
     return make
 
 

@@ -34,3 +34,20 @@ class Collator:
         for row, sample in enumerate(good):
             images[row].copy_(sample.image)  # CHW view of HWC pixels -> contiguous slot
         return Batch(images, input_ids, attention_mask, captions, skips, indices)
+
+
+class RawCollator(Collator):
+    """``decode=gpu`` collate: ``(RawSample, path)`` / ``BadSample`` items -> ``gpu_raw.RawBatch``."""
+
+    def __call__(self, items):
+        from mmscale.data.gpu_raw import collate_raw
+
+        skips, samples, paths = SkipCounter(), [], []
+        for item in items:
+            if isinstance(item, BadSample):
+                skips.add(item.reason, item)
+            else:
+                samples.append(item[0])
+                paths.append(item[1])
+        skips.add_used(len(samples))
+        return collate_raw(samples, self.tokenizer, self.max_text_len, self.pad_to_longest, skips, paths)

@@ -63,3 +63,22 @@ class IndexedDataset(Dataset):
         file, line = self.index.source(i)
         where = f"listed at {file}:{line}"
         return BadSample(reason, path, line, f"{detail}; {where}" if detail else where)
+
+
+class RawIndexedDataset(IndexedDataset):
+    """For ``decode=gpu``: row ``i`` -> (``gpu_raw.RawSample``, path) with the JPEG still encoded.
+
+    The header checks (and so the skip reasons) are the CPU path's; only the pixel work moves.
+    """
+
+    def __getitem__(self, i: int):
+        from mmscale.data.gpu_raw import prepare_sample
+
+        path = self.index.path(i)
+        try:
+            raw = prepare_sample(read_bytes(path), self.index.caption(i), int(i), self.image_size, self.max_pixels)
+        except SampleSkip as skip:
+            return self._bad(i, path, skip.reason.value, skip.detail)
+        if not raw.caption.strip():
+            return self._bad(i, path, SkipReason.empty_caption.value, "")
+        return raw, path

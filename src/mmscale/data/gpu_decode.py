@@ -82,9 +82,9 @@ class GpuDecoder:
         self.image_size, self.max_pixels = image_size, max_pixels
         self.device = torch.device(device)
 
-    def cpu_fallback(self, raw: RawBatch, slot: int) -> torch.Tensor | None:
+    def cpu_fallback(self, raw: RawBatch, slot: int, stream: torch.Tensor) -> torch.Tensor | None:
         """Decode a JPEG nvjpeg refused with the CPU path; count the skip if that fails too."""
-        data = raw.jpegs[raw.slots[slot][1]].numpy().tobytes()
+        data = stream.numpy().tobytes()
         try:
             return decode_image(data, self.image_size, self.max_pixels).to(self.device)
         except SampleSkip as skip:
@@ -94,13 +94,14 @@ class GpuDecoder:
             return None
 
     def __call__(self, raw: RawBatch) -> Batch:
-        decoded = decode_jpegs(raw.jpegs, self.device)
+        jpegs = raw.jpegs
+        decoded = decode_jpegs(jpegs, self.device)
         images, keep = [], []
         for k, (kind, j) in enumerate(raw.slots):
             if kind == "jpeg":
                 img = decoded[j]
                 if img is None:
-                    img = self.cpu_fallback(raw, k)
+                    img = self.cpu_fallback(raw, k, jpegs[j])
             else:  # CPU-decoded in the worker, already S x S: one small H2D copy
                 img = raw.images[j].to(self.device, non_blocking=True)
             if img is not None:

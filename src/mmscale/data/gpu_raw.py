@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from mmscale.data.image import SampleSkip, decode_image, open_image
+from mmscale.data.image import decode_image, open_image
 from mmscale.data.skips import SkipCounter
 
 JPEG_SOI = b"\xff\xd8\xff"
@@ -58,14 +58,14 @@ class RawSample:
 
     caption: str
     index: int
-    jpeg: torch.Tensor | None = None  # uint8 [n_bytes]
+    jpeg: bytes | None = None  # the encoded stream
     image: torch.Tensor | None = None  # uint8 [3, S, S]
 
 
 def prepare_sample(data: bytes, caption: str, index: int, image_size: int, max_pixels: int) -> RawSample:
     """Bytes of one sample -> ``RawSample``; raises ``SampleSkip`` exactly where the CPU path does."""
     if gpu_decodable(data, max_pixels):
-        return RawSample(caption, index, jpeg=torch.frombuffer(bytearray(data), dtype=torch.uint8))
+        return RawSample(caption, index, jpeg=data)
     return RawSample(caption, index, image=decode_image(data, image_size, max_pixels))
 
 
@@ -73,10 +73,15 @@ def prepare_sample(data: bytes, caption: str, index: int, image_size: int, max_p
 class RawBatch:
     """A batch before decode. ``slots[k]`` says where sample k's pixels are: ("jpeg", j) is
     ``jpegs[j]``, ("image", j) is ``images[j]``. Samples skipped in the worker are already in
-    ``skips``; samples the GPU decoder rejects are added there by the decoder."""
+    ``skips``; samples the GPU decoder rejects are added there by the decoder.
 
-    jpegs: list[torch.Tensor]
-    images: list[torch.Tensor]
+    All JPEG streams travel in one flat buffer with offsets: a DataLoader worker moves every
+    tensor it returns to shared memory one by one, and hundreds of small tensors per batch cost
+    more than the bytes themselves."""
+
+    jpeg_bytes: torch.Tensor  # uint8 [total bytes], the streams back to back
+    jpeg_offsets: torch.Tensor  # int64 [n_jpeg + 1]
+    images: torch.Tensor  # uint8 [n_image, 3, S, S], decoded by the CPU path in the worker
     slots: list[tuple[str, int]]
     input_ids: torch.Tensor  # int64 [B, L]
     attention_mask: torch.Tensor  # int64 [B, L]
@@ -88,41 +93,75 @@ class RawBatch:
     def __len__(self) -> int:
         return len(self.slots)
 
+    @property
+    def jpegs(self) -> list[torch.Tensor]:
+        """One 1-D uint8 view per JPEG stream (no copy)."""
+        bounds = self.jpeg_offsets.tolist()
+        return [self.jpeg_bytes[a:b] for a, b in zip(bounds, bounds[1:])]
+
 
 def collate_raw(samples: list[RawSample], tokenizer, max_text_len: int, pad_to_longest: bool = False,
-                skips: SkipCounter | None = None, paths: list[str] | None = None) -> RawBatch:
+                skips: SkipCounter | None = None, paths: list[str] | None = None,
+                image_size: int = 224) -> RawBatch:
     """Tokenize the batch in one call and sort pixels into JPEG bytes vs ready images."""
-    jpegs, images, slots = [], [], []
+    streams, images, slots = [], [], []
     for s in samples:
         if s.jpeg is not None:
-            slots.append(("jpeg", len(jpegs)))
-            jpegs.append(s.jpeg)
+            slots.append(("jpeg", len(streams)))
+            streams.append(s.jpeg)
         else:
             slots.append(("image", len(images)))
             images.append(s.image)
+    offsets = [0]
+    for data in streams:
+        offsets.append(offsets[-1] + len(data))
+    flat = torch.frombuffer(bytearray(b"".join(streams)), dtype=torch.uint8) if offsets[-1] else \
+        torch.empty(0, dtype=torch.uint8)
+    if images:
+        stacked = torch.stack(images)
+    else:
+        stacked = torch.empty(0, 3, image_size, image_size, dtype=torch.uint8)
     captions = [s.caption for s in samples]
     input_ids, attention_mask = tokenizer.encode_batch(captions, max_len=max_text_len,
                                                        pad_to_longest=pad_to_longest)
-    return RawBatch(jpegs, images, slots, input_ids, attention_mask, captions,
-                    torch.tensor([s.index for s in samples], dtype=torch.int64),
+    return RawBatch(flat, torch.tensor(offsets, dtype=torch.int64), stacked, slots, input_ids,
+                    attention_mask, captions, torch.tensor([s.index for s in samples], dtype=torch.int64),
                     skips if skips is not None else SkipCounter(), paths or [])
 
 
-def read_raw_batch(items, tokenizer, image_size: int, max_pixels: int, max_text_len: int,
-                   read=None, pad_to_longest: bool = False) -> RawBatch:
-    """``items``: (index, path, caption) triples -> ``RawBatch``, skipping bad samples with a
-    counted reason. ``read(path) -> bytes`` defaults to the CPU path's ``read_bytes``."""
-    from mmscale.data.image import read_bytes
+class _ListIndex:
+    """(path, caption) lists with the ``ManifestIndex`` accessors the raw dataset uses."""
 
-    read = read or read_bytes
-    skips, samples, paths = SkipCounter(), [], []
-    for index, path, caption in items:
-        try:
-            sample = prepare_sample(read(path), caption, index, image_size, max_pixels)
-        except SampleSkip as skip:
-            skips.add(skip.reason, path, detail=skip.detail)
-            continue
+    def __init__(self, paths, captions):
+        self.paths, self.captions = list(paths), list(captions)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def path(self, i):
+        return self.paths[i]
+
+    def caption(self, i):
+        return self.captions[i]
+
+    def source(self, i):
+        return "<list>", i + 1
+
+
+def read_raw_batch(items, tokenizer, image_size: int, max_pixels: int, max_text_len: int,
+                   pad_to_longest: bool = False) -> RawBatch:
+    """(index, path, caption) triples -> ``RawBatch`` in this process, through the loader's own
+    ``RawIndexedDataset`` and ``RawCollator`` (tests, benchmarks)."""
+    from mmscale.data.collate import RawCollator
+    from mmscale.data.dataset import RawIndexedDataset
+
+    items = list(items)
+    index = _ListIndex([p for _, p, _ in items], [c for _, _, c in items])
+    dataset = RawIndexedDataset(index, image_size, max_pixels)
+    samples = []
+    for k, (row, _, _) in enumerate(items):
+        sample = dataset[k]
+        if isinstance(sample, tuple):  # (RawSample, path); BadSample passes through
+            sample[0].index = row
         samples.append(sample)
-        paths.append(str(path))
-    skips.add_used(len(samples))
-    return collate_raw(samples, tokenizer, max_text_len, pad_to_longest, skips, paths)
+    return RawCollator(tokenizer, max_text_len, pad_to_longest, image_size)(samples)

@@ -113,7 +113,7 @@ def decode_image(data: bytes, image_size: int = 224, max_pixels: int = 64_000_00
         img = to_rgb(img)
         if img.size != (image_size, image_size):
             img = img.resize((image_size, image_size), Image.Resampling.BILINEAR)
-        arr = np.asarray(img)  # (H, W, 3) uint8
+        arr = np.array(img)  # (H, W, 3) uint8, writable (torch refuses read-only buffers)
     except SampleSkip:
         raise
     except Image.DecompressionBombError as exc:
@@ -122,7 +122,7 @@ def decode_image(data: bytes, image_size: int = 224, max_pixels: int = 64_000_00
         text = str(exc)
         truncated = any(hint in text.lower() for hint in TRUNCATION_HINTS)
         raise SampleSkip(SkipReason.truncated_image if truncated else SkipReason.corrupt_image, text) from None
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)  # (3, H, W) view
+    return torch.from_numpy(arr).permute(2, 0, 1)  # (3, H, W) view of HWC memory
 
 
 def load_image(path: str, image_size: int = 224, max_pixels: int = 64_000_000,

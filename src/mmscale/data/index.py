@@ -107,8 +107,8 @@ class IndexBuilder:
             return out
 
         return ManifestIndex(
-            np.frombuffer(bytes(self._paths), dtype=np.uint8).copy(), offsets(self._path_ends),
-            np.frombuffer(bytes(self._captions), dtype=np.uint8).copy(), offsets(self._caption_ends),
+            np.frombuffer(self._paths, dtype=np.uint8).copy(), offsets(self._path_ends),
+            np.frombuffer(self._captions, dtype=np.uint8).copy(), offsets(self._caption_ends),
             np.frombuffer(self._file_ids, dtype=np.int32).copy() if len(self._file_ids) else np.zeros(0, np.int32),
             np.frombuffer(self._lines, dtype=np.int64).copy() if len(self._lines) else np.zeros(0, np.int64),
             list(self._files) or ["<memory>"], self.image_root)

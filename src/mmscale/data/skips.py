@@ -56,6 +56,7 @@ class SkipCounter:
     used: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
     examples: list[BadSample] = field(default_factory=list)
+    max_examples: int | None = MAX_EXAMPLES  # None keeps every bad sample (``check`` does)
 
     @property
     def skipped(self) -> int:
@@ -74,7 +75,7 @@ class SkipCounter:
         bad = where if isinstance(where, BadSample) else BadSample(
             SkipReason(reason).value, str(where), line, detail)
         self.by_reason[bad.reason] = self.by_reason.get(bad.reason, 0) + 1
-        if len(self.examples) < MAX_EXAMPLES:
+        if self.max_examples is None or len(self.examples) < self.max_examples:
             self.examples.append(bad)
         return bad
 
@@ -83,7 +84,7 @@ class SkipCounter:
         self.used += other.used
         for reason, n in other.by_reason.items():
             self.by_reason[reason] = self.by_reason.get(reason, 0) + n
-        room = MAX_EXAMPLES - len(self.examples)
+        room = len(other.examples) if self.max_examples is None else self.max_examples - len(self.examples)
         if room > 0:
             self.examples.extend(other.examples[:room])
         return self

@@ -32,7 +32,8 @@ class MultimodalModel(nn.Module):
         self.image_head = nn.Linear(self.image_encoder.width, cfg.embed_dim)  # ITC projection
         self.text_head = nn.Linear(self.text_encoder.width, cfg.embed_dim)
         self.itm_head = nn.Linear(cfg.hidden_dim, 2)
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / cfg.temperature_init)))
+        # shape (1,), not a scalar: FSDP2 cannot shard 0-d parameters
+        self.logit_scale = nn.Parameter(torch.tensor([math.log(1.0 / cfg.temperature_init)]))
 
     # --- public pieces -------------------------------------------------------------------
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -66,7 +67,7 @@ class MultimodalModel(nn.Module):
         return self.itm_head(self.fuse(image_tokens, text_tokens, text_mask)[:, 0])
 
     def scale(self) -> torch.Tensor:
-        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE).squeeze(0)
 
     # --- training objective ---------------------------------------------------------------
     def forward(self, pixels, ids, mask) -> dict[str, torch.Tensor]:

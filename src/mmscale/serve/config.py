@@ -25,7 +25,7 @@ class ServeConfig:
     """Most requests that one forward pass takes (dynamic batching)."""
     max_wait_ms: float = 2.0
     """Longest a request waits for others to join its batch before the batch runs anyway."""
-    max_queue: int = 256
+    max_queue: int = 512
     """Requests admitted but not yet answered; beyond this the server answers 503 at once."""
     retry_after_s: int = 1
     """Value of ``Retry-After`` on a 503 from a full queue."""
@@ -39,6 +39,8 @@ class ServeConfig:
     """Longest caption in characters (400 ``max_caption_chars``); tokens beyond the model's length are truncated."""
     max_text_tokens: int = 32
     """Tokens per caption fed to the model (captions are truncated to this)."""
+    tokenizer: str = ""
+    """tokenizer.json / vocab.txt (empty: ``$MMSCALE_TOKENIZER``, then the installed package)."""
     token: str | None = None
     """Bearer token required on ``/v1/*`` and ``/metrics``; None means no auth (loopback only)."""
     insecure: bool = False

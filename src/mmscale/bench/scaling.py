@@ -1,0 +1,252 @@
+"""Multi-device scaling: the same training step on 1..N ranks through torchrun, DDP and FSDP2.
+
+One torchrun launch per (world size, strategy) measures both regimes in the same process group:
+weak scaling (per-rank batch fixed, so N ranks do N times the work) and strong scaling (global
+batch fixed, split over the ranks). Efficiency is throughput on N over N times throughput on 1
+(``stats.scaling_efficiency``).
+
+Communication share is measured, not modelled: the same steps are timed again with gradient
+synchronization turned off (DDP ``no_sync``, FSDP2 ``set_requires_gradient_sync(False)``); the
+difference is the communication the overlap failed to hide. For FSDP2 the parameter
+all-gathers still run without gradient sync, so its figure covers the reduce-scatter only.
+
+On a CPU, 1 and 2 gloo processes run as a smoke test of the same code path.
+
+    python -m mmscale.bench.scaling --worker ...   (what torchrun runs on each rank)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mmscale.bench import stats
+
+
+@dataclass
+class ScalingRow:
+    """One (strategy, world size, regime) measurement, throughput summed over ranks."""
+
+    strategy: str  # "ddp" or "fsdp"
+    world_size: int
+    regime: str  # "weak" (per-rank batch fixed) or "strong" (global batch fixed)
+    per_rank_batch: int
+    global_batch: int
+    step_ms: float  # median over timed steps of the slowest rank
+    samples_per_s: float  # global
+    per_rank_samples_per_s: float
+    step_ms_values: list[float]
+    nosync_step_ms: float | None  # the same steps with gradient sync turned off
+    comm_share: float | None  # (step - nosync) / step: exposed communication
+    peak_mem_gib: float | None  # max over ranks: CUDA allocator peak, or host RSS on CPU
+    efficiency: float | None = None  # filled by analyze(): vs world_size 1 of the same regime
+    device: str = "cpu"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def launch(world_size: int, strategy: str, model_cfg: dict, train_cfg: dict, per_rank_batch: int,
+           global_batch: int, steps: int, warmup: int, device: str, out_dir: Path,
+           timeout_s: float = 900) -> list[dict]:
+    """Run one torchrun job and return its rows; raises RuntimeError with the rank's stderr tail."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spec_path = out_dir / f"spec-{strategy}-{world_size}.json"
+    result_path = out_dir / f"rows-{strategy}-{world_size}.json"
+    spec_path.write_text(json.dumps({
+        "model": model_cfg, "train": train_cfg, "strategy": strategy, "per_rank_batch": per_rank_batch,
+        "global_batch": global_batch, "steps": steps, "warmup": warmup, "device": device,
+        "out": str(result_path),
+    }))
+    env = dict(os.environ)
+    if device == "cpu":
+        env.setdefault("OMP_NUM_THREADS", "1")  # ranks share the cores; do not oversubscribe
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={world_size}", "-m", "mmscale.bench.scaling", "--worker", str(spec_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0 or not result_path.is_file():
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise RuntimeError(f"torchrun {strategy} x{world_size} exited {proc.returncode}: {tail}")
+    return json.loads(result_path.read_text())
+
+
+def run_scaling(model_cfg, train_cfg, world_sizes: list[int], strategies: list[str],
+                per_rank_batch: int, steps: int, warmup: int, device: str, work_dir: Path,
+                on_row=None) -> tuple[list[ScalingRow], list[dict]]:
+    """Every (strategy, world size) launch; a failed launch is a recorded error, not an abort.
+
+    Strong scaling holds the global batch at ``per_rank_batch * max(world_sizes)`` so that
+    every world size divides it evenly and the largest world runs the weak-scaling batch.
+    """
+    global_batch = per_rank_batch * max(world_sizes)
+    rows, errors = [], []
+    for strategy in strategies:
+        for world in sorted(world_sizes):
+            try:
+                found = launch(world, strategy, asdict(model_cfg), asdict(train_cfg), per_rank_batch,
+                               global_batch, steps, warmup, device, work_dir)
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                errors.append({"strategy": strategy, "world_size": world, "error": str(exc)[-2000:]})
+                continue
+            for raw in found:
+                row = ScalingRow(**raw)
+                rows.append(row)
+                if on_row:
+                    on_row(row)
+    analyze(rows)
+    return rows, errors
+
+
+def analyze(rows: list[ScalingRow]) -> dict:
+    """Fill each row's efficiency against world size 1 of the same strategy and regime."""
+    summary = {}
+    for row in rows:
+        base = next((r for r in rows if r.strategy == row.strategy and r.regime == row.regime
+                     and r.world_size == 1), None)
+        if base is not None and base.samples_per_s > 0:
+            row.efficiency = stats.scaling_efficiency(base.samples_per_s, row.samples_per_s, row.world_size)
+    for row in rows:
+        if row.world_size > 1 and row.efficiency is not None:
+            key = f"{row.strategy}_{row.regime}_efficiency_x{row.world_size}"
+            summary[key] = row.efficiency
+    return summary
+
+
+# -- the worker, run by torchrun on every rank ---------------------------------------------------
+
+def _peak_mem_gib(device) -> float | None:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    from mmscale.bench.batchsweep import _read_status_kib
+
+    hwm = _read_status_kib("VmHWM")
+    return hwm * 1024 / 2**30 if hwm else None
+
+
+def _no_grad_sync(model):
+    if hasattr(model, "no_sync"):
+        return model.no_sync()
+    if hasattr(model, "set_requires_gradient_sync"):
+        model.set_requires_gradient_sync(False)
+        return _Resync(model)
+    return contextlib.nullcontext()
+
+
+class _Resync(contextlib.AbstractContextManager):
+    def __init__(self, model):
+        self.model = model
+
+    def __exit__(self, *exc):
+        self.model.set_requires_gradient_sync(True)
+        return False
+
+
+def _time_steps(step_fn, batch, steps: int, warmup: int, device, sync_ctx=None) -> list[float]:
+    import torch
+    import torch.distributed as dist
+
+    for _ in range(warmup):
+        with sync_ctx() if sync_ctx else contextlib.nullcontext():
+            step_fn(*batch)
+    times = []
+    for _ in range(steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # host-device sync: start from an idle device
+        if dist.is_initialized():
+            dist.barrier()  # ranks start the step together, so the slowest rank sets the time
+        t0 = time.perf_counter()
+        with sync_ctx() if sync_ctx else contextlib.nullcontext():
+            step_fn(*batch)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # host-device sync: the step's kernels are part of its time
+        times.append((time.perf_counter() - t0) * 1e3)
+    return times
+
+
+def _slowest(times: list[float], world: int) -> list[float]:
+    """Per-step maximum over ranks (the step ends when the last rank ends)."""
+    import torch.distributed as dist
+
+    if world == 1:
+        return times
+    gathered = [None] * world
+    dist.all_gather_object(gathered, times)
+    return [max(col) for col in zip(*gathered)]
+
+
+def worker(spec_path: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    from mmscale.config.load import build
+    from mmscale.model import ModelConfig, MultimodalModel
+    from mmscale.train.config import TrainConfig
+    from mmscale.train.distributed import init_distributed, resolve_device, wrap_model
+    from mmscale.train.optim import build_optimizer
+    from mmscale.train.step import TrainStep
+    from mmscale.train.synthetic import synthetic_batch
+
+    spec = json.loads(Path(spec_path).read_text())
+    model_cfg = build(ModelConfig, spec["model"], prefix="model")
+    train_cfg = build(TrainConfig, spec["train"], prefix="train")
+    env = init_distributed("cuda" if spec["device"].startswith("cuda") else "cpu")
+    device = resolve_device("cuda" if spec["device"].startswith("cuda") else "cpu", env)
+    torch.manual_seed(train_cfg.seed)
+    model = MultimodalModel(model_cfg).to(device)
+    model = wrap_model(model, spec["strategy"] if env.active else "none", env, device)
+    optimizer = build_optimizer(model, train_cfg.lr, train_cfg.weight_decay, train_cfg.beta2,
+                                fused=train_cfg.fused_adamw and device.type == "cuda")
+    step = TrainStep(model, optimizer, precision=train_cfg.precision,
+                     checkpointing=train_cfg.activation_checkpointing, grad_clip=train_cfg.grad_clip)
+    rows = []
+    regimes = [("weak", spec["per_rank_batch"]), ("strong", spec["global_batch"] // env.world_size)]
+    for regime, per_rank in regimes:
+        batch = synthetic_batch(model_cfg, per_rank, device, seed=env.rank)
+        times = _slowest(_time_steps(step, batch, spec["steps"], spec["warmup"], device), env.world_size)
+        nosync = None
+        if env.active:
+            nosync = _slowest(_time_steps(step, batch, spec["steps"], 1, device,
+                                          sync_ctx=lambda: _no_grad_sync(model)), env.world_size)
+        step_ms = stats.median(times)
+        nosync_ms = stats.median(nosync) if nosync else None
+        peak = _peak_mem_gib(device)
+        if env.active:
+            peaks = [None] * env.world_size
+            dist.all_gather_object(peaks, peak)
+            peak = max((p for p in peaks if p is not None), default=None)
+        global_batch = per_rank * env.world_size
+        rows.append(ScalingRow(
+            strategy=spec["strategy"], world_size=env.world_size, regime=regime,
+            per_rank_batch=per_rank, global_batch=global_batch, step_ms=step_ms,
+            samples_per_s=global_batch / (step_ms / 1e3),
+            per_rank_samples_per_s=per_rank / (step_ms / 1e3),
+            step_ms_values=[round(t, 3) for t in times], nosync_step_ms=nosync_ms,
+            comm_share=max(0.0, (step_ms - nosync_ms) / step_ms) if nosync_ms else None,
+            peak_mem_gib=peak, device=str(device.type),
+        ).as_dict())
+    if env.is_main:
+        Path(spec["out"]).write_text(json.dumps(rows))
+    if env.active:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="scaling benchmark worker (run by torchrun)")
+    parser.add_argument("--worker", required=True, metavar="SPEC_JSON")
+    args = parser.parse_args(argv)
+    worker(args.worker)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

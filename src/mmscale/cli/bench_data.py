@@ -1,0 +1,75 @@
+"""``mmscale bench data``: reference data pipeline vs ours, on the same files in one run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ORDER = 10
+TARGET_SPEEDUP = 1.6  # ours_cpu over reference_dataloader at equal workers
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "data", help="images/s of the reference pipeline vs ours (and the decode ceiling)",
+        description="On the same JPEGs in one run: (a) the reference loop in one process, (b) the same "
+                    "transform in a DataLoader with workers/pinning/persistent workers, (c) our loader at "
+                    "the same worker count, (d) decode-only throughput (the ceiling). Prints images/s "
+                    f"and each variant's ratio to (b); the target is (c) >= {TARGET_SPEEDUP}x (b).",
+        epilog="examples:\n  mmscale bench data                         (synthesizes 512 images)\n"
+               "  mmscale bench data --data data/synth --n 2000 --workers 8 --out runs/data",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None, metavar="PATH",
+                        help="dataset dir or manifest (default: synthesize --n images into --out)")
+    parser.add_argument("--n", type=int, default=512, help="images per variant (default 512)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="DataLoader workers for (b), (c), (d) (default: min(8, cores))")
+    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument("--out", default="runs/bench_data", metavar="DIR", help="results (and synthesized data)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from mmscale.bench.data_loading import bench_data_loading, speedup
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = args.data
+    if data is None:
+        from mmscale.data.synth import synthesize
+
+        data = str(out / "synth")
+        if not (Path(data) / "train.jsonl").is_file() or sum(1 for _ in open(Path(data) / "train.jsonl")) < args.n:
+            synthesize(int(args.n / 0.9) + 1, data, progress=not args.json and sys.stderr.isatty())
+    workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
+    say = None if args.json else (lambda text: print(f"running {text} ...", file=sys.stderr))
+    rows = bench_data_loading(data, n_images=args.n, workers=workers, batch_size=args.batch_size, progress=say)
+    result = {"data": data, "workers": workers, "rows": [r.as_dict() for r in rows],
+              "speedup_ours_vs_reference_dataloader": speedup(rows), "target_speedup": TARGET_SPEEDUP}
+    (out / "data_loading.json").write_text(json.dumps(result, indent=1))
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print_table(rows, speedup(rows))
+    return 0
+
+
+def print_table(rows, ratio: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="data loading (images/s, higher is better)")
+    for col in ("variant", "workers", "batch", "images", "img/s", "x ref. DataLoader", "note"):
+        table.add_column(col, justify="left" if col in ("variant", "note") else "right")
+    for r in rows:
+        table.add_row(r.variant, str(r.workers), str(r.batch_size), str(r.n_images), f"{r.img_per_s:.1f}",
+                      f"{r.vs_reference_dataloader:.2f}", r.note)
+    console = Console()
+    console.print(table)
+    if ratio:
+        verdict = "meets" if ratio >= TARGET_SPEEDUP else "misses"
+        console.print(f"ours_cpu / reference_dataloader = {ratio:.2f}x ({verdict} the {TARGET_SPEEDUP}x target)")

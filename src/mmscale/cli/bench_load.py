@@ -1,0 +1,111 @@
+"""``mmscale bench load``: closed/open-loop load against a server, with SLO goodput and capacity search."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from mmscale.cli.serve import add_server_options
+
+ORDER = 60
+
+
+def parse_levels(text: str, kind=int) -> list:
+    return [kind(x) for x in text.split(",") if x.strip()] if text else []
+
+
+def run(args) -> int:
+    from mmscale.bench.load import LoadConfig, bench_load, format_table
+    from mmscale.errors import ConfigError
+
+    cfg = LoadConfig(
+        url=args.url or "", endpoint=args.endpoint, concurrencies=parse_levels(args.concurrency),
+        rates=parse_levels(args.rates, float), window_s=args.window_s, max_windows=args.max_windows,
+        tolerance=args.tolerance, max_requests=args.max_requests, processes=args.processes, slo=args.slo,
+        search=args.search, token=args.token, dataset=args.dataset, payloads=args.payloads,
+        captions_per_request=args.captions, timeout_s=args.timeout_s, warmup_s=args.warmup_s,
+    )
+    if not args.url and not args.spawn:
+        raise ConfigError("url", "give --url URL of a running server, or --spawn to start one")
+    if args.spawn:
+        from mmscale.bench.load_spawn import SpawnedServer
+
+        serve_args = spawn_args(args)
+        with SpawnedServer(serve_args) as server:
+            cfg.url = server.url
+            result = bench_load(cfg, server=args.server or "batched", progress=not args.json)
+    else:
+        result = bench_load(cfg, server=args.label, progress=not args.json)
+    if args.out:
+        with open(args.out, "w") as handle:
+            json.dump(result.as_dict(), handle, indent=1)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=1))
+        return 0
+    print(format_table(result.rows))
+    for warning in result.warnings:
+        print(f"warning: {warning}")
+    print(result.headline)
+    return 0
+
+
+def spawn_args(args) -> list[str]:
+    """Forward the server options given to ``bench load`` to ``mmscale serve``."""
+    out = []
+    for name in ("checkpoint", "preset", "config", "server", "max_batch", "max_wait_ms", "max_queue", "device",
+                 "dtype", "image_decode", "max_body_bytes", "max_image_pixels", "max_captions",
+                 "max_caption_chars", "max_text_tokens", "tokenizer", "cpu_threads"):
+        value = getattr(args, name, None)
+        if value is not None:
+            out += [f"--{name.replace('_', '-')}", str(value)]
+    if args.compile:
+        out.append("--compile")
+    if args.token:
+        out += ["--token", args.token]
+    for override in args.overrides:
+        out += ["--set", override]
+    if not args.checkpoint and not args.preset:
+        out += ["--preset", "tiny"]
+    return out
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "load",
+        help="latency percentiles and throughput of a server under load",
+        description=(
+            "Send real HTTP load to a server: a closed-loop concurrency sweep and open-loop Poisson\n"
+            "rates. Open-loop latency counts from each request's scheduled send time (no coordinated\n"
+            "omission). Each level repeats windows until throughput and p99 agree within --tolerance.\n\n"
+            "  mmscale bench load --spawn --preset tiny --concurrency 1,4,16 --rates 20,40\n"
+            "  mmscale bench load --url http://127.0.0.1:8000 --slo p99=100ms --search concurrency\n"
+            "  mmscale bench load --spawn --server naive --preset base --json --out naive.json"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--url", help="base URL of a running server (e.g. http://127.0.0.1:8000)")
+    target.add_argument("--spawn", action="store_true", help="start `mmscale serve` on a free loopback port")
+    parser.add_argument("--label", default="server", help="name for the rows with --url")
+    parser.add_argument("--endpoint", default="match", choices=["match", "embed_image", "embed_text"])
+    parser.add_argument("--concurrency", default="1,2,4,8,16,32,64,128,256",
+                        help="closed-loop levels, comma-separated ('' skips)")
+    parser.add_argument("--rates", default="", help="open-loop Poisson rates in req/s, comma-separated")
+    parser.add_argument("--window-s", type=float, default=3.0, help="measurement window (default 3 s)")
+    parser.add_argument("--max-windows", type=int, default=5, help="window budget per level (default 5)")
+    parser.add_argument("--tolerance", type=float, default=0.10, help="stability tolerance (default 0.10)")
+    parser.add_argument("--max-requests", type=int, default=20000, help="request budget per window")
+    parser.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
+    parser.add_argument("--slo", default="p99=100ms", help="latency objective, e.g. p99=100ms")
+    parser.add_argument("--search", default="none", choices=["none", "concurrency", "rate"],
+                        help="search the highest load meeting --slo")
+    parser.add_argument("--dataset", help="dataset dir/manifest for real JPEGs + captions (default: generated)")
+    parser.add_argument("--payloads", type=int, default=64, help="distinct requests to cycle through")
+    parser.add_argument("--captions", type=int, default=4, help="captions per /v1/match request")
+    parser.add_argument("--timeout-s", type=float, default=30.0)
+    parser.add_argument("--warmup-s", type=float, default=1.0)
+    parser.add_argument("--token", help="bearer token (also passed to a spawned server)")
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--out", help="write results JSON here")
+    add_server_options(parser)
+    parser.set_defaults(run=run)

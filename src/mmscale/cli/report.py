@@ -1,0 +1,30 @@
+"""``mmscale report RUN_DIR``: re-render report.html from a run's results.json."""
+
+from __future__ import annotations
+
+ORDER = 70
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report", help="re-render report.html from RUN_DIR/results.json",
+        description="Check RUN_DIR/results.json against its schema and render the self-contained "
+                    "report.html again (plots redrawn from the stored figures; nothing is re-measured).",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("--out", default=None, help="write the HTML here (default: RUN_DIR/report.html)")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from mmscale.report.html import render_report
+    from mmscale.report.results import read_results
+
+    doc = read_results(args.run_dir)
+    path = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_report(doc), encoding="utf-8")
+    print(f"report: {path}")
+    return 0

@@ -1,0 +1,106 @@
+"""``mmscale serve``: the inference server (dynamic batching, or the naive peer)."""
+
+from __future__ import annotations
+
+import argparse
+
+ORDER = 30
+
+FLAGS = {  # flag -> ServeConfig field
+    "host": "host", "port": "port", "server": "server", "max_batch": "max_batch",
+    "max_wait_ms": "max_wait_ms", "max_queue": "max_queue", "token": "token", "device": "device",
+    "dtype": "dtype", "image_decode": "image_decode", "max_body_bytes": "max_body_bytes",
+    "max_image_pixels": "max_image_pixels", "max_captions": "max_captions",
+    "max_caption_chars": "max_caption_chars", "max_text_tokens": "max_text_tokens",
+    "tokenizer": "tokenizer", "cpu_threads": "cpu_threads",
+}
+
+
+def add_server_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``serve`` and ``bench load --spawn``."""
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--checkpoint", help="training checkpoint to serve (weights + model config)")
+    model.add_argument("--preset", help="serve random-init weights of this preset (tiny, base, ...)")
+    parser.add_argument("--config", help="TOML file whose [serve] table overrides the defaults")
+    parser.add_argument("--server", choices=["batched", "naive"], help="batched (default) or the naive one-forward-per-request peer")
+    parser.add_argument("--max-batch", type=int, help="most requests per forward pass (default 32)")
+    parser.add_argument("--max-wait-ms", type=float, help="longest a request waits for its batch to fill (default 2)")
+    parser.add_argument("--max-queue", type=int, help="admitted requests beyond which the server answers 503 (default 512)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="auto: bf16 on cuda, fp32 on cpu")
+    parser.add_argument("--image-decode", choices=["auto", "cpu", "cuda"], help="auto: batched nvjpeg on cuda")
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="torch.compile per padded batch bucket (CUDA graphs on cuda); slower start")
+    parser.add_argument("--max-body-bytes", type=int)
+    parser.add_argument("--max-image-pixels", type=int)
+    parser.add_argument("--max-captions", type=int)
+    parser.add_argument("--max-caption-chars", type=int)
+    parser.add_argument("--max-text-tokens", type=int, help="tokens per caption fed to the model (default 32)")
+    parser.add_argument("--tokenizer", help="tokenizer.json or vocab.txt (default: $MMSCALE_TOKENIZER, then the installed package)")
+    parser.add_argument("--cpu-threads", type=int, help="torch threads on CPU (default: torch's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="any serve.* or model.* field, e.g. --set model.image_size=64 (repeatable)")
+
+
+def build_config(args):
+    from mmscale.config.load import load_config
+    from mmscale.serve.config import ServeConfig
+
+    overrides = [o for o in args.overrides if not o.startswith("model.")]
+    for flag, field in FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.append(f"serve.{field}={value!r}" if isinstance(value, str) else f"serve.{field}={value}")
+    if getattr(args, "insecure", False):
+        overrides.append("serve.insecure=true")
+    if getattr(args, "compile", None):
+        overrides.append("serve.compile=true")
+    preset = getattr(args, "preset", None)
+    return load_config(ServeConfig, preset=preset, file=getattr(args, "config", None),
+                       overrides=[fix_quotes(o) for o in overrides], section="serve")
+
+
+def fix_quotes(override: str) -> str:
+    """``repr`` gives single quotes; TOML strings want double quotes."""
+    key, _, value = override.partition("=")
+    if len(value) >= 2 and value[0] == value[-1] == "'":
+        value = '"' + value[1:-1].replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{key}={value}"
+
+
+def run(args) -> int:
+    from mmscale.errors import ConfigError
+    from mmscale.serve.run import build_predictor, serve
+
+    cfg = build_config(args)
+    cfg.validate()
+    if not args.checkpoint and not args.preset:
+        raise ConfigError("serve.model", "give --checkpoint PATH or --preset NAME (e.g. --preset tiny)")
+    model_overrides = [o for o in args.overrides if o.startswith("model.")]
+    predictor = build_predictor(cfg, args.checkpoint, args.preset, model_overrides)
+    serve(cfg, predictor)
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a model over HTTP with dynamic batching",
+        description=(
+            "Serve image-text matching and embeddings over HTTP (FastAPI + uvicorn).\n\n"
+            "  mmscale serve --preset tiny                      # random-init tiny model on 127.0.0.1:8000\n"
+            "  mmscale serve --checkpoint runs/x/last.pt --max-batch 64 --max-wait-ms 3\n"
+            "  mmscale serve --preset base --host 0.0.0.0 --token SECRET\n\n"
+            "Endpoints: POST /v1/match (body: the image file, ?caption=...&caption=...),\n"
+            "POST /v1/embed/image, POST /v1/embed/text ({\"texts\": [...]}), GET /healthz, /readyz,\n"
+            "/metrics (Prometheus), /docs (OpenAPI). SIGTERM drains in-flight requests, then exits.\n"
+            "See docs/serving.md for payloads, limits and status codes."
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_server_options(parser)
+    parser.add_argument("--host", help="interface to bind (default 127.0.0.1; others need --token or --insecure)")
+    parser.add_argument("--port", type=int, help="TCP port (default 8000; 0 picks a free one)")
+    parser.add_argument("--token", help="require 'Authorization: Bearer TOKEN' on /v1/* and /metrics")
+    parser.add_argument("--insecure", action="store_true", help="allow a non-loopback host without --token")
+    parser.set_defaults(run=run)

@@ -1,0 +1,66 @@
+"""``mmscale train``: parse, load the job config, call ``mmscale.train.train``, print the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+ORDER = 30
+
+EPILOG = """examples:
+  mmscale train --preset tiny data.path=data/synth
+  mmscale train --preset tiny data.path=data/synth train.steps=200 train.out_dir=runs/t1
+  mmscale train --preset tiny data.path=data/synth train.out_dir=runs/t1 --resume
+  torchrun --nproc-per-node 8 -m mmscale.cli train --preset base data.path=data/coco train.parallel=fsdp
+
+Overrides are dotted key=value pairs over the preset/file (TOML values: 3, 1e-4, true, "text").
+Tables: data.* (where samples are, image size, workers), model.* (encoders, fusion, losses),
+train.* (steps, batch_size = global batch per optimizer step, precision, compile, checkpoints).
+Writes config.json, metrics.jsonl, tensorboard/, checkpoint.pt and result.json to train.out_dir."""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train the image+text model (CPU, 1 GPU, or N GPUs under torchrun)",
+        description="Train the image+text model with ITC + ITM losses, logging loss terms, "
+                    "samples/s, data-wait vs compute, MFU and memory at every log step.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.steps=100")
+    parser.add_argument("--preset", default=None, help="named preset: tiny (CPU, minutes) or base (GPU)")
+    parser.add_argument("--config", default=None, help="TOML file with [data], [model], [train] tables")
+    parser.add_argument("--resume", action="store_true", help="continue from train.out_dir/checkpoint.pt")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from mmscale.config.load import load_config
+    from mmscale.train import TrainJob, train
+
+    overrides = list(args.overrides) + (["train.resume=true"] if args.resume else [])
+    job = load_config(TrainJob, preset=args.preset, file=args.config, overrides=overrides)
+    result = train(job, show_progress=False if args.no_progress else None)
+    if result.world_size > 1 and not _is_rank_zero():
+        return 0
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return 0
+    ev = result.eval
+    print(f"trained {result.steps} steps, {result.samples} samples in {result.wall_s:.1f} s "
+          f"({result.samples_per_s:.1f} samples/s) on {result.world_size} x {result.device}, {result.precision}")
+    print(f"final loss {result.loss:.4f} (itc {result.loss_itc:.4f}, itm {result.loss_itm:.4f})"
+          + (f", MFU {100 * result.mfu:.1f}%" if result.mfu is not None else ""))
+    if ev:
+        print(f"val recall@1/5/10 image->text {ev['i2t_r1']:.3f}/{ev['i2t_r5']:.3f}/{ev['i2t_r10']:.3f}, "
+              f"text->image {ev['t2i_r1']:.3f}/{ev['t2i_r5']:.3f}/{ev['t2i_r10']:.3f} "
+              f"(chance@1 {ev['chance_r1']:.4f}, {ev['samples']} pairs)")
+    print(f"results in {result.out_dir}")
+    return 0
+
+
+def _is_rank_zero() -> bool:
+    import os
+
+    return os.environ.get("RANK", "0") == "0"

@@ -1,0 +1,156 @@
+"""``build_loader``: DataLoader with workers, pinned memory, persistent workers and prefetch,
+yielding ``Batch`` (uint8 images, batch-tokenized captions, per-batch skip counts).
+
+Resume: ``loader.state_dict()`` is ``{"epoch", "sample_offset"}``; a loader built with the same
+config and ``start_sample=sample_offset, epoch=epoch`` continues with the very next sample of the
+same permutation (map-style manifests; WebDataset shards restart their epoch).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader
+
+from mmscale.data.batch import Batch
+from mmscale.data.collate import Collator, RawCollator
+from mmscale.data.config import DataConfig
+from mmscale.data.dataset import IndexedDataset, RawIndexedDataset
+from mmscale.data.index import ManifestIndex
+from mmscale.data.readers import read_manifest, resolve_source
+from mmscale.data.sampler import ResumableSampler
+from mmscale.data.skips import SkipCounter
+from mmscale.data.wds import WdsDataset
+
+WDS_SHUFFLE_BUFFER = 1000  # samples held per worker for WebDataset shuffling
+
+
+@dataclass
+class OpenedDataset:
+    """A dataset ready for a DataLoader, plus what indexing it found."""
+
+    dataset: torch.utils.data.Dataset
+    fmt: str  # jsonl | csv | coco | wds
+    index: ManifestIndex | None  # None for streamed WebDataset shards
+    index_skips: SkipCounter = field(default_factory=SkipCounter)  # bad manifest rows (file:line)
+
+
+def open_dataset(cfg: DataConfig, split: str = "train", raw: bool = False) -> OpenedDataset:
+    """Resolve ``cfg.path`` for ``split`` and build the dataset (``raw``: for GPU decode)."""
+    source = resolve_source(cfg.path, cfg.format, split)
+    if source.fmt == "wds":
+        if raw:
+            from mmscale.errors import ConfigError
+
+            raise ConfigError("data.decode", "gpu decode reads manifests (jsonl/csv/coco); use decode=cpu for shards")
+        dataset = WdsDataset(source.files, cfg.image_size, cfg.max_pixels,
+                             shuffle_buffer=WDS_SHUFFLE_BUFFER if cfg.shuffle else 0, seed=cfg.seed, limit=cfg.limit)
+        return OpenedDataset(dataset, "wds", None)
+    counter = SkipCounter()
+    index = read_manifest(source.files[0], source.fmt, cfg.image_root, counter, cfg.strict, cfg.limit, split)
+    kind = RawIndexedDataset if raw else IndexedDataset
+    return OpenedDataset(kind(index, cfg.image_size, cfg.max_pixels), source.fmt, index, counter)
+
+
+def _worker_init(_: int) -> None:
+    # Workers are many processes on few cores: one intra-op thread each avoids oversubscription.
+    torch.set_num_threads(1)
+
+
+class Loader:
+    """Iterable of ``Batch``; tracks its position (epoch, samples read) for checkpoints."""
+
+    def __init__(self, cfg: DataConfig, opened: OpenedDataset, dataloader: DataLoader,
+                 sampler: ResumableSampler | None, batch_size: int, epoch: int, start_sample: int,
+                 gpu_decoder=None):
+        self.cfg, self.opened, self.dataloader, self.sampler = cfg, opened, dataloader, sampler
+        self.batch_size, self.epoch, self.sample_offset = batch_size, epoch, start_sample
+        self.gpu_decoder = gpu_decoder
+        self.skips = SkipCounter()  # everything read through this loader, all epochs
+        if sampler is not None:
+            sampler.set_epoch(epoch, start_sample)
+
+    @property
+    def index_skips(self) -> SkipCounter:
+        """Manifest rows dropped while indexing (malformed lines, missing fields, empty captions)."""
+        return self.opened.index_skips
+
+    def __len__(self) -> int:
+        """Batches left in the current epoch (map-style only)."""
+        return len(self.dataloader)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "sample_offset": self.sample_offset}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.sample_offset = int(state["epoch"]), int(state["sample_offset"])
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch, self.sample_offset)
+
+    def _batches(self):
+        if self.gpu_decoder is None:
+            yield from self.dataloader
+            return
+        from mmscale.data.gpu_decode import GpuDecodeLoader
+
+        yield from GpuDecodeLoader(self.dataloader, self.gpu_decoder, prefetch=2)
+
+    def __iter__(self):
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.epoch, self.sample_offset)
+        elif hasattr(self.opened.dataset, "set_epoch"):
+            self.opened.dataset.set_epoch(self.epoch)
+        for batch in self._batches():
+            self.sample_offset += batch.skips.read
+            self.skips.merge(batch.skips)
+            if self.cfg.strict and batch.skips.skipped:
+                raise batch.skips.examples[0].to_error()
+            yield batch
+        self.epoch, self.sample_offset = self.epoch + 1, 0
+
+
+def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch.device | str | None = None,
+                 drop_last: bool = True, split: str = "train", start_sample: int = 0, epoch: int = 0,
+                 rank: int = 0, world_size: int = 1, shuffle: bool | None = None) -> Loader:
+    """A ``Loader`` over ``data_cfg.path``'s ``split``.
+
+    ``device``: where training runs; decides pinning and (``decode=auto|gpu``) GPU decode.
+    ``start_sample``/``epoch``: resume position (see ``Loader.state_dict``). ``rank``/``world_size``:
+    this process's share under data parallelism. ``shuffle`` overrides ``data_cfg.shuffle``
+    (evaluation passes False).
+    """
+    data_cfg.validate()
+    if batch_size < 1:
+        from mmscale.errors import ConfigError
+
+        raise ConfigError("train.batch_size", f"must be >= 1, got {batch_size}")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # workers parallelize; avoid fork warnings
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    mode = "cpu"
+    if data_cfg.decode != "cpu":
+        from mmscale.data.gpu_decode import resolve_decode
+
+        mode, _ = resolve_decode(data_cfg.decode, device)
+    opened = open_dataset(data_cfg, split, raw=mode == "gpu")
+    shuffle = data_cfg.shuffle if shuffle is None else shuffle
+    collate_cls = RawCollator if mode == "gpu" else Collator
+    collate = collate_cls(tokenizer, data_cfg.max_text_len, data_cfg.pad_to_longest, data_cfg.image_size)
+    workers = data_cfg.num_workers
+    common = dict(collate_fn=collate, num_workers=workers, worker_init_fn=_worker_init if workers else None,
+                  pin_memory=data_cfg.pin_memory and device.type == "cuda" and mode == "cpu",
+                  persistent_workers=data_cfg.persistent_workers and workers > 0,
+                  prefetch_factor=data_cfg.prefetch_factor if workers > 0 else None)
+    sampler = None
+    if opened.index is not None:
+        sampler = ResumableSampler(len(opened.dataset), data_cfg.seed, shuffle, start_sample, rank, world_size)
+        dataloader = DataLoader(opened.dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)
+    else:
+        dataloader = DataLoader(opened.dataset, batch_size=batch_size, drop_last=drop_last, **common)
+    gpu_decoder = None
+    if mode == "gpu":
+        from mmscale.data.gpu_decode import GpuDecoder
+
+        gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device)
+    return Loader(data_cfg, opened, dataloader, sampler, batch_size, epoch, start_sample, gpu_decoder)

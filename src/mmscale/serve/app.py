@@ -1,0 +1,177 @@
+"""The HTTP layer: FastAPI routes around a runner (``batched`` or ``naive``) and a predictor.
+
+Handlers take the raw ``Request`` and return plain JSON responses: no per-request pydantic
+validation on the hot path (the schemas in ``schemas.py`` document the payloads in OpenAPI).
+Every refusal is decided before model work: auth, queue depth (503 at once), body size, then
+the image header and captions (``codec.decode_request``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import Response
+
+from mmscale.serve import schemas
+from mmscale.serve.batcher import RUNNERS, QueueFull
+from mmscale.serve.codec import decode_request, encode_response
+from mmscale.serve.config import ServeConfig
+from mmscale.serve.metrics import ServerMetrics
+from mmscale.serve.requests import Item, RequestError
+
+log = logging.getLogger(__name__)
+
+
+def json_response(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+async def read_body(request: Request, limit_bytes: int) -> bytes:
+    """The body, refusing (413) as soon as it is known to exceed ``limit_bytes``."""
+    too_big = RequestError(413, "limit_exceeded", f"body is larger than max_body_bytes={limit_bytes}",
+                           limit="max_body_bytes")
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit_bytes:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit_bytes:
+            raise too_big
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Server:
+    """One server instance: config, predictor, runner, metrics, readiness."""
+
+    def __init__(self, predictor, cfg: ServeConfig):
+        self.cfg, self.predictor = cfg, predictor
+        self.metrics = ServerMetrics()
+        if cfg.server == "batched":
+            self.runner = RUNNERS["batched"](predictor.predict, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
+                                             on_batch=self.metrics.on_batch)
+        else:
+            self.runner = RUNNERS["naive"](predictor.predict, on_batch=self.metrics.on_batch)
+        self.ready = False
+        self.expected_auth = f"Bearer {cfg.token}".encode() if cfg.token else None
+
+    def authorize(self, request: Request) -> None:
+        if self.expected_auth is None:
+            return
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, self.expected_auth):
+            raise RequestError(401, "unauthorized", "missing or wrong bearer token",
+                               headers={"WWW-Authenticate": "Bearer"})
+
+    def admit(self) -> None:
+        if self.cfg.server == "batched" and self.runner.depth >= self.cfg.max_queue:
+            raise QueueFull()
+
+    async def handle(self, task: str, request: Request, captions: list[str]) -> Response:
+        start_s = time.perf_counter()
+        endpoint = request.url.path
+        try:
+            self.authorize(request)
+            self.admit()  # before reading the body: overload is refused at the cheapest point
+            body = await read_body(request, self.cfg.max_body_bytes)
+            item = decode_request(task, body, request.headers.get("content-type", ""), captions, self.cfg)
+            future = self.runner.submit(item)
+            output = await asyncio.wrap_future(future)
+            response = json_response(encode_response(task, output))
+        except QueueFull:
+            self.metrics.rejected.labels("queue_full").inc()
+            err = RequestError(503, "overloaded", f"queue full ({self.cfg.max_queue} requests); retry later",
+                               headers={"Retry-After": str(self.cfg.retry_after_s)})
+            response = json_response(err.as_dict(), err.status, err.headers)
+        except RequestError as err:
+            self.metrics.rejected.labels(err.limit or err.code).inc()
+            response = json_response(err.as_dict(), err.status, err.headers)
+        except Exception:  # a bug or device failure: one 500, the server keeps serving
+            log.exception("request to %s failed", endpoint)
+            response = json_response({"error": {"code": "internal", "message": "internal error"}}, 500)
+        self.metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start_s)
+        return response
+
+    def warm_up(self) -> None:
+        """One forward per task before /readyz turns 200, so the first client pays no init cost."""
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 48), (120, 80, 40)).save(buf, format="JPEG")
+        items = [Item("match", buf.getvalue(), ["a warm-up caption"])]
+        for task in ("match", "embed_image"):
+            self.predictor.predict(task, [Item(task, items[0].image_bytes, items[0].captions)])
+        self.predictor.predict("embed_text", [Item("embed_text", captions=["warm-up"])])
+
+
+def create_app(predictor, cfg: ServeConfig) -> FastAPI:
+    """The FastAPI app serving ``predictor`` with the runner named by ``cfg.server``."""
+    server = Server(predictor, cfg)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        server.runner.start()
+        await asyncio.get_running_loop().run_in_executor(None, server.warm_up)
+        server.ready = True
+        yield
+        server.ready = False  # draining: uvicorn has stopped accepting and waited for in-flight requests
+        await asyncio.get_running_loop().run_in_executor(None, server.runner.stop, cfg.drain_timeout_s)
+
+    app = FastAPI(title="mmscale inference server", version="1", lifespan=lifespan,
+                  description="Image-text matching (ITM), similarity (ITC) and embeddings of an "
+                              "image+text model with cross-attention fusion. See docs/serving.md.")
+    app.state.server = server
+    caption_query = Query(default=[], description="caption (repeat for several) when the body is the image file")
+
+    @app.post("/v1/match", openapi_extra=schemas.IMAGE_BODY,
+              responses={200: {"model": schemas.MatchResponse}, **schemas.ERRORS})
+    async def match(request: Request, caption: list[str] = caption_query) -> Response:
+        """One image and 1..max_captions captions -> ITM probability and ITC similarity per caption."""
+        return await server.handle("match", request, caption)
+
+    @app.post("/v1/embed/image", openapi_extra=schemas.IMAGE_BODY,
+              responses={200: {"model": schemas.ImageEmbedResponse}, **schemas.ERRORS})
+    async def embed_image(request: Request) -> Response:
+        """One image -> its normalized ITC embedding."""
+        return await server.handle("embed_image", request, [])
+
+    @app.post("/v1/embed/text", openapi_extra=schemas.TEXT_BODY,
+              responses={200: {"model": schemas.TextEmbedResponse}, **schemas.ERRORS})
+    async def embed_text(request: Request) -> Response:
+        """1..max_captions texts -> their normalized ITC embeddings."""
+        return await server.handle("embed_text", request, [])
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        """200 while the process is up."""
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        """200 once the model is loaded and warmed up; 503 before that and while draining."""
+        if server.ready:
+            return json_response({"status": "ready", "server": cfg.server, "queue_depth": server.runner.depth})
+        return json_response({"status": "not ready"}, 503)
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        """Prometheus text format: requests by status, queue depth, batch sizes, latency."""
+        try:
+            server.authorize(request)
+        except RequestError as err:
+            return json_response(err.as_dict(), err.status, err.headers)
+        server.metrics.queue_depth.set(server.runner.depth)
+        return Response(server.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    return app

@@ -1,0 +1,34 @@
+"""Prometheus metrics of one server instance, in its own registry (so apps in one process don't clash)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class ServerMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("mmscale_requests", "HTTP requests answered, by endpoint and status",
+                                ["endpoint", "status"], registry=self.registry)
+        self.latency = Histogram("mmscale_request_latency_seconds",
+                                 "Server-side time from request start to response, by endpoint",
+                                 ["endpoint"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.batch_size = Histogram("mmscale_batch_size", "Requests per forward pass, by task",
+                                    ["task"], buckets=BATCH_BUCKETS, registry=self.registry)
+        self.forward = Histogram("mmscale_batch_forward_seconds",
+                                 "Time of one batch (decode + tokenize + forward), by task",
+                                 ["task"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.queue_depth = Gauge("mmscale_queue_depth", "Requests admitted and not yet answered",
+                                 registry=self.registry)
+        self.rejected = Counter("mmscale_rejected", "Requests refused by reason (queue_full, limit, ...)",
+                                ["reason"], registry=self.registry)
+
+    def on_batch(self, task: str, size: int, forward_s: float) -> None:
+        self.batch_size.labels(task).observe(size)
+        self.forward.labels(task).observe(forward_s)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

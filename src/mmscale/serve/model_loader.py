@@ -1,0 +1,38 @@
+"""Build the served model: random-init weights of a preset, or a training checkpoint's weights."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from mmscale.config.load import build, load_config
+from mmscale.errors import CheckpointError, ConfigError
+from mmscale.model import ModelConfig, MultimodalModel
+
+log = logging.getLogger(__name__)
+
+
+def load_model(checkpoint: str | None = None, preset: str | None = None,
+               overrides: tuple[str, ...] | list[str] = ()) -> tuple[MultimodalModel, ModelConfig]:
+    """``checkpoint`` (its saved ``model_config`` and weights) or ``preset`` (random init), in eval mode."""
+    if checkpoint:
+        from mmscale.train.checkpoint import load_checkpoint
+
+        state = load_checkpoint(checkpoint)
+        if "model" not in state or "model_config" not in state:
+            raise CheckpointError(checkpoint, "holds no 'model' weights or 'model_config'")
+        cfg = build(ModelConfig, dict(state["model_config"]), prefix="model")
+        model = MultimodalModel(cfg)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise CheckpointError(checkpoint, f"weights do not fit the saved config ({str(exc)[:200]})") from None
+        log.info("loaded %s (step %s)", checkpoint, state.get("step"))
+    elif preset:
+        cfg = load_config(ModelConfig, preset=preset, overrides=list(overrides), section="model")
+        torch.manual_seed(0)  # random init, but the same weights every start
+        model = MultimodalModel(cfg)
+    else:
+        raise ConfigError("serve.model", "give --checkpoint PATH or --preset NAME")
+    return model.eval().requires_grad_(False), cfg

@@ -1,0 +1,181 @@
+"""``predict(task, items)``: one batched forward for many requests, with per-request errors.
+
+A ``/v1/match`` request holds one image and K captions; a batch of B requests with K_1..K_B
+captions runs the image encoder on B images, the text encoder on C = sum(K_i) captions, and the
+fusion/ITM head on C (image, caption) pairs, each caption paired with its own image by an index
+(``owner``). Requests with different K therefore share one forward and still get exactly the
+scores they would get alone (tests/serve/test_predictor.py checks batched == unbatched).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import torch
+
+from mmscale.data.image import SampleSkip, decode_image
+from mmscale.data.normalize import to_model_input
+from mmscale.serve.requests import Item, Output, RequestError
+
+log = logging.getLogger(__name__)
+
+
+def next_bucket(n: int) -> int:
+    """Smallest power of two >= n: padded batch sizes, so a compiled forward sees few shapes."""
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+
+
+class ImageBatchDecoder:
+    """Encoded images -> uint8 [n, 3, S, S] on the model's device, plus a 400 for each bad one.
+
+    ``cuda``: one batched nvjpeg call for the JPEGs (torchvision ``decode_jpeg`` on the device)
+    and a GPU resize; non-JPEGs and anything nvjpeg refuses go through the CPU decoder.
+    ``cpu``: PIL with reduced-scale JPEG decode (``mmscale.data.image``).
+    """
+
+    def __init__(self, image_size: int, max_pixels: int, device: torch.device, backend: str):
+        self.image_size, self.max_pixels, self.device, self.backend = image_size, max_pixels, device, backend
+
+    def cpu_one(self, data: bytes) -> torch.Tensor | RequestError:
+        try:
+            return decode_image(data, self.image_size, self.max_pixels)
+        except SampleSkip as exc:
+            return RequestError(400, "bad_image", f"image cannot be decoded ({exc.reason.value})")
+
+    def __call__(self, blobs: list[bytes]) -> tuple[torch.Tensor | None, list[RequestError | None]]:
+        decoded: list[torch.Tensor | RequestError | None] = [None] * len(blobs)
+        if self.backend == "cuda":
+            from mmscale.data.gpu_decode import decode_jpegs, resize_to_square
+            from mmscale.data.gpu_raw import is_jpeg
+
+            jpeg_slots = [k for k, b in enumerate(blobs) if is_jpeg(b)]
+            tensors = [torch.frombuffer(bytearray(blobs[k]), dtype=torch.uint8) for k in jpeg_slots]
+            images = decode_jpegs(tensors, self.device)  # one batched nvjpeg call
+            done = [(k, img) for k, img in zip(jpeg_slots, images) if img is not None]
+            if done:
+                resized = resize_to_square([img for _, img in done], self.image_size)  # (n, 3, S, S)
+                for (k, _), img in zip(done, resized):
+                    decoded[k] = img
+        for k, blob in enumerate(blobs):
+            if decoded[k] is None:
+                decoded[k] = self.cpu_one(blob)
+        errors = [d if isinstance(d, RequestError) else None for d in decoded]
+        good = [d.to(self.device, non_blocking=True) for d in decoded if not isinstance(d, RequestError)]
+        return (torch.stack(good) if good else None), errors
+
+
+def match_forward(model, pixels, ids, mask, owner) -> tuple[torch.Tensor, torch.Tensor]:
+    """pixels (B, 3, S, S), captions (C, L), owner (C,) image index per caption -> ITM prob, ITC sim (C,)."""
+    image_tokens = model.encode_image(pixels)  # (B, Ni, Di)
+    text_tokens = model.encode_text(ids, mask)  # (C, L, Dt)
+    image_emb = model.embed_image_tokens(image_tokens)[owner]  # (C, E)
+    text_emb = model.embed_text_tokens(text_tokens)  # (C, E)
+    logits = model.itm_logits(image_tokens[owner], text_tokens, mask)  # (C, 2)
+    return logits.float().softmax(-1)[:, 1], (image_emb.float() * text_emb.float()).sum(-1)
+
+
+def image_forward(model, pixels) -> torch.Tensor:
+    return model.image_embedding(pixels).float()  # (B, E)
+
+
+def text_forward(model, ids, mask) -> torch.Tensor:
+    return model.text_embedding(ids, mask).float()  # (C, E)
+
+
+class ModelPredictor:
+    """Runs ``MultimodalModel`` for the server's three tasks; safe to call from several threads."""
+
+    def __init__(self, model, tokenizer, *, max_text_tokens: int, max_pixels: int,
+                 device: str = "auto", dtype: str = "auto", image_decode: str = "auto",
+                 compile: bool = False):
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.model = model.to(self.device, self.dtype).eval().requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.tokenizer_lock = threading.Lock()  # the tokenizer's padding mode is shared state
+        self.image_size = model.cfg.image_size
+        self.max_text_tokens = min(max_text_tokens, model.cfg.max_text_len)
+        backend = image_decode if image_decode != "auto" else ("cuda" if self.device.type == "cuda" else "cpu")
+        self.decode = ImageBatchDecoder(self.image_size, max_pixels, self.device, backend)
+        self.pad_buckets = compile  # static shapes only matter to a compiled forward
+        self.forwards = {"match": match_forward, "embed_image": image_forward, "embed_text": text_forward}
+        if compile:
+            # dynamic=False + padded buckets: one graph per bucket; "reduce-overhead" adds CUDA
+            # graphs, whose launch cost is what makes small batches cheap. One compiled function
+            # per task, so no graph's output is read after another graph ran.
+            mode = "reduce-overhead" if self.device.type == "cuda" else None
+            self.forwards = {k: torch.compile(f, mode=mode, dynamic=False) for k, f in self.forwards.items()}
+
+    # --- pieces ------------------------------------------------------------------------------
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        with self.tokenizer_lock:
+            ids, mask = self.tokenizer.encode_batch(texts, max_len=self.max_text_tokens,
+                                                    pad_to_longest=not self.pad_buckets)
+        rows = next_bucket(len(texts)) if self.pad_buckets else len(texts)
+        if rows > len(texts):  # pad rows: [CLS] [SEP] with a non-empty mask (an all-masked row would be NaN)
+            pad_ids = torch.full((rows - len(texts), ids.shape[1]), self.tokenizer.pad_id, dtype=ids.dtype)
+            pad_mask = torch.zeros_like(pad_ids)
+            pad_ids[:, 0], pad_mask[:, 0] = self.tokenizer.cls_id, 1
+            ids, mask = torch.cat([ids, pad_ids]), torch.cat([mask, pad_mask])
+        return ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True)
+
+    def pixels(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        rows = next_bucket(len(images_uint8)) if self.pad_buckets else len(images_uint8)
+        if rows > len(images_uint8):
+            pad = images_uint8.new_zeros((rows - len(images_uint8), *images_uint8.shape[1:]))
+            images_uint8 = torch.cat([images_uint8, pad])
+        return to_model_input(images_uint8, self.device, self.dtype)  # (B, 3, S, S)
+
+    # --- tasks -------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict(self, task: str, items: list[Item]) -> list[Output | RequestError]:
+        if task == "embed_text":
+            return self.embed_text(items)
+        images, errors = self.decode([it.image_bytes for it in items])
+        good = [k for k, err in enumerate(errors) if err is None]
+        outputs: list[Output | RequestError] = list(errors)
+        if not good:
+            return outputs
+        pixels = self.pixels(images)  # (Bp, 3, S, S)
+        if task == "embed_image":
+            rows = self.forwards["embed_image"](self.model, pixels)[: len(good)].cpu().tolist()  # host sync
+            for k, row in zip(good, rows):
+                outputs[k] = Output(embeddings=[row])
+            return outputs
+        captions = [c for k in good for c in items[k].captions]
+        ids, mask = self.tokenize(captions)  # (Cp, L)
+        owner = [j for j, k in enumerate(good) for _ in items[k].captions]
+        owner += [0] * (len(ids) - len(owner))  # padded caption rows pair with image 0
+        owner_t = torch.tensor(owner, device=self.device)
+        prob, sim = self.forwards["match"](self.model, pixels, ids, mask, owner_t)
+        prob, sim = prob.cpu().tolist(), sim.cpu().tolist()  # host sync: results to the client
+        start = 0
+        for k in good:
+            n = len(items[k].captions)
+            outputs[k] = Output(itm_prob=prob[start:start + n], itc_similarity=sim[start:start + n])
+            start += n
+        return outputs
+
+    @torch.inference_mode()
+    def embed_text(self, items: list[Item]) -> list[Output | RequestError]:
+        texts = [t for it in items for t in it.captions]
+        ids, mask = self.tokenize(texts)
+        rows = self.forwards["embed_text"](self.model, ids, mask)[: len(texts)].cpu().tolist()  # host sync
+        outputs, start = [], 0
+        for it in items:
+            outputs.append(Output(embeddings=rows[start:start + len(it.captions)]))
+            start += len(it.captions)
+        return outputs

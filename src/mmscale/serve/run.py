@@ -1,0 +1,69 @@
+"""Run a server: build the predictor, bind (refusing non-loopback without a token), serve until SIGTERM.
+
+On SIGTERM/SIGINT uvicorn stops accepting, lets in-flight requests finish (up to
+``drain_timeout_s``), then the app's shutdown drains the batcher; the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import sys
+
+from mmscale.serve.config import ServeConfig
+
+log = logging.getLogger(__name__)
+
+
+def build_predictor(cfg: ServeConfig, checkpoint: str | None = None, preset: str | None = None,
+                    model_overrides: tuple[str, ...] | list[str] = ()):
+    """The model predictor the config asks for (device, dtype, decode, compile resolved here)."""
+    import torch
+
+    from mmscale.data.tokenizer import load_tokenizer
+    from mmscale.serve.model_loader import load_model
+    from mmscale.serve.predictor import ModelPredictor
+
+    if cfg.cpu_threads:
+        torch.set_num_threads(cfg.cpu_threads)
+    model, _ = load_model(checkpoint, preset, model_overrides)
+    return ModelPredictor(model, load_tokenizer(cfg.tokenizer or None), max_text_tokens=cfg.max_text_tokens,
+                          max_pixels=cfg.max_image_pixels, device=cfg.device, dtype=cfg.dtype,
+                          image_decode=cfg.image_decode, compile=cfg.compile)
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(cfg: ServeConfig, predictor, announce=print) -> None:
+    """Serve ``predictor`` until SIGTERM/SIGINT. Prints ``listening on http://HOST:PORT`` once bound
+    (with ``port=0`` the free port chosen), which ``bench load --spawn`` reads."""
+    import uvicorn
+
+    from mmscale.serve.app import create_app
+
+    cfg.validate()  # refuses a non-loopback host without a token
+    sock = bind_socket(cfg.host, cfg.port)
+    host, port = sock.getsockname()[:2]
+    app = create_app(predictor, cfg)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=int(cfg.drain_timeout_s), backlog=4096)
+    server = uvicorn.Server(config)
+    shown = f"[{host}]" if ":" in host else host
+    announce(f"listening on http://{shown}:{port} ({cfg.server}, max_batch={cfg.max_batch}, "
+             f"max_wait_ms={cfg.max_wait_ms}, max_queue={cfg.max_queue})")
+    sys.stdout.flush()
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn re-raises the signal after its graceful shutdown; a drained SIGTERM is a clean
+        # exit (status 0), so the handler it restores and re-raises to is a no-op.
+        signal.signal(signal.SIGTERM, lambda *_: None)
+    server.run(sockets=[sock])
+    log.info("drained and stopped")

@@ -1,0 +1,50 @@
+"""Retrieval evaluation on the val split: embed N pairs, then recall@1/5/10 both directions."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from mmscale.data.normalize import to_model_input
+from mmscale.train.data import SplitBatches
+from mmscale.train.retrieval import retrieval_recall
+
+
+@torch.no_grad()
+def embed_split(model, batches, device, precision) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, E) image and text embeddings, in val order, as float32 on the CPU."""
+    images, texts = [], []
+    for batch in batches:
+        pixels = to_model_input(batch.images, device)
+        ids = batch.input_ids.to(device, non_blocking=True)
+        mask = batch.attention_mask.to(device, non_blocking=True)
+        with precision.autocast():
+            images.append(model.image_embedding(pixels).float().cpu())
+            texts.append(model.text_embedding(ids, mask).float().cpu())
+    return torch.cat(images), torch.cat(texts)
+
+
+def evaluate_retrieval(job, model, tokenizer, env, device, precision) -> dict:
+    """Recall on the first ``train.eval_samples`` pairs of ``train.eval_split`` ({} when it is empty).
+
+    Every rank runs it on the same pairs (FSDP2 needs all ranks in each forward); the model is
+    put back in training mode afterwards.
+    """
+    cfg = job.train
+    eval_job = dataclasses.replace(
+        job, data=dataclasses.replace(job.data, limit=cfg.eval_samples, shuffle=False)
+    )
+    batch = max(1, min(cfg.eval_samples, cfg.batch_size))
+    split = SplitBatches(eval_job, cfg.eval_split, batch, tokenizer, env=None, device=device, drop_last=False)
+    if split.num_samples < 2:
+        return {}
+    was_training = model.training
+    model.eval()
+    try:
+        image_emb, text_emb = embed_split(model, split.epoch(0), device, precision)
+    finally:
+        model.train(was_training)
+    out = retrieval_recall(image_emb, text_emb)
+    out["samples"] = int(image_emb.shape[0])
+    return out

@@ -1,0 +1,345 @@
+"""The main job: run every section on one dataset, write ``results.json`` and ``report.html``.
+
+``validate(...)`` resolves the configs of a preset once, fingerprints the environment, makes
+sure there is a dataset (the user's, or a synthesized one), then runs the sections in order
+with the hardware monitor attached throughout. Each section is a function returning a section
+dict (``validate_sections``); one that raises is recorded as failed with its error, and the
+rest still run, so a report always comes out and says what broke.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from mmscale.config.load import load_config, to_dict
+from mmscale.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+SECTION_ORDER = ("data", "pipeline", "datascale", "batchsweep", "load", "scaling")
+
+
+@dataclass
+class DatascaleSettings:
+    sizes: list[int] = field(default_factory=lambda: [10_000, 50_000, 100_000])
+    """Subset sizes in samples; each trains the same number of epochs."""
+    epochs: int = 1
+    """Epochs per size."""
+    repeats: int = 1
+    """Runs per size; more than one gives the run-to-run spread that ``compare`` needs."""
+
+
+@dataclass
+class BatchsweepSettings:
+    start_batch: int = 32
+    """First batch of the doubling ladder."""
+    max_batch: int = 4096
+    """Stop doubling here even without an out-of-memory."""
+    warmup_steps: int = 1
+    """Untimed steps per batch (allocator warm-up, cuDNN/cuBLAS autotuning)."""
+    timed_steps: int = 3
+    """Timed steps per batch; their spread is the throughput's noise."""
+    bisect_steps: int = 3
+    """Bisection probes between the last batch that fitted and the first out-of-memory."""
+    memory_cap_gib: float = 0.0
+    """Simulated OOM above this peak (host RSS growth on CPU; 0 = only real OOMs)."""
+    variants: list[str] = field(default_factory=lambda: ["bf16", "fp32", "bf16+ckpt", "fsdp"])
+    """What-if variants, names in ``mmscale.bench.batchsweep.VARIANTS``."""
+
+
+@dataclass
+class ScalingSettings:
+    max_world: int = 0
+    """Largest number of ranks (0 = every visible GPU)."""
+    strategies: list[str] = field(default_factory=lambda: ["ddp", "fsdp"])
+    """Multi-process strategies to measure (``ddp``, ``fsdp``)."""
+    per_rank_batch: int = 32
+    """Per-rank batch of weak scaling; strong scaling holds ``per_rank_batch * max_world``."""
+    steps: int = 10
+    """Timed steps per regime."""
+    warmup_steps: int = 3
+    """Untimed steps before timing."""
+    cpu_smoke: bool = False
+    """On a machine without 2+ GPUs, run 1 and 2 gloo CPU processes as a smoke test."""
+
+
+@dataclass
+class DataBenchSettings:
+    batches: int = 20
+    """Batches timed per loader variant."""
+    batch_size: int = 64
+    """Samples per batch in the data benchmark."""
+
+
+@dataclass
+class PipelineSettings:
+    steps: int = 10
+    """Training steps timed stage by stage."""
+
+
+@dataclass
+class LoadSettings:
+    concurrency: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
+    """Closed-loop levels: concurrent clients."""
+    window_s: float = 3.0
+    """Length of one measurement window."""
+    max_windows: int = 4
+    """Windows per level at most (a level repeats until throughput and p99 agree)."""
+    processes: int = 2
+    """Client processes sending the load."""
+    slo: str = "p99=100ms"
+    """Latency objective for goodput."""
+    server: str = "batched"
+    """Server implementation to spawn (``batched`` or ``naive``)."""
+
+
+@dataclass
+class ValidateConfig:
+    sections: list[str] = field(default_factory=lambda: list(SECTION_ORDER))
+    """Sections to run, in the fixed order above (others are reported as skipped)."""
+    synth_samples: int = 110_000
+    """Samples to synthesize when no ``--data`` is given (covers the largest datascale size)."""
+    synth_format: str = "files"
+    """Format of the synthesized set: ``files`` (JPEG + jsonl) or ``wds`` (tar shards)."""
+    monitor_interval_s: float = 0.5
+    """Hardware monitor sampling period."""
+    data: DataBenchSettings = field(default_factory=DataBenchSettings)
+    """Data loading benchmark."""
+    pipeline: PipelineSettings = field(default_factory=PipelineSettings)
+    """Stage breakdown and bottleneck analysis."""
+    datascale: DatascaleSettings = field(default_factory=DatascaleSettings)
+    """Time and memory against dataset size."""
+    batchsweep: BatchsweepSettings = field(default_factory=BatchsweepSettings)
+    """Memory and throughput against batch size."""
+    load: LoadSettings = field(default_factory=LoadSettings)
+    """Serving latency against concurrency."""
+    scaling: ScalingSettings = field(default_factory=ScalingSettings)
+    """Multi-GPU scaling."""
+
+    def validate(self) -> None:
+        for name in self.sections:
+            if name not in SECTION_ORDER:
+                raise ConfigError("validate.sections", f"unknown section '{name}' (known: {', '.join(SECTION_ORDER)})")
+        if self.synth_samples < 1:
+            raise ConfigError("validate.synth_samples", f"must be >= 1, got {self.synth_samples}")
+        if not self.datascale.sizes or min(self.datascale.sizes) < 1:
+            raise ConfigError("validate.datascale.sizes", "needs at least one positive size")
+        if self.datascale.epochs < 1 or self.datascale.repeats < 1:
+            raise ConfigError("validate.datascale", "epochs and repeats must be >= 1")
+        if self.batchsweep.start_batch < 1 or self.batchsweep.max_batch < self.batchsweep.start_batch:
+            raise ConfigError("validate.batchsweep.max_batch", "must be >= start_batch >= 1")
+        if self.batchsweep.timed_steps < 1:
+            raise ConfigError("validate.batchsweep.timed_steps", "must be >= 1")
+        if self.monitor_interval_s <= 0:
+            raise ConfigError("validate.monitor_interval_s", "must be > 0")
+        if self.synth_format not in ("files", "wds"):
+            raise ConfigError("validate.synth_format", f"must be 'files' or 'wds', got {self.synth_format!r}")
+
+
+@dataclass
+class Configs:
+    """Every config a validate run resolved, loaded once from the same preset and overrides."""
+
+    validate: ValidateConfig
+    job: object  # mmscale.train.TrainJob
+    preset: str | None
+
+    def as_dict(self) -> dict:
+        return {"validate": to_dict(self.validate), **to_dict(self.job)}
+
+
+def load_configs(preset: str | None, overrides: list[str] = (), file: str | None = None) -> Configs:
+    """Each table of the preset into its own dataclass; an override goes to the table it names."""
+    from mmscale.data.config import DataConfig
+    from mmscale.model.config import ModelConfig
+    from mmscale.train.config import TrainConfig, TrainJob
+
+    tables = {"validate": ValidateConfig, "data": DataConfig, "model": ModelConfig, "train": TrainConfig}
+    for text in overrides:
+        head = text.split("=", 1)[0].split(".", 1)[0].strip()
+        if head not in tables:
+            raise ConfigError(text.split("=", 1)[0], f"overrides must start with one of {', '.join(tables)}")
+    loaded = {
+        name: load_config(cls, preset=preset, file=file, section=name,
+                          overrides=[o for o in overrides if o.split(".", 1)[0].strip() == name])
+        for name, cls in tables.items()
+    }
+    job = TrainJob(data=loaded["data"], model=loaded["model"], train=loaded["train"])
+    job.validate()
+    return Configs(validate=loaded["validate"], job=job, preset=preset)
+
+
+@dataclass
+class Context:
+    """What every section runner receives."""
+
+    configs: Configs
+    run_dir: Path
+    data_path: Path
+    device: str
+    monitor: object | None = None
+    say: Callable[[str], None] = lambda text: None
+
+    @property
+    def settings(self) -> ValidateConfig:
+        return self.configs.validate
+
+
+def resolve_device(choice: str) -> str:
+    import torch
+
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError("train.device", "cuda was asked for but no CUDA device is visible")
+        return "cuda"
+    return "cpu"
+
+
+def run_section(name: str, runner: Callable[[Context], dict], ctx: Context) -> dict:
+    """One section, timed; an exception becomes a failed section instead of ending the run."""
+    from mmscale.report.results import new_section, verdict
+    from mmscale.validate_sections import TITLES
+
+    t0 = time.perf_counter()
+    if ctx.monitor is not None and hasattr(ctx.monitor, "mark"):
+        ctx.monitor.mark(f"{name} start")
+    try:
+        section = runner(ctx)
+    except Exception as exc:  # noqa: BLE001 - a failed section is a result, the others still run
+        log.warning("section %s failed: %s", name, exc)
+        section = new_section(TITLES[name], "failed", f"{type(exc).__name__}: {exc}")
+        section["error"] = "".join(traceback.format_exception(exc))[-4000:]
+        section["verdicts"].append(verdict("fail", f"the section raised {type(exc).__name__}; see the error detail"))
+    section["wall_s"] = time.perf_counter() - t0
+    return section
+
+
+def prepare_data(ctx_settings: ValidateConfig, data_dir: str | None, run_dir: Path, job, say) -> Path:
+    """The user's dataset, checked to exist, or a synthesized one under the run directory."""
+    if data_dir:
+        path = Path(data_dir)
+        if not path.exists():
+            raise ConfigError("--data", f"{path} does not exist")
+        return path
+    from mmscale.data import synthesize
+
+    out = run_dir / "data"
+    marker = out / ("train.jsonl" if ctx_settings.synth_format == "files" else "train-000000.tar")
+    if not marker.exists():
+        say(f"synthesizing {ctx_settings.synth_samples} samples into {out}")
+        synthesize(ctx_settings.synth_samples, out, fmt=ctx_settings.synth_format, progress=False)
+    return out
+
+
+def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: str | Path = "runs/validate",
+             overrides: list[str] = (), file: str | None = None, show_progress: bool = True) -> dict:
+    """Run the suite; returns the results document (also written to ``out_dir``)."""
+    from mmscale.bench.environment import fingerprint
+    from mmscale.report.html import write_report
+    from mmscale.report.results import new_results, new_section, write_results
+    from mmscale.validate_sections import RUNNERS, TITLES, collect_metrics, monitor_section
+
+    configs = load_configs(preset, list(overrides), file)
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(configs.job.train.device)
+    settings = configs.validate
+    t_start = time.perf_counter()
+    with _progress(show_progress, len(SECTION_ORDER) + 1) as (progress, task):
+        def say(text: str) -> None:
+            if progress is not None:
+                progress.update(task, description=text)
+            else:
+                log.info(text)
+
+        data_path = prepare_data(settings, data_dir, run_dir, configs.job, say)
+        job = dataclasses.replace(configs.job, data=dataclasses.replace(configs.job.data, path=str(data_path)))
+        configs = dataclasses.replace(configs, job=job)
+        results = new_results(preset, configs.as_dict(), fingerprint())
+        monitor = _start_monitor(settings.monitor_interval_s)
+        ctx = Context(configs, run_dir, data_path, device, monitor, say)
+        try:
+            if progress is not None:
+                progress.advance(task)
+            for name in SECTION_ORDER:
+                say(f"{TITLES[name]}")
+                if name not in settings.sections:
+                    results["sections"][name] = new_section(
+                        TITLES[name], "skipped", "not in validate.sections for this run")
+                else:
+                    results["sections"][name] = run_section(name, RUNNERS[name], ctx)
+                if progress is not None:
+                    progress.advance(task)
+        finally:
+            if monitor is not None:
+                monitor.stop()
+        results["sections"]["monitor"] = monitor_section(monitor, run_dir)
+    results["metrics"] = collect_metrics(results["sections"])
+    results["wall_s"] = time.perf_counter() - t_start
+    write_results(results, run_dir)
+    write_report(results, run_dir)
+    return results
+
+
+def _start_monitor(interval_s: float):
+    try:
+        from mmscale.monitor import HardwareMonitor
+    except ImportError:
+        return None
+    return HardwareMonitor(interval_s=interval_s).start()
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int):
+    if not enabled:
+        yield None, None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description:<60}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn()) as progress:
+        task = progress.add_task("preparing", total=total)
+        yield progress, task
+
+
+def run_one_section(name: str, preset: str | None, overrides: list[str] = (), file: str | None = None,
+                    data_dir: str | None = None, out_dir: str | Path = "runs/bench",
+                    show_progress: bool = True) -> dict:
+    """One section alone (what ``mmscale bench datascale|batchsweep|scaling`` run), as a section dict.
+
+    Writes ``<name>.json`` (the section plus config and environment) into ``out_dir``.
+    """
+    import json
+
+    from mmscale.bench.environment import fingerprint
+    from mmscale.report.results import to_plain
+    from mmscale.validate_sections import RUNNERS
+
+    configs = load_configs(preset, list(overrides), file)
+    run_dir = Path(out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(configs.job.train.device)
+    with _progress(show_progress, 1) as (progress, task):
+        def say(text: str) -> None:
+            if progress is not None:
+                progress.update(task, description=text)
+
+        data_path = Path(configs.job.data.path)
+        if name == "datascale":
+            data_path = prepare_data(configs.validate, data_dir, run_dir, configs.job, say)
+            job = dataclasses.replace(configs.job, data=dataclasses.replace(configs.job.data, path=str(data_path)))
+            configs = dataclasses.replace(configs, job=job)
+        ctx = Context(configs, run_dir, data_path, device, None, say)
+        section = run_section(name, RUNNERS[name], ctx)
+        if progress is not None:
+            progress.advance(task)
+    doc = {"section": section, "config": configs.as_dict(), "environment": fingerprint()}
+    (run_dir / f"{name}.json").write_text(json.dumps(to_plain(doc), indent=1))
+    return section

@@ -1,0 +1,78 @@
+"""A short ``bench load --spawn`` run against the real tiny-model server reports sane figures."""
+
+import json
+import math
+
+from mmscale.bench.load_payload import build_payloads
+from mmscale.bench.load_pool import split_evenly, window_jobs
+from mmscale.bench.load_client import poisson_schedule
+from mmscale.cli import main
+
+
+def test_short_run_against_the_tiny_model_server_reports_sane_percentiles(tmp_path):
+    """Real server (tiny model, CPU) on a free loopback port; ``--spawn`` is covered by the
+    serve_load smoke test."""
+    import torch
+
+    from mmscale.serve.config import ServeConfig
+    from mmscale.serve.run import build_predictor
+    from tests.serve.serve_fakes import live_server
+
+    torch.set_num_threads(1)
+    cfg = ServeConfig(device="cpu", max_wait_ms=5)
+    out = tmp_path / "load.json"
+    with live_server(build_predictor(cfg, preset="tiny"), cfg) as (url, _):
+        code = main(["bench", "load", "--url", url, "--label", "batched", "--concurrency", "1,4", "--rates", "8",
+                     "--window-s", "1", "--max-windows", "1", "--warmup-s", "0.2", "--processes", "1",
+                     "--captions", "2", "--slo", "p99=2s", "--json", "--out", str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    rows = result["rows"]
+    assert [(r["mode"], r["concurrency"], r["target_rate_per_s"]) for r in rows] == [
+        ("closed", 1, 0.0), ("closed", 4, 0.0), ("open", 0, 8.0)]
+    for r in rows:
+        assert r["ok"] == r["requests"] > 0 and r["errors_by_status"] == {}
+        assert 0 < r["p50_ms"] <= r["p90_ms"] <= r["p99_ms"] <= r["max_ms"] < 5000
+        assert r["throughput_per_s"] > 0 and r["goodput_per_s"] <= r["throughput_per_s"] + 1e-9
+        assert r["windows"] >= 1 and r["client_cpu_max_pct"] >= 0
+    closed1, closed4, opened = rows
+    # one user waits for each answer: throughput ~ 1 / mean latency (Little's law, within overheads)
+    assert math.isclose(closed1["throughput_per_s"], 1000.0 / closed1["mean_ms"], rel_tol=0.35)
+    assert closed4["mean_ms"] >= closed1["p50_ms"] * 0.5
+    assert 3 <= opened["achieved_rate_per_s"] <= 16  # Poisson at 8/s over a 1 s window
+    assert result["headline"]
+
+
+def test_payloads_from_a_dataset_directory(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    lines = []
+    for k in range(3):
+        Image.new("RGB", (40, 30), (k * 60, 10, 10)).save(tmp_path / "img" / f"{k}.jpg")
+        lines.append(json.dumps({"image": f"img/{k}.jpg", "caption": f"a red square number {k}"}))
+    (tmp_path / "val.jsonl").write_text("\n".join(lines) + "\n")
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n")
+    payloads = build_payloads("match", n=5, captions_per_request=2, dataset=str(tmp_path))
+    assert len(payloads) == 5 and payloads[0].body[:3] == b"\xff\xd8\xff"
+    assert "caption=a+red+square+number+0" in payloads[0].path and payloads[0].path.count("caption=") == 2
+    text = build_payloads("embed_text", n=2, captions_per_request=3)
+    assert json.loads(text[0].body)["texts"] and text[0].content_type == "application/json"
+
+
+def test_load_is_split_over_processes():
+    assert split_evenly(10, 4) == [3, 3, 2, 2] and split_evenly(2, 4) == [1, 1]
+    jobs = window_jobs("http://x", "closed", 10, 4, 1.0, 100, 5.0, None, seed=0)
+    assert [j.concurrency for j in jobs] == [3, 3, 2, 2] and sum(j.max_requests for j in jobs) == 100
+    jobs = window_jobs("http://x", "open", 100.0, 4, 1.0, 100, 5.0, None, seed=0)
+    assert [j.rate_per_s for j in jobs] == [25.0] * 4 and len({j.seed for j in jobs}) == 4
+
+
+def test_poisson_schedule_has_the_target_rate_and_exponential_gaps():
+    offsets = poisson_schedule(200.0, 50.0, 1_000_000, seed=1)
+    assert abs(len(offsets) - 10_000) < 4 * 100  # mean 10,000, sd 100
+    gaps = [b - a for a, b in zip(offsets, offsets[1:])]
+    mean = sum(gaps) / len(gaps)
+    var = sum((g - mean) ** 2 for g in gaps) / len(gaps)
+    assert abs(mean - 0.005) < 0.0002 and abs(var ** 0.5 / mean - 1.0) < 0.05  # exponential: cv = 1
+    assert len(poisson_schedule(200.0, 50.0, 7, seed=1)) == 7  # request budget caps it

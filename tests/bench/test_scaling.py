@@ -1,0 +1,62 @@
+"""Scaling: efficiency on constructed rows, and a real 1- and 2-process gloo smoke run on CPU."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmscale.bench import scaling
+
+
+def srow(strategy, world, regime, sps):
+    return scaling.ScalingRow(strategy=strategy, world_size=world, regime=regime, per_rank_batch=8,
+                              global_batch=8 * world, step_ms=1.0, samples_per_s=sps,
+                              per_rank_samples_per_s=sps / world, step_ms_values=[1.0], nosync_step_ms=None,
+                              comm_share=None, peak_mem_gib=None)
+
+
+def test_efficiency_is_against_one_rank_of_the_same_strategy_and_regime():
+    rows = [srow("ddp", 1, "weak", 100), srow("ddp", 2, "weak", 180), srow("ddp", 4, "weak", 320),
+            srow("ddp", 1, "strong", 120), srow("ddp", 4, "strong", 240), srow("fsdp", 2, "weak", 150)]
+    summary = scaling.analyze(rows)
+    assert rows[1].efficiency == pytest.approx(0.9)
+    assert rows[2].efficiency == pytest.approx(0.8)
+    assert rows[4].efficiency == pytest.approx(0.5)
+    assert rows[5].efficiency is None  # no single-rank fsdp row to compare with
+    assert summary == {"ddp_weak_efficiency_x2": pytest.approx(0.9), "ddp_weak_efficiency_x4": pytest.approx(0.8),
+                       "ddp_strong_efficiency_x4": pytest.approx(0.5)}
+
+
+@pytest.mark.slow
+def test_cpu_smoke_runs_torchrun_with_two_gloo_ranks(tmp_path):
+    """The real launch path: torchrun, gloo process group, DDP, no-sync timing, gathered rows.
+    (World size 1 is the same code without the group; skipped here to keep the suite fast.)"""
+    from mmscale.model.config import ModelConfig
+    from mmscale.train.config import TrainConfig
+
+    model_cfg = ModelConfig(image_encoder="vit_tiny_patch16_224", image_size=32, image_patch_size=8, image_depth=1,
+                            text_encoder="bert-tiny", max_text_len=8, hidden_dim=32, num_heads=2, embed_dim=16)
+    rows, errors = scaling.run_scaling(model_cfg, TrainConfig(precision="fp32"), [2], ["ddp"], per_rank_batch=4,
+                                       steps=2, warmup=1, device="cpu", work_dir=tmp_path)
+    assert errors == []
+    assert {(r.world_size, r.regime) for r in rows} == {(2, "weak"), (2, "strong")}
+    two = [r for r in rows if r.world_size == 2]
+    assert all(r.samples_per_s > 0 and r.per_rank_samples_per_s == pytest.approx(r.samples_per_s / 2) for r in two)
+    assert all(r.comm_share is not None and 0 <= r.comm_share < 1 for r in two)
+    assert all(len(r.step_ms_values) == 2 and r.peak_mem_gib > 0 for r in rows)
+    strong_two = next(r for r in two if r.regime == "strong")
+    assert strong_two.global_batch == 8 and strong_two.per_rank_batch == 4
+
+
+def test_a_failed_launch_is_recorded_not_raised(tmp_path, monkeypatch):
+    from mmscale.model.config import ModelConfig
+    from mmscale.train.config import TrainConfig
+
+    def launch(world_size, strategy, *args, **kwargs):
+        if world_size == 2:
+            raise RuntimeError("torchrun ddp x2 exited 1: NCCL error")
+        return [srow(strategy, world_size, "weak", 100).as_dict()]
+
+    monkeypatch.setattr(scaling, "launch", launch)
+    rows, errors = scaling.run_scaling(ModelConfig(), TrainConfig(), [1, 2], ["ddp"], 2, 1, 0, "cpu", tmp_path)
+    assert [r.world_size for r in rows] == [1] and rows[0].efficiency == 1.0
+    assert errors == [{"strategy": "ddp", "world_size": 2, "error": "torchrun ddp x2 exited 1: NCCL error"}]

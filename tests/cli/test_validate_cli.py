@@ -1,0 +1,59 @@
+"""CLI of validate, report and compare: thin wrappers that parse, call and print."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from mmscale.cli import main
+from mmscale.report.results import write_results
+
+_spec = importlib.util.spec_from_file_location(
+    "report_helpers", Path(__file__).parents[1] / "report" / "report_helpers.py")
+helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(helpers)
+
+
+def test_validate_help_teaches(capsys):
+    with pytest.raises(SystemExit):
+        main(["validate", "--help"])
+    out = capsys.readouterr().out
+    assert "--preset" in out and "--data" in out and "mmscale report RUN_DIR" in out
+
+
+def test_bench_help_lists_the_scalability_benchmarks(capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    out = capsys.readouterr().out
+    assert "datascale" in out and "batchsweep" in out and "scaling" in out
+
+
+def test_validate_bad_override_is_one_line_error(capsys, tmp_path):
+    assert main(["validate", "--preset", "cpu", "--out", str(tmp_path), "validate.sections=[\"nope\"]"]) == 2
+    err = capsys.readouterr().err
+    assert "validate.sections" in err and "Traceback" not in err
+    assert main(["validate", "--preset", "cpu", "--out", str(tmp_path), "serve.port=1"]) == 2
+
+
+def test_report_rerenders_and_compare_gates_on_regressions(capsys, tmp_path):
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    write_results(helpers.sample_results(), a)
+    write_results(helpers.sample_results(throughput=[99, 104, 97, 102, 100]), b)
+    write_results(helpers.sample_results(throughput=[80, 82, 79, 81, 83]), c)
+    assert main(["report", str(a)]) == 0
+    assert (a / "report.html").read_text().startswith("<!DOCTYPE html>")
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "REGRESSION" not in capsys.readouterr().out
+    assert main(["compare", str(a), str(c), "--html", str(tmp_path / "cmp.html")]) == 3
+    assert "REGRESSION" in capsys.readouterr().out and (tmp_path / "cmp.html").is_file()
+    assert main(["compare", str(a), str(c), "--json"]) == 3
+    assert json.loads(capsys.readouterr().out)["regressions"] == ["batchsweep.fp32.samples_per_s@8"]
+
+
+def test_report_on_a_directory_without_results_is_a_clear_error(capsys, tmp_path):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no results.json" in capsys.readouterr().err

@@ -1,0 +1,95 @@
+"""The dynamic batcher alone: batches fill to max_batch, never mix tasks, wait a bounded time,
+and the bounded queue refuses at once."""
+
+import time
+
+import pytest
+
+from mmscale.serve.batcher import DynamicBatcher, NaiveRunner, QueueFull
+from mmscale.serve.requests import Item
+from tests.serve.serve_fakes import FakePredictor
+
+
+def items(n, task="match"):
+    return [Item(task, b"img", [f"caption {k}"]) for k in range(n)]
+
+
+def test_concurrent_requests_share_batches_up_to_max_batch():
+    fake = FakePredictor(delay_s=0.05)
+    batcher = DynamicBatcher(fake.predict, max_batch=4, max_wait_ms=200, max_queue=100).start()
+    futures = [batcher.submit(it) for it in items(10)]
+    results = [f.result(5) for f in futures]
+    batcher.stop()
+    sizes = [n for _, n in fake.batches]
+    assert sum(sizes) == 10 and max(sizes) == 4 and len(sizes) <= 4
+    assert [r.itm_prob[0] for r in results] == [len(f"caption {k}") / 100 for k in range(10)]
+
+
+def test_tasks_are_never_mixed_in_one_batch():
+    fake = FakePredictor(delay_s=0.02)
+    batcher = DynamicBatcher(fake.predict, max_batch=8, max_wait_ms=50, max_queue=100).start()
+    futures = [batcher.submit(it) for it in items(3) + items(3, "embed_image") + items(2)]
+    for f in futures:
+        f.result(5)
+    batcher.stop()
+    assert sorted(fake.batches) == [("embed_image", 3), ("match", 5)]
+
+
+def test_a_lone_request_waits_at_most_max_wait():
+    fake = FakePredictor()
+    batcher = DynamicBatcher(fake.predict, max_batch=64, max_wait_ms=30, max_queue=10).start()
+    start = time.monotonic()
+    batcher.submit(items(1)[0]).result(5)
+    waited = time.monotonic() - start
+    batcher.stop()
+    assert 0.025 <= waited < 0.5
+
+
+def test_full_queue_refuses_immediately_and_errors_stay_per_request():
+    fake = FakePredictor(delay_s=0.3)
+    batcher = DynamicBatcher(fake.predict, max_batch=1, max_wait_ms=0, max_queue=2).start()
+    first = batcher.submit(Item("match", b"BAD", ["x"]))
+    second = batcher.submit(items(1)[0])
+    start = time.monotonic()
+    with pytest.raises(QueueFull):
+        batcher.submit(items(1)[0])
+    assert time.monotonic() - start < 0.05
+    with pytest.raises(Exception, match="fake decode failure"):
+        first.result(5)
+    assert second.result(5).itm_prob
+    batcher.stop()
+
+
+def test_stop_drains_queued_requests():
+    fake = FakePredictor(delay_s=0.05)
+    batcher = DynamicBatcher(fake.predict, max_batch=2, max_wait_ms=0, max_queue=10).start()
+    futures = [batcher.submit(it) for it in items(5)]
+    batcher.stop()
+    assert all(f.done() and f.exception() is None for f in futures)
+    with pytest.raises(QueueFull):
+        batcher.submit(items(1)[0])
+
+
+def test_a_crashing_predict_fails_its_batch_and_the_thread_survives():
+    calls = []
+
+    def predict(task, batch):
+        calls.append(len(batch))
+        if len(calls) == 1:
+            raise RuntimeError("device fell over")
+        return FakePredictor().predict(task, batch)
+
+    batcher = DynamicBatcher(predict, max_batch=1, max_wait_ms=0, max_queue=10).start()
+    with pytest.raises(RuntimeError):
+        batcher.submit(items(1)[0]).result(5)
+    assert batcher.submit(items(1)[0]).result(5).itm_prob
+    batcher.stop()
+
+
+def test_naive_runner_runs_one_forward_per_request():
+    fake = FakePredictor(delay_s=0.01)
+    runner = NaiveRunner(fake.predict, threads=4)
+    for f in [runner.submit(it) for it in items(6)]:
+        f.result(5)
+    runner.stop()
+    assert [n for _, n in fake.batches] == [1] * 6

@@ -1,0 +1,102 @@
+"""The real predictor (tiny model): batched equals unbatched, bad images fail alone, padding to
+buckets (the compiled path's static shapes) changes nothing."""
+
+import pytest
+import torch
+
+from mmscale.serve.predictor import next_bucket
+from mmscale.serve.requests import Item, RequestError
+from tests.serve.conftest import jpeg
+
+TOL = 1e-4  # fp32 on CPU; different batch shapes reorder reductions only
+
+
+def match_items():
+    captions = [["a red cube"], ["two green spheres near a cone", "a cat", "x"], ["a b c d e f g h"] * 2]
+    return [Item("match", jpeg(64 + 16 * k, 48, seed=k), c) for k, c in enumerate(captions)]
+
+
+def close(a, b):
+    return torch.allclose(torch.tensor(a), torch.tensor(b), atol=TOL)
+
+
+def test_batched_equals_unbatched_with_different_caption_counts(tiny_predictor):
+    items = match_items()
+    together = tiny_predictor.predict("match", items)
+    for item, out in zip(items, together):
+        (alone,) = tiny_predictor.predict("match", [item])
+        assert len(out.itm_prob) == len(item.captions)
+        assert close(out.itm_prob, alone.itm_prob) and close(out.itc_similarity, alone.itc_similarity)
+        assert all(0.0 <= p <= 1.0 for p in out.itm_prob)
+        assert all(-1.0 - 1e-5 <= s <= 1.0 + 1e-5 for s in out.itc_similarity)
+
+
+def test_scores_match_the_model_called_directly(tiny_predictor):
+    from mmscale.data.image import decode_image
+    from mmscale.data.normalize import to_model_input
+
+    item = match_items()[1]
+    (out,) = tiny_predictor.predict("match", [item])
+    model, tok = tiny_predictor.model, tiny_predictor.tokenizer
+    pixels = to_model_input(decode_image(item.image_bytes, model.cfg.image_size)[None])
+    ids, mask = tok.encode_batch(item.captions, max_len=32)
+    with torch.no_grad():
+        image_tokens = model.encode_image(pixels).expand(len(ids), -1, -1)
+        text_tokens = model.encode_text(ids, mask)
+        prob = model.itm_logits(image_tokens, text_tokens, mask).softmax(-1)[:, 1]
+        sim = (model.image_embedding(pixels) * model.text_embedding(ids, mask)).sum(-1)
+    assert close(out.itm_prob, prob.tolist()) and close(out.itc_similarity, sim.tolist())
+
+
+def test_embeddings_batched_equal_unbatched_and_are_normalized(tiny_predictor):
+    images = [Item("embed_image", jpeg(seed=k)) for k in range(3)]
+    texts = [Item("embed_text", captions=c) for c in (["a"], ["b c", "d e f g"])]
+    for task, batch in (("embed_image", images), ("embed_text", texts)):
+        together = tiny_predictor.predict(task, batch)
+        for item, out in zip(batch, together):
+            (alone,) = tiny_predictor.predict(task, [item])
+            assert close(out.embeddings, alone.embeddings)
+            assert close([sum(x * x for x in e) for e in out.embeddings], [1.0] * len(out.embeddings))
+
+
+def test_a_bad_image_fails_alone(tiny_predictor):
+    good = match_items()[0]
+    truncated = Item("match", jpeg(seed=9)[:300], ["a"])
+    outs = tiny_predictor.predict("match", [truncated, good])
+    assert isinstance(outs[0], RequestError) and outs[0].status == 400 and outs[0].code == "bad_image"
+    (alone,) = tiny_predictor.predict("match", [good])
+    assert close(outs[1].itm_prob, alone.itm_prob)
+
+
+def test_bucket_padding_does_not_change_scores(tiny_predictor):
+    items = match_items()
+    plain = tiny_predictor.predict("match", items)
+    tiny_predictor.pad_buckets = True
+    try:
+        padded = tiny_predictor.predict("match", items)
+    finally:
+        tiny_predictor.pad_buckets = False
+    for a, b in zip(plain, padded):
+        assert close(a.itm_prob, b.itm_prob) and close(a.itc_similarity, b.itc_similarity)
+
+
+@pytest.mark.parametrize("n, bucket", [(1, 1), (2, 2), (3, 4), (17, 32), (32, 32)])
+def test_next_bucket(n, bucket):
+    assert next_bucket(n) == bucket
+
+
+def test_device_decode_path_matches_cpu_decode_and_falls_back(tiny_predictor):
+    """The nvjpeg path's logic (batched decode_jpeg + resize, CPU fallback for non-JPEG and bad
+    bytes), run with torchvision's CPU decoder: same pixels within a few grey levels."""
+    from mmscale.serve.predictor import ImageBatchDecoder
+
+    size = tiny_predictor.image_size
+    blobs = [jpeg(120, 90, seed=1), jpeg(64, 64, seed=2, fmt="PNG"), b"\xff\xd8\xff garbage", jpeg(90, 120, seed=3)]
+    device_path = ImageBatchDecoder(size, 10**8, torch.device("cpu"), "cuda")
+    cpu_path = ImageBatchDecoder(size, 10**8, torch.device("cpu"), "cpu")
+    images, errors = device_path(blobs)
+    reference, ref_errors = cpu_path(blobs)
+    assert [e is None for e in errors] == [True, True, False, True] == [e is None for e in ref_errors]
+    assert errors[2].status == 400 and images.shape == (3, 3, size, size) and images.dtype == torch.uint8
+    diff = (images.float() - reference.float()).abs().mean().item()
+    assert diff < 8.0  # different resamplers (PIL draft + bilinear vs antialiased interpolate)

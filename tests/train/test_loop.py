@@ -1,0 +1,22 @@
+import json
+
+from mmscale.config.load import load_config
+from mmscale.train import TrainJob, train
+from tests.train.conftest import TINY_OVERRIDES
+
+
+def test_train_runs_logs_evaluates_and_checkpoints(tiny_dataset, tmp_path):
+    job = load_config(TrainJob, preset="tiny", overrides=TINY_OVERRIDES + [
+        f"data.path={tiny_dataset}", f"train.out_dir={tmp_path}", "train.steps=4", "train.grad_accum=2",
+    ])
+    result = train(job)
+    assert result.steps == 4 and result.samples == 32
+    assert result.loss is not None and result.loss > 0 and result.flops_per_step > 0
+    assert set(result.eval) >= {"i2t_r1", "t2i_r10", "chance_r1"}
+    assert result.eval["samples"] == 16
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    steps = [r["step"] for r in rows if "loss/total" in r]
+    assert steps == [1, 2, 3, 4]
+    assert all(r["throughput/samples_per_s"] > 0 and r["time/compute_ms"] > 0 for r in rows if "loss/total" in r)
+    assert (tmp_path / "checkpoint.pt").is_file() and (tmp_path / "result.json").is_file()
+    json.dumps(result.as_dict())  # flat and serializable
