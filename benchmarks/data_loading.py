@@ -1,7 +1,7 @@
 """Data loading: the reference pipeline vs ours on the same JPEGs, in one run (one command).
 
-    PYTHONPATH=src python3 benchmarks/data_loading.py --n 2000 --workers 8 --out runs/data_loading
-    PYTHONPATH=src python3 benchmarks/data_loading.py --n 64 --workers 1 --out /tmp/dl   (CPU smoke)
+    PYTHONPATH=src python3 benchmarks/data_loading.py --n 2000 --workers 8 --repeats 3 --out runs/data_loading
+    PYTHONPATH=src python3 benchmarks/data_loading.py --n 64 --workers 1 --out runs/data_loading_smoke   (CPU smoke)
 
 Synthesizes ``--n`` 640x480 JPEGs into ``--out/synth`` unless ``--data`` names a dataset, runs
 every variant of ``mmscale.bench.data_loading`` (reference loop, reference DataLoader, ours,
@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=2000, help="images per variant")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default min(8, cores))")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per variant (median reported)")
     parser.add_argument("--out", default="runs/data_loading")
     parser.add_argument("--json", action="store_true")
     return bench_data.run(parser.parse_args(argv))

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mmscale.data.index import IndexBuilder, ManifestIndex
+from mmscale.data.sampler import iter_chunked
 
 MIB = 2**20
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
@@ -111,6 +112,17 @@ def tree_memory() -> dict:
             "uss_mib": total[2] / MIB, "main_rss_mib": (main[1] if main is not None else 0) / MIB}
 
 
+class ChunkedOrder(Sampler[int]):
+    def __init__(self, order: np.ndarray):
+        self.order = order
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self):
+        return iter_chunked(self.order)
+
+
 @dataclass
 class IndexMemoryRow:
     layout: str  # columnar | list_of_dicts
@@ -139,9 +151,10 @@ def measure(layout: str, n: int, workers: int, stride: int, batch_size: int, int
     build_s = time.perf_counter() - start
     gc.collect()
     index_mib = tree_memory()["main_rss_mib"] - before
-    # Shuffled, as in training: every worker's batches then span the whole index range.
-    visit = np.random.default_rng(0).permutation(np.arange(0, n, stride)).tolist()
-    loader = DataLoader(IndexOnly(index), batch_size=batch_size, sampler=visit, num_workers=workers,
+    # Shuffled, as in training: every worker's batches then span the whole index range. Kept as
+    # an int64 array and fed in chunks (a list of 10M Python ints would itself be ~400 MB).
+    visit = np.random.default_rng(0).permutation(np.arange(0, n, stride))
+    loader = DataLoader(IndexOnly(index), batch_size=batch_size, sampler=ChunkedOrder(visit), num_workers=workers,
                         collate_fn=sum, prefetch_factor=2, persistent_workers=False)
     series, done, stop = [], [0], threading.Event()
     t0 = time.perf_counter()
@@ -198,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the columnar index")
     parser.add_argument("--naive-rows", type=int, default=1_000_000, help="rows of the list-of-dicts index")
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--stride", type=int, default=8, help="visit every stride-th row")
+    parser.add_argument("--stride", type=int, default=1, help="visit every stride-th row (1 = all)")
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--interval-s", type=float, default=0.5, help="memory sampling period")
     parser.add_argument("--limit-gib", type=float, default=2.0, help="target for the columnar peak PSS")

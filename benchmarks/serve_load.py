@@ -66,7 +66,33 @@ def serve_args(args, server: str) -> list[str]:
         out += ["--cpu-threads", str(args.cpu_threads)]
     if args.compile and server == "batched":
         out.append("--compile")
+    if args.gil_switch_ms:
+        out += ["--set", f"serve.gil_switch_ms={args.gil_switch_ms}"]
     return out
+
+
+def server_side(url: str) -> dict:
+    """Mean batch size and batch time from the server's /metrics: where its time went."""
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+
+    def value(name: str) -> float:
+        match = re.search(rf'^{name}{{task="match"}} ([\d.e+-]+)$', text, re.M)
+        return float(match.group(1)) if match else 0.0
+
+    batches = value("mmscale_batch_size_count")
+    return {"batches": batches, "mean_batch": value("mmscale_batch_size_sum") / max(batches, 1),
+            "mean_batch_ms": 1000 * value("mmscale_batch_forward_seconds_sum") / max(batches, 1)}
+
+
+def server_cpu_s(pid: int) -> float:
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def server_rss_gib(pid: int) -> float:
@@ -108,6 +134,7 @@ def main(argv=None) -> int:
     parser.add_argument("--slo", default="p99=150ms")
     parser.add_argument("--dataset", help="dataset dir for real JPEGs (default: generated 320x240 JPEGs)")
     parser.add_argument("--cpu-threads", type=int, default=0)
+    parser.add_argument("--gil-switch-ms", type=float, default=0.0, help="serve.gil_switch_ms for both servers")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny model, CPU, seconds-long run")
     parser.add_argument("--out", default="runs/serve_load")
     argv = list(argv) if argv is not None else None
@@ -131,8 +158,11 @@ def main(argv=None) -> int:
     rows = []
     for server, server_levels in (("batched", levels), ("naive", naive_levels)):
         with SpawnedServer(serve_args(args, server)) as spawned:
+            cpu0, wall0 = server_cpu_s(spawned.proc.pid), time.monotonic()
             result = bench_load(load_config(args, spawned.url, server_levels), server=server)
-            results[server] = {**result.as_dict(), "server_rss_gib": server_rss_gib(spawned.proc.pid)}
+            cpu_pct = 100 * (server_cpu_s(spawned.proc.pid) - cpu0) / (time.monotonic() - wall0)
+            results[server] = {**result.as_dict(), "server_rss_gib": server_rss_gib(spawned.proc.pid),
+                               "server_cpu_pct": cpu_pct, **server_side(spawned.url)}
             rows += result.rows
             if server == "batched" and args.overload_s > 0:
                 results["overload"] = overload(args, spawned, result)
@@ -182,6 +212,10 @@ def ratios(results: dict, levels, naive_levels) -> dict:
         "best ours req/s / offline samples/s": max(r["throughput_per_s"] for r in results["batched"]["rows"])
         / results["offline"]["samples_per_s"],
         f"ours p50 ms at c={min(levels)}": one["p50_ms"],
+        "ours server CPU % over the sweep": results["batched"]["server_cpu_pct"],
+        "ours mean batch / mean batch ms": f"{results['batched']['mean_batch']:.1f} / "
+                                           f"{results['batched']['mean_batch_ms']:.1f}",
+        "naive mean batch ms": results["naive"]["mean_batch_ms"],
     }
     if "overload" in results:
         o = results["overload"]

@@ -4,7 +4,7 @@ Synthetic device tensors (no data loading), one optimizer step = forward + backw
 the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
 
 - ``reference_fp32``: seed fusion (sequence-first ``nn.MultiheadAttention``), fp32, TF32 off,
-  for-loop AdamW: what the article's code does.
+  default (foreach) AdamW: what the article's code does.
 - ``reference_bf16``: the same under bf16 autocast.
 - ``reference_bf16_compile``: the same under ``torch.compile``.
 - ``ours``: fused SDPA fusion + bf16 autocast + ``torch.compile`` + fused AdamW + TF32.
@@ -15,7 +15,7 @@ FLOPs per step are counted once per row with ``FlopCounterMode``; MFU is over th
 peak of the GPU (table in ``mmscale.train.flops``) or ``--peak-tflops``.
 
     PYTHONPATH=src python3 benchmarks/train_step.py --out runs/train_step          # GPU, base
-    PYTHONPATH=src python3 benchmarks/train_step.py --smoke --out /tmp/ts          # CPU smoke
+    PYTHONPATH=src python3 benchmarks/train_step.py --smoke --out runs/train_step_smoke  # CPU smoke
 
 The table is printed last; ``--out DIR`` writes ``train_step.json`` (rows + ratios).
 """
@@ -80,13 +80,16 @@ def parse_args(argv=None):
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="peak for MFU (default: GPU table)")
     parser.add_argument("--smoke", action="store_true",
                         help="CPU smoke test: tiny sizes, batch 4, 2 steps, no compile rows")
+    parser.add_argument("--compile-mode", default=None,
+                        help="torch.compile mode for the compiled rows (e.g. max-autotune-no-cudagraphs)")
     parser.add_argument("--no-compile", action="store_true",
                         help="run the compile rows without torch.compile (their status says so)")
     parser.add_argument("--out", default=None, help="directory for train_step.json")
     parser.add_argument("overrides", nargs="*", help="model overrides, e.g. model.fusion_layers=2")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.preset, args.batch, args.steps, args.warmup, args.no_compile = "tiny", 4, 2, 1, True
+        args.preset, args.batch, args.no_compile = "tiny", 4, True
+        args.steps, args.warmup = min(args.steps, 2), min(args.warmup, 1)
         args.overrides = ["model.image_size=32", "model.image_depth=2", "model.max_text_len=16",
                           "model.hidden_dim=64", "model.fusion_layers=0", *args.overrides]
     return args
@@ -160,7 +163,8 @@ def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
     precision = Precision.resolve(settings.precision, device)
     pixels, ids, mask = synthetic_batch(cfg, args.batch, device)
     flops = count_train_flops(model, pixels, ids, mask, precision.autocast())
-    step = TrainStep(model, optimizer, None, precision, compile=use_compile, grad_clip=1.0)
+    step = TrainStep(model, optimizer, None, precision, compile=use_compile, grad_clip=1.0,
+                     compile_mode=args.compile_mode)
     times, warmup_s = time_steps(lambda: step(pixels, ids, mask), lambda: _sync(device), args.warmup, args.steps)
     return finish_row(row, times, flops, peak, device, warmup_s)
 

@@ -24,10 +24,11 @@ TINY = [
     "validate.batchsweep.timed_steps=2", "validate.batchsweep.bisect_steps=1",
     'validate.batchsweep.variants=["fp32","fsdp"]', "validate.batchsweep.memory_cap_gib=0.08",
     "validate.load.concurrency=[1,2]", "validate.load.window_s=0.5", "validate.load.max_windows=1",
-    "validate.data.batches=3", "validate.pipeline.steps=3",
+    "validate.data.batches=3", "validate.pipeline.steps=2", "validate.pipeline.warmup=1",
+    "validate.pipeline.groups=[\"fusion_precision\"]",
     "validate.scaling.cpu_smoke=false",
     "data.image_size=32", "model.image_size=32", "model.image_depth=1", "data.num_workers=0",
-    "train.batch_size=32", "train.eval_samples=16",
+    "train.batch_size=32", "train.eval_samples=16", "train.num_threads=1",
 ]
 
 
@@ -96,7 +97,7 @@ def test_a_failing_section_is_reported_and_the_rest_still_run(tmp_path, monkeypa
         overrides=['validate.sections=["pipeline","batchsweep"]', "validate.batchsweep.start_batch=2",
                    "validate.batchsweep.max_batch=4", "validate.batchsweep.timed_steps=1",
                    'validate.batchsweep.variants=["fp32"]', "data.image_size=32", "model.image_size=32",
-                   "model.image_depth=1"])
+                   "model.image_depth=1", "train.num_threads=1"])
     pipeline = results["sections"]["pipeline"]
     assert pipeline["status"] == "failed" and "constructed failure" in pipeline["reason"]
     assert "RuntimeError" in pipeline["error"]
@@ -105,3 +106,32 @@ def test_a_failing_section_is_reported_and_the_rest_still_run(tmp_path, monkeypa
     assert results["sections"]["datascale"]["status"] == "skipped"
     html = (tmp_path / "run" / "report.html").read_text()
     assert "constructed failure" in html
+
+
+@pytest.mark.parametrize("preset", ["cpu", "gpu"])
+def test_presets_load_into_every_table(preset):
+    configs = validate_mod.load_configs(preset)
+    assert configs.validate.sections == list(validate_mod.SECTION_ORDER)
+    assert configs.job.model.image_size == configs.job.data.image_size
+    assert configs.validate.synth_samples * 0.9 >= max(configs.validate.datascale.sizes)
+    for variant in configs.validate.batchsweep.variants:
+        from mmscale.bench.batchsweep import VARIANTS
+
+        assert variant in VARIANTS
+
+
+def test_gpu_preset_runs_the_reference_sizes():
+    configs = validate_mod.load_configs("gpu")
+    assert configs.validate.datascale.sizes == [10_000, 50_000, 100_000]
+    assert configs.job.model.image_encoder == "vit_base_patch16_224" and configs.job.train.precision == "bf16"
+
+
+def test_overrides_go_to_the_table_they_name():
+    from mmscale.errors import ConfigError
+
+    configs = validate_mod.load_configs("cpu", ["train.batch_size=8", "validate.datascale.sizes=[10,20]"])
+    assert configs.job.train.batch_size == 8 and configs.validate.datascale.sizes == [10, 20]
+    with pytest.raises(ConfigError, match="validate.batchsweep.bogus"):
+        validate_mod.load_configs("cpu", ["validate.batchsweep.bogus=1"])
+    with pytest.raises(ConfigError, match="overrides must start"):
+        validate_mod.load_configs("cpu", ["serve.port=1"])

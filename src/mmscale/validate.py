@@ -82,6 +82,10 @@ class DataBenchSettings:
 class PipelineSettings:
     steps: int = 10
     """Training steps timed stage by stage."""
+    warmup: int = 2
+    """Untimed steps before each timed run."""
+    groups: list[str] = field(default_factory=lambda: ["input", "fusion_precision", "attention", "workers"])
+    """What-if groups of the pipeline analyzer to run besides the main run."""
 
 
 @dataclass
@@ -104,7 +108,7 @@ class LoadSettings:
 class ValidateConfig:
     sections: list[str] = field(default_factory=lambda: list(SECTION_ORDER))
     """Sections to run, in the fixed order above (others are reported as skipped)."""
-    synth_samples: int = 110_000
+    synth_samples: int = 112_000
     """Samples to synthesize when no ``--data`` is given (covers the largest datascale size)."""
     synth_format: str = "files"
     """Format of the synthesized set: ``files`` (JPEG + jsonl) or ``wds`` (tar shards)."""
@@ -150,6 +154,7 @@ class Configs:
     validate: ValidateConfig
     job: object  # mmscale.train.TrainJob
     preset: str | None
+    overrides: list[str] = field(default_factory=list)  # as given, for benchmarks that reload the preset
 
     def as_dict(self) -> dict:
         return {"validate": to_dict(self.validate), **to_dict(self.job)}
@@ -173,7 +178,7 @@ def load_configs(preset: str | None, overrides: list[str] = (), file: str | None
     }
     job = TrainJob(data=loaded["data"], model=loaded["model"], train=loaded["train"])
     job.validate()
-    return Configs(validate=loaded["validate"], job=job, preset=preset)
+    return Configs(validate=loaded["validate"], job=job, preset=preset, overrides=list(overrides))
 
 
 @dataclass
@@ -192,8 +197,13 @@ class Context:
         return self.configs.validate
 
 
-def resolve_device(choice: str) -> str:
+def resolve_device(choice: str, num_threads: int = 0) -> str:
+    """``auto`` -> cuda when visible; also applies ``train.num_threads`` to this process once,
+    so the batch sweep and the trainer run with the same intra-op threads."""
     import torch
+
+    if num_threads:
+        torch.set_num_threads(num_threads)
 
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
@@ -249,7 +259,7 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
     configs = load_configs(preset, list(overrides), file)
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(configs.job.train.device)
+    device = resolve_device(configs.job.train.device, configs.job.train.num_threads)
     settings = configs.validate
     t_start = time.perf_counter()
     with _progress(show_progress, len(SECTION_ORDER) + 1) as (progress, task):
@@ -325,7 +335,7 @@ def run_one_section(name: str, preset: str | None, overrides: list[str] = (), fi
     configs = load_configs(preset, list(overrides), file)
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(configs.job.train.device)
+    device = resolve_device(configs.job.train.device, configs.job.train.num_threads)
     with _progress(show_progress, 1) as (progress, task):
         def say(text: str) -> None:
             if progress is not None:

@@ -59,7 +59,8 @@ def batchsweep_charts(rows: list[dict], analyses: dict, memory_kind: str, oom_si
                                      [next(r["samples_per_s"] for r in ok if r["batch_size"] == vlines_knee)], "points"))
     capacity = next((a["capacity_bytes"] for a in analyses.values() if a.get("capacity_bytes")), None)
     if capacity:
-        hlines.append({"value": capacity / GIB, "label": "memory cap (simulated OOM)" if oom_simulated else "device capacity"})
+        hlines.append({"value": capacity / GIB, "label": "memory cap (OOM simulated above it)"
+                       if memory_kind == "host_rss" else "device capacity"})
     charts = []
     what = "peak GPU memory allocated" if memory_kind == "gpu_allocated" else "peak host RSS growth"
     if mem_series:

@@ -67,10 +67,88 @@ def load_metrics(section: dict) -> dict:
 
 
 def data_section(ctx, title: str) -> dict:
-    return new_section(title, "unavailable", "not yet available: the data benchmark's library entry "
-                       "point is not wired into validate in this build")
+    """Reference loader against ours on the same files (``bench.data_loading``)."""
+    from mmscale.bench.data_loading import bench_data_loading, speedup
+    from mmscale.data.readers import resolve_source
+
+    cfg, job = ctx.settings.data, ctx.configs.job
+    section = new_section(title)
+    source = resolve_source(job.data.path, job.data.format, "train")
+    if source.fmt == "wds":
+        return new_section(title, "skipped", "the data benchmark compares loaders on a manifest of image "
+                           "files; this dataset is WebDataset shards")
+    workers = max(1, job.data.num_workers)
+    rows = bench_data_loading(str(source.files[0]), n_images=cfg.batches * cfg.batch_size, workers=workers,
+                              batch_size=cfg.batch_size, image_size=job.data.image_size, device=ctx.device,
+                              progress=lambda text: ctx.say(f"data: {text}"))
+    section["rows"] = [r.as_dict() for r in rows]
+    ratio = speedup(rows)
+    section["summary"] = {"workers": workers, "batch_size": cfg.batch_size, "image_size": job.data.image_size,
+                          "ours_vs_reference_dataloader": ratio or None}
+    if ratio:
+        section["verdicts"].append(verdict("pass" if ratio >= 1.0 else "warn",
+                                           f"our loader delivers {ratio:.2f}x the reference DataLoader's images/s "
+                                           f"with {workers} worker(s)"))
+    ceiling = next((r.img_per_s for r in rows if r.variant == "decode_only"), None)
+    ours = next((r.img_per_s for r in rows if r.variant == "ours_cpu"), None)
+    if ceiling and ours:
+        section["verdicts"].append(verdict("info", f"ours reaches {100 * ours / ceiling:.0f}% of the decode-only "
+                                           "ceiling (read + decode + resize, nothing else)"))
+    section["charts"].append({
+        "id": "data-throughput", "title": "Data loading throughput by variant", "x_label": "variant",
+        "y_label": "images/s", "series": [series("images/s", [r.variant for r in rows],
+                                                 [r.img_per_s for r in rows], "bar")],
+        "caption": "Same files, page cache warm, one run."})
+    return section
+
+
+def data_metrics(section: dict) -> dict:
+    from mmscale.report.results import metric
+
+    return {f"data.img_per_s.{r['variant']}": metric([r["img_per_s"]], "images/s", True, "data")
+            for r in section.get("rows", []) if r.get("img_per_s")}
 
 
 def pipeline_section(ctx, title: str) -> dict:
-    return new_section(title, "unavailable", "not yet available: the pipeline analyzer's library entry "
-                       "point is not wired into validate in this build")
+    """Stage breakdown of the training step, bottleneck verdict and what-if variants."""
+    from mmscale.bench.pipeline import PipelineConfig, bench_pipeline
+
+    cfg = ctx.settings.pipeline
+    job_overrides = [o for o in ctx.configs.overrides if o.split(".", 1)[0].strip() in ("data", "model", "train")]
+    result = bench_pipeline(PipelineConfig(
+        preset=ctx.configs.preset or "tiny", overrides=job_overrides, data=str(ctx.data_path),
+        out_dir=str(ctx.run_dir / "pipeline"), device=ctx.device, steps=cfg.steps, warmup=cfg.warmup,
+        groups=list(cfg.groups)), progress=lambda text: ctx.say(f"pipeline: {text}"))
+    section = new_section(title)
+    stages = result.stages
+    verdict_name = result.verdict.get("name")
+    section["verdicts"].append(verdict("warn" if verdict_name == "input-bound" else "info",
+                                       f"the training step is {verdict_name}"))
+    for line in result.verdict.get("evidence", []):
+        section["verdicts"].append(verdict("info", line))
+    if result.skipped:
+        section["tables"].append({"title": "Not measured here",
+                                  "rows": [{"what": k, "why": v} for k, v in result.skipped.items()]})
+    section["summary"] = {"device": result.device, "batch_size": result.batch_size, "decode": result.decode,
+                          "step_ms": stages.get("step_ms"), "samples_per_s": stages.get("samples_per_s"),
+                          "unattributed_frac": stages.get("unattributed_frac"),
+                          "gpu_idle_frac": result.profile.get("gpu_idle_frac")}
+    stage_ms = {k: v for k, v in stages.get("stage_ms", {}).items() if v}
+    section["tables"].append({"title": "Stage breakdown (mean per step)", "rows": [
+        {"stage": k, "ms": v, "share": stages.get("shares", {}).get(k)} for k, v in stage_ms.items()]})
+    if stage_ms:
+        section["charts"].append({
+            "id": "pipeline-stages", "title": "Where one training step's time goes", "x_label": "stage",
+            "y_label": "ms per step", "series": [series("ms", list(stage_ms), list(stage_ms.values()), "bar")],
+            "caption": f"Mean over {stages.get('steps')} steps; stages tile the step, "
+                       f"{100 * (stages.get('unattributed_frac') or 0):.1f}% unattributed."})
+    measured = [r for r in result.variants if r.get("samples_per_s")]
+    section["rows"] = result.variants
+    if measured:
+        section["charts"].append({
+            "id": "pipeline-variants", "title": "What-if variants (same run)", "x_label": "variant",
+            "y_label": "samples/s", "series": [series("samples/s", [f"{r['group']}: {r['variant']}" for r in measured],
+                                                      [r["samples_per_s"] for r in measured], "bar")]})
+    if result.attention:
+        section["tables"].append({"title": "Attention sweep", "rows": result.attention})
+    return section

@@ -73,6 +73,8 @@ def run_datascale_section(ctx) -> dict:
     fit = analysis.get("time_fit")
     if fit:
         level = "pass" if fit["r2"] >= 0.95 and not analysis["superlinear_time"] else "warn"
+        if fit["n_points"] < 3:
+            level = "info"  # two sizes always fit a line: no evidence either way
         section["verdicts"].append(verdict(
             level, f"training time = {fit['slope'] * 1e3:.3g} s per 1k samples + {fit['intercept']:.3g} s "
                    f"(R² {fit['r2']:.3f}); growth exponent {analysis['time_exponent']:.2f}"
@@ -84,6 +86,13 @@ def run_datascale_section(ctx) -> dict:
         else:
             section["verdicts"].append(verdict(
                 "pass", f"peak memory is flat in N (host RSS {analysis['rss_growth_gib']:+.3f} GiB over the range)"))
+    waits = [r.data_wait_pct for r in rows if r.data_wait_pct is not None]
+    if waits:
+        wait = sorted(waits)[len(waits) // 2]
+        section["summary"]["data_wait_pct_median"] = wait
+        if wait > 30:
+            section["verdicts"].append(verdict("warn", f"the loop waited for data {wait:.0f}% of the time: the "
+                                               "input pipeline, not the model, sets these times"))
     section["charts"] = datascale_charts(section["rows"], analysis)
     return section
 
@@ -104,8 +113,6 @@ def run_batchsweep_section(ctx) -> dict:
     rows, analyses, skipped = [], {}, []
     for variant in cfg.variants:
         reason = bs.variant_unavailable_reason(variant, device)
-        if reason is None and variant.startswith("bf16") and device == "cpu":
-            reason = None  # bf16 autocast runs on CPU too, only slower: measured, not skipped
         if reason:
             skipped.append({"variant": variant, "reason": reason})
             continue
@@ -141,7 +148,10 @@ def run_batchsweep_section(ctx) -> dict:
 
 def _batchsweep_verdicts(variant: str, a: dict) -> list[dict]:
     out = []
-    if a["fit"]:
+    if a["fit"] and a["linear_memory"] is None:
+        out.append(verdict("info", f"{variant}: fewer than three batch sizes fitted; too few to judge "
+                                   "whether memory grows linearly"))
+    elif a["fit"]:
         lin = a["linear_memory"]
         out.append(verdict("pass" if lin else "warn",
                            f"{variant}: memory {'grows linearly' if lin else 'is not linear'} in batch "
@@ -224,6 +234,11 @@ def run_pipeline_section(ctx) -> dict:
 def run_load_section(ctx) -> dict:
     if not module_available("mmscale.bench.load") or not module_available("mmscale.serve.app"):
         return unavailable("load", "load test (mmscale.bench.load with a spawned mmscale.serve server)")
+    missing = [m for m in ("fastapi", "uvicorn", "aiohttp") if not module_available(m)]
+    if missing:
+        return new_section(TITLES["load"], "unavailable",
+                           f"the server needs {', '.join(missing)}, not installed in this environment "
+                           "(pip install the package's dependencies), so no server could be spawned")
     from mmscale import validate_external
 
     return validate_external.load_section(ctx, TITLES["load"])
@@ -287,4 +302,8 @@ def collect_metrics(sections: dict) -> dict:
         from mmscale.validate_external import load_metrics
 
         out.update(load_metrics(sections["load"]))
+    if sections.get("data", {}).get("status") == "ok":
+        from mmscale.validate_external import data_metrics
+
+        out.update(data_metrics(sections["data"]))
     return {k: v for k, v in out.items() if v["values"] and all(math.isfinite(x) for x in v["values"])}

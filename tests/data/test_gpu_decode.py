@@ -131,7 +131,7 @@ def test_decoder_refusal_falls_back_to_cpu_path_and_counts(sample_files, monkeyp
     when it can be, counted with the CPU path's reason when not."""
     import mmscale.data.gpu_decode as gd
 
-    items = [s for s in sample_files if s[1].endswith(("good1.jpg", "good2.jpg", "gray.jpg"))]
+    items = [s for s in sample_files if s[1].endswith(("good1.jpg", "good2.jpg", "gray.jpg")) and s[2].strip()]
     raw = read_raw_batch(items, FakeTokenizer(), SIZE, MAX_PIXELS, max_text_len=8)
     real = gd.decode_jpegs
     monkeypatch.setattr(gd, "decode_jpegs", lambda jpegs, device: [None] + real(jpegs[1:], device))

@@ -28,13 +28,20 @@ def test_samples_host_fields_without_gpu(tmp_path):
     assert summary["energy"] == {} and mon.joules_per_sample(10) is None
 
 
-def test_rate_is_at_least_5_hz_and_sampler_is_cheap():
+def _hold_the_gil(seconds: float) -> None:
+    """Pure-Python busy work in this thread, as a training loop launching kernels does."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        sum(range(200))
+
+
+def test_rate_is_at_least_5_hz_while_this_process_is_busy():
     with HardwareMonitor(interval_s=0.1) as mon:  # NVML is tried and, here, absent
-        time.sleep(1.05)
+        _hold_the_gil(1.05)
     s = mon.summary()
     assert s["achieved_hz"] >= 5 * 0.9
     assert s["n_samples"] >= 9
-    assert s["sampler_duty_pct"] < 10  # a few ms per sample at most on a loaded 2-core CI box
+    assert s["sampler_duty_pct"] < 20  # wall time per sample, on a loaded 2-core CI box
 
 
 def test_child_process_cpu_is_counted():
@@ -43,7 +50,7 @@ def test_child_process_cpu_is_counted():
 
     ctx = mp.get_context("fork")
     proc = ctx.Process(target=_spin, args=(1.2,))
-    with HardwareMonitor(interval_s=0.1, use_nvml=False) as mon:
+    with HardwareMonitor(interval_s=0.1, use_nvml=False, process=False) as mon:
         mon.host.children_every_s = 0.0  # rescan at every sample so the child is seen at once
         proc.start()
         proc.join()
@@ -56,12 +63,16 @@ def _spin(seconds: float) -> None:
         pass
 
 
-def test_stop_ends_the_thread_and_sampling():
-    mon = HardwareMonitor(interval_s=0.02, use_nvml=False).start()
+@pytest.mark.parametrize("process", [True, False])
+def test_stop_ends_the_sampler_and_sampling(process):
+    import multiprocessing as mp
+
+    mon = HardwareMonitor(interval_s=0.02, use_nvml=False, process=process).start()
     time.sleep(0.1)
     mon.stop()
     assert not mon.running
     assert not any(t.name == "mmscale-monitor" for t in threading.enumerate())
+    assert not any(p.name == "mmscale-monitor" for p in mp.active_children())
     n = mon.summary()["n_samples"]
     time.sleep(0.1)
     assert mon.summary()["n_samples"] == n

@@ -4,7 +4,7 @@ buckets (the compiled path's static shapes) changes nothing."""
 import pytest
 import torch
 
-from mmscale.serve.predictor import next_bucket
+from mmscale.serve.predictor import buckets_up_to, next_bucket
 from mmscale.serve.requests import Item, RequestError
 from tests.serve.conftest import jpeg
 
@@ -80,9 +80,19 @@ def test_bucket_padding_does_not_change_scores(tiny_predictor):
         assert close(a.itm_prob, b.itm_prob) and close(a.itc_similarity, b.itc_similarity)
 
 
-@pytest.mark.parametrize("n, bucket", [(1, 1), (2, 2), (3, 4), (17, 32), (32, 32)])
+@pytest.mark.parametrize("n, bucket", [(1, 1), (2, 2), (3, 3), (5, 6), (7, 8), (13, 16), (17, 24), (32, 32), (200, 256)])
 def test_next_bucket(n, bucket):
     assert next_bucket(n) == bucket
+    assert buckets_up_to(40) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48]
+
+
+def test_warm_buckets_runs_every_shape(tiny_predictor):
+    assert tiny_predictor.warm_buckets(4, 2) == 0  # CPU eager: nothing padded, nothing to warm
+    tiny_predictor.pad_buckets = True
+    try:
+        assert tiny_predictor.warm_buckets(4, 2) == len([1, 2, 3, 4, 6, 8])
+    finally:
+        tiny_predictor.pad_buckets = False
 
 
 def test_device_decode_path_matches_cpu_decode_and_falls_back(tiny_predictor):

@@ -65,3 +65,20 @@ def test_no_decay_on_biases_and_norms():
     decay, no_decay = param_groups(model, 0.05)
     assert len(decay["params"]) == 1 and len(no_decay["params"]) == 3
     assert build_optimizer(model, 1e-3, 0.05).param_groups[1]["weight_decay"] == 0.0
+
+
+def test_cpu_attention_is_counted_like_the_gpu_kernels():
+    import torch.nn.functional as F
+
+    class Attend(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, q, ids, mask):
+            return {"loss": F.scaled_dot_product_attention(q * self.w, q, q).sum()}
+
+    q = torch.randn(2, 4, 16, 8)  # (B, heads, N, d)
+    forward = 2 * 2 * 2 * 4 * 16 * 16 * 8  # QK^T and AV
+    # backward: torch's SDPA formula counts 2.5x the forward (dQ, dK, dV and the recomputed scores)
+    assert count_train_flops(Attend(), q, None, None) == forward + int(2.5 * forward)

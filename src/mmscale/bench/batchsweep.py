@@ -190,6 +190,9 @@ def measure_batch(make_step: StepFactory, variant: str, batch_size: int, phase: 
         row.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         if row.oom_simulated:
             row.peak_bytes = meter.peak_delta_bytes()
+        reset = getattr(make_step, "reset", None)
+        if reset is not None:
+            reset()  # a step that died mid-backward leaves partial gradients behind
     finally:
         del step
         free_memory()
@@ -267,8 +270,9 @@ def analyze(rows: list[BatchRow], capacity_bytes: int | None) -> dict:
     if len({r.batch_size for r in fit_rows}) >= 2:
         fit = stats.linear_fit([r.batch_size for r in fit_rows], [r.peak_bytes for r in fit_rows])
         out.update(fit=fit.as_dict(), bytes_per_sample=fit.slope, fixed_bytes=fit.intercept)
-        # Linear enough when the line explains 98% of the variance (the reference's question).
-        out["linear_memory"] = fit.r2 >= 0.98
+        # Linear enough when the line explains 98% of the variance (the reference's question);
+        # two points always fit a line, so the question needs three.
+        out["linear_memory"] = fit.r2 >= 0.98 and fit.slope > 0 if fit.n_points >= 3 else None
         if capacity_bytes and fit.slope > 0:
             predicted = int(fit.solve_for_x(capacity_bytes))
             out["predicted_max_batch"] = predicted
@@ -335,6 +339,7 @@ def model_step_factory(model_cfg, train_cfg, variant: str, device: str) -> StepF
         pixels, ids, mask = synthetic_batch(model_cfg, batch_size, device)
         return lambda: train_step(pixels, ids, mask)
 
+    make.reset = lambda: optimizer.zero_grad(set_to_none=True)
     return make
 
 

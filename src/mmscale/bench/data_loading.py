@@ -11,6 +11,7 @@ Variants (rows), all over the first ``n_images`` samples of one manifest, page c
   no batching, no inter-process transfer of pixels: the ceiling for ``ours_cpu``;
 - ``decode_only_full``: the same without ``Image.draft`` (full-resolution JPEG decode).
 DataLoader variants are timed after ``warmup_batches`` batches, so worker start-up is excluded.
+With ``repeats`` > 1 the variants run in alternating order and each row is the median run.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class DataLoadingRow:
     vs_reference_dataloader: float = 0.0  # img_per_s / reference_dataloader's
     normalize_device: str = ""  # where ours normalizes (cuda on a GPU machine)
     note: str = ""
+    repeats: int = 1  # runs of this variant; the row is the median one
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -76,8 +78,8 @@ def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, ba
                        image_size: int = 224, warmup_batches: int = 2, device: str | None = None,
                        variants: tuple[str, ...] = ("reference_loop", "reference_dataloader", "ours_cpu",
                                                     "decode_only", "decode_only_full"),
-                       progress=None) -> list[DataLoadingRow]:
-    """Run each variant once over the same files; returns one row per variant."""
+                       repeats: int = 1, progress=None) -> list[DataLoadingRow]:
+    """Run each variant ``repeats`` times over the same files; one row per variant (the median run)."""
     from mmscale.data.config import DataConfig
     from mmscale.data.loader import build_loader
     from mmscale.data.normalize import to_model_input
@@ -93,33 +95,32 @@ def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, ba
     for p in paths:  # warm the page cache so no variant pays the first disk read
         with open(p, "rb") as f:
             f.read()
-    rows: list[DataLoadingRow] = []
-
     def say(text: str) -> None:
         if progress:
             progress(text)
 
-    if "reference_loop" in variants:
-        say("reference_loop")
+    def reference_loop() -> tuple[int, float]:
         dataset = MultiModalDataset(paths, captions, reference_tokenizer(), image_size)
         n_loop = min(len(paths), max(batch_size * 4, len(paths) // 4))  # the slow one: a quarter is enough
-        dataset[0]
-        start = time.perf_counter()
-        for i in range(n_loop):
-            dataset[i]
-        seconds = time.perf_counter() - start
-        rows.append(DataLoadingRow("reference_loop", 0, 1, n_loop, seconds, n_loop / seconds,
-                                   note="one process, per-sample transform + tokenizer"))
-    if "reference_dataloader" in variants:
-        say("reference_dataloader")
+        # One intra-op thread, as in a DataLoader worker: with more, torch's thread pool spins for
+        # cores that other processes hold (measured 12 vs 114 img/s on a busy 2-core machine).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            dataset[0]
+            start = time.perf_counter()
+            for i in range(n_loop):
+                dataset[i]
+            return n_loop, time.perf_counter() - start
+        finally:
+            torch.set_num_threads(threads)
+
+    def reference_dataloader() -> tuple[int, float]:
         dataset = MultiModalDataset(paths, captions, reference_tokenizer(), image_size)
         loader = reference_loader(dataset, batch_size, workers)
-        n, seconds = _timed_batches(loader, warmup_batches, lambda b: b["pixel_values"].shape[0])
-        rows.append(DataLoadingRow("reference_dataloader", workers, batch_size, n, seconds, n / seconds,
-                                   note="pin_memory, persistent_workers, float32 out"))
-        del loader
-    if "ours_cpu" in variants:
-        say("ours_cpu")
+        return _timed_batches(loader, warmup_batches, lambda b: b["pixel_values"].shape[0])
+
+    def ours_cpu() -> tuple[int, float]:
         cfg = DataConfig(path=data_path, num_workers=workers, shuffle=False, limit=n_images, image_size=image_size)
         loader = build_loader(cfg, batch_size, load_tokenizer(), device=device, drop_last=False)
 
@@ -127,16 +128,29 @@ def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, ba
             to_model_input(batch.images, device, torch.float32)
             return len(batch)
 
-        n, seconds = _timed_batches(loader, warmup_batches, consume)
-        rows.append(DataLoadingRow("ours_cpu", workers, batch_size, n, seconds, n / seconds,
-                                   normalize_device=device, note="uint8 + draft, batch tokenizer"))
-        del loader
-    for variant, draft in (("decode_only", True), ("decode_only_full", False)):
-        if variant in variants:
-            say(variant)
-            n, seconds = _decode_only(paths, workers, image_size, draft)
-            rows.append(DataLoadingRow(variant, workers, 1, n, seconds, n / seconds,
-                                       note="read+decode+resize only" + ("" if draft else ", no draft")))
+        return _timed_batches(loader, warmup_batches, consume)
+
+    runs = {"reference_loop": reference_loop, "reference_dataloader": reference_dataloader, "ours_cpu": ours_cpu,
+            "decode_only": lambda: _decode_only(paths, workers, image_size, True),
+            "decode_only_full": lambda: _decode_only(paths, workers, image_size, False)}
+    notes = {"reference_loop": "one process, per-sample transform + tokenizer",
+             "reference_dataloader": "pin_memory, persistent_workers, float32 out",
+             "ours_cpu": "uint8 + draft, batch tokenizer", "decode_only": "read+decode+resize only",
+             "decode_only_full": "read+decode+resize only, no draft"}
+    chosen = [v for v in runs if v in variants]
+    results: dict[str, list[tuple[int, float]]] = {v: [] for v in chosen}
+    for repeat in range(repeats):
+        # Alternate the order between repeats so that drifting machine load favours no variant.
+        for variant in (chosen if repeat % 2 == 0 else chosen[::-1]):
+            say(f"{variant} (run {repeat + 1}/{repeats})")
+            results[variant].append(runs[variant]())
+    rows: list[DataLoadingRow] = []
+    for variant in chosen:
+        n, seconds = sorted(results[variant], key=lambda r: r[0] / r[1])[len(results[variant]) // 2]  # median
+        rows.append(DataLoadingRow(variant, 0 if variant == "reference_loop" else workers,
+                                   batch_size if variant in ("reference_dataloader", "ours_cpu") else 1,
+                                   n, seconds, n / seconds, normalize_device=device if variant == "ours_cpu" else "",
+                                   note=notes[variant], repeats=repeats))
     base = next((r.img_per_s for r in rows if r.variant == "reference_dataloader"), 0.0)
     for row in rows:
         row.vs_reference_dataloader = row.img_per_s / base if base else 0.0

@@ -41,6 +41,7 @@ class DatascaleRow:
     peak_rss_delta_gib: float  # the same above the RSS before the run
     peak_gpu_gib: float | None  # CUDA allocator peak (None on CPU)
     skipped: int = 0  # samples the loader skipped (bad files), counted not hidden
+    data_wait_pct: float | None = None  # share of the loop spent waiting for batches (trainer's figure)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +55,7 @@ class RunMeasure:
     samples_seen: int
     skipped: int = 0
     train_wall_s: float | None = None  # loop time reported by the trainer (None: use wall time)
+    data_wait_pct: float | None = None
 
 
 Runner = Callable[[int, int], RunMeasure]  # (n_samples, epochs) -> measure
@@ -75,6 +77,7 @@ def measure_size(run: Runner, n_samples: int, epochs: int, repeat: int, device: 
         samples_per_s=measure.samples_seen / train_wall_s if train_wall_s > 0 else math.nan,
         peak_rss_gib=host.peak_bytes() / GIB, peak_rss_delta_gib=host.peak_delta_bytes() / GIB,
         peak_gpu_gib=gpu.peak_bytes() / GIB if gpu else None, skipped=measure.skipped,
+        data_wait_pct=measure.data_wait_pct,
     )
 
 
@@ -159,6 +162,7 @@ def training_runner(job, device: str, progress: Callable[[str], None] | None = N
                 progress(f"datascale: N={n_samples}, {steps} steps")
             result = train(sized)
         return RunMeasure(steps=result.steps, samples_seen=result.samples,
-                          skipped=result.skipped_samples, train_wall_s=result.wall_s)
+                          skipped=result.skipped_samples, train_wall_s=result.wall_s,
+                          data_wait_pct=result.data_wait_pct)
 
     return run

@@ -5,11 +5,14 @@ Verdicts, with the thresholds they use (arguments, so the tests can pin them):
 - ``input-bound``: the input stages (data wait, host-to-device copy, decode) take at least
   ``input_frac`` (default 10%) of the step. The device cannot be busier than the data allows,
   so a faster model would not help; the GPU idle fraction is given as supporting evidence.
-- ``launch/host-bound`` (GPU only): the compute stages' host issue time is at least
-  ``launch_ratio`` (default 0.8) of their device time, i.e. the GPU finished each kernel about as
-  fast as Python could launch the next, or the profiler saw the GPU idle for at least
-  ``idle_frac`` (default 30%) of the compute stages. Bigger batches, CUDA graphs or
-  ``torch.compile`` help; a faster GPU would not.
+- ``launch/host-bound`` (GPU only): the profiler saw the GPU idle for at least ``idle_frac``
+  (default 30%) of the compute stages. Without a profiler figure, the fallback evidence is the
+  compute stages' host issue time reaching ``launch_ratio`` (default 0.8) of their device time
+  (the GPU finished each kernel about as fast as Python launched the next). The profiler figure
+  wins when both exist: a hidden sync (``.item()``, a data-dependent shape, an all-ones mask
+  check in a library) also makes host time track device time while the GPU is fully busy, as
+  measured on the ``base`` preset (ratio 0.91, GPU idle 2%). Bigger batches, CUDA graphs or
+  ``torch.compile`` help a launch-bound step; a faster GPU would not.
 - ``compute-bound``: neither; the evidence lists the stages that dominate.
 """
 
@@ -129,9 +132,11 @@ def verdict(acc: StageAccount, device_type: str, gpu_idle_frac: float | None = N
         return Verdict("input-bound", evidence, metrics)
 
     if device_type == "cuda":
-        launch = issue_ratio is not None and issue_ratio >= launch_ratio
-        idle = compute_idle_frac is not None and compute_idle_frac >= idle_frac
-        if launch or idle:
+        if compute_idle_frac is not None:
+            bound = compute_idle_frac >= idle_frac
+        else:
+            bound = issue_ratio is not None and issue_ratio >= launch_ratio
+        if bound:
             evidence = []
             if issue_ratio is not None:
                 evidence.append(f"host issue time is {100 * issue_ratio:.0f}% of device time in the compute "
@@ -144,7 +149,13 @@ def verdict(acc: StageAccount, device_type: str, gpu_idle_frac: float | None = N
 
     evidence = [f"input stages {100 * metrics['input_frac']:.0f}% of the step (below "
                 f"{100 * input_frac:.0f}%)", f"largest stages: {top_text}"]
-    if device_type == "cuda" and issue_ratio is not None:
+    if device_type == "cuda" and compute_idle_frac is not None:
+        evidence.append(f"GPU idle {100 * compute_idle_frac:.0f}% of the compute stages (profiler; "
+                        f"threshold {100 * idle_frac:.0f}%)")
+        if issue_ratio is not None and issue_ratio >= launch_ratio:
+            evidence.append(f"host issue time is {100 * issue_ratio:.0f}% of device time, yet the GPU stays "
+                            "busy: the host waits on a sync inside the step, not the GPU on the host")
+    elif device_type == "cuda" and issue_ratio is not None:
         evidence.append(f"host issue time {100 * issue_ratio:.0f}% of device time: kernels queue ahead")
     elif device_type != "cuda":
         evidence.append("CPU run: the launch-bound check needs a GPU (host and device are the same clock)")

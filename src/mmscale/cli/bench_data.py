@@ -28,6 +28,8 @@ def register(subparsers) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="DataLoader workers for (b), (c), (d) (default: min(8, cores))")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs per variant, in alternating order; rows are medians (default 1)")
     parser.add_argument("--out", default="runs/bench_data", metavar="DIR", help="results (and synthesized data)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.set_defaults(run=run)
@@ -47,8 +49,9 @@ def run(args) -> int:
             synthesize(int(args.n / 0.9) + 1, data, progress=not args.json and sys.stderr.isatty())
     workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
     say = None if args.json else (lambda text: print(f"running {text} ...", file=sys.stderr))
-    rows = bench_data_loading(data, n_images=args.n, workers=workers, batch_size=args.batch_size, progress=say)
-    result = {"data": data, "workers": workers, "rows": [r.as_dict() for r in rows],
+    rows = bench_data_loading(data, n_images=args.n, workers=workers, batch_size=args.batch_size,
+                              repeats=args.repeats, progress=say)
+    result = {"data": data, "workers": workers, "repeats": args.repeats, "rows": [r.as_dict() for r in rows],
               "speedup_ours_vs_reference_dataloader": speedup(rows), "target_speedup": TARGET_SPEEDUP}
     (out / "data_loading.json").write_text(json.dumps(result, indent=1))
     if args.json:
@@ -68,7 +71,7 @@ def print_table(rows, ratio: float) -> None:
     for r in rows:
         table.add_row(r.variant, str(r.workers), str(r.batch_size), str(r.n_images), f"{r.img_per_s:.1f}",
                       f"{r.vs_reference_dataloader:.2f}", r.note)
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     console.print(table)
     if ratio:
         verdict = "meets" if ratio >= TARGET_SPEEDUP else "misses"

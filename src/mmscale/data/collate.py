@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch.utils.data import get_worker_info
 
 from mmscale.data.batch import Batch
 from mmscale.data.dataset import Sample
@@ -29,11 +30,21 @@ class Collator:
         captions = [s.caption for s in good]
         input_ids, attention_mask = self.tokenizer.encode_batch(captions, self.max_text_len, self.pad_to_longest)
         indices = torch.tensor([s.index for s in good], dtype=torch.int64)
-        size = self.image_size
-        images = torch.empty((len(good), 3, size, size), dtype=torch.uint8)  # [B, 3, S, S]
+        images = _batch_buffer(len(good), self.image_size)  # [B, 3, S, S]
         for row, sample in enumerate(good):
             images[row].copy_(sample.image)  # CHW view of HWC pixels -> contiguous slot
         return Batch(images, input_ids, attention_mask, captions, skips, indices)
+
+
+def _batch_buffer(batch: int, size: int) -> torch.Tensor:
+    """uint8 [B, 3, S, S], allocated in shared memory when in a DataLoader worker (as torch's
+    default_collate does): sending a regular tensor to the main process would copy it into shared
+    memory first, a second pass over every batch's pixels."""
+    shape = (batch, 3, size, size)
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=torch.uint8)
+    storage = torch.UntypedStorage._new_shared(batch * 3 * size * size)
+    return torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
 
 
 class RawCollator(Collator):

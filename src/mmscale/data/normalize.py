@@ -36,5 +36,5 @@ def to_model_input(images_uint8: torch.Tensor, device: torch.device | str | None
     device = torch.device(device) if device is not None else images_uint8.device
     x = images_uint8.to(device, non_blocking=True).float()
     scale, bias = _scale_bias(device)
-    x = torch.addcmul(bias, x, scale)  # x * scale + bias, one kernel
+    torch.addcmul(bias, x, scale, out=x)  # x * scale + bias, one kernel, in place (no second [B,3,H,W] buffer)
     return x if dtype == torch.float32 else x.to(dtype)

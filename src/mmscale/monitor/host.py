@@ -23,6 +23,7 @@ class HostProbe:
         self.proc = psutil.Process(pid or os.getpid())
         self.children: dict[int, psutil.Process] = {}
         self.children_every_s = children_every_s
+        self.own_pid = os.getpid()  # a sampler process watching its parent must not count itself
         self.children_scanned_s = float("-inf")
         self.proc.cpu_percent(None)  # first call primes the delta and returns 0.0
         psutil.cpu_percent(None)
@@ -43,7 +44,7 @@ class HostProbe:
         if now_s - self.children_scanned_s >= self.children_every_s:
             self.children_scanned_s = now_s
             try:
-                found = {c.pid: c for c in self.proc.children(recursive=True)}
+                found = {c.pid: c for c in self.proc.children(recursive=True) if c.pid != self.own_pid}
             except psutil.Error:
                 found = {}
             for pid in set(self.children) - set(found):

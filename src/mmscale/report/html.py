@@ -33,7 +33,7 @@ th{background:#f4f4f4} td.k,th.k{text-align:left}
 .v.fail{border-color:#c22;background:#fff0f0} .v.info{border-color:#58a;background:#f2f6fb}
 .badge{font-size:.75rem;padding:.1rem .45rem;border-radius:3px;margin-left:.5rem;vertical-align:middle;
  background:#eee;color:#333} .badge.ok{background:#dfd} .badge.failed{background:#fdd}
-.reason{color:#555;font-style:italic} figure{margin:1rem 0} figcaption{font-size:.8rem;color:#555}
+.scroll{overflow-x:auto;max-width:100%} .reason{color:#555;font-style:italic} figure{margin:1rem 0} figcaption{font-size:.8rem;color:#555}
 img{max-width:100%;height:auto} pre{background:#f7f7f7;padding:.6rem;overflow-x:auto;font-size:.75rem}
 """
 
@@ -71,7 +71,7 @@ def table(rows: list[dict], title: str | None = None) -> str:
     more = (f"<p class='reason'>{len(rows) - len(shown)} more rows in results.json</p>"
             if len(rows) > len(shown) else "")
     caption = f"<h4>{html.escape(title)}</h4>" if title else ""
-    return f"{caption}<table><tr>{head}</tr>{body}</table>{more}"
+    return f"{caption}<div class='scroll'><table><tr>{head}</tr>{body}</table></div>{more}"
 
 
 def key_values(data: dict) -> str:

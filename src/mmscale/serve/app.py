@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hmac
 import json
 import logging
+import sys
 import time
 
 from fastapi import FastAPI, Query, Request
@@ -113,6 +115,10 @@ class Server:
         for task in ("match", "embed_image"):
             self.predictor.predict(task, [Item(task, items[0].image_bytes, items[0].captions)])
         self.predictor.predict("embed_text", [Item("embed_text", captions=["warm-up"])])
+        warm = getattr(self.predictor, "warm_buckets", None)
+        if warm:
+            shapes = warm(self.cfg.max_batch, self.cfg.max_captions)
+            log.info("warmed %d batch shapes", shapes)
 
 
 def create_app(predictor, cfg: ServeConfig) -> FastAPI:
@@ -123,6 +129,12 @@ def create_app(predictor, cfg: ServeConfig) -> FastAPI:
     async def lifespan(app: FastAPI):
         server.runner.start()
         await asyncio.get_running_loop().run_in_executor(None, server.warm_up)
+        # Move the ~10^6 objects of torch/timm/transformers start-up out of the GC's reach: a full
+        # collection over them would pause every thread, in-flight requests included.
+        gc.collect()
+        gc.freeze()
+        if cfg.gil_switch_ms > 0:
+            sys.setswitchinterval(cfg.gil_switch_ms / 1000.0)
         server.ready = True
         yield
         server.ready = False  # draining: uvicorn has stopped accepting and waited for in-flight requests

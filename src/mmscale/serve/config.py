@@ -55,6 +55,9 @@ class ServeConfig:
     """``torch.compile`` the forward with batches padded to power-of-two buckets (static shapes)."""
     cpu_threads: int = 0
     """torch intra-op threads on CPU; 0 keeps torch's default."""
+    gil_switch_ms: float = 0.0
+    """Python's thread switch interval in ms (0 keeps the default 5 ms); smaller lets the inference
+    thread take the GIL back from the HTTP loop sooner."""
     drain_timeout_s: float = 30.0
     """On SIGTERM, how long in-flight requests may take to finish before the server exits anyway."""
 

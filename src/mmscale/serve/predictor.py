@@ -21,9 +21,20 @@ from mmscale.serve.requests import Item, Output, RequestError
 log = logging.getLogger(__name__)
 
 
+def buckets_up_to(n: int) -> list[int]:
+    """1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and 1.5x between) up to the first >= n."""
+    out, k = [1, 2], 2
+    while out[-1] < n:
+        out += [3 * k // 2, 2 * k]
+        k *= 2
+    return [b for b in out if b < n] + [next(b for b in out if b >= n)]
+
+
 def next_bucket(n: int) -> int:
-    """Smallest power of two >= n: padded batch sizes, so a compiled forward sees few shapes."""
-    return 1 << max(n - 1, 0).bit_length()
+    """Smallest bucket >= n. Padding batches to ~20 sizes (at most 1.5x the rows) keeps the
+    shapes a device sees few: every new shape can cost a kernel-plan build (cuDNN attention,
+    cuBLASLt, compile), which showed as 1-4 s stalls on H100 when batches were padded to fit."""
+    return buckets_up_to(n)[-1]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -110,7 +121,9 @@ class ModelPredictor:
         self.max_text_tokens = min(max_text_tokens, model.cfg.max_text_len)
         backend = image_decode if image_decode != "auto" else ("cuda" if self.device.type == "cuda" else "cpu")
         self.decode = ImageBatchDecoder(self.image_size, max_pixels, self.device, backend)
-        self.pad_buckets = compile  # static shapes only matter to a compiled forward
+        # Fixed shapes on CUDA (and for a compiled forward): batches padded to buckets, captions
+        # to max_text_tokens, every bucket warmed at start (``warm_buckets``).
+        self.pad_buckets = compile or self.device.type == "cuda"
         self.forwards = {"match": match_forward, "embed_image": image_forward, "embed_text": text_forward}
         if compile:
             # dynamic=False + padded buckets: one graph per bucket; "reduce-overhead" adds CUDA
@@ -138,6 +151,28 @@ class ModelPredictor:
             pad = images_uint8.new_zeros((rows - len(images_uint8), *images_uint8.shape[1:]))
             images_uint8 = torch.cat([images_uint8, pad])
         return to_model_input(images_uint8, self.device, self.dtype)  # (B, 3, S, S)
+
+    @torch.inference_mode()
+    def warm_buckets(self, max_batch: int, max_captions: int) -> int:
+        """Run every bucket shape once so no request pays a first-shape cost; returns shapes run."""
+        if not self.pad_buckets:
+            return 0
+        side, length = self.image_size, self.max_text_tokens
+        image_buckets = buckets_up_to(max_batch)
+        text_buckets = buckets_up_to(max_batch * max_captions)
+        for rows in text_buckets:
+            images = min(rows, image_buckets[-1])
+            pixels = torch.zeros(images, 3, side, side, device=self.device, dtype=self.dtype)
+            ids = torch.full((rows, length), self.tokenizer.cls_id, device=self.device)
+            mask = torch.ones_like(ids)
+            owner = torch.zeros(rows, dtype=torch.int64, device=self.device)
+            self.forwards["match"](self.model, pixels, ids, mask, owner)
+            self.forwards["embed_text"](self.model, ids, mask)
+            if rows in image_buckets:
+                self.forwards["embed_image"](self.model, pixels)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()  # host sync: start-up only
+        return len(text_buckets)
 
     # --- tasks -------------------------------------------------------------------------------
     @torch.inference_mode()

@@ -44,7 +44,7 @@ class TrainConfig:
     activation_checkpointing: bool = False
     """Recompute encoder blocks in backward (less memory, ~1/3 more compute)."""
     fused_adamw: bool = True
-    """Use the fused CUDA AdamW kernel (ignored on CPU)."""
+    """Use the fused AdamW kernel (one kernel for all parameters; CUDA, and CPU since torch 2.4)."""
     tf32: bool = True
     """Allow TF32 matmuls for fp32 work on CUDA."""
     parallel: Literal["auto", "none", "ddp", "fsdp"] = "auto"

@@ -67,7 +67,8 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     device_ids = [device.index] if device.type == "cuda" else None
-    return DDP(model, device_ids=device_ids)
+    # with itm_weight=0 the fusion and ITM head get no gradient; DDP must be told to expect that
+    return DDP(model, device_ids=device_ids, find_unused_parameters=model.cfg.itm_weight == 0)
 
 
 def all_reduce_mean(value: torch.Tensor, env: DistEnv) -> torch.Tensor:

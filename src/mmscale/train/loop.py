@@ -93,7 +93,7 @@ def _train(job: TrainJob, env, show_progress: bool) -> TrainResult:
     train_data = SplitBatches(job, "train", rank_batch, tokenizer, env, device)
     wrapped = dist_utils.wrap_model(model, _strategy(cfg.parallel, env), env, device)
     optimizer = build_optimizer(wrapped, cfg.lr, cfg.weight_decay, cfg.beta2,
-                                fused=cfg.fused_adamw and device.type == "cuda")
+                                fused=cfg.fused_adamw)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
     step_fn = TrainStep(wrapped, optimizer, scheduler, precision, compile=cfg.compile,
                         grad_accum=cfg.grad_accum, checkpointing=cfg.activation_checkpointing,
@@ -114,7 +114,7 @@ def _train(job: TrainJob, env, show_progress: bool) -> TrainResult:
     started = time.perf_counter()
     progress = _progress(show_progress and env.is_main, cfg.steps, start_step)
     losses = {}
-    step = start_step
+    done = start_step  # optimizer steps completed, resumed ones included
     with progress:
         for step in range(start_step, cfg.steps):
             t_wait = time.perf_counter()
@@ -135,13 +135,19 @@ def _train(job: TrainJob, env, show_progress: bool) -> TrainResult:
             done = step + 1
             progress.update(progress.task_ids[0], completed=done)
             last = done == cfg.steps
-            if done % cfg.log_every == 0 or last:
+            logged = done % cfg.log_every == 0 or last
+            if logged:
                 row = _log_row(done, losses, window, rank_batch * env.world_size, flops_per_step, peak,
                                optimizer, device, env)
                 writer.write(row)
                 window = _Window()
-                if cfg.time_limit_s and _time_is_up(started, cfg.time_limit_s, env, device):
+            # one process checks its clock every step; under torchrun only at log steps (a broadcast)
+            if cfg.time_limit_s and (logged or not env.active) and not last:
+                if _time_is_up(started, cfg.time_limit_s, env, device):
                     last = True
+                    if not logged:
+                        writer.write(_log_row(done, losses, window, rank_batch * env.world_size,
+                                              flops_per_step, peak, optimizer, device, env))
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and not last:
                 save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
             if cfg.eval_every and done % cfg.eval_every == 0 and not last:
@@ -149,12 +155,12 @@ def _train(job: TrainJob, env, show_progress: bool) -> TrainResult:
                                                                            precision), "eval/")})
             if last:
                 break
-    steps_run = step + 1 - start_step
+    steps_run = done - start_step
     wall_s = time.perf_counter() - started
-    save_training_state(checkpoint_path, step + 1, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
+    save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
     result.eval = evaluate_retrieval(job, model, tokenizer, env, device, precision)
     if env.is_main:
-        writer.write({"step": step + 1, **_prefixed(result.eval, "eval/")})
+        writer.write({"step": done, **_prefixed(result.eval, "eval/")})
     writer.close()
     final = {k: v.item() for k, v in losses.items()}  # one sync at the end
     result.steps, result.samples, result.wall_s = steps_run, steps_run * cfg.batch_size, wall_s
@@ -208,9 +214,11 @@ def _log_row(step, losses, window, global_batch, flops_per_step, peak, optimizer
 
 def _time_is_up(started: float, limit_s: float, env, device) -> bool:
     """All ranks must stop at the same step, so rank 0's clock decides (broadcast under torchrun)."""
-    flag = torch.tensor([float(time.perf_counter() - started >= limit_s)], device=device)
-    if env.active:
-        torch.distributed.broadcast(flag, 0)
+    up = time.perf_counter() - started >= limit_s
+    if not env.active:
+        return up  # host clock only: no device sync
+    flag = torch.tensor([float(up)], device=device)
+    torch.distributed.broadcast(flag, 0)
     return bool(flag.item())
 
 

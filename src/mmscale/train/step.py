@@ -63,14 +63,14 @@ class TrainStep:
 
     def __init__(self, model: nn.Module, optimizer, scheduler=None, precision: Precision | str = "fp32",
                  compile: bool = False, grad_accum: int = 1, checkpointing: bool = False,
-                 grad_clip: float = 0.0):
+                 grad_clip: float = 0.0, compile_mode: str | None = None):
         if isinstance(precision, str):
             device = next(unwrap(model).parameters()).device
             precision = Precision.resolve(precision, device)
         if checkpointing:
             enable_activation_checkpointing(model)
         self.model = model  # the module that owns no_sync / gradient sync
-        self.forward = torch.compile(model) if compile else model
+        self.forward = torch.compile(model, mode=compile_mode) if compile else model
         self.optimizer, self.scheduler = optimizer, scheduler
         self.precision, self.grad_accum, self.grad_clip = precision, grad_accum, grad_clip
         self.scaler = precision.grad_scaler()

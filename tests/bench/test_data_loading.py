@@ -1,0 +1,49 @@
+"""The data benchmark on a tiny dataset: every variant runs and the rows are consistent (CPU smoke)."""
+
+import json
+import runpy
+import sys
+
+from mmscale.bench.data_loading import DataLoadingRow, bench_data_loading, speedup
+from mmscale.cli import main
+from mmscale.data.synth import synthesize
+
+
+def test_speedup_is_a_ratio_of_rows():
+    rows = [DataLoadingRow("reference_dataloader", 2, 8, 100, 1.0, 50.0),
+            DataLoadingRow("ours_cpu", 2, 8, 100, 1.0, 90.0)]
+    assert speedup(rows) == 1.8 and speedup(rows[:1]) == 0.0
+
+
+def test_bench_rows(tmp_path):
+    synthesize(24, tmp_path, val_frac=0.0, workers=1, progress=False)
+    rows = bench_data_loading(str(tmp_path), n_images=24, workers=1, batch_size=4, warmup_batches=1)
+    by = {r.variant: r for r in rows}
+    assert set(by) == {"reference_loop", "reference_dataloader", "ours_cpu", "decode_only", "decode_only_full"}
+    assert by["reference_dataloader"].vs_reference_dataloader == 1.0
+    assert by["ours_cpu"].n_images == 20 and by["decode_only"].n_images == 24  # first batch is warm-up
+    assert all(r.img_per_s > 0 for r in rows)
+    assert json.dumps([r.as_dict() for r in rows])
+
+
+def test_cli_and_script(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    assert main(["bench", "data", "--n", "16", "--workers", "1", "--batch-size", "4", "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["workers"] == 1 and len(result["rows"]) == 5
+    assert json.loads((out / "data_loading.json").read_text())["rows"] == result["rows"]
+    monkeypatch.setattr(sys, "argv", ["data_loading.py", "--data", str(out / "synth"), "--n", "16", "--workers", "1",
+                                      "--batch-size", "4", "--out", str(tmp_path / "script")])
+    try:
+        runpy.run_path("benchmarks/data_loading.py", run_name="__main__")
+    except SystemExit as exit_:
+        assert exit_.code == 0
+    assert "ours_cpu" in capsys.readouterr().out
+
+
+def test_repeats_report_the_median_run(tmp_path):
+    synthesize(12, tmp_path, val_frac=0.0, workers=1, progress=False)
+    rows = bench_data_loading(str(tmp_path), n_images=12, workers=1, batch_size=4, warmup_batches=1,
+                              variants=("ours_cpu", "decode_only"), repeats=3)
+    assert [r.variant for r in rows] == ["ours_cpu", "decode_only"] and all(r.repeats == 3 for r in rows)
+    assert rows[0].vs_reference_dataloader == 0.0  # no baseline row in this run
