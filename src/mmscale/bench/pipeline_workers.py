@@ -21,7 +21,7 @@ import torch
 from PIL import Image, ImageOps
 
 from mmscale.data.batch import Batch
-from mmscale.data.image import TRUNCATION_HINTS, SampleSkip, open_image, read_bytes, to_rgb
+from mmscale.data.image import DECODE_ERRORS, SampleSkip, decode_skip, open_image, read_bytes, to_rgb
 from mmscale.data.skips import SkipCounter, SkipReason
 
 WORKER_STAGES = ("read", "decode", "resize", "tokenize", "collate")
@@ -51,12 +51,8 @@ def timed_decode(data: bytes, image_size: int, max_pixels: int) -> tuple[torch.T
         image = torch.from_numpy(np.array(img)).permute(2, 0, 1)  # (3, S, S) uint8
     except SampleSkip:
         raise
-    except Image.DecompressionBombError as exc:
-        raise SampleSkip(SkipReason.too_many_pixels, str(exc)) from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
-        text = str(exc)
-        truncated = any(hint in text.lower() for hint in TRUNCATION_HINTS)
-        raise SampleSkip(SkipReason.truncated_image if truncated else SkipReason.corrupt_image, text) from None
+    except DECODE_ERRORS as exc:
+        raise decode_skip(exc) from None
     t2 = time.perf_counter()
     return image, (t1 - t0) * 1e3, (t2 - t1) * 1e3
 

@@ -25,6 +25,19 @@ IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"RIFF", b"GIF87a", b"GIF8
 TRUNCATION_HINTS = ("truncated", "premature end", "broken data stream", "unexpected end", "buffer is not large enough")
 
 
+# What PIL raises on a bad file: each maps to one skip reason through decode_skip.
+DECODE_ERRORS = (Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError)
+
+
+def decode_skip(exc: BaseException) -> SampleSkip:
+    """The skip a decode failure counts as, shared by every decode path so reasons agree."""
+    if isinstance(exc, Image.DecompressionBombError):
+        return SampleSkip(SkipReason.too_many_pixels, str(exc))
+    text = str(exc)
+    truncated = any(hint in text.lower() for hint in TRUNCATION_HINTS)
+    return SampleSkip(SkipReason.truncated_image if truncated else SkipReason.corrupt_image, text)
+
+
 class SampleSkip(Exception):
     """A sample that cannot be used; ``reason`` is a ``SkipReason`` value."""
 
@@ -116,12 +129,8 @@ def decode_image(data: bytes, image_size: int = 224, max_pixels: int = 64_000_00
         arr = np.array(img)  # (H, W, 3) uint8, writable (torch refuses read-only buffers)
     except SampleSkip:
         raise
-    except Image.DecompressionBombError as exc:
-        raise SampleSkip(SkipReason.too_many_pixels, str(exc)) from None
-    except (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError) as exc:
-        text = str(exc)
-        truncated = any(hint in text.lower() for hint in TRUNCATION_HINTS)
-        raise SampleSkip(SkipReason.truncated_image if truncated else SkipReason.corrupt_image, text) from None
+    except DECODE_ERRORS as exc:
+        raise decode_skip(exc) from None
     return torch.from_numpy(arr).permute(2, 0, 1)  # (3, H, W) view of HWC memory
 
 
