@@ -249,8 +249,13 @@ def prepare_data(ctx_settings: ValidateConfig, data_dir: str | None, run_dir: Pa
 
 
 def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: str | Path = "runs/validate",
-             overrides: list[str] = (), file: str | None = None, show_progress: bool = True) -> dict:
-    """Run the suite; returns the results document (also written to ``out_dir``)."""
+             overrides: list[str] = (), file: str | None = None, show_progress: bool = True,
+             merge: bool = False) -> dict:
+    """Run the suite; returns the results document (also written to ``out_dir``).
+
+    ``merge``: keep the sections an earlier invocation wrote into ``out_dir`` (same config) and
+    add this invocation's (``validate_merge``), for suites split across several commands.
+    """
     from mmscale.bench.environment import fingerprint
     from mmscale.report.html import write_report
     from mmscale.report.results import new_results, new_section, write_results
@@ -273,6 +278,12 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
         job = dataclasses.replace(configs.job, data=dataclasses.replace(configs.job.data, path=str(data_path)))
         configs = dataclasses.replace(configs, job=job)
         results = new_results(preset, configs.as_dict(), fingerprint())
+        previous, earlier_monitors = None, {}
+        if merge:
+            from mmscale.validate_merge import keep_earlier_monitors, load_previous
+
+            previous = load_previous(run_dir, results["config"])
+            earlier_monitors = keep_earlier_monitors(previous, run_dir)
         monitor = _start_monitor(settings.monitor_interval_s)
         ctx = Context(configs, run_dir, data_path, device, monitor, say)
         try:
@@ -291,8 +302,13 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
             if monitor is not None:
                 monitor.stop()
         results["sections"]["monitor"] = monitor_section(monitor, run_dir)
-    results["metrics"] = collect_metrics(results["sections"])
     results["wall_s"] = time.perf_counter() - t_start
+    if previous is not None:
+        from mmscale.validate_merge import merge_sections
+
+        merge_sections(results, previous, list(settings.sections), earlier_monitors)
+        results["invocations"][-1]["wall_s"] = results["wall_s"]
+    results["metrics"] = collect_metrics(results["sections"])
     write_results(results, run_dir)
     write_report(results, run_dir)
     return results

@@ -74,6 +74,8 @@ def test_override_parsing():
     assert parse_override("a.b=3") == (["a", "b"], 3)
     assert parse_override("a=bf16") == (["a"], "bf16")
     assert parse_override("a=[1,2]") == (["a"], [1, 2])
+    assert parse_override("a=[data, pipeline]") == (["a"], ["data", "pipeline"])  # unquoted, as a shell passes it
+    assert parse_override("a=[]") == (["a"], [])
     with pytest.raises(ConfigError):
         parse_override("novalue")
 

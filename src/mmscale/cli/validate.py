@@ -11,6 +11,9 @@ EPILOG = """examples:
   mmscale validate --preset cpu --out runs/demo            (about 5-8 minutes on 2 CPU cores)
   mmscale validate --preset gpu --data data/coco --out runs/h100
   mmscale validate --preset cpu validate.datascale.sizes=[200,400] validate.sections=["datascale"]
+  mmscale validate --preset gpu --out runs/h100 validate.sections=[data,pipeline,datascale]
+  mmscale validate --preset gpu --out runs/h100 --merge validate.sections=[batchsweep,load,scaling]
+                                               (one suite in two commands, one results.json)
 
 Sections, in order: data (loader throughput), pipeline (step breakdown, bottleneck), datascale
 (time and memory vs N), batchsweep (memory vs batch to the first OOM, what-if variants), load
@@ -33,6 +36,9 @@ def register(subparsers) -> None:
     parser.add_argument("--config", default=None, help="TOML file layered over the preset")
     parser.add_argument("--data", default=None, metavar="DIR", help="your dataset (default: synthesize one)")
     parser.add_argument("--out", default="runs/validate", metavar="RUN_DIR", help="where results go")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the sections an earlier invocation wrote into RUN_DIR (same config) and add "
+                             "this one's: split a long suite into several commands with validate.sections=[...]")
     parser.add_argument("--json", action="store_true", help="print the section statuses and verdicts as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
@@ -42,7 +48,7 @@ def run(args) -> int:
     from mmscale.validate import validate
 
     results = validate(preset=args.preset, data_dir=args.data, out_dir=args.out, overrides=args.overrides,
-                       file=args.config, show_progress=not (args.no_progress or args.json))
+                       file=args.config, show_progress=not (args.no_progress or args.json), merge=args.merge)
     sections = {name: {"status": s["status"], "reason": s["reason"], "verdicts": s["verdicts"]}
                 for name, s in results["sections"].items()}
     if args.json:

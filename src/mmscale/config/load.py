@@ -44,15 +44,24 @@ def read_toml(path: str | Path) -> dict:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b=3`` -> (["a", "b"], 3). The value is parsed as TOML when it can be, else a string."""
+    """``a.b=3`` -> (["a", "b"], 3). The value is parsed as TOML when it can be, else a string;
+    a bracketed list of bare words (``[data,pipeline]``, as shells pass it unquoted) is a list."""
     if "=" not in text:
         raise ConfigError(text, "override must look like key=value (e.g. train.batch_size=64)")
     key, raw = text.split("=", 1)
+    return key.strip().split("."), parse_value(raw)
+
+
+def parse_value(raw: str) -> Any:
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
-        value = raw
-    return key.strip().split("."), value
+        pass
+    stripped = raw.strip()
+    if stripped.startswith("[") and stripped.endswith("]"):
+        inner = stripped[1:-1].strip()
+        return [parse_value(part.strip()) for part in inner.split(",")] if inner else []
+    return raw
 
 
 def merge(base: dict, update: dict) -> dict:

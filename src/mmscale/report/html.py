@@ -111,7 +111,9 @@ def section_block(name: str, section: dict) -> str:
     if section.get("reason"):
         parts.append(f"<p class='reason'>{html.escape(section['reason'])}</p>")
     if section.get("wall_s") is not None:
-        parts.append(f"<p class='sub'>took {section['wall_s']:.1f} s</p>")
+        measured = f" · measured by the invocation of {html.escape(section['invocation'])}" \
+            if section.get("invocation") else ""
+        parts.append(f"<p class='sub'>took {section['wall_s']:.1f} s{measured}</p>")
     parts.append(verdict_block(section.get("verdicts", [])))
     parts.append(key_values(section.get("summary", {})))
     parts += [chart_block(c) for c in section.get("charts", [])]
