@@ -1,10 +1,22 @@
 """Serving benchmark in one go: offline batch throughput of the model, then our batched server and
-the naive one-forward-per-request server under the same closed-loop sweep, then an overload run.
+the naive one-forward-per-request server under the same closed-loop sweep, then an overload run,
+then optional variants of our server (front-end processes, CUDA graphs) at a few levels.
 
-    PYTHONPATH=src python3 benchmarks/serve_load.py --preset base --out runs/serve_load   # GPU
+    PYTHONPATH=src python3 benchmarks/serve_load.py --preset base --out runs/serve_load   # GPU, full sweep
     PYTHONPATH=src python3 benchmarks/serve_load.py --cpu-smoke --out /tmp/serve_smoke    # CPU smoke
 
-Prints a table last, with the ratios the targets are stated in: ours / naive at the highest
+The H100 comparison of the serving options (about 6 minutes; every server started fresh):
+
+    PYTHONPATH=src python3 benchmarks/serve_load.py --preset base --out runs/serve_variants \
+        --concurrency 1,16,64,256 --naive-concurrency 1,256 --window-s 3 --max-windows 3 \
+        --overload-s 20 --variants f4,f1+cg,f4+cg --variant-concurrency 1,256
+
+``--variants``: ``fN`` is ``--frontends N``, ``+cg`` adds ``--cuda-graphs``; each runs closed loop
+at ``--variant-concurrency``. ``--frontends`` / ``--cuda-graphs`` set the main batched server.
+
+With variants, a table of one line per server (the main batched one first) comes before the
+summary: p50 at the lowest level, req/s and p99 at the highest, ratios to naive and to offline.
+Prints the summary last, with the ratios the targets are stated in: ours / naive at the highest
 concurrency, ours / offline batch throughput, p50 at concurrency 1, and under overload
 (open loop at 2x the measured capacity) the admitted p99 against the unloaded p99.
 """
@@ -57,15 +69,29 @@ def offline_throughput(args) -> dict:
     return out
 
 
-def serve_args(args, server: str) -> list[str]:
+def parse_variant(spec: str) -> tuple[int, bool]:
+    """``f4`` -> (4 front ends, no graphs); ``f1+cg`` -> (1, CUDA graphs)."""
+    name, _, extra = spec.partition("+")
+    if not name.startswith("f") or not name[1:].isdigit() or int(name[1:]) < 1 or extra not in ("", "cg"):
+        raise SystemExit(f"--variants: {spec!r} is not fN or fN+cg (N >= 1)")
+    return int(name[1:]), extra == "cg"
+
+
+def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: bool | None = None) -> list[str]:
+    frontends = args.frontends if frontends is None else frontends
+    cuda_graphs = args.cuda_graphs if cuda_graphs is None else cuda_graphs
     out = ["--server", server, "--device", args.device, "--dtype", args.dtype, "--max-batch", str(args.max_batch),
            "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(args.max_queue),
            "--max-text-tokens", str(args.text_tokens)]
     out += ["--checkpoint", args.checkpoint] if args.checkpoint else ["--preset", args.preset]
     if args.cpu_threads:
         out += ["--cpu-threads", str(args.cpu_threads)]
+    if args.max_captions:
+        out += ["--max-captions", str(args.max_captions)]
     if args.compile and server == "batched":
         out.append("--compile")
+    if server == "batched":
+        out += ["--frontends", str(frontends)] + (["--cuda-graphs"] if cuda_graphs else [])
     if args.gil_switch_ms:
         out += ["--set", f"serve.gil_switch_ms={args.gil_switch_ms}"]
     return out
@@ -88,17 +114,24 @@ def server_side(url: str) -> dict:
             "mean_batch_ms": 1000 * value("mmscale_batch_forward_seconds_sum") / max(batches, 1)}
 
 
-def server_cpu_s(pid: int) -> float:
+def server_processes(pid: int) -> list:
+    """The server and its front-end processes (``--frontends N``)."""
     import psutil
 
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]
+
+
+def server_cpu_s(pid: int) -> float:
+    total = 0.0
+    for proc in server_processes(pid):
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def server_rss_gib(pid: int) -> float:
-    import psutil
-
-    return psutil.Process(pid).memory_info().rss / 2**30
+    return sum(proc.memory_info().rss for proc in server_processes(pid)) / 2**30
 
 
 def load_config(args, url: str, concurrencies, rates=(), window_s=None, max_windows=None):
@@ -117,6 +150,11 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--compile", action="store_true", help="compile the batched server's forward per bucket")
+    parser.add_argument("--frontends", type=int, default=1, help="HTTP front-end processes of the main batched server")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="CUDA graphs for small batches in the main batched server")
+    parser.add_argument("--variants", default="", help="extra batched servers: comma list of fN or fN+cg")
+    parser.add_argument("--variant-concurrency", default="1,256", help="closed-loop levels for each variant")
     parser.add_argument("--concurrency", default="1,2,4,8,16,32,64,128,256")
     parser.add_argument("--naive-concurrency", default="1,16,256")
     parser.add_argument("--max-batch", type=int, default=256)
@@ -137,6 +175,8 @@ def main(argv=None) -> int:
     parser.add_argument("--gil-switch-ms", type=float, default=0.0, help="serve.gil_switch_ms for both servers")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny model, CPU, seconds-long run")
     parser.add_argument("--out", default="runs/serve_load")
+    parser.add_argument("--max-captions", type=int, default=0,
+                        help="servers' max_captions (0: the default 16); warm-up pads up to max_batch x this")
     argv = list(argv) if argv is not None else None
     import sys
 
@@ -168,16 +208,69 @@ def main(argv=None) -> int:
                 results["overload"] = overload(args, spawned, result)
     (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
 
+    variants = [v for v in args.variants.split(",") if v]
+    variant_levels = [int(x) for x in args.variant_concurrency.split(",")]
+    for spec in variants:
+        frontends, cuda_graphs = parse_variant(spec)
+        with SpawnedServer(serve_args(args, "batched", frontends, cuda_graphs)) as spawned:
+            cpu0, wall0 = server_cpu_s(spawned.proc.pid), time.monotonic()
+            result = bench_load(load_config(args, spawned.url, variant_levels), server=spec)
+            cpu_pct = 100 * (server_cpu_s(spawned.proc.pid) - cpu0) / (time.monotonic() - wall0)
+            results.setdefault("variants", {})[spec] = {
+                **result.as_dict(), "frontends": frontends, "cuda_graphs": cuda_graphs,
+                "server_rss_gib": server_rss_gib(spawned.proc.pid), "server_cpu_pct": cpu_pct,
+                **server_side(spawned.url)}
+            rows += result.rows
+        (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
+
     summary = ratios(results, levels, naive_levels)
     results["summary"] = summary
+    results["variant_summary"] = variant_lines = variant_ratios(results, naive_levels)
     (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
     print(format_table(rows))
-    for warning in results["batched"]["warnings"] + results["naive"]["warnings"]:
+    variant_warnings = [w for v in results.get("variants", {}).values() for w in v["warnings"]]
+    for warning in results["batched"]["warnings"] + results["naive"]["warnings"] + variant_warnings:
         print(f"warning: {warning}")
+    if variants:
+        print()
+        print(format_variants(variant_lines))
     print()
     for key, value in summary.items():
         print(f"{key:<44} {value:.3f}" if isinstance(value, float) else f"{key:<44} {value}")
     return 0
+
+
+def variant_ratios(results: dict, naive_levels) -> list[dict]:
+    """One line per server (main batched first, then each variant): p50 at the lowest level, req/s and
+    p99 at the highest, and the ratios to the naive server (same level) and to offline throughput."""
+    def closed(rows, c):
+        return next((r for r in rows if r["mode"] == "closed" and r["concurrency"] == c), None)
+
+    servers = [(f"batched f{results['args']['frontends']}" + ("+cg" if results["args"]["cuda_graphs"] else ""),
+                results["batched"])] + list(results.get("variants", {}).items())
+    lines = []
+    for name, res in servers:
+        levels = sorted(r["concurrency"] for r in res["rows"] if r["mode"] == "closed")
+        low, top = closed(res["rows"], levels[0]), closed(res["rows"], levels[-1])
+        naive = closed(results["naive"]["rows"], levels[-1]) if levels[-1] in naive_levels else None
+        lines.append({"server": name, "low_c": levels[0], "p50_ms_low": low["p50_ms"], "top_c": levels[-1],
+                      "req_per_s_top": top["throughput_per_s"], "p99_ms_top": top["p99_ms"],
+                      "over_naive": top["throughput_per_s"] / max(naive["throughput_per_s"], 1e-9) if naive else None,
+                      "over_offline": top["throughput_per_s"] / results["offline"]["samples_per_s"],
+                      "mean_batch": res["mean_batch"], "server_cpu_pct": res["server_cpu_pct"]})
+    return lines
+
+
+def format_variants(lines: list[dict]) -> str:
+    head = (f"{'server':<14} {'p50 ms @low c':>14} {'req/s @top c':>13} {'p99 ms @top c':>14} "
+            f"{'/ naive':>8} {'/ offline':>9} {'mean batch':>10} {'srv cpu%':>9}")
+    out = [head, "-" * len(head)]
+    for v in lines:
+        over_naive = f"{v['over_naive']:.1f}x" if v["over_naive"] is not None else "-"
+        out.append(f"{v['server']:<14} {v['p50_ms_low']:>8.2f} c={v['low_c']:<3} {v['req_per_s_top']:>7.0f} "
+                   f"c={v['top_c']:<3} {v['p99_ms_top']:>8.1f} c={v['top_c']:<3} {over_naive:>8} "
+                   f"{v['over_offline']:>8.1%} {v['mean_batch']:>10.1f} {v['server_cpu_pct']:>9.0f}")
+    return "\n".join(out)
 
 
 def overload(args, spawned, sweep) -> dict:

@@ -141,12 +141,12 @@ def run_batchsweep_section(ctx) -> dict:
                                            "baseline" + (f", and an OOM is simulated by a {cfg.memory_cap_gib:g} GiB cap"
                                                          if cap else ", with no cap: no OOM can occur")))
     for variant, a in analyses.items():
-        section["verdicts"] += _batchsweep_verdicts(variant, a)
+        section["verdicts"] += batchsweep_verdicts(variant, a)
     section["charts"] = batchsweep_charts(section["rows"], analyses, memory_kind, simulated)
     return section
 
 
-def _batchsweep_verdicts(variant: str, a: dict) -> list[dict]:
+def batchsweep_verdicts(variant: str, a: dict) -> list[dict]:
     out = []
     if a["fit"] and a["linear_memory"] is None:
         out.append(verdict("info", f"{variant}: fewer than three batch sizes fitted; too few to judge "
@@ -165,6 +165,12 @@ def _batchsweep_verdicts(variant: str, a: dict) -> list[dict]:
         if pred is not None and err is not None:
             text += f"; the fit predicted {pred} ({100 * err:+.0f}%)"
         out.append(verdict("pass" if err is not None and abs(err) <= 0.10 else "info", text))
+        cached = a.get("unallocated_at_first_oom_bytes")
+        if err is not None and abs(err) > 0.10 and cached and a["capacity_bytes"] and cached > 0.05 * a["capacity_bytes"]:
+            out.append(verdict("warn", f"{variant}: at the first OOM {cached / GIB:.1f} GiB was reserved by the "
+                                       "allocator but unallocated: fragmentation, not the model's memory, set the "
+                                       "limit; PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True lets that memory "
+                                       "serve large batches"))
     elif a["found_max_batch"]:
         out.append(verdict("info", f"{variant}: no OOM up to batch {a['found_max_batch']}"
                            + (f"; the fit predicts the limit near {a['predicted_max_batch']}" if a["predicted_max_batch"] else "")))
@@ -268,8 +274,13 @@ def monitor_section(monitor, run_dir) -> dict:
     section["tables"].append({"title": "Field statistics over the whole run",
                               "rows": [{"field": k, **v} for k, v in fields.items() if isinstance(v, dict)]})
     section["charts"] = monitor_charts(rows)
-    section["verdicts"].append(verdict("info", f"{len(rows)} samples over {summary.get('span_s') or 0:.0f} s; "
-                                       f"GPU: {summary.get('gpu_note')}; full series in monitor.jsonl"))
+    if summary.get("gpu_count"):
+        gpu = (f"{summary['gpu_count']} GPU(s) through NVML, SM activity from "
+               f"{summary.get('gpu_activity_source') or 'NVML utilization only'}")
+    else:
+        gpu = f"no GPU fields ({summary.get('gpu_note') or 'no NVML device'})"
+    section["verdicts"].append(verdict("info", f"{len(rows)} samples over {summary.get('span_s') or 0:.0f} s "
+                                       f"at {summary.get('achieved_hz') or 0:.1f} Hz; {gpu}; full series in monitor.jsonl"))
     return section
 
 

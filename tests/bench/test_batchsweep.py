@@ -124,3 +124,34 @@ def test_model_step_factory_runs_the_real_training_step():
     make = bs.model_step_factory(model_cfg, TrainConfig(), "fp32+ckpt", "cpu")
     rows = bs.sweep(make, "fp32+ckpt", bs.SweepSettings(start_batch=2, max_batch=4, timed_steps=1))
     assert [r.status for r in rows] == ["ok", "ok"] and all(r.samples_per_s > 0 for r in rows)
+
+
+# The message PyTorch raised at batch 2560 of the bf16+ckpt sweep on an H100 (base model).
+H100_OOM = ("CUDA out of memory. Tried to allocate 2.17 GiB. GPU 0 has a total capacity of 79.18 GiB of which "
+            "1.88 GiB is free. Including non-PyTorch memory, this process has 77.29 GiB memory in use. Of the "
+            "allocated memory 59.73 GiB is allocated by PyTorch, and 16.80 GiB is reserved by PyTorch but "
+            "unallocated. If reserved but unallocated memory is large try setting "
+            "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True to avoid fragmentation.")
+
+
+def test_oom_message_gives_the_fragmented_memory_and_the_verdict_names_it():
+    from mmscale.validate_sections import batchsweep_verdicts
+
+    assert bs.oom_unallocated_bytes(H100_OOM) == int(16.80 * 2**30)
+    assert bs.oom_unallocated_bytes("CUDA out of memory. Tried to allocate 2.00 GiB") is None
+    assert bs.oom_unallocated_bytes("... and 512.00 MiB is reserved by PyTorch but unallocated") == 512 * MIB
+
+    fixed, per = 2 * 2**30, 50 * MIB
+    rows = [row(b, fixed + per * b, 1000) for b in (32, 64, 128, 256)]
+    oom = row(512, None, None, status="oom")
+    oom.unallocated_reserved_bytes = bs.oom_unallocated_bytes(H100_OOM)
+    rows += [oom, row(320, fixed + per * 320, 1000, "bisect"), row(384, None, None, "bisect", "oom")]
+    a = bs.analyze(rows, capacity_bytes=fixed + per * 400)
+    assert a["unallocated_at_first_oom_bytes"] is None  # the first OOM above the largest fit is 384, no message
+    rows[-1].unallocated_reserved_bytes = oom.unallocated_reserved_bytes
+    a = bs.analyze(rows, capacity_bytes=fixed + per * 400)
+    assert a["unallocated_at_first_oom_bytes"] == oom.unallocated_reserved_bytes
+    texts = [v["text"] for v in batchsweep_verdicts("bf16+ckpt", a)]
+    assert any("fragmentation" in t and "16.8 GiB" in t for t in texts), texts
+    a_close = dict(a, prediction_error_rel=0.05)
+    assert not any("fragmentation" in v["text"] for v in batchsweep_verdicts("bf16+ckpt", a_close))

@@ -35,6 +35,20 @@ class FakePredictor:
         return out
 
 
+def wait_ready(url: str, timeout_s: float, alive=lambda: True, output=lambda: "") -> None:
+    """Poll ``/readyz`` until it answers 200; fail at once if the server died, or at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert alive(), "server exited before it was ready: " + output()
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("server did not become ready: " + output())
+
+
 @contextlib.contextmanager
 def live_server(predictor, cfg):
     """Run the real app under uvicorn in a thread on a free loopback port; yields the base URL."""
@@ -50,19 +64,45 @@ def live_server(predictor, cfg):
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=1) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.05)
-    else:
-        raise RuntimeError("server did not become ready")
+    wait_ready(url, 60)
     try:
         yield url, app
     finally:
         server.should_exit = True
         thread.join(30)
         sock.close()
+
+
+@contextlib.contextmanager
+def server_process(config: dict, *predictor_args: str, ready_timeout_s: float = 120.0):
+    """``tests.serve.frontends_server`` as a subprocess; yields (process, base URL) once /readyz is 200.
+    The process's output is collected in ``process.output`` (a list of lines)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "src"), str(root)])}
+    proc = subprocess.Popen([sys.executable, "-m", "tests.serve.frontends_server", json.dumps(config),
+                             *predictor_args], cwd=root, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    proc.output = []
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), line + proc.stdout.read()
+        url = line.split()[2]
+        threading.Thread(target=proc.output.extend, args=(proc.stdout,), daemon=True).start()
+        wait_ready(url, ready_timeout_s, alive=lambda: proc.poll() is None,
+                   output=lambda: "".join(proc.output))
+        yield proc, url
+    finally:
+        if proc.poll() is None:  # drain and clean up (its private directory too); kill if stuck
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

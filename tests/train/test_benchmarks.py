@@ -1,25 +1,11 @@
 """CPU smoke runs of the training benchmarks: every row runs and the table is printed."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[f"bench_{name}"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_train_step_smoke_runs_every_row(tmp_path, capsys):
-    bench = load("train_step")
+def test_train_step_smoke_runs_every_row(tmp_path, capsys, load_benchmark):
+    bench = load_benchmark("train_step")
     result = bench.main(["--smoke", "--steps", "1", "--warmup", "0", "--out", str(tmp_path)])
     statuses = {row["variant"]: row["status"] for row in result["rows"]}
     assert set(statuses) == set(bench.VARIANTS)
@@ -30,8 +16,8 @@ def test_train_step_smoke_runs_every_row(tmp_path, capsys):
     assert "ours_over_hf_blip_itm" in capsys.readouterr().out
 
 
-def test_ratios_are_ours_over_each_row():
-    bench = load("train_step")
+def test_ratios_are_ours_over_each_row(load_benchmark):
+    bench = load_benchmark("train_step")
     rows = [bench.StepRow("ours", 4, "cpu", samples_per_s=300.0),
             bench.StepRow("reference_fp32", 4, "cpu", samples_per_s=100.0),
             bench.StepRow("hf_blip_itm", 4, "cpu", status="oom")]

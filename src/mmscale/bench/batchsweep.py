@@ -137,6 +137,7 @@ class BatchRow:
     step_ms_values: list[float] = field(default_factory=list)
     oom_simulated: bool = False
     error: str | None = None
+    unallocated_reserved_bytes: int | None = None  # at a CUDA OOM: cached by the allocator, not in use
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -188,6 +189,7 @@ def measure_batch(make_step: StepFactory, variant: str, batch_size: int, phase: 
         row.status = "oom" if is_oom(exc) else "error"
         row.oom_simulated = isinstance(exc, SimulatedOOM)
         row.error = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        row.unallocated_reserved_bytes = oom_unallocated_bytes(str(exc))
         if row.oom_simulated:
             row.peak_bytes = meter.peak_delta_bytes()
         reset = getattr(make_step, "reset", None)
@@ -197,6 +199,21 @@ def measure_batch(make_step: StepFactory, variant: str, batch_size: int, phase: 
         del step
         free_memory()
     return row
+
+
+_UNALLOCATED = re.compile(r"([\d.]+) (GiB|MiB|KiB) is reserved by PyTorch but unallocated")
+_UNIT = {"GiB": 2**30, "MiB": 2**20, "KiB": 2**10}
+
+
+def oom_unallocated_bytes(message: str) -> int | None:
+    """Bytes the caching allocator held but had not handed out when CUDA ran out of memory.
+
+    Read from PyTorch's OOM message ("... and 16.80 GiB is reserved by PyTorch but unallocated"),
+    the only place that figure exists at the moment of failure: once the exception unwinds, the
+    step's tensors are freed. A large value means fragmentation, not the model, set the limit.
+    """
+    match = _UNALLOCATED.search(message)
+    return int(float(match.group(1)) * _UNIT[match.group(2)]) if match else None
 
 
 def _check_cap(meter: PeakMemory, settings: SweepSettings) -> None:
@@ -266,7 +283,11 @@ def analyze(rows: list[BatchRow], capacity_bytes: int | None) -> dict:
         "fit": None, "bytes_per_sample": None, "fixed_bytes": None,
         "predicted_max_batch": None, "prediction_error_rel": None,
         "knee_batch": None, "max_samples_per_s": None, "linear_memory": None,
+        "unallocated_at_first_oom_bytes": None,
     }
+    if out["first_oom_batch"] is not None:
+        out["unallocated_at_first_oom_bytes"] = next(
+            r.unallocated_reserved_bytes for r in rows if r.status == "oom" and r.batch_size == out["first_oom_batch"])
     if len({r.batch_size for r in fit_rows}) >= 2:
         fit = stats.linear_fit([r.batch_size for r in fit_rows], [r.peak_bytes for r in fit_rows])
         out.update(fit=fit.as_dict(), bytes_per_sample=fit.slope, fixed_bytes=fit.intercept)

@@ -52,6 +52,8 @@ def render_tables(result: dict, console) -> None:
             note = "skipped (below)" if r["skipped"] else ""
             if "overhead_pct" in r["extra"]:
                 note = f"overhead {r['extra']['overhead_pct']:+.2f}%"
+            if "choice" in r["extra"]:
+                note = f"auto keeps {r['extra']['choice']}: {r['extra'].get('reason', '')}"
             t.add_row(r["group"], r["variant"], _f(r["samples_per_s"], "{:.1f}"), _f(r["step_ms"]),
                       _f(None if r["input_frac"] is None else 100 * r["input_frac"], "{:.1f}%"),
                       _f(r["speedup"], "{:.2f}x"), note or "")

@@ -85,16 +85,39 @@ def input_variants(ctx) -> list[VariantRow]:
              lambda: _endless(reference_loader(dataset, ctx.batch_size, ctx.job.data.num_workers)),
              reference_to_device),
             ("dataloader_cpu_decode", lambda: _endless(ctx.loader("cpu")), ours_to_device)]
+    timed = {}
     for name, make, adapter in runs:
-        rows.append(_row("input", name, run_steps(make(), adapter, ctx.train_step(), ctx.device,
-                                                  ctx.steps, ctx.warmup)))
+        timed[name] = run_steps(make(), adapter, ctx.train_step(), ctx.device, ctx.steps, ctx.warmup)
+        rows.append(_row("input", name, timed[name]))
     if ctx.gpu_decode_reason:
         rows.append(VariantRow("input", "gpu_decode", skipped=ctx.gpu_decode_reason))
     else:
-        result = run_steps(_endless(ctx.loader("gpu")), ours_to_device, ctx.train_step(), ctx.device,
-                           ctx.steps, ctx.warmup)
-        rows.append(_row("input", "gpu_decode", result))
+        timed["gpu_decode"] = run_steps(_endless(ctx.loader("gpu")), ours_to_device, ctx.train_step(), ctx.device,
+                                        ctx.steps, ctx.warmup)
+        rows.append(_row("input", "gpu_decode", timed["gpu_decode"]))
+    rows.append(decode_auto_row(timed["dataloader_cpu_decode"], timed.get("gpu_decode"), ctx.gpu_decode_reason))
     return with_speedups(rows)
+
+
+def decode_auto_row(cpu_result, gpu_result, gpu_unavailable: str) -> VariantRow:
+    """Which path training's ``decode=auto`` would keep given these steps (its own decision rule,
+    ``choose_decode``, on the two rows above); no new measurement, so no samples/s of its own."""
+    from mmscale.train.decode_probe import PathProbe, choose_decode
+
+    def probe(path, result):
+        return PathProbe(path, [t.step_ms for t in result.steps],
+                         [t.stage_ms.get("data_wait", 0.0) for t in result.steps])
+
+    probes = [probe("cpu", cpu_result)]
+    if gpu_result is not None:
+        probes.insert(0, probe("gpu", gpu_result))
+    choice = choose_decode(probes)
+    if gpu_result is None:
+        choice.reason = f"gpu unavailable ({gpu_unavailable}); training's auto uses cpu without a probe"
+    kept = "dataloader_cpu_decode" if choice.path == "cpu" else "gpu_decode"
+    return VariantRow("input", "decode_auto", extra={"choice": choice.path, "same_as": kept,
+                                                     "reason": choice.reason, "step_ms": choice.step_ms,
+                                                     "data_wait_pct": choice.data_wait_pct})
 
 
 # --- model-side variants on synthetic batches ---------------------------------------------------

@@ -54,12 +54,15 @@ def spawn_args(args) -> list[str]:
     out = []
     for name in ("checkpoint", "preset", "config", "server", "max_batch", "max_wait_ms", "max_queue", "device",
                  "dtype", "image_decode", "max_body_bytes", "max_image_pixels", "max_captions",
-                 "max_caption_chars", "max_text_tokens", "tokenizer", "cpu_threads"):
+                 "max_caption_chars", "max_text_tokens", "tokenizer", "cpu_threads", "frontends",
+                 "cuda_graph_max_batch"):
         value = getattr(args, name, None)
         if value is not None:
             out += [f"--{name.replace('_', '-')}", str(value)]
     if args.compile:
         out.append("--compile")
+    if getattr(args, "cuda_graphs", None):
+        out.append("--cuda-graphs")
     if args.token:
         out += ["--token", args.token]
     for override in args.overrides:

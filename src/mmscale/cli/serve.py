@@ -12,7 +12,8 @@ FLAGS = {  # flag -> ServeConfig field
     "dtype": "dtype", "image_decode": "image_decode", "max_body_bytes": "max_body_bytes",
     "max_image_pixels": "max_image_pixels", "max_captions": "max_captions",
     "max_caption_chars": "max_caption_chars", "max_text_tokens": "max_text_tokens",
-    "tokenizer": "tokenizer", "cpu_threads": "cpu_threads",
+    "tokenizer": "tokenizer", "cpu_threads": "cpu_threads", "frontends": "frontends",
+    "cuda_graph_max_batch": "cuda_graph_max_batch",
 }
 
 
@@ -31,6 +32,13 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-decode", choices=["auto", "cpu", "cuda"], help="auto: batched nvjpeg on cuda")
     parser.add_argument("--compile", action="store_true", default=None,
                         help="torch.compile per padded batch bucket (CUDA graphs on cuda); slower start")
+    parser.add_argument("--cuda-graphs", action="store_true", default=None,
+                        help="replay a CUDA graph per padded batch shape up to --cuda-graph-max-batch "
+                             "(low-concurrency latency); CUDA only, refused on CPU")
+    parser.add_argument("--cuda-graph-max-batch", type=int,
+                        help="largest padded batch that gets a CUDA graph (default 16)")
+    parser.add_argument("--frontends", type=int,
+                        help="HTTP front-end processes feeding one model process (default 1: one process)")
     parser.add_argument("--max-body-bytes", type=int)
     parser.add_argument("--max-image-pixels", type=int)
     parser.add_argument("--max-captions", type=int)
@@ -55,6 +63,8 @@ def build_config(args):
         overrides.append("serve.insecure=true")
     if getattr(args, "compile", None):
         overrides.append("serve.compile=true")
+    if getattr(args, "cuda_graphs", None):
+        overrides.append("serve.cuda_graphs=true")
     preset = getattr(args, "preset", None)
     return load_config(ServeConfig, preset=preset, file=getattr(args, "config", None),
                        overrides=[fix_quotes(o) for o in overrides], section="serve")
@@ -90,7 +100,8 @@ def register(subparsers) -> None:
             "Serve image-text matching and embeddings over HTTP (FastAPI + uvicorn).\n\n"
             "  mmscale serve --preset tiny                      # random-init tiny model on 127.0.0.1:8000\n"
             "  mmscale serve --checkpoint runs/x/last.pt --max-batch 64 --max-wait-ms 3\n"
-            "  mmscale serve --preset base --host 0.0.0.0 --token SECRET\n\n"
+            "  mmscale serve --preset base --host 0.0.0.0 --token SECRET\n"
+            "  mmscale serve --preset base --frontends 4 --cuda-graphs   # GPU: 4 HTTP processes, graphs\n\n"
             "Endpoints: POST /v1/match (body: the image file, ?caption=...&caption=...),\n"
             "POST /v1/embed/image, POST /v1/embed/text ({\"texts\": [...]}), GET /healthz, /readyz,\n"
             "/metrics (Prometheus), /docs (OpenAPI). SIGTERM drains in-flight requests, then exits.\n"

@@ -56,6 +56,9 @@ def run(args) -> int:
         print(f"val recall@1/5/10 image->text {ev['i2t_r1']:.3f}/{ev['i2t_r5']:.3f}/{ev['i2t_r10']:.3f}, "
               f"text->image {ev['t2i_r1']:.3f}/{ev['t2i_r5']:.3f}/{ev['t2i_r10']:.3f} "
               f"(chance@1 {ev['chance_r1']:.4f}, {ev['samples']} pairs)")
+    if result.decode:
+        reason = result.decode_probe.get("reason", "") if result.decode_probe else ""
+        print(f"input path: decode={result.decode}" + (f" ({reason})" if reason else ""))
     print(f"results in {result.out_dir}")
     return 0
 

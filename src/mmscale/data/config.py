@@ -52,7 +52,16 @@ class DataConfig:
     """Seed of the per-epoch permutation (and of the WebDataset shuffle buffer)."""
     decode: Literal["cpu", "gpu", "auto"] = "cpu"
     """Where images are decoded: ``cpu`` (PIL in workers), ``gpu`` (nvjpeg on the device),
-    ``auto`` (gpu when CUDA and the GPU decoder are available, else cpu)."""
+    ``auto`` (training with CUDA and nvjpeg: a few real steps on each path, then the faster one is
+    kept and logged; otherwise cpu)."""
+    decode_probe_steps: int | None = None
+    """``decode=auto`` in training: timed steps per input path (at least) before the faster one is
+    kept; None: ``2 * num_workers``, at least 16. When workers deliver in rounds (some batches
+    late), timing goes on to the next late batch, for at most ``num_workers * prefetch_factor`` more."""
+    decode_probe_warmup_steps: int | None = None
+    """``decode=auto``: untimed steps on each path before its timed ones, at least; None:
+    ``num_workers + 2``. Timing then waits for a late batch (what workers buffered is used up), for at
+    most ``num_workers * prefetch_factor`` more steps, so buffered batches are not timed as speed."""
 
     def validate(self) -> None:
         if self.image_size < 8:
@@ -67,5 +76,12 @@ class DataConfig:
             raise ConfigError("data.max_pixels", f"must be >= 1, got {self.max_pixels}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError("data.limit", f"must be >= 1 or unset, got {self.limit}")
+        if self.decode not in ("cpu", "gpu", "auto"):
+            raise ConfigError("data.decode", f"must be cpu, gpu or auto, got {self.decode!r}")
+        if self.decode_probe_steps is not None and self.decode_probe_steps < 1:
+            raise ConfigError("data.decode_probe_steps", f"must be >= 1, got {self.decode_probe_steps}")
+        if self.decode_probe_warmup_steps is not None and self.decode_probe_warmup_steps < 0:
+            raise ConfigError("data.decode_probe_warmup_steps",
+                              f"must be >= 0 or unset, got {self.decode_probe_warmup_steps}")
         if self.format not in FORMATS:
             raise ConfigError("data.format", f"must be one of {', '.join(FORMATS)}, got {self.format!r}")

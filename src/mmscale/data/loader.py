@@ -3,7 +3,9 @@ yielding ``Batch`` (uint8 images, batch-tokenized captions, per-batch skip count
 
 Resume: ``loader.state_dict()`` is ``{"epoch", "sample_offset"}``; a loader built with the same
 config and ``start_sample=sample_offset, epoch=epoch`` continues with the very next sample of the
-same permutation (map-style manifests; WebDataset shards restart their epoch).
+same permutation (map-style manifests; WebDataset shards restart their epoch). That also lets
+training switch input paths mid-epoch (``decode=auto`` probes both): close one loader, build the
+other at the same position with ``reuse=`` the first, so the manifest is indexed once.
 """
 
 from __future__ import annotations
@@ -37,8 +39,16 @@ class OpenedDataset:
     index_skips: SkipCounter = field(default_factory=SkipCounter)  # bad manifest rows (file:line)
 
 
-def open_dataset(cfg: DataConfig, split: str = "train", raw: bool = False) -> OpenedDataset:
-    """Resolve ``cfg.path`` for ``split`` and build the dataset (``raw``: for GPU decode)."""
+def open_dataset(cfg: DataConfig, split: str = "train", raw: bool = False,
+                 reuse: OpenedDataset | None = None) -> OpenedDataset:
+    """Resolve ``cfg.path`` for ``split`` and build the dataset (``raw``: for GPU decode).
+
+    ``reuse``: an opened dataset of the same split whose manifest index is shared (no re-read).
+    """
+    kind = RawIndexedDataset if raw else IndexedDataset
+    if reuse is not None and reuse.index is not None:
+        return OpenedDataset(kind(reuse.index, cfg.image_size, cfg.max_pixels), reuse.fmt, reuse.index,
+                             reuse.index_skips)
     source = resolve_source(cfg.path, cfg.format, split)
     if source.fmt == "wds":
         if raw:
@@ -50,7 +60,6 @@ def open_dataset(cfg: DataConfig, split: str = "train", raw: bool = False) -> Op
         return OpenedDataset(dataset, "wds", None)
     counter = SkipCounter()
     index = read_manifest(source.files[0], source.fmt, cfg.image_root, counter, cfg.strict, cfg.limit, split)
-    kind = RawIndexedDataset if raw else IndexedDataset
     return OpenedDataset(kind(index, cfg.image_size, cfg.max_pixels), source.fmt, index, counter)
 
 
@@ -68,6 +77,7 @@ class Loader:
         self.cfg, self.opened, self.dataloader, self.sampler = cfg, opened, dataloader, sampler
         self.batch_size, self.epoch, self.sample_offset = batch_size, epoch, start_sample
         self.gpu_decoder = gpu_decoder
+        self.decode = "cpu" if gpu_decoder is None else "gpu"  # the input path this loader runs
         self.skips = SkipCounter()  # everything read through this loader, all epochs
         if sampler is not None:
             sampler.set_epoch(epoch, start_sample)
@@ -88,6 +98,14 @@ class Loader:
         self.epoch, self.sample_offset = int(state["epoch"]), int(state["sample_offset"])
         if self.sampler is not None:
             self.sampler.set_epoch(self.epoch, self.sample_offset)
+
+    def close(self) -> None:
+        """Stop the worker processes now. Persistent workers outlive an abandoned iteration and
+        would keep decoding batches nobody reads (a switched-away input path must go quiet)."""
+        iterator = getattr(self.dataloader, "_iterator", None)  # where DataLoader keeps persistent workers
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+        self.dataloader._iterator = None
 
     def _batches(self):
         if self.gpu_decoder is None:
@@ -113,10 +131,15 @@ class Loader:
 
 def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch.device | str | None = None,
                  drop_last: bool = True, split: str = "train", start_sample: int = 0, epoch: int = 0,
-                 rank: int = 0, world_size: int = 1, shuffle: bool | None = None) -> Loader:
+                 rank: int = 0, world_size: int = 1, shuffle: bool | None = None, decode: str | None = None,
+                 reuse: Loader | None = None) -> Loader:
     """A ``Loader`` over ``data_cfg.path``'s ``split``.
 
     ``device``: where training runs; decides pinning and (``decode=auto|gpu``) GPU decode.
+    ``decode``: ``cpu`` or ``gpu`` to build that input path as is, instead of resolving
+    ``data_cfg.decode`` (training's ``decode=auto`` probe builds each path; ``gpu`` on a CPU device
+    runs the same decode code synchronously, for tests). ``reuse``: a loader over the same split
+    whose manifest index this one shares.
     ``start_sample``/``epoch``: resume position (see ``Loader.state_dict``). ``rank``/``world_size``:
     this process's share under data parallelism. ``shuffle`` overrides ``data_cfg.shuffle``
     (evaluation passes False).
@@ -128,12 +151,12 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
         raise ConfigError("train.batch_size", f"must be >= 1, got {batch_size}")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # workers parallelize; avoid fork warnings
     device = torch.device(device) if device is not None else torch.device("cpu")
-    mode = "cpu"
-    if data_cfg.decode != "cpu":
-        from mmscale.data.gpu_decode import resolve_decode
+    mode = resolve_mode(data_cfg, device, split) if decode is None else decode
+    if mode not in ("cpu", "gpu"):
+        from mmscale.errors import ConfigError
 
-        mode, _ = resolve_decode(data_cfg.decode, device)
-    opened = open_dataset(data_cfg, split, raw=mode == "gpu")
+        raise ConfigError("data.decode", f"a built input path is cpu or gpu, got {mode!r}")
+    opened = open_dataset(data_cfg, split, raw=mode == "gpu", reuse=reuse.opened if reuse is not None else None)
     shuffle = data_cfg.shuffle if shuffle is None else shuffle
     collate_cls = RawCollator if mode == "gpu" else Collator
     collate = collate_cls(tokenizer, data_cfg.max_text_len, data_cfg.pad_to_longest, data_cfg.image_size)
@@ -154,3 +177,17 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
 
         gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device)
     return Loader(data_cfg, opened, dataloader, sampler, batch_size, epoch, start_sample, gpu_decoder)
+
+
+def resolve_mode(data_cfg: DataConfig, device: torch.device, split: str = "train") -> str:
+    """``data.decode`` -> the input path to build (``cpu`` | ``gpu``), without measuring.
+
+    ``auto`` over WebDataset shards is ``cpu``: the GPU path reads indexed manifests only.
+    """
+    if data_cfg.decode == "cpu":
+        return "cpu"
+    if data_cfg.decode == "auto" and resolve_source(data_cfg.path, data_cfg.format, split).fmt == "wds":
+        return "cpu"
+    from mmscale.data.gpu_decode import resolve_decode
+
+    return resolve_decode(data_cfg.decode, device)[0]

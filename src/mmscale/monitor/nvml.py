@@ -1,8 +1,9 @@
 """Per-GPU readings through NVML (``nvidia-ml-py``), with GPM SM/tensor activity where supported.
 
-NVML's ``utilization.gpu`` is the share of time *any* kernel was running: a launch-bound step
-that keeps one tiny kernel in flight reads 100%. GPM (Hopper and newer) samples how busy the SMs
-and the tensor cores really were, so each row says which was measured in
+NVML's ``utilization.gpu`` is the share of time *any* kernel was running, however few SMs it
+used: on an H100 a host-bound eager step (base model, batch 2) read 16% utilization while GPM saw
+7% SM activity and 0.5% tensor activity; at batch 128, 89% vs 74% and 23% (BENCHMARKS.md,
+"Cross-checks"). GPM (Hopper and newer) samples how busy the SMs and the tensor cores really were, so each row says which was measured in
 ``gpu{i}_activity_source`` ("gpm" or "nvml_util"). A query the device does not support is
 dropped after its first failure instead of failing every sample.
 """

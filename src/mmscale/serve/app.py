@@ -14,6 +14,7 @@ import gc
 import hmac
 import json
 import logging
+import os
 import sys
 import time
 
@@ -51,17 +52,25 @@ async def read_body(request: Request, limit_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
+def make_runner(predictor, cfg: ServeConfig, metrics: ServerMetrics):
+    """The runner ``cfg.server`` names, around ``predictor.predict``."""
+    if cfg.server == "batched":
+        return RUNNERS["batched"](predictor.predict, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
+                                  on_batch=metrics.on_batch)
+    return RUNNERS["naive"](predictor.predict, on_batch=metrics.on_batch)
+
+
 class Server:
-    """One server instance: config, predictor, runner, metrics, readiness."""
+    """One server instance: config, predictor, runner, metrics, readiness.
+
+    The hooks ``start``/``stop``/``readiness``/``render_metrics`` are what a front-end process
+    (``frontend.FrontendServer``) replaces to talk to the model process instead.
+    """
 
     def __init__(self, predictor, cfg: ServeConfig):
         self.cfg, self.predictor = cfg, predictor
         self.metrics = ServerMetrics()
-        if cfg.server == "batched":
-            self.runner = RUNNERS["batched"](predictor.predict, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
-                                             on_batch=self.metrics.on_batch)
-        else:
-            self.runner = RUNNERS["naive"](predictor.predict, on_batch=self.metrics.on_batch)
+        self.runner = make_runner(predictor, cfg, self.metrics)
         self.ready = False
         self.expected_auth = f"Bearer {cfg.token}".encode() if cfg.token else None
 
@@ -103,42 +112,63 @@ class Server:
         self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start_s)
         return response
 
-    def warm_up(self) -> None:
-        """One forward per task before /readyz turns 200, so the first client pays no init cost."""
-        import io
+    async def start(self) -> None:
+        self.runner.start()
+        await asyncio.get_running_loop().run_in_executor(None, warm_up, self.predictor, self.cfg)
+        settle_process(self.cfg)
+        self.ready = True
 
-        from PIL import Image
+    async def stop(self) -> None:
+        self.ready = False  # draining: uvicorn has stopped accepting and waited for in-flight requests
+        await asyncio.get_running_loop().run_in_executor(None, self.runner.stop, self.cfg.drain_timeout_s)
 
-        buf = io.BytesIO()
-        Image.new("RGB", (64, 48), (120, 80, 40)).save(buf, format="JPEG")
-        items = [Item("match", buf.getvalue(), ["a warm-up caption"])]
-        for task in ("match", "embed_image"):
-            self.predictor.predict(task, [Item(task, items[0].image_bytes, items[0].captions)])
-        self.predictor.predict("embed_text", [Item("embed_text", captions=["warm-up"])])
-        warm = getattr(self.predictor, "warm_buckets", None)
-        if warm:
-            shapes = warm(self.cfg.max_batch, self.cfg.max_captions)
-            log.info("warmed %d batch shapes", shapes)
+    async def readiness(self) -> tuple[bool, int]:
+        """(ready, requests admitted and not yet answered)."""
+        return self.ready, self.runner.depth
+
+    async def render_metrics(self) -> bytes:
+        self.metrics.queue_depth.set(self.runner.depth)
+        return self.metrics.render()
 
 
-def create_app(predictor, cfg: ServeConfig) -> FastAPI:
-    """The FastAPI app serving ``predictor`` with the runner named by ``cfg.server``."""
-    server = Server(predictor, cfg)
+def warm_up(predictor, cfg: ServeConfig) -> None:
+    """One forward per task before /readyz turns 200, so the first client pays no init cost."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (120, 80, 40)).save(buf, format="JPEG")
+    image = buf.getvalue()
+    for task in ("match", "embed_image"):
+        predictor.predict(task, [Item(task, image, ["a warm-up caption"])])
+    predictor.predict("embed_text", [Item("embed_text", captions=["warm-up"])])
+    warm = getattr(predictor, "warm_buckets", None)
+    if warm:
+        shapes = warm(cfg.max_batch, cfg.max_captions)
+        log.info("warmed %d batch shapes", shapes)
+
+
+def settle_process(cfg: ServeConfig) -> None:
+    """After start-up, before serving: move the ~10^6 objects of torch/timm/transformers start-up
+    out of the GC's reach (a full collection over them would pause every thread, in-flight requests
+    included), and apply ``gil_switch_ms``."""
+    gc.collect()
+    gc.freeze()
+    if cfg.gil_switch_ms > 0:
+        sys.setswitchinterval(cfg.gil_switch_ms / 1000.0)
+
+
+def create_app(predictor, cfg: ServeConfig, server: Server | None = None) -> FastAPI:
+    """The FastAPI app serving ``predictor`` with the runner named by ``cfg.server`` (or, in a
+    front-end process, around ``server``, which forwards to the model process)."""
+    server = server or Server(predictor, cfg)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        server.runner.start()
-        await asyncio.get_running_loop().run_in_executor(None, server.warm_up)
-        # Move the ~10^6 objects of torch/timm/transformers start-up out of the GC's reach: a full
-        # collection over them would pause every thread, in-flight requests included.
-        gc.collect()
-        gc.freeze()
-        if cfg.gil_switch_ms > 0:
-            sys.setswitchinterval(cfg.gil_switch_ms / 1000.0)
-        server.ready = True
+        await server.start()
         yield
-        server.ready = False  # draining: uvicorn has stopped accepting and waited for in-flight requests
-        await asyncio.get_running_loop().run_in_executor(None, server.runner.stop, cfg.drain_timeout_s)
+        await server.stop()
 
     app = FastAPI(title="mmscale inference server", version="1", lifespan=lifespan,
                   description="Image-text matching (ITM), similarity (ITC) and embeddings of an "
@@ -166,14 +196,15 @@ def create_app(predictor, cfg: ServeConfig) -> FastAPI:
 
     @app.get("/healthz")
     async def healthz() -> Response:
-        """200 while the process is up."""
-        return json_response({"status": "ok"})
+        """200 while the process is up (``pid``: which process answered, with ``--frontends N``)."""
+        return json_response({"status": "ok", "pid": os.getpid()})
 
     @app.get("/readyz")
     async def readyz() -> Response:
         """200 once the model is loaded and warmed up; 503 before that and while draining."""
-        if server.ready:
-            return json_response({"status": "ready", "server": cfg.server, "queue_depth": server.runner.depth})
+        ready, depth = await server.readiness()
+        if ready:
+            return json_response({"status": "ready", "server": cfg.server, "queue_depth": depth})
         return json_response({"status": "not ready"}, 503)
 
     @app.get("/metrics")
@@ -183,7 +214,6 @@ def create_app(predictor, cfg: ServeConfig) -> FastAPI:
             server.authorize(request)
         except RequestError as err:
             return json_response(err.as_dict(), err.status, err.headers)
-        server.metrics.queue_depth.set(server.runner.depth)
-        return Response(server.metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(await server.render_metrics(), media_type="text/plain; version=0.0.4")
 
     return app

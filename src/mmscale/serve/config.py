@@ -53,6 +53,15 @@ class ServeConfig:
     """``auto`` (batched nvjpeg on cuda, else cpu), ``cpu`` or ``cuda``."""
     compile: bool = False
     """``torch.compile`` the forward with batches padded to power-of-two buckets (static shapes)."""
+    cuda_graphs: bool = False
+    """Record a CUDA graph per padded batch shape up to ``cuda_graph_max_batch`` and replay it instead
+    of launching each kernel (the latency path at low concurrency). CUDA only: refused on CPU."""
+    cuda_graph_max_batch: int = 16
+    """Largest padded batch (images, and caption rows) that gets a CUDA graph; larger batches run eager."""
+    frontends: int = 1
+    """HTTP front-end processes. 1: one process does HTTP and the model (the simplest path). N > 1:
+    N processes share the listening socket and do HTTP, limits, image header checks, tokenization
+    and JSON; they forward each request to the one model process, which batches across all of them."""
     cpu_threads: int = 0
     """torch intra-op threads on CPU; 0 keeps torch's default."""
     gil_switch_ms: float = 0.0
@@ -64,8 +73,8 @@ class ServeConfig:
     def validate(self) -> None:
         if self.server not in ("batched", "naive"):
             raise ConfigError("serve.server", f"must be 'batched' or 'naive', got {self.server!r}")
-        for name in ("max_batch", "max_queue", "max_body_bytes", "max_image_pixels",
-                     "max_captions", "max_caption_chars", "max_text_tokens"):
+        for name in ("max_batch", "max_queue", "frontends", "cuda_graph_max_batch", "max_body_bytes",
+                     "max_image_pixels", "max_captions", "max_caption_chars", "max_text_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve.{name}", f"must be >= 1, got {getattr(self, name)}")
         if self.max_wait_ms < 0:

@@ -1,4 +1,10 @@
-"""Prometheus metrics of one server instance, in its own registry (so apps in one process don't clash)."""
+"""Prometheus metrics of one server instance, in its own registry (so apps in one process don't clash).
+
+With ``--frontends N`` the metrics are split by who observes them: each front-end process counts
+requests, latencies and refusals (``FRONTEND_FAMILIES``) in prometheus_client's multiprocess mode
+(one mmap file per process in a directory the server owns, summed on read), and the model process
+keeps the batch and queue metrics (``MODEL_FAMILIES``). ``/metrics`` on any front end answers both.
+"""
 
 from __future__ import annotations
 
@@ -32,3 +38,29 @@ class ServerMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+FRONTEND_FAMILIES = ("mmscale_requests", "mmscale_request_latency_seconds", "mmscale_rejected")
+MODEL_FAMILIES = ("mmscale_batch_size", "mmscale_batch_forward_seconds", "mmscale_queue_depth")
+
+
+class FamilyFilter:
+    """A collector that passes on only the named metric families of another collector."""
+
+    def __init__(self, source, names: tuple[str, ...]):
+        self.source, self.names = source, names
+
+    def collect(self):
+        return [family for family in self.source.collect() if family.name in self.names]
+
+
+def render_families(source, names: tuple[str, ...]) -> bytes:
+    """Prometheus text of the ``names`` families of ``source`` (a registry or collector)."""
+    return generate_latest(FamilyFilter(source, names))
+
+
+def frontends_text(multiproc_dir: str) -> bytes:
+    """The front-end families summed over every front-end process (live or exited) in the directory."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    return render_families(MultiProcessCollector(None, path=multiproc_dir), FRONTEND_FAMILIES)

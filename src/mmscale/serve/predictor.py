@@ -12,10 +12,12 @@ from __future__ import annotations
 import logging
 import threading
 
+import numpy as np
 import torch
 
 from mmscale.data.image import SampleSkip, decode_image
 from mmscale.data.normalize import to_model_input
+from mmscale.errors import ConfigError
 from mmscale.serve.requests import Item, Output, RequestError
 
 log = logging.getLogger(__name__)
@@ -111,8 +113,14 @@ class ModelPredictor:
 
     def __init__(self, model, tokenizer, *, max_text_tokens: int, max_pixels: int,
                  device: str = "auto", dtype: str = "auto", image_decode: str = "auto",
-                 compile: bool = False):
+                 compile: bool = False, cuda_graphs: bool = False, max_graph_batch: int = 16):
         self.device = resolve_device(device)
+        if cuda_graphs and self.device.type != "cuda":
+            raise ConfigError("serve.cuda_graphs", f"needs a CUDA device (the server runs on {self.device}); "
+                                                   "drop --cuda-graphs on CPU")
+        if cuda_graphs and compile:
+            raise ConfigError("serve.cuda_graphs", "--compile already records CUDA graphs "
+                                                   "(mode reduce-overhead); pass one of the two")
         self.dtype = resolve_dtype(dtype, self.device)
         self.model = model.to(self.device, self.dtype).eval().requires_grad_(False)
         self.tokenizer = tokenizer
@@ -124,6 +132,7 @@ class ModelPredictor:
         # Fixed shapes on CUDA (and for a compiled forward): batches padded to buckets, captions
         # to max_text_tokens, every bucket warmed at start (``warm_buckets``).
         self.pad_buckets = compile or self.device.type == "cuda"
+        self.cuda_graphs, self.max_graph_batch = cuda_graphs, max_graph_batch
         self.forwards = {"match": match_forward, "embed_image": image_forward, "embed_text": text_forward}
         if compile:
             # dynamic=False + padded buckets: one graph per bucket; "reduce-overhead" adds CUDA
@@ -137,9 +146,27 @@ class ModelPredictor:
         with self.tokenizer_lock:
             ids, mask = self.tokenizer.encode_batch(texts, max_len=self.max_text_tokens,
                                                     pad_to_longest=not self.pad_buckets)
-        rows = next_bucket(len(texts)) if self.pad_buckets else len(texts)
-        if rows > len(texts):  # pad rows: [CLS] [SEP] with a non-empty mask (an all-masked row would be NaN)
-            pad_ids = torch.full((rows - len(texts), ids.shape[1]), self.tokenizer.pad_id, dtype=ids.dtype)
+        return self.pad_caption_rows(ids, mask)
+
+    def caption_tensors(self, items: list[Item]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ids, mask) (Cp, L) for the captions of ``items``: from their ``token_ids`` when a front
+        end tokenized them, else tokenized here."""
+        if not items or any(it.token_ids is None for it in items):
+            return self.tokenize([c for it in items for c in it.captions])
+        rows = [r[: self.max_text_tokens] for it in items for r in it.token_ids]
+        lengths = np.array([len(r) for r in rows])
+        length = self.max_text_tokens if self.pad_buckets else int(lengths.max())
+        ids = np.full((len(rows), length), self.tokenizer.pad_id, dtype=np.int64)  # (C, L)
+        for k, row in enumerate(rows):  # numpy slice assignment: ~1 us a row on the inference thread
+            ids[k, : len(row)] = row
+        mask = (np.arange(length)[None, :] < lengths[:, None]).astype(np.int64)
+        return self.pad_caption_rows(torch.from_numpy(ids), torch.from_numpy(mask))
+
+    def pad_caption_rows(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        count = len(ids)
+        rows = next_bucket(count) if self.pad_buckets else count
+        if rows > count:  # pad rows: [CLS] [SEP] with a non-empty mask (an all-masked row would be NaN)
+            pad_ids = torch.full((rows - count, ids.shape[1]), self.tokenizer.pad_id, dtype=ids.dtype)
             pad_mask = torch.zeros_like(pad_ids)
             pad_ids[:, 0], pad_mask[:, 0] = self.tokenizer.cls_id, 1
             ids, mask = torch.cat([ids, pad_ids]), torch.cat([mask, pad_mask])
@@ -170,9 +197,35 @@ class ModelPredictor:
             self.forwards["embed_text"](self.model, ids, mask)
             if rows in image_buckets:
                 self.forwards["embed_image"](self.model, pixels)
+        if self.cuda_graphs:
+            from mmscale.serve.cuda_graphs import cuda_capture
+
+            self.use_graphs(cuda_capture(torch.cuda.graph_pool_handle()), max_batch, max_captions)
         if self.device.type == "cuda":
             torch.cuda.synchronize()  # host sync: start-up only
         return len(text_buckets)
+
+    @torch.inference_mode()
+    def use_graphs(self, capture, max_batch: int, max_captions: int) -> int:
+        """Wrap each task's forward in a ``GraphedForward`` and capture every small-batch shape
+        (``cuda_graphs.graph_shapes``); ``capture`` is ``cuda_capture`` on CUDA, a fake in CPU tests.
+        Returns the number of graphs recorded."""
+        from mmscale.serve.cuda_graphs import GraphedForward, capture_all, example_inputs, graph_shapes
+
+        self.pad_buckets = True  # graphs exist for bucket shapes only
+        self.forwards = {task: fn if isinstance(fn, GraphedForward) else GraphedForward(fn, self.model, capture)
+                         for task, fn in self.forwards.items()}
+        shapes = graph_shapes(self.max_graph_batch, max_batch, max_captions)
+
+        def make_inputs(task, rows):
+            return example_inputs(task, rows, self.image_size, self.max_text_tokens, self.tokenizer.cls_id,
+                                  self.device, self.dtype)
+
+        recorded = capture_all(self.forwards, shapes, make_inputs)
+        wanted = sum(len(v) for v in shapes.values())
+        log.info("CUDA graphs: recorded %d of %d small-batch shapes (batches up to %d)",
+                 recorded, wanted, self.max_graph_batch)
+        return recorded
 
     # --- tasks -------------------------------------------------------------------------------
     @torch.inference_mode()
@@ -190,8 +243,7 @@ class ModelPredictor:
             for k, row in zip(good, rows):
                 outputs[k] = Output(embeddings=[row])
             return outputs
-        captions = [c for k in good for c in items[k].captions]
-        ids, mask = self.tokenize(captions)  # (Cp, L)
+        ids, mask = self.caption_tensors([items[k] for k in good])  # (Cp, L)
         owner = [j for j, k in enumerate(good) for _ in items[k].captions]
         owner += [0] * (len(ids) - len(owner))  # padded caption rows pair with image 0
         owner_t = torch.tensor(owner, device=self.device)
@@ -207,7 +259,7 @@ class ModelPredictor:
     @torch.inference_mode()
     def embed_text(self, items: list[Item]) -> list[Output | RequestError]:
         texts = [t for it in items for t in it.captions]
-        ids, mask = self.tokenize(texts)
+        ids, mask = self.caption_tensors(items)
         rows = self.forwards["embed_text"](self.model, ids, mask)[: len(texts)].cpu().tolist()  # host sync
         outputs, start = [], 0
         for it in items:

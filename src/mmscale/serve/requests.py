@@ -35,6 +35,10 @@ class Item:
     task: str
     image_bytes: bytes | None = None
     captions: list[str] = field(default_factory=list)
+    token_ids: list[list[int]] | None = None
+    """The captions already tokenized ([CLS] ... [SEP], truncated, unpadded), one list per caption:
+    set by a front-end process (``--frontends N``) so that the model process does no tokenizing;
+    None means the predictor tokenizes ``captions`` itself."""
 
 
 @dataclass

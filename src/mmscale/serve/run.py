@@ -2,6 +2,8 @@
 
 On SIGTERM/SIGINT uvicorn stops accepting, lets in-flight requests finish (up to
 ``drain_timeout_s``), then the app's shutdown drains the batcher; the process exits 0.
+With ``frontends > 1`` this process keeps the model and ``supervisor.serve_frontends`` runs the
+HTTP front ends as child processes on the same socket.
 """
 
 from __future__ import annotations
@@ -31,13 +33,18 @@ def build_predictor(cfg: ServeConfig, checkpoint: str | None = None, preset: str
     model, _ = load_model(checkpoint, preset, model_overrides)
     return ModelPredictor(model, load_tokenizer(cfg.tokenizer or None), max_text_tokens=cfg.max_text_tokens,
                           max_pixels=cfg.max_image_pixels, device=cfg.device, dtype=cfg.dtype,
-                          image_decode=cfg.image_decode, compile=cfg.compile)
+                          image_decode=cfg.image_decode, compile=cfg.compile, cuda_graphs=cfg.cuda_graphs,
+                          max_graph_batch=cfg.cuda_graph_max_batch)
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """A bound TCP socket. ``reuse_port``: several processes bind the same port and the kernel
+    spreads incoming connections over those listening (the ``--frontends N`` front ends)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
     sock.bind((host, port))
     sock.set_inheritable(True)
@@ -52,16 +59,23 @@ def serve(cfg: ServeConfig, predictor, announce=print) -> None:
     from mmscale.serve.app import create_app
 
     cfg.validate()  # refuses a non-loopback host without a token
-    sock = bind_socket(cfg.host, cfg.port)
+    sock = bind_socket(cfg.host, cfg.port, reuse_port=cfg.frontends > 1)
     host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    announce(f"listening on http://{shown}:{port} ({cfg.server}, max_batch={cfg.max_batch}, "
+             f"max_wait_ms={cfg.max_wait_ms}, max_queue={cfg.max_queue}, frontends={cfg.frontends}, "
+             f"cuda_graphs={cfg.cuda_graphs})")
+    sys.stdout.flush()
+    if cfg.frontends > 1:
+        from mmscale.serve.supervisor import serve_frontends
+
+        serve_frontends(cfg, predictor, sock)
+        log.info("drained and stopped")
+        return
     app = create_app(predictor, cfg)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=int(cfg.drain_timeout_s), backlog=4096)
     server = uvicorn.Server(config)
-    shown = f"[{host}]" if ":" in host else host
-    announce(f"listening on http://{shown}:{port} ({cfg.server}, max_batch={cfg.max_batch}, "
-             f"max_wait_ms={cfg.max_wait_ms}, max_queue={cfg.max_queue})")
-    sys.stdout.flush()
     if threading.current_thread() is threading.main_thread():
         # uvicorn re-raises the signal after its graceful shutdown; a drained SIGTERM is a clean
         # exit (status 0), so the handler it restores and re-raises to is a no-op.

@@ -4,6 +4,8 @@ The loader's permutation is a pure function of (seed, epoch), so the position af
 optimizer steps is ``epoch = step // batches_per_epoch`` and ``start_sample = (step %
 batches_per_epoch) * batch_size``: a resumed run reads exactly the batches the uninterrupted run
 would have read. (WebDataset shards stream without an index and restart their epoch on resume.)
+The same arithmetic lets ``decode=auto`` switch input paths mid-run (``use_decode`` then
+``stream(step)``) without a sample lost or read twice.
 """
 
 from __future__ import annotations
@@ -24,21 +26,41 @@ def load_job_tokenizer(job):
 
 
 class SplitBatches:
-    """One process's share of ``split`` in batches of ``batch_size`` samples."""
+    """One process's share of ``split`` in batches of ``batch_size`` samples.
 
-    def __init__(self, job, split: str, batch_size: int, tokenizer, env, device, drop_last: bool = True):
+    ``decode``: the input path to build (``cpu`` | ``gpu``); None resolves ``data.decode``.
+    ``loader_factories``: path name -> a ``build_loader``-like callable, for paths that are not
+    ``build_loader`` itself (tests stand in a slowed CPU loader for ``gpu``).
+    """
+
+    def __init__(self, job, split: str, batch_size: int, tokenizer, env, device, drop_last: bool = True,
+                 decode: str | None = None, loader_factories: dict | None = None):
         self.job, self.split, self.batch_size, self.tokenizer = job, split, batch_size, tokenizer
         self.rank, self.world = (env.rank, env.world_size) if env is not None else (0, 1)
         self.device, self.drop_last = device, drop_last
+        self.decode, self.loader_factories = decode, dict(loader_factories or {})
         self.loader = self._build(epoch=0, start_sample=0)
+        self._fresh_at: int | None = 0  # the step the loader was built for, until it is iterated
         dataset = self.loader.opened.dataset
         self.indexed = self.loader.sampler is not None
         self.num_samples = len(dataset) if self.indexed else -1  # -1: streamed shards, unknown
 
-    def _build(self, epoch: int, start_sample: int):
-        return build_loader(self.job.data, self.batch_size, self.tokenizer, device=self.device,
-                            drop_last=self.drop_last, split=self.split, start_sample=start_sample,
-                            epoch=epoch, rank=self.rank, world_size=self.world)
+    def _build(self, epoch: int, start_sample: int, reuse=None):
+        factory = self.loader_factories.get(self.decode, build_loader)
+        return factory(self.job.data, self.batch_size, self.tokenizer, device=self.device,
+                       drop_last=self.drop_last, split=self.split, start_sample=start_sample,
+                       epoch=epoch, rank=self.rank, world_size=self.world, decode=self.decode, reuse=reuse)
+
+    def use_decode(self, decode: str) -> None:
+        """Later ``stream`` calls read through the ``decode`` path; the current loader's workers
+        stop now. Only for indexed manifests: the position must be computable from the step."""
+        if decode == self.decode:
+            return
+        if not self.indexed:
+            raise ConfigError("data.decode", "switching input paths needs an indexed manifest, not shards")
+        self.loader.close()
+        self.decode = decode
+        self._fresh_at = None  # the next stream builds the new path's loader at its start step
 
     @property
     def batches_per_epoch(self) -> int:
@@ -53,8 +75,10 @@ class SplitBatches:
                 raise ConfigError("train.batch_size", f"{self.batch_size * self.world} exceeds the "
                                   f"{self.num_samples} samples of split '{self.split}'")
             epoch, offset = divmod(start_step, per_epoch)
-            if start_step:
-                self.loader = self._build(epoch, offset * self.batch_size)
+            if self._fresh_at != start_step:
+                self.loader.close()
+                self.loader = self._build(epoch, offset * self.batch_size, reuse=self.loader)
+        self._fresh_at = None
         while True:
             produced = 0
             for batch in self._one_pass():

@@ -1,13 +1,17 @@
 """``train(job) -> TrainResult``: the training loop, from config to a flat JSON-ready result.
 
-Order of work: resolve device/precision/world once, build model -> data -> wrap -> optimizer,
-restore a checkpoint if asked, count FLOPs once, then loop. Each log step costs exactly one
-host-device sync (reading the losses); nothing else on the hot path waits for the device.
+Order of work: resolve device/precision/world once, build model -> wrap -> optimizer, restore a
+checkpoint if asked, then data (``decode=auto`` plans its probe from the steps left: the loop draws
+batches from a ``DecodeProbe``), count FLOPs once, then loop. Each log step costs exactly one
+host-device sync (reading the losses); nothing else on the hot path waits for the device
+(``decode=auto`` adds one per probed path, once per run, to read its step timings).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +24,7 @@ from mmscale.model.multimodal import MultimodalModel
 from mmscale.train import distributed as dist_utils
 from mmscale.train.config import TrainJob
 from mmscale.train.data import SplitBatches, load_job_tokenizer
+from mmscale.train.decode_probe import LATE_MS, DecodeProbe, plan_decode, rank0_path
 from mmscale.train.evaluate import evaluate_retrieval
 from mmscale.train.flops import count_train_flops, mfu, peak_tflops
 from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
@@ -48,6 +53,8 @@ class TrainResult:
     precision: str = "fp32"
     resumed_from_step: int = 0
     skipped_samples: int = 0
+    decode: str = ""  # input path the run ended on: cpu | gpu
+    decode_probe: dict = field(default_factory=dict)  # decode=auto: plan, choice, per-path step_ms
     eval: dict = field(default_factory=dict)
     out_dir: str = ""
 
@@ -55,11 +62,13 @@ class TrainResult:
         return asdict(self)
 
 
-def train(job: TrainJob, show_progress: bool | None = None) -> TrainResult:
+def train(job: TrainJob, show_progress: bool | None = None, decode_paths: dict | None = None) -> TrainResult:
+    """Train ``job``. ``decode_paths``: input path name -> ``build_loader``-like callable; with
+    ``data.decode=auto`` they are the paths probed, on any device (tests inject a slowed one)."""
     cfg = job.train
     env = dist_utils.init_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     try:
-        return _train(job, env, cfg.progress if show_progress is None else show_progress)
+        return _train(job, env, cfg.progress if show_progress is None else show_progress, decode_paths)
     finally:
         dist_utils.shutdown(env)
 
@@ -74,7 +83,7 @@ def _setup_device(cfg, env):
     return device
 
 
-def _train(job: TrainJob, env, show_progress: bool) -> TrainResult:
+def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = None) -> TrainResult:
     cfg = job.train
     out_dir = Path(cfg.out_dir)
     micro_batch = job.check_world(env.world_size)  # fails before any work if the batch cannot split
@@ -90,7 +99,6 @@ def _train(job: TrainJob, env, show_progress: bool) -> TrainResult:
     tokenizer = load_job_tokenizer(job)
     model = MultimodalModel(job.model).to(device)
     rank_batch = micro_batch * cfg.grad_accum
-    train_data = SplitBatches(job, "train", rank_batch, tokenizer, env, device)
     wrapped = dist_utils.wrap_model(model, _strategy(cfg.parallel, env), env, device)
     optimizer = build_optimizer(wrapped, cfg.lr, cfg.weight_decay, cfg.beta2,
                                 fused=cfg.fused_adamw)
@@ -101,6 +109,11 @@ def _train(job: TrainJob, env, show_progress: bool) -> TrainResult:
     start_step = 0
     if cfg.resume:
         start_step = restore_training_state(checkpoint_path, job, wrapped, optimizer, scheduler, step_fn.scaler)
+    # decode=auto: which input paths to probe (CUDA + nvjpeg: gpu, then cpu) or the one to use
+    plan = plan_decode(job.data, device, cfg.steps - start_step, paths=list(decode_paths) if decode_paths else None)
+    train_data = SplitBatches(job, "train", rank_batch, tokenizer, env, device,
+                              decode=plan.paths[0] if job.data.decode == "auto" else None,
+                              loader_factories=decode_paths)
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(to_dict(job), indent=2))
@@ -108,7 +121,12 @@ def _train(job: TrainJob, env, show_progress: bool) -> TrainResult:
     peak = peak_tflops(device, cfg.peak_tflops)
     result = TrainResult(world_size=env.world_size, device=str(device), precision=precision.name,
                          resumed_from_step=start_step, out_dir=str(out_dir))
-    batches = train_data.stream(start_step)
+    # under torchrun every rank must reach the decision (a broadcast) at the same step: the probe
+    # windows are then fixed (no waiting for a late batch, which each rank would see at its own step)
+    feed = DecodeProbe(train_data, plan, start_step, device, agree=lambda path: rank0_path(path, env, device),
+                       on_decision=lambda choice: writer.write({"step": choice.decided_at_step, **choice.as_row()}),
+                       late_ms=math.inf if env.active else LATE_MS)
+    batches = iter(feed)
     flops_per_step, total_wait_s = 0, 0.0
     window = _Window()
     started = time.perf_counter()
@@ -158,7 +176,13 @@ def _train(job: TrainJob, env, show_progress: bool) -> TrainResult:
     steps_run = done - start_step
     wall_s = time.perf_counter() - started
     save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
-    result.eval = evaluate_retrieval(job, model, tokenizer, env, device, precision)
+    batches.close()
+    train_data.loader.close()  # persistent workers would otherwise idle until the loader is collected
+    result.decode, result.decode_probe = feed.path, feed.summary()
+    eval_job = job
+    if job.data.decode == "auto" and not decode_paths:  # evaluate through the path training kept
+        eval_job = dataclasses.replace(job, data=dataclasses.replace(job.data, decode=feed.path))
+    result.eval = evaluate_retrieval(eval_job, model, tokenizer, env, device, precision)
     if env.is_main:
         writer.write({"step": done, **_prefixed(result.eval, "eval/")})
     writer.close()

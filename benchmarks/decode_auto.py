@@ -1,0 +1,223 @@
+"""``decode=auto`` against both fixed input paths, in one process: train the preset's model from
+JPEG files three times (decode=cpu, gpu, auto) and compare samples/s, data-wait share, and the
+path auto kept with the figures its probe measured. JSON rows go to --out; the table ends with
+auto's ratio to the faster fixed path (whole run, probe included, and steady state after it).
+
+    PYTHONPATH=src python3 benchmarks/decode_auto.py --out runs/decode_auto data.num_workers=16 \\
+        train.compile=false                                               (GPU, eager, 4.6 min on H100)
+    PYTHONPATH=src python3 benchmarks/decode_auto.py --out runs/decode_auto_compiled data.num_workers=16
+                                                      (GPU, the preset's torch.compile, 5.3 min on H100)
+    PYTHONPATH=src python3 benchmarks/decode_auto.py --preset tiny --device cpu --steps 40 --synth 256 \\
+        --cpu-stand-in --out /tmp/da data.num_workers=1 data.image_size=32 model.image_size=32 \\
+        train.batch_size=8 data.decode_probe_warmup_steps=2 data.decode_probe_steps=4      (CPU smoke)
+
+Steady state: the steps after the longest the probe can take, the same steps in all three runs.
+With torch.compile the first run also pays the cold compile (later runs hit Inductor's cache), so
+its whole-run samples/s is low: compare the steady-state columns then.
+
+``--cpu-stand-in``: without CUDA, the ``gpu`` path's own code (workers ship JPEG bytes, the main
+process batch-decodes) runs on the CPU device, so the probe and the switch can be exercised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+from pathlib import Path
+
+PATHS = ("cpu", "gpu", "auto")
+SAME_FRAC = 0.02  # fixed paths closer than this are a tie: either choice is right
+
+
+def parse(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="config overrides (data.*, model.*, train.*)")
+    parser.add_argument("--preset", default="base")
+    parser.add_argument("--data", default="", help="JPEG dataset: manifest or directory (default: synthesize)")
+    parser.add_argument("--synth", type=int, default=4096, help="samples to synthesize when --data is empty")
+    parser.add_argument("--out", type=Path, default=Path("runs/decode_auto"))
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--steps", type=int, default=560, help="training steps per run")
+    parser.add_argument("--max-run-s", type=float, default=150.0, help="time limit of each run's loop")
+    parser.add_argument("--cpu-stand-in", action="store_true", help="without CUDA, run the gpu path's code on CPU")
+    return parser.parse_args(argv)
+
+
+def prepare_data(args) -> str:
+    if args.data:
+        return args.data
+    from mmscale.data.synth import synthesize
+
+    out = args.out / "data"
+    if not (out / "train.jsonl").is_file():
+        synthesize(args.synth, out, progress=False)
+    return str(out)
+
+
+def load_job(args, data: str, decode: str, out_dir: Path):
+    from mmscale.config.load import load_config
+    from mmscale.train import TrainJob
+
+    fixed = [f"data.path={data}", f"data.decode={decode}", f"train.out_dir={out_dir}", f"train.steps={args.steps}",
+             f"train.time_limit_s={args.max_run_s}", "train.checkpoint_every=0", "train.eval_every=0",
+             "train.eval_samples=1",  # evaluation is not what is compared: one sample skips it
+             "train.log_every=10", "train.tensorboard=false", "train.progress=false"]
+    if args.device != "auto":
+        fixed.append(f"train.device={args.device}")
+    return load_config(TrainJob, preset=args.preset, overrides=fixed + list(args.overrides))
+
+
+def stand_in_paths(decode: str, cuda: bool):
+    """Injected loaders for ``--cpu-stand-in`` on a CPU run (None: the configured path as is)."""
+    if cuda:
+        return None, decode
+    from mmscale.data.loader import build_loader
+
+    paths = {"cpu": build_loader, "gpu": build_loader}
+    if decode == "auto":
+        return paths, "auto"
+    return {decode: paths[decode]}, "auto"  # one injected path: auto builds exactly that one
+
+
+def steady(rows: list[dict], batch: int, after_step: int) -> dict:
+    """samples/s and data-wait share over the logged windows that end after ``after_step``."""
+    prev, steps, time_ms, wait_ms = 0, 0, 0.0, 0.0
+    for row in rows:
+        if "time/step_ms" not in row:
+            continue
+        n = row["step"] - prev
+        prev = row["step"]
+        if row["step"] - n < after_step:
+            continue
+        steps += n
+        time_ms += n * row["time/step_ms"]
+        wait_ms += n * row["time/data_wait_ms"]
+    if not time_ms:
+        return {"steady_steps": 0, "steady_samples_per_s": None, "steady_data_wait_pct": None}
+    return {"steady_steps": steps, "steady_samples_per_s": 1e3 * steps * batch / time_ms,
+            "steady_data_wait_pct": 100 * wait_ms / time_ms}
+
+
+def run_one(args, data: str, decode: str, cuda: bool, after_step: int) -> dict:
+    import torch
+
+    from mmscale.train import train
+
+    out_dir = args.out / decode
+    metrics = out_dir / "metrics.jsonl"
+    if metrics.exists():
+        metrics.unlink()  # rows of an earlier run would mix in
+    paths, config_decode = (None, decode) if cuda or not args.cpu_stand_in else stand_in_paths(decode, cuda)
+    job = load_job(args, data, config_decode, out_dir)
+    if decode == "gpu" and not cuda and not args.cpu_stand_in:
+        return {"path": decode, "skipped": "no CUDA (pass --cpu-stand-in to run the gpu path's code on CPU)"}
+    started = time.perf_counter()
+    result = train(job, show_progress=False, decode_paths=paths)
+    wall_s = time.perf_counter() - started
+    (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # GBs for base; not what is measured
+    rows = [json.loads(line) for line in open(metrics)]
+    row = {"path": decode, "kept": result.decode, "steps": result.steps, "samples_per_s": result.samples_per_s,
+           "data_wait_pct": result.data_wait_pct, "loop_s": result.wall_s, "run_s": wall_s,
+           **steady(rows, job.train.batch_size, after_step), "probe": result.decode_probe}
+    gc.collect()
+    if cuda:
+        torch.cuda.empty_cache()
+    return row
+
+
+def ratios(rows: dict) -> dict:
+    """auto over the faster fixed path (whole run and steady state), and whether auto kept it."""
+    fixed = [rows[p] for p in ("cpu", "gpu") if not rows[p].get("skipped")]
+    auto = rows["auto"]
+    out = {}
+    for key in ("samples_per_s", "steady_samples_per_s"):
+        best = max(fixed, key=lambda r: r[key] or 0.0)
+        out[f"auto_vs_faster_fixed_{key}"] = auto[key] / best[key] if best[key] and auto[key] else None
+    best = max(fixed, key=lambda r: r["steady_samples_per_s"] or 0.0)
+    other = [r for r in fixed if r is not best]
+    gap = (best["steady_samples_per_s"] / other[0]["steady_samples_per_s"] - 1) if other and other[0][
+        "steady_samples_per_s"] else None
+    same = rows.get(auto["kept"], {})
+    # the same input path run alone: separates the probe's cost and run-to-run drift from the choice
+    out["auto_vs_fixed_same_path_steady"] = (auto["steady_samples_per_s"] / same["steady_samples_per_s"]
+                                             if same.get("steady_samples_per_s") and auto["steady_samples_per_s"]
+                                             else None)
+    out["faster_fixed_path"] = best["path"]
+    out["fixed_gap_frac"] = gap
+    out["auto_kept"] = auto["kept"]
+    out["auto_kept_the_faster"] = auto["kept"] == best["path"] or (gap is not None and gap < SAME_FRAC)
+    return out
+
+
+def fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(rows: dict, summary: dict) -> None:
+    print(f"\n{'decode':<7} {'kept':<5} {'steps':>6} {'samples/s':>10} {'wait %':>7} "
+          f"{'steady samples/s':>17} {'steady wait %':>14}")
+    for path in PATHS:
+        r = rows[path]
+        if r.get("skipped"):
+            print(f"{path:<7} skipped: {r['skipped']}")
+            continue
+        print(f"{path:<7} {r['kept']:<5} {r['steps']:>6} {fmt(r['samples_per_s'], ',.1f'):>10} "
+              f"{fmt(r['data_wait_pct'], '.1f'):>7} {fmt(r['steady_samples_per_s'], ',.1f'):>17} "
+              f"{fmt(r['steady_data_wait_pct'], '.1f'):>14}")
+    probe = rows["auto"].get("probe", {})
+    if "step_ms" in probe:
+        per_path = ", ".join(f"{p} {fmt(v, '.2f')} ms/step (wait {fmt(probe['data_wait_pct'].get(p), '.1f')}%, "
+                             f"{probe['timed_steps'][p]} timed after {probe['warmup_steps'][p]} untimed)"
+                             for p, v in probe["step_ms"].items())
+        print(f"\nauto probe at step {probe['decided_at_step']}: {per_path}")
+    print(f"auto: {probe.get('path', '-')} -- {probe.get('reason', '-')}")
+    gap = summary["fixed_gap_frac"]
+    print(f"\n{'faster fixed path (steady)':<46} {summary['faster_fixed_path']}"
+          f" (ahead by {fmt(None if gap is None else 100 * gap, '.1f')}%)")
+    print(f"{'auto kept the faster path (or a 2% tie)':<46} {'yes' if summary['auto_kept_the_faster'] else 'NO'}"
+          f" ({summary['auto_kept']})")
+    print(f"{'auto / faster fixed, whole run':<46} {fmt(summary['auto_vs_faster_fixed_samples_per_s'], '.3f')}x")
+    print(f"{'auto / fixed run of the path it kept, steady':<46} "
+          f"{fmt(summary['auto_vs_fixed_same_path_steady'], '.3f')}x")
+    print(f"{'auto / faster fixed, steady state':<46} "
+          f"{fmt(summary['auto_vs_faster_fixed_steady_samples_per_s'], '.3f')}x")
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
+    import torch
+
+    from mmscale.train.decode_probe import plan_decode
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    cuda = args.device != "cpu" and torch.cuda.is_available()
+    started = time.perf_counter()
+    data = prepare_data(args)
+    probe_job = load_job(args, data, "auto", args.out / "auto")
+    plan = plan_decode(probe_job.data, torch.device("cuda" if cuda else "cpu"), args.steps,
+                       paths=["gpu", "cpu"] if cuda or args.cpu_stand_in else None)
+    # every run's steady state starts where auto's probe ends at the latest, so the three compare
+    # the same steps
+    log_every = probe_job.train.log_every
+    after_step = -(-max(plan.probe_steps, log_every) // log_every) * log_every
+    print(f"preset {args.preset}, {args.steps} steps per run, batch {probe_job.train.batch_size}, "
+          f"workers {probe_job.data.num_workers}, compile {probe_job.train.compile}; auto plan: {plan.paths} "
+          f"({plan.probe_steps} probe steps); steady state from step {after_step}")
+    rows = {}
+    for path in PATHS:
+        print(f"running decode={path} ...", flush=True)
+        rows[path] = run_one(args, data, path, cuda, after_step)
+    summary = ratios(rows)
+    summary.update({"device": torch.cuda.get_device_name() if cuda else "cpu", "preset": args.preset,
+                    "steps": args.steps, "steady_from_step": after_step, "overrides": list(args.overrides),
+                    "wall_s": time.perf_counter() - started})
+    (args.out / "decode_auto.json").write_text(json.dumps({"summary": summary, "runs": rows}, indent=1))
+    print_table(rows, summary)
+    print(f"\nwall {summary['wall_s']:.0f} s; JSON: {args.out / 'decode_auto.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,217 @@
+"""An HTTP front-end process of ``--frontends N``: HTTP, auth, limits, header checks, tokenization
+and JSON here; the model in the model process, reached over a unix socket (``wire``).
+
+The front end runs the same FastAPI app as the single-process server (``app.create_app``) around a
+``FrontendServer``, whose runner (``RemoteRunner``) forwards each admitted item and awaits its reply
+on the event loop: no thread hop per request. Started by the supervisor as
+``python -m mmscale.serve.frontend --port PORT --ipc PATH`` (the config in
+``$MMSCALE_FRONTEND_CONFIG``), binding PORT with SO_REUSEPORT beside its siblings; exits 0 after a
+drained SIGTERM, 1 when the model process goes away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import logging
+import signal
+import sys
+
+from mmscale.serve.app import Server, settle_process
+from mmscale.serve.batcher import QueueFull
+from mmscale.serve.config import ServeConfig
+from mmscale.serve.requests import Item, RequestError
+from mmscale.serve.wire import HEADER, WireError, frame, payload_size, request_message, result_from_reply, unframe
+
+log = logging.getLogger(__name__)
+
+STREAM_LIMIT_BYTES = 1 << 20
+
+
+class ModelUnavailable(RequestError):
+    def __init__(self, why: str):
+        super().__init__(503, "unavailable", f"model process unavailable ({why})",
+                         headers={"Retry-After": "1"})
+
+
+class RemoteRunner:
+    """Stands in for the batcher: ``submit(item)`` returns an asyncio future of the model's reply."""
+
+    def __init__(self, ipc_path: str, tokenizer=None, on_lost=None):
+        self.ipc_path, self.tokenizer, self.on_lost = ipc_path, tokenizer, on_lost
+        self.pending: dict[int, asyncio.Future] = {}
+        self.rids = itertools.count()
+        self.writer: asyncio.StreamWriter | None = None
+        self.max_text_tokens = 0
+        self.lost: str | None = None  # why the link to the model process is gone
+        self.closing = False  # we are closing it (drain), so losing it is expected
+        self.failed = False  # it went away while we were serving
+
+    @property
+    def depth(self) -> int:
+        """This front end's requests awaiting the model (a local bound never above the global one)."""
+        return len(self.pending)
+
+    async def connect(self) -> None:
+        reader, self.writer = await asyncio.open_unix_connection(self.ipc_path, limit=STREAM_LIMIT_BYTES)
+        hello = await self.read_message(reader)
+        if hello[0] != "hello":
+            raise WireError(f"expected hello, got {hello[0]!r}")
+        self.max_text_tokens = hello[1]
+        self.reader_task = asyncio.create_task(self.read_loop(reader))
+
+    @staticmethod
+    async def read_message(reader: asyncio.StreamReader) -> tuple:
+        size = payload_size(await reader.readexactly(HEADER.size))
+        return unframe(await reader.readexactly(size))
+
+    async def read_loop(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                message = await self.read_message(reader)
+                future = self.pending.pop(message[1], None)
+                if future is not None and not future.done():
+                    settle(future, message)
+        except asyncio.IncompleteReadError:
+            why = "connection closed"
+        except Exception as exc:  # a broken socket or a frame that is not ours: the link is unusable
+            why = f"{type(exc).__name__}: {exc}"
+        self.lost = why
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(ModelUnavailable(why))
+        self.pending.clear()
+        if not self.closing:
+            self.failed = True
+            log.error("front end lost the model process (%s); exiting", why)
+            if self.on_lost:
+                self.on_lost()
+
+    def call(self, make_message) -> asyncio.Future:
+        if self.lost or self.writer is None:
+            raise ModelUnavailable(self.lost or "not connected")
+        rid = next(self.rids)
+        future = asyncio.get_running_loop().create_future()
+        self.pending[rid] = future
+        self.writer.write(frame(make_message(rid)))
+        return future
+
+    def tokenize(self, item: Item) -> Item:
+        """The captions as token-id rows for the model process ([CLS] ... [SEP], unpadded)."""
+        if self.tokenizer is None or not item.captions:
+            return item
+        ids, mask = self.tokenizer.encode_batch(item.captions, max_len=self.max_text_tokens, pad_to_longest=True)
+        lengths = mask.sum(1).tolist()
+        item.token_ids = [row[:n] for row, n in zip(ids.tolist(), lengths)]
+        return item
+
+    def submit(self, item: Item) -> asyncio.Future:
+        item = self.tokenize(item)
+        return self.call(lambda rid: request_message(rid, item))
+
+    def start(self) -> None:
+        """Nothing to start here (``connect`` does it); kept for the runner interface."""
+
+    async def close(self) -> None:
+        self.closing = True
+        if self.writer is not None:
+            self.writer.close()
+
+
+def settle(future: asyncio.Future, message: tuple) -> None:
+    """Resolve one pending call from its reply."""
+    kind = message[0]
+    if kind == "ok":
+        future.set_result(result_from_reply(message))
+    elif kind == "err":
+        future.set_exception(result_from_reply(message))
+    elif kind == "full":
+        future.set_exception(QueueFull())
+    elif kind == "fail":
+        future.set_exception(RuntimeError(f"model process: {message[2]}"))
+    elif kind == "ready":
+        future.set_result((message[2], message[3]))
+    elif kind == "metrics":
+        future.set_result(message[2])
+    else:
+        future.set_exception(WireError(f"unknown reply {kind!r}"))
+
+
+class FrontendServer(Server):
+    """``app.Server`` whose runner, readiness and batch metrics live in the model process."""
+
+    def __init__(self, cfg: ServeConfig, runner: RemoteRunner, multiproc_dir: str):
+        from mmscale.serve.metrics import ServerMetrics
+
+        self.cfg, self.predictor, self.runner = cfg, None, runner
+        self.metrics = ServerMetrics()  # mmap-backed: PROMETHEUS_MULTIPROC_DIR is set for this process
+        self.multiproc_dir = multiproc_dir
+        self.ready = False
+        self.expected_auth = f"Bearer {cfg.token}".encode() if cfg.token else None
+
+    async def start(self) -> None:
+        await self.runner.connect()
+        settle_process(self.cfg)  # torch (imported by the tokenizer) leaves ~10^6 objects for the GC
+        self.ready = True
+
+    async def stop(self) -> None:
+        self.ready = False  # uvicorn has stopped accepting and answered every in-flight request
+        await self.runner.close()
+
+    async def readiness(self) -> tuple[bool, int]:
+        if not self.ready or self.runner.lost:
+            return False, self.runner.depth
+        try:
+            return await asyncio.wait_for(self.runner.call(lambda rid: ("ready", rid)), 5.0)
+        except (RequestError, asyncio.TimeoutError):
+            return False, self.runner.depth
+
+    async def render_metrics(self) -> bytes:
+        from mmscale.serve.metrics import frontends_text
+
+        try:
+            model_text = await asyncio.wait_for(self.runner.call(lambda rid: ("metrics", rid)), 10.0)
+        except (RequestError, asyncio.TimeoutError):  # model process gone or stuck: what we have
+            model_text = b"# model process unreachable: batch and queue metrics missing\n"
+        return frontends_text(self.multiproc_dir) + model_text
+
+
+def main(argv=None) -> int:
+    import os
+
+    import uvicorn
+
+    from mmscale.data.tokenizer import load_tokenizer
+    from mmscale.serve.app import create_app
+    from mmscale.serve.run import bind_socket
+
+    parser = argparse.ArgumentParser(description="one HTTP front end of mmscale serve --frontends N")
+    parser.add_argument("--port", type=int, required=True, help="the server's port (bound with SO_REUSEPORT)")
+    parser.add_argument("--ipc", required=True, help="the model process's unix socket")
+    parser.add_argument("--name", default="0")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format=f"frontend {args.name}: %(levelname)s %(message)s")
+    from mmscale.serve.supervisor import CONFIG_ENV
+
+    cfg = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
+    runner = RemoteRunner(args.ipc, load_tokenizer(cfg.tokenizer or None))
+    app = create_app(None, cfg, server=FrontendServer(cfg, runner, os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                            timeout_graceful_shutdown=int(cfg.drain_timeout_s), backlog=4096)
+    server = uvicorn.Server(config)
+    runner.on_lost = lambda: setattr(server, "should_exit", True)
+    # A SIGTERM before uvicorn takes the signals over (still starting) must still end this process
+    # after a clean start-up and shutdown; uvicorn also re-raises the signal after its graceful
+    # shutdown, and a drained exit is status 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: setattr(server, "should_exit", True))
+    sock = bind_socket(cfg.host, args.port, reuse_port=True)
+    sock.listen(4096)  # in the port's group before the model process counts this front end as ready
+    server.run(sockets=[sock])
+    return 0 if server.started and not runner.failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+"""``bench load --spawn`` forwards the server's scaling options to ``mmscale serve``."""
+
+import argparse
+
+from mmscale.cli import bench_load
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    bench_load.register(parser.add_subparsers())
+    return parser.parse_args(argv)
+
+
+def test_frontends_and_cuda_graphs_reach_the_spawned_server():
+    out = bench_load.spawn_args(parse(["load", "--spawn", "--frontends", "3", "--cuda-graphs"]))
+    assert out[out.index("--frontends") + 1] == "3" and "--cuda-graphs" in out
+
+
+def test_unset_options_are_not_forwarded():
+    out = bench_load.spawn_args(parse(["load", "--spawn"]))
+    assert "--frontends" not in out and "--cuda-graphs" not in out and out[-2:] == ["--preset", "tiny"]

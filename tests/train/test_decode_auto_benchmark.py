@@ -1,0 +1,46 @@
+"""CPU smoke run of benchmarks/decode_auto.py: three runs, auto probes (gpu's code on the CPU
+device), the table ends with the ratios, and the ratio helpers compute what they say."""
+
+import json
+
+import pytest
+
+def test_decode_auto_benchmark_cpu_smoke(tmp_path, capsys, load_benchmark):
+    bench = load_benchmark("decode_auto")
+    code = bench.main(["--preset", "tiny", "--device", "cpu", "--steps", "24", "--synth", "96", "--cpu-stand-in",
+                       "--out", str(tmp_path), "data.num_workers=0", "data.image_size=32", "model.image_size=32",
+                       "model.image_patch_size=16", "model.image_depth=1", "train.batch_size=4",
+                       "data.decode_probe_warmup_steps=1", "data.decode_probe_steps=3", "train.num_threads=1"])
+    assert code == 0
+    result = json.loads((tmp_path / "decode_auto.json").read_text())
+    runs = result["runs"]
+    assert [runs[p]["kept"] for p in ("cpu", "gpu")] == ["cpu", "gpu"] and runs["auto"]["kept"] in ("cpu", "gpu")
+    assert all(runs[p]["steps"] == 24 and runs[p]["samples_per_s"] > 0 for p in runs)
+    probe = runs["auto"]["probe"]
+    assert probe["plan"] == ["gpu", "cpu"] and set(probe["step_ms"]) == {"gpu", "cpu"}
+    assert result["summary"]["steady_from_step"] == 10  # 2 x (1 + 3 + 1) probe steps, rounded to log_every
+    assert not (tmp_path / "auto" / "checkpoint.pt").exists()
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert lines[-2].startswith("auto / faster fixed, steady state") and lines[-1].startswith("wall")
+
+
+def test_ratios_and_steady_windows(load_benchmark):
+    bench = load_benchmark("decode_auto")
+    rows = [{"step": 10, "time/step_ms": 100.0, "time/data_wait_ms": 10.0},
+            {"step": 20, "time/step_ms": 50.0, "time/data_wait_ms": 0.0},
+            {"step": 25, "time/step_ms": 100.0, "time/data_wait_ms": 50.0}]
+    steady = bench.steady(rows, batch=4, after_step=10)  # windows (10, 20] and (20, 25]
+    assert steady["steady_steps"] == 15
+    assert steady["steady_samples_per_s"] == pytest.approx(1e3 * 15 * 4 / (10 * 50 + 5 * 100))
+    assert steady["steady_data_wait_pct"] == pytest.approx(100 * 250 / 1000)
+    run = {"cpu": {"path": "cpu", "samples_per_s": 90.0, "steady_samples_per_s": 100.0},
+           "gpu": {"path": "gpu", "samples_per_s": 95.0, "steady_samples_per_s": 110.0},
+           "auto": {"path": "auto", "kept": "cpu", "samples_per_s": 85.0, "steady_samples_per_s": 99.0}}
+    summary = bench.ratios(run)
+    assert summary["faster_fixed_path"] == "gpu" and summary["fixed_gap_frac"] == pytest.approx(0.1)
+    assert not summary["auto_kept_the_faster"]
+    assert summary["auto_vs_faster_fixed_steady_samples_per_s"] == pytest.approx(0.9)
+    assert summary["auto_vs_fixed_same_path_steady"] == pytest.approx(0.99)
+    run["gpu"]["steady_samples_per_s"] = 101.0  # a 1% gap: either choice is right
+    assert bench.ratios(run)["auto_kept_the_faster"]
