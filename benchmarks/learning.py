@@ -72,7 +72,8 @@ def main(argv=None) -> dict:
     in_budget = args.budget_s <= 0 or total_s <= args.budget_s
     report = {
         "preset": args.preset, "device": result.device, "mfu": result.mfu,
-        "n": args.n, "threads": args.threads, "synth_s": synth_s, "train_and_eval_s": total_s,
+        "data": str(data), "n": args.n if synth_s else None,  # n: samples synthesized here, if any
+        "threads": args.threads, "synth_s": synth_s, "train_and_eval_s": total_s,
         "steps": result.steps, "samples": result.samples, "samples_per_s": result.samples_per_s,
         "data_wait_pct": result.data_wait_pct, "final_loss": result.loss, "eval": ev, "curve": curve,
         "x_chance_r1": r1 / ev["chance_r1"], "target_x_chance": args.target_x_chance,

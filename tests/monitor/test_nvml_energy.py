@@ -123,3 +123,46 @@ def test_energy_from_power_when_no_counter():
     assert energy.joules_per_item(joules, 11) == pytest.approx(100.0)
     assert energy.joules_per_item(None, 5) is None and energy.joules_per_item(5.0, 0) is None
     assert energy.integrate_power_j([0.0], [5.0]) is None
+
+
+def test_energy_in_a_span_interpolates_the_counter_at_both_ends():
+    rows = [{"t_s": 0.0, "gpu0_energy_j": 1000.0}, {"t_s": 1.0, "gpu0_energy_j": 1100.0},
+            {"t_s": 2.0, "gpu0_energy_j": 1300.0}]
+    joules, source = energy.gpu_energy_in_span_j(rows, 0, 0.5, 1.5)
+    assert source == "nvml_energy_counter"
+    assert joules == pytest.approx(1200.0 - 1050.0)
+
+
+def test_energy_in_a_span_falls_back_to_mean_power_then_to_none():
+    rows = [{"t_s": 0.0, "gpu0_power_w": 100.0}, {"t_s": 1.0, "gpu0_power_w": 300.0},
+            {"t_s": 5.0, "gpu0_power_w": 900.0}]
+    joules, source = energy.gpu_energy_in_span_j(rows, 0, 0.0, 2.0)  # samples at 0 and 1 s
+    assert source == "power_mean" and joules == pytest.approx(200.0 * 2.0)
+    assert energy.gpu_energy_in_span_j(rows, 0, 2.0, 4.0) == (None, "no GPU samples in the span")
+
+
+def test_monitor_energy_in_span_uses_the_monotonic_clock(monkeypatch):
+    import time
+
+    from mmscale.monitor import HardwareMonitor
+
+    monkeypatch.setattr(nvml, "_import_pynvml", lambda: fake_pynvml(gpm=False))
+    with HardwareMonitor(interval_s=0.02, process=False) as mon:
+        time.sleep(0.05)
+        start = time.monotonic()
+        time.sleep(0.2)
+        end = time.monotonic()
+        time.sleep(0.05)
+    joules = mon.energy_in_span_j(start, end)
+    # the fake counter adds 70 J per reading: about 0.2 s / 0.02 s readings in the span
+    assert joules is not None and 70.0 * 3 < joules < 70.0 * 16
+    assert mon.energy_in_span_j(end + 100.0, end + 101.0) is None  # no samples there
+
+
+def test_monitor_without_gpu_has_no_span_energy(monkeypatch):
+    from mmscale.monitor import HardwareMonitor
+
+    monkeypatch.setattr(nvml, "_import_pynvml", lambda: None)
+    with HardwareMonitor(interval_s=0.02, process=False) as mon:
+        pass
+    assert mon.energy_in_span_j(0.0, 1e12) is None

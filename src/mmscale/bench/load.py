@@ -64,6 +64,10 @@ class LoadConfig:
     payloads: int = 64
     captions_per_request: int = 4
     seed: int = 0
+    energy: bool = True
+    """Sample GPU energy (NVML) during the run for joules per served request (needs a GPU here)."""
+    energy_interval_s: float = 0.2
+    """Sampling period of that monitor."""
 
     def validate(self) -> None:
         if self.search not in ("none", "concurrency", "rate"):
@@ -101,6 +105,8 @@ class LoadRow:
     stable: bool
     spread: float
     slo: str
+    energy_j_per_request: float | None = None
+    """GPU joules over the row's windows / requests answered 200 in them (includes idle power)."""
 
 
 @dataclass
@@ -123,6 +129,7 @@ class LoadRunner:
         self.slo: Slo = parse_slo(cfg.slo)
         self.warnings: list[str] = []
         self.window_index = 0
+        self.spans: dict[int, list[tuple[float, float]]] = {}  # id(row) -> its windows (monotonic s)
 
     def window(self, mode: str, level: float) -> tuple[Records, float, dict]:
         cfg = self.cfg
@@ -178,6 +185,7 @@ class LoadRunner:
             client_cpu_total_pct=max(w[2]["cpu_total"] for w in used), processes=used[0][2]["processes"],
             windows=verdict.windows, stable=verdict.stable, spread=verdict.spread, slo=str(self.slo),
         )
+        self.spans[id(row)] = [(start, start + cfg.window_s) for _, start, _ in used]
         latencies = [x for rec, _, _ in used for x in ok_latencies_ms(rec)]
         return row, latencies
 
@@ -197,19 +205,52 @@ def bench_load(cfg: LoadConfig, server: str = "server", progress: bool = True) -
     levels = [("closed", float(c)) for c in cfg.concurrencies] + [("open", float(r)) for r in cfg.rates]
     rows: list[LoadRow] = []
     search = None
-    with ClientPool(cfg.processes, payloads) as pool, progress_bar(progress) as bar:
-        runner = LoadRunner(cfg, pool, server)
-        runner.warm_up()
-        task = bar.add_task(f"load {server}", total=len(levels)) if bar else None
-        for mode, level in levels:
-            row, _ = runner.level(mode, level)
-            rows.append(row)
-            if bar:
-                bar.advance(task)
-        if cfg.search != "none":
-            search = run_search(runner, rows)
+    monitor = start_energy_monitor(cfg)
+    try:
+        with ClientPool(cfg.processes, payloads) as pool, progress_bar(progress) as bar:
+            runner = LoadRunner(cfg, pool, server)
+            runner.warm_up()
+            task = bar.add_task(f"load {server}", total=len(levels)) if bar else None
+            for mode, level in levels:
+                row, _ = runner.level(mode, level)
+                rows.append(row)
+                if bar:
+                    bar.advance(task)
+            if cfg.search != "none":
+                search = run_search(runner, rows)
+    finally:
+        if monitor is not None:
+            monitor.stop()
+    if monitor is not None:
+        attach_energy(rows, runner.spans, monitor.energy_in_span_j)
     headline = make_headline(rows, search, runner.slo)
     return LoadResult(rows, search, runner.warnings, headline)
+
+
+def start_energy_monitor(cfg: LoadConfig):
+    """A GPU monitor for the run's energy, or None (disabled, or no GPU visible to NVML)."""
+    if not cfg.energy:
+        return None
+    from mmscale.monitor import HardwareMonitor
+
+    try:
+        monitor = HardwareMonitor(interval_s=cfg.energy_interval_s, process=False).start()
+    except Exception as exc:  # the load figures do not depend on it
+        log.warning("no energy figures: the monitor did not start (%s)", exc)
+        return None
+    if not monitor.gpu_count:
+        monitor.stop()
+        return None
+    return monitor
+
+
+def attach_energy(rows: list[LoadRow], spans: dict[int, list[tuple[float, float]]], energy_in_span_j) -> None:
+    """Set each row's joules per answered request from the energy of its windows (None if unknown)."""
+    for row in rows:
+        windows = spans.get(id(row), [])
+        joules = [energy_in_span_j(start, end) for start, end in windows]
+        if windows and row.ok > 0 and all(j is not None for j in joules):
+            row.energy_j_per_request = sum(joules) / row.ok
 
 
 def run_search(runner: LoadRunner, rows: list[LoadRow]) -> dict:
@@ -269,14 +310,15 @@ def progress_bar(enabled: bool):
 def format_table(rows: list[LoadRow]) -> str:
     """A plain-text table of load rows (one line per level)."""
     head = (f"{'server':<8} {'mode':<6} {'level':>9} {'req/s':>8} {'good/s':>8} {'p50 ms':>8} {'p90 ms':>8} "
-            f"{'p99 ms':>8} {'max ms':>8} {'errors':<14} {'cli cpu%':>8} {'stable':>7}")
+            f"{'p99 ms':>8} {'max ms':>8} {'errors':<14} {'cli cpu%':>8} {'stable':>7} {'J/req':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         level = f"c={r.concurrency}" if r.mode == "closed" else f"{r.target_rate_per_s:.0f}/s"
         errors = ",".join(f"{k}:{v}" for k, v in r.errors_by_status.items()) or "-"
         stable = "yes" if r.stable else f"no {r.spread:.0%}"
         behind = "!" if r.fell_behind else ""
+        joules = "-" if r.energy_j_per_request is None else f"{r.energy_j_per_request:.3f}"
         lines.append(f"{r.server:<8} {r.mode:<6} {level:>9} {r.throughput_per_s:>8.1f} {r.goodput_per_s:>8.1f} "
                      f"{r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.2f} {errors:<14} "
-                     f"{r.client_cpu_max_pct:>7.0f}{behind:1} {stable:>7}")
+                     f"{r.client_cpu_max_pct:>7.0f}{behind:1} {stable:>7} {joules:>7}")
     return "\n".join(lines)

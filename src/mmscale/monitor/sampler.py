@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from mmscale.monitor.energy import gpu_energy_j, joules_per_item
+from mmscale.monitor.energy import gpu_energy_in_span_j, gpu_energy_j, joules_per_item
 from mmscale.monitor.host import HostProbe
 from mmscale.monitor.nvml import NvmlProbe
 from mmscale.monitor.timeline import FieldStats, Timeline
@@ -204,6 +204,16 @@ class HardwareMonitor:
             joules, source = gpu_energy_j(rows, i)
             out[f"gpu{i}"] = {"energy_j": joules, "source": source}
         return out
+
+    def energy_in_span_j(self, start_s: float, end_s: float) -> float | None:
+        """Joules all GPUs used between two ``time.perf_counter()`` / ``time.monotonic()`` readings
+        (the same clock on Linux); None without GPUs or samples covering the span."""
+        rows = self.rows()
+        if not self.gpu_count or not rows:
+            return None
+        per_gpu = [gpu_energy_in_span_j(rows, i, start_s - self._t0_s, end_s - self._t0_s)[0]
+                   for i in range(self.gpu_count)]
+        return None if any(j is None for j in per_gpu) else sum(per_gpu)
 
     def joules_per_sample(self, n_samples: int) -> float | None:
         """Energy of all GPUs over the span divided by samples (or requests) processed in it."""
