@@ -11,8 +11,10 @@ The H100 comparison of the serving options (about 6 minutes; every server starte
         --concurrency 1,16,64,256 --naive-concurrency 1,256 --window-s 3 --max-windows 3 \
         --overload-s 20 --variants f4,f1+cg,f4+cg --variant-concurrency 1,256
 
-``--variants``: ``fN`` is ``--frontends N``, ``+cg`` adds ``--cuda-graphs``; each runs closed loop
-at ``--variant-concurrency``. ``--frontends`` / ``--cuda-graphs`` set the main batched server.
+``--variants``: ``fN`` is ``--frontends N``, ``+cg`` adds ``--cuda-graphs``, ``+seq`` adds
+``--no-prepare-ahead`` (decode and forward in turn on one thread); each runs closed loop at
+``--variant-concurrency``. ``--frontends`` / ``--cuda-graphs`` / ``--no-prepare-ahead`` /
+``--max-queue-ms`` set the main batched server (the one the overload run hits).
 
 With variants, a table of one line per server (the main batched one first) comes before the
 summary: p50 at the lowest level, req/s and p99 at the highest, ratios to naive and to offline.
@@ -69,20 +71,23 @@ def offline_throughput(args) -> dict:
     return out
 
 
-def parse_variant(spec: str) -> tuple[int, bool]:
-    """``f4`` -> (4 front ends, no graphs); ``f1+cg`` -> (1, CUDA graphs)."""
-    name, _, extra = spec.partition("+")
-    if not name.startswith("f") or not name[1:].isdigit() or int(name[1:]) < 1 or extra not in ("", "cg"):
-        raise SystemExit(f"--variants: {spec!r} is not fN or fN+cg (N >= 1)")
-    return int(name[1:]), extra == "cg"
+def parse_variant(spec: str) -> tuple[int, bool, bool]:
+    """``f4`` -> (4 front ends, no graphs, prepare ahead); ``f1+cg+seq`` -> (1, graphs, in turn)."""
+    name, *extras = spec.split("+")
+    if (not name.startswith("f") or not name[1:].isdigit() or int(name[1:]) < 1
+            or not set(extras) <= {"cg", "seq"} or len(set(extras)) != len(extras)):
+        raise SystemExit(f"--variants: {spec!r} is not fN with optional +cg and +seq (N >= 1)")
+    return int(name[1:]), "cg" in extras, "seq" not in extras
 
 
-def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: bool | None = None) -> list[str]:
+def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: bool | None = None,
+               prepare_ahead: bool | None = None) -> list[str]:
     frontends = args.frontends if frontends is None else frontends
     cuda_graphs = args.cuda_graphs if cuda_graphs is None else cuda_graphs
+    prepare_ahead = not args.no_prepare_ahead if prepare_ahead is None else prepare_ahead
     out = ["--server", server, "--device", args.device, "--dtype", args.dtype, "--max-batch", str(args.max_batch),
            "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(args.max_queue),
-           "--max-text-tokens", str(args.text_tokens)]
+           "--max-queue-ms", str(args.max_queue_ms), "--max-text-tokens", str(args.text_tokens)]
     out += ["--checkpoint", args.checkpoint] if args.checkpoint else ["--preset", args.preset]
     if args.cpu_threads:
         out += ["--cpu-threads", str(args.cpu_threads)]
@@ -92,13 +97,15 @@ def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: boo
         out.append("--compile")
     if server == "batched":
         out += ["--frontends", str(frontends)] + (["--cuda-graphs"] if cuda_graphs else [])
+        out += [] if prepare_ahead else ["--no-prepare-ahead"]
     if args.gil_switch_ms:
         out += ["--set", f"serve.gil_switch_ms={args.gil_switch_ms}"]
     return out
 
 
 def server_side(url: str) -> dict:
-    """Mean batch size and batch time from the server's /metrics: where its time went."""
+    """Mean batch size, forward time and prepare time (decode + tokenize, when it runs ahead of the
+    forward) from the server's /metrics: where the model process's time went."""
     import re
     import urllib.request
 
@@ -111,7 +118,8 @@ def server_side(url: str) -> dict:
 
     batches = value("mmscale_batch_size_count")
     return {"batches": batches, "mean_batch": value("mmscale_batch_size_sum") / max(batches, 1),
-            "mean_batch_ms": 1000 * value("mmscale_batch_forward_seconds_sum") / max(batches, 1)}
+            "mean_batch_ms": 1000 * value("mmscale_batch_forward_seconds_sum") / max(batches, 1),
+            "mean_prepare_ms": 1000 * value("mmscale_batch_prepare_seconds_sum") / max(batches, 1)}
 
 
 def server_processes(pid: int) -> list:
@@ -153,7 +161,12 @@ def main(argv=None) -> int:
     parser.add_argument("--frontends", type=int, default=1, help="HTTP front-end processes of the main batched server")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="CUDA graphs for small batches in the main batched server")
-    parser.add_argument("--variants", default="", help="extra batched servers: comma list of fN or fN+cg")
+    parser.add_argument("--no-prepare-ahead", action="store_true",
+                        help="main batched server decodes and runs each batch in turn (no pipeline)")
+    parser.add_argument("--max-queue-ms", type=float, default=0.0,
+                        help="servers' admission bound in expected wait (0: count bound only)")
+    parser.add_argument("--variants", default="",
+                        help="extra batched servers: comma list of fN, optionally +cg and/or +seq")
     parser.add_argument("--variant-concurrency", default="1,256", help="closed-loop levels for each variant")
     parser.add_argument("--concurrency", default="1,2,4,8,16,32,64,128,256")
     parser.add_argument("--naive-concurrency", default="1,16,256")
@@ -211,13 +224,14 @@ def main(argv=None) -> int:
     variants = [v for v in args.variants.split(",") if v]
     variant_levels = [int(x) for x in args.variant_concurrency.split(",")]
     for spec in variants:
-        frontends, cuda_graphs = parse_variant(spec)
-        with SpawnedServer(serve_args(args, "batched", frontends, cuda_graphs)) as spawned:
+        frontends, cuda_graphs, prepare_ahead = parse_variant(spec)
+        with SpawnedServer(serve_args(args, "batched", frontends, cuda_graphs, prepare_ahead)) as spawned:
             cpu0, wall0 = server_cpu_s(spawned.proc.pid), time.monotonic()
             result = bench_load(load_config(args, spawned.url, variant_levels), server=spec)
             cpu_pct = 100 * (server_cpu_s(spawned.proc.pid) - cpu0) / (time.monotonic() - wall0)
             results.setdefault("variants", {})[spec] = {
                 **result.as_dict(), "frontends": frontends, "cuda_graphs": cuda_graphs,
+                "prepare_ahead": prepare_ahead,
                 "server_rss_gib": server_rss_gib(spawned.proc.pid), "server_cpu_pct": cpu_pct,
                 **server_side(spawned.url)}
             rows += result.rows
@@ -246,8 +260,9 @@ def variant_ratios(results: dict, naive_levels) -> list[dict]:
     def closed(rows, c):
         return next((r for r in rows if r["mode"] == "closed" and r["concurrency"] == c), None)
 
-    servers = [(f"batched f{results['args']['frontends']}" + ("+cg" if results["args"]["cuda_graphs"] else ""),
-                results["batched"])] + list(results.get("variants", {}).items())
+    main = f"f{results['args']['frontends']}" + ("+cg" if results["args"]["cuda_graphs"] else "")
+    main += "+seq" if results["args"].get("no_prepare_ahead") else ""
+    servers = [(f"batched {main}", results["batched"])] + list(results.get("variants", {}).items())
     lines = []
     for name, res in servers:
         levels = sorted(r["concurrency"] for r in res["rows"] if r["mode"] == "closed")
@@ -257,19 +272,21 @@ def variant_ratios(results: dict, naive_levels) -> list[dict]:
                       "req_per_s_top": top["throughput_per_s"], "p99_ms_top": top["p99_ms"],
                       "over_naive": top["throughput_per_s"] / max(naive["throughput_per_s"], 1e-9) if naive else None,
                       "over_offline": top["throughput_per_s"] / results["offline"]["samples_per_s"],
-                      "mean_batch": res["mean_batch"], "server_cpu_pct": res["server_cpu_pct"]})
+                      "mean_batch": res["mean_batch"], "mean_batch_ms": res["mean_batch_ms"],
+                      "mean_prepare_ms": res.get("mean_prepare_ms", 0.0), "server_cpu_pct": res["server_cpu_pct"]})
     return lines
 
 
 def format_variants(lines: list[dict]) -> str:
     head = (f"{'server':<14} {'p50 ms @low c':>14} {'req/s @top c':>13} {'p99 ms @top c':>14} "
-            f"{'/ naive':>8} {'/ offline':>9} {'mean batch':>10} {'srv cpu%':>9}")
+            f"{'/ naive':>8} {'/ offline':>9} {'mean batch':>10} {'fwd ms':>7} {'prep ms':>7} {'srv cpu%':>9}")
     out = [head, "-" * len(head)]
     for v in lines:
         over_naive = f"{v['over_naive']:.1f}x" if v["over_naive"] is not None else "-"
         out.append(f"{v['server']:<14} {v['p50_ms_low']:>8.2f} c={v['low_c']:<3} {v['req_per_s_top']:>7.0f} "
                    f"c={v['top_c']:<3} {v['p99_ms_top']:>8.1f} c={v['top_c']:<3} {over_naive:>8} "
-                   f"{v['over_offline']:>8.1%} {v['mean_batch']:>10.1f} {v['server_cpu_pct']:>9.0f}")
+                   f"{v['over_offline']:>8.1%} {v['mean_batch']:>10.1f} {v['mean_batch_ms']:>7.1f} "
+                   f"{v['mean_prepare_ms']:>7.1f} {v['server_cpu_pct']:>9.0f}")
     return "\n".join(out)
 
 
@@ -284,9 +301,12 @@ def overload(args, spawned, sweep) -> dict:
     (row,) = bench_load(cfg, server="batched", progress=False).rows
     rss_after = server_rss_gib(spawned.proc.pid)
     unloaded = next(r for r in sweep.rows if r.concurrency == min(x.concurrency for x in sweep.rows))
+    at_capacity = max(sweep.rows, key=lambda r: r.throughput_per_s)
     rejected = sum(v for k, v in row.errors_by_status.items() if k in ("503", "429"))
     return {"row": asdict(row), "capacity_req_per_s": capacity, "unloaded_p99_ms": unloaded.p99_ms,
-            "admitted_p99_over_unloaded": row.p99_ms / unloaded.p99_ms, "rejected_frac": rejected / max(row.requests, 1),
+            "admitted_p99_over_unloaded": row.p99_ms / unloaded.p99_ms,
+            "capacity_p99_ms": at_capacity.p99_ms, "admitted_p99_over_capacity_p99": row.p99_ms / at_capacity.p99_ms,
+            "rejected_frac": rejected / max(row.requests, 1),
             "other_errors": {k: v for k, v in row.errors_by_status.items() if k not in ("503", "429")},
             "server_alive": spawned.proc.poll() is None, "rss_before_gib": rss_before, "rss_after_gib": rss_after}
 
@@ -312,8 +332,11 @@ def ratios(results: dict, levels, naive_levels) -> dict:
     }
     if "overload" in results:
         o = results["overload"]
-        out.update({"overload admitted p99 / unloaded p99": o["admitted_p99_over_unloaded"],
-                    "overload rejected fraction": o["rejected_frac"], "overload server alive": o["server_alive"],
+        out.update({"overload admitted p99 ms": o["row"]["p99_ms"],
+                    "overload admitted p99 / unloaded p99": o["admitted_p99_over_unloaded"],
+                    "overload admitted p99 / p99 at capacity": o["admitted_p99_over_capacity_p99"],
+                    "overload rejected fraction": o["rejected_frac"],
+                    "overload refusal p99 ms": o["row"].get("refused_p99_ms", float("nan")), "overload server alive": o["server_alive"],
                     "overload server RSS GiB before -> after": f"{o['rss_before_gib']:.2f} -> {o['rss_after_gib']:.2f}"})
     return out
 

@@ -32,6 +32,12 @@ def test_errors_by_status_and_throughput_count_successes_only():
     assert stats.ok == 1 and stats.requests == 5
     assert stats.throughput_per_s == pytest.approx(1 / 30.0)  # the straggler stretches the window
     assert stats.p99_ms == pytest.approx(100.0)
+    assert 100.0 < stats.refused_p99_ms <= 200.0  # the two 503s took 100 and 200 ms
+
+
+def test_refusal_latency_is_nan_when_nothing_was_refused():
+    stats = summarize([(records([(0, 0, 0.01, 200)]), 0.0, 1.0)])
+    assert stats.refused_p99_ms != stats.refused_p99_ms  # nan
 
 
 def test_windows_pool():

@@ -22,7 +22,15 @@ def test_flags_reach_the_config():
     assert (default.frontends, default.cuda_graphs) == (1, False)
 
 
+def test_admission_and_pipeline_flags_reach_the_config():
+    cfg = build_config(parse(["--preset", "tiny", "--max-queue-ms", "80", "--no-prepare-ahead"]))
+    assert (cfg.max_queue_ms, cfg.prepare_ahead) == (80.0, False)
+    default = build_config(parse(["--preset", "tiny"]))
+    assert (default.max_queue_ms, default.prepare_ahead) == (0.0, True)
+
+
 @pytest.mark.parametrize("argv, field", [(["--frontends", "0"], "serve.frontends"),
+                                         (["--max-queue-ms", "-1"], "serve.max_queue_ms"),
                                          (["--cuda-graph-max-batch", "0"], "serve.cuda_graph_max_batch")])
 def test_bad_values_name_the_field(argv, field):
     with pytest.raises(ConfigError, match=field):

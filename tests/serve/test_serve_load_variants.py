@@ -12,9 +12,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 def test_parse_variant():
     import serve_load
 
-    assert serve_load.parse_variant("f4") == (4, False)
-    assert serve_load.parse_variant("f1+cg") == (1, True)
-    for bad in ("4", "f0", "fx", "f2+graphs"):
+    assert serve_load.parse_variant("f4") == (4, False, True)
+    assert serve_load.parse_variant("f1+cg") == (1, True, True)
+    assert serve_load.parse_variant("f4+cg+seq") == (4, True, False)
+    for bad in ("4", "f0", "fx", "f2+graphs", "f2+cg+cg"):
         with pytest.raises(SystemExit, match="--variants"):
             serve_load.parse_variant(bad)
 
@@ -26,7 +27,7 @@ def row(c, req_per_s, p50_ms=5.0, p99_ms=50.0):
 def test_variant_ratios_compare_each_server_at_its_levels():
     import serve_load
 
-    server = {"mean_batch": 10.0, "server_cpu_pct": 100.0}
+    server = {"mean_batch": 10.0, "mean_batch_ms": 4.0, "server_cpu_pct": 100.0}
     results = {
         "args": {"frontends": 1, "cuda_graphs": False},
         "offline": {"samples_per_s": 4000.0},

@@ -119,6 +119,24 @@ def test_full_queue_answers_503_with_retry_after_quickly():
         assert [f.result().status_code for f in busy] == [200, 200]
 
 
+def test_max_queue_ms_refuses_by_expected_wait_with_the_reason():
+    fake = FakePredictor(delay_s=0.2)  # 5 requests/s once the first batch is measured
+    cfg = ServeConfig(max_batch=1, max_wait_ms=0, max_queue=100, max_queue_ms=300)
+    with live_server(fake, cfg) as (url, _), httpx.Client(timeout=30) as client, \
+            concurrent.futures.ThreadPoolExecutor(2) as pool:
+        assert post_match(client, url, jpeg(), ["measure"]).status_code == 200
+        busy = [pool.submit(post_match, client, url, jpeg(), ["x"]) for _ in range(2)]
+        deadline = time.monotonic() + 5
+        while client.get(f"{url}/readyz").json()["queue_depth"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        start = time.monotonic()
+        resp = post_match(client, url, jpeg(), ["x"])  # 2 ahead at 5/s = 400 ms > 300 ms
+        took_s = time.monotonic() - start
+        assert resp.status_code == 503 and "max_queue_ms=300" in resp.json()["error"]["message"]
+        assert took_s < 0.15
+        assert [f.result().status_code for f in busy] == [200, 200]
+
+
 def test_token_is_enforced():
     cfg = ServeConfig(token="s3cret")
     with live_server(FakePredictor(), cfg) as (url, _), httpx.Client(timeout=30) as client:

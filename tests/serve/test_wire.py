@@ -71,3 +71,20 @@ def test_pre_tokenized_items_score_like_plain_ones(tiny_predictor):
     tokenized = [runner.tokenize(Item(it.task, it.image_bytes, list(it.captions))) for it in plain]
     for a, b in zip(tiny_predictor.predict("match", plain), tiny_predictor.predict("match", tokenized)):
         assert a.itm_prob == pytest.approx(b.itm_prob, abs=1e-6)
+
+
+def test_a_full_reply_carries_the_model_process_reason_to_the_front_end():
+    import asyncio
+
+    from mmscale.serve.batcher import QueueFull
+    from mmscale.serve.frontend import settle
+
+    async def settled(message):
+        future = asyncio.get_running_loop().create_future()
+        settle(future, message)
+        return future.exception()
+
+    with_reason = asyncio.run(settled(("full", 7, "queue full: 90 requests ahead would take 120 ms")))
+    without = asyncio.run(settled(("full", 7)))
+    assert isinstance(with_reason, QueueFull) and "120 ms" in str(with_reason)
+    assert isinstance(without, QueueFull) and str(without) == ""

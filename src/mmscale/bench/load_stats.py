@@ -52,6 +52,8 @@ class LevelStats:
     """Requests actually sent per second (compare with the target in open loop)."""
     send_lag_p99_ms: float
     """p99 of (actual send - scheduled send): how far the client fell behind its schedule."""
+    refused_p99_ms: float = float("nan")
+    """p99 latency of the 503/429 answers: how fast overload is refused (nan when none was)."""
 
 
 def status_name(status: int) -> str:
@@ -64,6 +66,12 @@ def ok_latencies_ms(records: Records) -> list[float]:
             if 200 <= st < 300]
 
 
+def refused_latencies_ms(records: Records) -> list[float]:
+    """Latency of each 503/429 answer (the server refusing load), from its scheduled send time."""
+    return [(d - s) * 1000.0 for s, d, st in zip(records.scheduled_s, records.done_s, records.status)
+            if st in (429, 503)]
+
+
 def summarize(windows: list[tuple[Records, float, float]], slo_ms: float | None = None) -> LevelStats:
     """Statistics over one or more windows ``(records, start_s, window_s)``, pooled.
 
@@ -72,11 +80,13 @@ def summarize(windows: list[tuple[Records, float, float]], slo_ms: float | None 
     past the window are not counted as free.
     """
     latencies_ms: list[float] = []
+    refused_ms: list[float] = []
     lags_ms: list[float] = []
     errors: collections.Counter = collections.Counter()
     requests, elapsed_s, window_total_s = 0, 0.0, 0.0
     for records, start_s, window_s in windows:
         latencies_ms += ok_latencies_ms(records)
+        refused_ms += refused_latencies_ms(records)
         lags_ms += [(a - s) * 1000.0 for s, a in zip(records.scheduled_s, records.sent_s)]
         errors.update(status_name(st) for st in records.status if not 200 <= st < 300)
         requests += len(records)
@@ -92,6 +102,7 @@ def summarize(windows: list[tuple[Records, float, float]], slo_ms: float | None 
         errors_by_status=dict(sorted(errors.items())),
         achieved_rate_per_s=requests / window_total_s,
         send_lag_p99_ms=percentile(lags_ms, 99) if lags_ms else 0.0,
+        refused_p99_ms=percentile(refused_ms, 99) if refused_ms else float("nan"),
     )
 
 

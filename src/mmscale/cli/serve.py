@@ -13,7 +13,7 @@ FLAGS = {  # flag -> ServeConfig field
     "max_image_pixels": "max_image_pixels", "max_captions": "max_captions",
     "max_caption_chars": "max_caption_chars", "max_text_tokens": "max_text_tokens",
     "tokenizer": "tokenizer", "cpu_threads": "cpu_threads", "frontends": "frontends",
-    "cuda_graph_max_batch": "cuda_graph_max_batch",
+    "cuda_graph_max_batch": "cuda_graph_max_batch", "max_queue_ms": "max_queue_ms",
 }
 
 
@@ -27,6 +27,12 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, help="most requests per forward pass (default 32)")
     parser.add_argument("--max-wait-ms", type=float, help="longest a request waits for its batch to fill (default 2)")
     parser.add_argument("--max-queue", type=int, help="admitted requests beyond which the server answers 503 (default 512)")
+    parser.add_argument("--max-queue-ms", type=float,
+                        help="also answer 503 when the requests ahead would take longer than this to serve "
+                             "at the measured rate: bounds admitted latency under overload (default 0: off)")
+    parser.add_argument("--no-prepare-ahead", action="store_true", default=None,
+                        help="decode/tokenize and run the forward in turn on one thread (default: the next "
+                             "batch is prepared while the current one runs)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="auto: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--image-decode", choices=["auto", "cpu", "cuda"], help="auto: batched nvjpeg on cuda")
@@ -65,6 +71,8 @@ def build_config(args):
         overrides.append("serve.compile=true")
     if getattr(args, "cuda_graphs", None):
         overrides.append("serve.cuda_graphs=true")
+    if getattr(args, "no_prepare_ahead", None):
+        overrides.append("serve.prepare_ahead=false")
     preset = getattr(args, "preset", None)
     return load_config(ServeConfig, preset=preset, file=getattr(args, "config", None),
                        overrides=[fix_quotes(o) for o in overrides], section="serve")

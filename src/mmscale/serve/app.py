@@ -53,10 +53,14 @@ async def read_body(request: Request, limit_bytes: int) -> bytes:
 
 
 def make_runner(predictor, cfg: ServeConfig, metrics: ServerMetrics):
-    """The runner ``cfg.server`` names, around ``predictor.predict``."""
+    """The runner ``cfg.server`` names, around ``predictor.predict`` (or its two stages, when the
+    predictor has them and ``prepare_ahead`` is on)."""
     if cfg.server == "batched":
+        stages = None
+        if cfg.prepare_ahead and hasattr(predictor, "prepare") and hasattr(predictor, "execute"):
+            stages = (predictor.prepare, predictor.execute)
         return RUNNERS["batched"](predictor.predict, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
-                                  on_batch=metrics.on_batch)
+                                  on_batch=metrics.on_batch, stages=stages, max_queue_ms=cfg.max_queue_ms)
     return RUNNERS["naive"](predictor.predict, on_batch=metrics.on_batch)
 
 
@@ -97,9 +101,10 @@ class Server:
             future = self.runner.submit(item)
             output = await asyncio.wrap_future(future)
             response = json_response(encode_response(task, output))
-        except QueueFull:
+        except QueueFull as full:
             self.metrics.rejected.labels("queue_full").inc()
-            err = RequestError(503, "overloaded", f"queue full ({self.cfg.max_queue} requests); retry later",
+            reason = str(full) or f"queue full ({self.cfg.max_queue} requests)"
+            err = RequestError(503, "overloaded", f"{reason}; retry later",
                                headers={"Retry-After": str(self.cfg.retry_after_s)})
             response = json_response(err.as_dict(), err.status, err.headers)
         except RequestError as err:

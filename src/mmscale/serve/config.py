@@ -27,6 +27,12 @@ class ServeConfig:
     """Longest a request waits for others to join its batch before the batch runs anyway."""
     max_queue: int = 512
     """Requests admitted but not yet answered; beyond this the server answers 503 at once."""
+    max_queue_ms: float = 0.0
+    """Bound on queueing in time: refuse (503) a request when the requests ahead of it would take
+    longer than this to serve at the measured rate. 0: only the ``max_queue`` count bounds it."""
+    prepare_ahead: bool = True
+    """Decode and tokenize the next batch on a second thread (a side CUDA stream on GPU) while the
+    current batch runs its forward; off: one thread does both in turn."""
     retry_after_s: int = 1
     """Value of ``Retry-After`` on a 503 from a full queue."""
     max_body_bytes: int = 8 * 1024 * 1024
@@ -77,8 +83,9 @@ class ServeConfig:
                      "max_image_pixels", "max_captions", "max_caption_chars", "max_text_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve.{name}", f"must be >= 1, got {getattr(self, name)}")
-        if self.max_wait_ms < 0:
-            raise ConfigError("serve.max_wait_ms", f"must be >= 0, got {self.max_wait_ms}")
+        for name in ("max_wait_ms", "max_queue_ms"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"serve.{name}", f"must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.port <= 65535:
             raise ConfigError("serve.port", f"must be in 0..65535, got {self.port}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -128,7 +128,7 @@ def settle(future: asyncio.Future, message: tuple) -> None:
     elif kind == "err":
         future.set_exception(result_from_reply(message))
     elif kind == "full":
-        future.set_exception(QueueFull())
+        future.set_exception(QueueFull(*message[2:3]))  # the model process's reason, when it gave one
     elif kind == "fail":
         future.set_exception(RuntimeError(f"model process: {message[2]}"))
     elif kind == "ready":

@@ -25,23 +25,31 @@ class ServerMetrics:
         self.batch_size = Histogram("mmscale_batch_size", "Requests per forward pass, by task",
                                     ["task"], buckets=BATCH_BUCKETS, registry=self.registry)
         self.forward = Histogram("mmscale_batch_forward_seconds",
-                                 "Time of one batch (decode + tokenize + forward), by task",
+                                 "Time of one batch on the device thread (the forward; with "
+                                 "prepare_ahead off also its decode and tokenization), by task",
+                                 ["task"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.prepare = Histogram("mmscale_batch_prepare_seconds",
+                                 "Time to decode and tokenize one batch ahead of its forward "
+                                 "(prepare_ahead on), by task",
                                  ["task"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self.queue_depth = Gauge("mmscale_queue_depth", "Requests admitted and not yet answered",
                                  registry=self.registry)
         self.rejected = Counter("mmscale_rejected", "Requests refused by reason (queue_full, limit, ...)",
                                 ["reason"], registry=self.registry)
 
-    def on_batch(self, task: str, size: int, forward_s: float) -> None:
+    def on_batch(self, task: str, size: int, forward_s: float, prepare_s: float | None = None) -> None:
         self.batch_size.labels(task).observe(size)
         self.forward.labels(task).observe(forward_s)
+        if prepare_s:
+            self.prepare.labels(task).observe(prepare_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
 
 FRONTEND_FAMILIES = ("mmscale_requests", "mmscale_request_latency_seconds", "mmscale_rejected")
-MODEL_FAMILIES = ("mmscale_batch_size", "mmscale_batch_forward_seconds", "mmscale_queue_depth")
+MODEL_FAMILIES = ("mmscale_batch_size", "mmscale_batch_forward_seconds", "mmscale_batch_prepare_seconds",
+                  "mmscale_queue_depth")
 
 
 class FamilyFilter:

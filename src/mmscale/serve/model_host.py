@@ -62,8 +62,8 @@ class FrontendConnection:
                 return
             try:
                 future = self.host.runner.submit(item)
-            except QueueFull:
-                self.outbox.put(("full", rid))
+            except QueueFull as full:
+                self.outbox.put(("full", rid, str(full)))
                 return
             future.add_done_callback(lambda f, rid=rid: self.outbox.put(lambda: reply_message(rid, result_of(f))))
         elif kind == "ready":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -134,6 +135,8 @@ class ModelPredictor:
         self.pad_buckets = compile or self.device.type == "cuda"
         self.cuda_graphs, self.max_graph_batch = cuda_graphs, max_graph_batch
         self.forwards = {"match": match_forward, "embed_image": image_forward, "embed_text": text_forward}
+        # inputs of the next batch are made here while the current batch's forward runs
+        self.prepare_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
         if compile:
             # dynamic=False + padded buckets: one graph per bucket; "reduce-overhead" adds CUDA
             # graphs, whose launch cost is what makes small batches cheap. One compiled function
@@ -227,27 +230,73 @@ class ModelPredictor:
                  recorded, wanted, self.max_graph_batch)
         return recorded
 
-    # --- tasks -------------------------------------------------------------------------------
+    # --- tasks: prepare (decode, tokenize, copy) then execute (forward) ------------------------
     @torch.inference_mode()
     def predict(self, task: str, items: list[Item]) -> list[Output | RequestError]:
+        """Both stages in turn, on the calling thread."""
+        return self.execute(self.prepare(task, items))
+
+    @torch.inference_mode()
+    def prepare(self, task: str, items: list[Item]) -> PreparedBatch:
+        """Decode, tokenize and copy a batch's inputs to the device. On CUDA this runs on a side
+        stream and records an event, so it overlaps the forward of the batch before it."""
+        with self.side_stream():
+            prepared = self.prepare_inputs(task, items)
+            if self.prepare_stream is not None:
+                prepared.ready = torch.cuda.Event()
+                prepared.ready.record(self.prepare_stream)
+        return prepared
+
+    def side_stream(self):
+        import contextlib
+
+        return torch.cuda.stream(self.prepare_stream) if self.prepare_stream is not None else contextlib.nullcontext()
+
+    def prepare_inputs(self, task: str, items: list[Item]) -> "PreparedBatch":
         if task == "embed_text":
-            return self.embed_text(items)
+            return PreparedBatch(task, items, [None] * len(items), list(range(len(items))),
+                                 self.caption_tensors(items))
         images, errors = self.decode([it.image_bytes for it in items])
         good = [k for k, err in enumerate(errors) if err is None]
-        outputs: list[Output | RequestError] = list(errors)
+        prepared = PreparedBatch(task, items, list(errors), good, ())
         if not good:
-            return outputs
+            return prepared
         pixels = self.pixels(images)  # (Bp, 3, S, S)
         if task == "embed_image":
-            rows = self.forwards["embed_image"](self.model, pixels)[: len(good)].cpu().tolist()  # host sync
-            for k, row in zip(good, rows):
-                outputs[k] = Output(embeddings=[row])
-            return outputs
+            prepared.inputs = (pixels,)
+            return prepared
         ids, mask = self.caption_tensors([items[k] for k in good])  # (Cp, L)
         owner = [j for j, k in enumerate(good) for _ in items[k].captions]
         owner += [0] * (len(ids) - len(owner))  # padded caption rows pair with image 0
-        owner_t = torch.tensor(owner, device=self.device)
-        prob, sim = self.forwards["match"](self.model, pixels, ids, mask, owner_t)
+        prepared.inputs = (pixels, ids, mask, torch.tensor(owner).to(self.device, non_blocking=True))
+        return prepared
+
+    @torch.inference_mode()
+    def execute(self, prepared: "PreparedBatch") -> list[Output | RequestError]:
+        """The forward of a prepared batch and its results as per-request outputs."""
+        outputs: list[Output | RequestError] = list(prepared.outputs)
+        if not prepared.inputs:
+            return outputs
+        if prepared.ready is not None:  # the inputs were made on the side stream
+            stream = torch.cuda.current_stream()
+            stream.wait_event(prepared.ready)
+            for tensor in prepared.inputs:  # freed only after this stream has read them
+                tensor.record_stream(stream)
+        items, good = prepared.items, prepared.good
+        if prepared.task == "embed_text":
+            texts = sum(len(it.captions) for it in items)
+            rows = self.forwards["embed_text"](self.model, *prepared.inputs)[:texts].cpu().tolist()  # host sync
+            start = 0
+            for k, it in enumerate(items):
+                outputs[k] = Output(embeddings=rows[start:start + len(it.captions)])
+                start += len(it.captions)
+            return outputs
+        if prepared.task == "embed_image":
+            rows = self.forwards["embed_image"](self.model, *prepared.inputs)[: len(good)].cpu().tolist()  # host sync
+            for k, row in zip(good, rows):
+                outputs[k] = Output(embeddings=[row])
+            return outputs
+        prob, sim = self.forwards["match"](self.model, *prepared.inputs)
         prob, sim = prob.cpu().tolist(), sim.cpu().tolist()  # host sync: results to the client
         start = 0
         for k in good:
@@ -256,13 +305,15 @@ class ModelPredictor:
             start += n
         return outputs
 
-    @torch.inference_mode()
-    def embed_text(self, items: list[Item]) -> list[Output | RequestError]:
-        texts = [t for it in items for t in it.captions]
-        ids, mask = self.caption_tensors(items)
-        rows = self.forwards["embed_text"](self.model, ids, mask)[: len(texts)].cpu().tolist()  # host sync
-        outputs, start = [], 0
-        for it in items:
-            outputs.append(Output(embeddings=rows[start:start + len(it.captions)]))
-            start += len(it.captions)
-        return outputs
+
+@dataclass
+class PreparedBatch:
+    """A batch between its two stages: per-request errors found while decoding, the indices of the
+    requests that go on (``good``), the forward's device inputs, and the event they are ready at."""
+
+    task: str
+    items: list[Item]
+    outputs: list  # RequestError for a request that failed to decode, else None until executed
+    good: list[int]
+    inputs: tuple
+    ready: object = None  # torch.cuda.Event when prepared on a side stream

@@ -9,7 +9,7 @@ A frame is a 4-byte little-endian length and a pickled tuple; the first element 
     model -> front end   ("hello", max_text_tokens)             once, on connect
                          ("ok", rid, itm_prob, itc_similarity, embeddings)
                          ("err", rid, status, code, message, limit)   a 4xx for this item
-                         ("full", rid)                           queue full: answer 503 at once
+                         ("full", rid, reason)                   queue full: answer 503 at once
                          ("fail", rid, message)                  a bug or device failure: 500
                          ("ready", rid, is_ready, queue_depth)  ("metrics", rid, prometheus_text)
 
