@@ -182,6 +182,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-requests", type=int, default=100_000)
     parser.add_argument("--processes", type=int, default=8, help="load-generator processes")
     parser.add_argument("--overload-s", type=float, default=60.0, help="open loop at 2x capacity for this long (0 skips)")
+    parser.add_argument("--overload-max-queue-ms", type=float, default=None,
+                        help="run the overload against a fresh main server with this --max-queue-ms "
+                             "(default: against the main server as swept)")
     parser.add_argument("--slo", default="p99=150ms")
     parser.add_argument("--dataset", help="dataset dir for real JPEGs (default: generated 320x240 JPEGs)")
     parser.add_argument("--cpu-threads", type=int, default=0)
@@ -217,8 +220,14 @@ def main(argv=None) -> int:
             results[server] = {**result.as_dict(), "server_rss_gib": server_rss_gib(spawned.proc.pid),
                                "server_cpu_pct": cpu_pct, **server_side(spawned.url)}
             rows += result.rows
-            if server == "batched" and args.overload_s > 0:
+            if server == "batched" and args.overload_s > 0 and args.overload_max_queue_ms is None:
                 results["overload"] = overload(args, spawned, result)
+        if server == "batched" and args.overload_s > 0 and args.overload_max_queue_ms is not None:
+            # a fresh server of the same build with its own admission bound, at 2x the capacity just measured
+            bounded = serve_args(args, "batched") + ["--max-queue-ms", str(args.overload_max_queue_ms)]
+            with SpawnedServer(bounded) as spawned:
+                results["overload"] = overload(args, spawned, result)
+                results["overload"]["max_queue_ms"] = args.overload_max_queue_ms
     (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
 
     variants = [v for v in args.variants.split(",") if v]
@@ -298,6 +307,7 @@ def overload(args, spawned, sweep) -> dict:
     rss_before = server_rss_gib(spawned.proc.pid)
     cfg = load_config(args, spawned.url, [], rates=[2 * capacity], window_s=args.overload_s, max_windows=1)
     cfg.warmup_s = 0
+    cfg.max_requests = max(cfg.max_requests, int(1.2 * 2 * capacity * args.overload_s))  # load for the whole window
     (row,) = bench_load(cfg, server="batched", progress=False).rows
     rss_after = server_rss_gib(spawned.proc.pid)
     unloaded = next(r for r in sweep.rows if r.concurrency == min(x.concurrency for x in sweep.rows))

@@ -107,6 +107,8 @@ class LoadRow:
     slo: str
     energy_j_per_request: float | None = None
     """GPU joules over the row's windows / requests answered 200 in them (includes idle power)."""
+    refused_p99_ms: float = float("nan")
+    """p99 latency of the 503/429 answers (nan when nothing was refused)."""
 
 
 @dataclass
@@ -184,6 +186,7 @@ class LoadRunner:
             send_lag_p99_ms=stats.send_lag_p99_ms, fell_behind=behind, client_cpu_max_pct=cpu_max,
             client_cpu_total_pct=max(w[2]["cpu_total"] for w in used), processes=used[0][2]["processes"],
             windows=verdict.windows, stable=verdict.stable, spread=verdict.spread, slo=str(self.slo),
+            refused_p99_ms=stats.refused_p99_ms,
         )
         self.spans[id(row)] = [(start, start + cfg.window_s) for _, start, _ in used]
         latencies = [x for rec, _, _ in used for x in ok_latencies_ms(rec)]
