@@ -11,10 +11,10 @@ The H100 comparison of the serving options (about 6 minutes; every server starte
         --concurrency 1,16,64,256 --naive-concurrency 1,256 --window-s 3 --max-windows 3 \
         --overload-s 20 --variants f4,f1+cg,f4+cg --variant-concurrency 1,256
 
-``--variants``: ``fN`` is ``--frontends N``, ``+cg`` adds ``--cuda-graphs``, ``+seq`` adds
-``--no-prepare-ahead`` (decode and forward in turn on one thread); each runs closed loop at
-``--variant-concurrency``. ``--frontends`` / ``--cuda-graphs`` / ``--no-prepare-ahead`` /
-``--max-queue-ms`` set the main batched server (the one the overload run hits).
+``--variants``: ``fN`` is ``--frontends N``, ``+cg`` adds ``--cuda-graphs``, ``+pipe`` adds
+``--prepare-ahead`` (the next batch decoded on a second thread during the forward); each runs
+closed loop at ``--variant-concurrency``. ``--frontends`` / ``--cuda-graphs`` / ``--prepare-ahead``
+/ ``--max-queue-ms`` set the main batched server (the one the overload run hits).
 
 With variants, a table of one line per server (the main batched one first) comes before the
 summary: p50 at the lowest level, req/s and p99 at the highest, ratios to naive and to offline.
@@ -72,19 +72,19 @@ def offline_throughput(args) -> dict:
 
 
 def parse_variant(spec: str) -> tuple[int, bool, bool]:
-    """``f4`` -> (4 front ends, no graphs, prepare ahead); ``f1+cg+seq`` -> (1, graphs, in turn)."""
+    """``f4`` -> (4 front ends, no graphs, no prepare-ahead); ``f1+cg+pipe`` -> (1, graphs, ahead)."""
     name, *extras = spec.split("+")
     if (not name.startswith("f") or not name[1:].isdigit() or int(name[1:]) < 1
-            or not set(extras) <= {"cg", "seq"} or len(set(extras)) != len(extras)):
-        raise SystemExit(f"--variants: {spec!r} is not fN with optional +cg and +seq (N >= 1)")
-    return int(name[1:]), "cg" in extras, "seq" not in extras
+            or not set(extras) <= {"cg", "pipe"} or len(set(extras)) != len(extras)):
+        raise SystemExit(f"--variants: {spec!r} is not fN with optional +cg and +pipe (N >= 1)")
+    return int(name[1:]), "cg" in extras, "pipe" in extras
 
 
 def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: bool | None = None,
                prepare_ahead: bool | None = None) -> list[str]:
     frontends = args.frontends if frontends is None else frontends
     cuda_graphs = args.cuda_graphs if cuda_graphs is None else cuda_graphs
-    prepare_ahead = not args.no_prepare_ahead if prepare_ahead is None else prepare_ahead
+    prepare_ahead = args.prepare_ahead if prepare_ahead is None else prepare_ahead
     out = ["--server", server, "--device", args.device, "--dtype", args.dtype, "--max-batch", str(args.max_batch),
            "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(args.max_queue),
            "--max-queue-ms", str(args.max_queue_ms), "--max-text-tokens", str(args.text_tokens)]
@@ -97,7 +97,7 @@ def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: boo
         out.append("--compile")
     if server == "batched":
         out += ["--frontends", str(frontends)] + (["--cuda-graphs"] if cuda_graphs else [])
-        out += [] if prepare_ahead else ["--no-prepare-ahead"]
+        out += ["--prepare-ahead"] if prepare_ahead else []
     if args.gil_switch_ms:
         out += ["--set", f"serve.gil_switch_ms={args.gil_switch_ms}"]
     return out
@@ -161,12 +161,12 @@ def main(argv=None) -> int:
     parser.add_argument("--frontends", type=int, default=1, help="HTTP front-end processes of the main batched server")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="CUDA graphs for small batches in the main batched server")
-    parser.add_argument("--no-prepare-ahead", action="store_true",
-                        help="main batched server decodes and runs each batch in turn (no pipeline)")
+    parser.add_argument("--prepare-ahead", action="store_true",
+                        help="main batched server decodes the next batch during the forward (two threads)")
     parser.add_argument("--max-queue-ms", type=float, default=0.0,
                         help="servers' admission bound in expected wait (0: count bound only)")
     parser.add_argument("--variants", default="",
-                        help="extra batched servers: comma list of fN, optionally +cg and/or +seq")
+                        help="extra batched servers: comma list of fN, optionally +cg and/or +pipe")
     parser.add_argument("--variant-concurrency", default="1,256", help="closed-loop levels for each variant")
     parser.add_argument("--concurrency", default="1,2,4,8,16,32,64,128,256")
     parser.add_argument("--naive-concurrency", default="1,16,256")
@@ -270,7 +270,7 @@ def variant_ratios(results: dict, naive_levels) -> list[dict]:
         return next((r for r in rows if r["mode"] == "closed" and r["concurrency"] == c), None)
 
     main = f"f{results['args']['frontends']}" + ("+cg" if results["args"]["cuda_graphs"] else "")
-    main += "+seq" if results["args"].get("no_prepare_ahead") else ""
+    main += "+pipe" if results["args"].get("prepare_ahead") else ""
     servers = [(f"batched {main}", results["batched"])] + list(results.get("variants", {}).items())
     lines = []
     for name, res in servers:

@@ -23,10 +23,10 @@ def test_flags_reach_the_config():
 
 
 def test_admission_and_pipeline_flags_reach_the_config():
-    cfg = build_config(parse(["--preset", "tiny", "--max-queue-ms", "80", "--no-prepare-ahead"]))
-    assert (cfg.max_queue_ms, cfg.prepare_ahead) == (80.0, False)
+    cfg = build_config(parse(["--preset", "tiny", "--max-queue-ms", "80", "--prepare-ahead"]))
+    assert (cfg.max_queue_ms, cfg.prepare_ahead) == (80.0, True)
     default = build_config(parse(["--preset", "tiny"]))
-    assert (default.max_queue_ms, default.prepare_ahead) == (0.0, True)
+    assert (default.max_queue_ms, default.prepare_ahead) == (0.0, False)
 
 
 @pytest.mark.parametrize("argv, field", [(["--frontends", "0"], "serve.frontends"),

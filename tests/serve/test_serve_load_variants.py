@@ -12,9 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 def test_parse_variant():
     import serve_load
 
-    assert serve_load.parse_variant("f4") == (4, False, True)
-    assert serve_load.parse_variant("f1+cg") == (1, True, True)
-    assert serve_load.parse_variant("f4+cg+seq") == (4, True, False)
+    assert serve_load.parse_variant("f4") == (4, False, False)
+    assert serve_load.parse_variant("f1+cg") == (1, True, False)
+    assert serve_load.parse_variant("f4+cg+pipe") == (4, True, True)
     for bad in ("4", "f0", "fx", "f2+graphs", "f2+cg+cg"):
         with pytest.raises(SystemExit, match="--variants"):
             serve_load.parse_variant(bad)

@@ -30,9 +30,9 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queue-ms", type=float,
                         help="also answer 503 when the requests ahead would take longer than this to serve "
                              "at the measured rate: bounds admitted latency under overload (default 0: off)")
-    parser.add_argument("--no-prepare-ahead", action="store_true", default=None,
-                        help="decode/tokenize and run the forward in turn on one thread (default: the next "
-                             "batch is prepared while the current one runs)")
+    parser.add_argument("--prepare-ahead", action="store_true", default=None,
+                        help="decode/tokenize the next batch on a second thread while the current one runs "
+                             "(default: one thread does both in turn)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="auto: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--image-decode", choices=["auto", "cpu", "cuda"], help="auto: batched nvjpeg on cuda")
@@ -71,8 +71,8 @@ def build_config(args):
         overrides.append("serve.compile=true")
     if getattr(args, "cuda_graphs", None):
         overrides.append("serve.cuda_graphs=true")
-    if getattr(args, "no_prepare_ahead", None):
-        overrides.append("serve.prepare_ahead=false")
+    if getattr(args, "prepare_ahead", None):
+        overrides.append("serve.prepare_ahead=true")
     preset = getattr(args, "preset", None)
     return load_config(ServeConfig, preset=preset, file=getattr(args, "config", None),
                        overrides=[fix_quotes(o) for o in overrides], section="serve")

@@ -10,8 +10,10 @@ that to serve at the recently measured rate, so what is admitted under overload 
 in bounded time (a count bound alone lets the wait grow to ``max_queue`` / rate).
 
 With ``stages=(prepare, execute)`` a batch's work runs as a two-stage pipeline on two threads:
-while the device runs batch N (``execute``), the next batch is decoded and tokenized
-(``prepare``). A single loop would leave the device idle for the whole decode of every batch.
+while the device runs batch N (``execute``), batch N+1 is decoded and tokenized (``prepare``);
+batch N+1 is taken off the queue when batch N starts, not earlier. It is off by default
+(``serve.prepare_ahead``): on one H100 with the ``base`` model the single loop served more
+(BENCHMARKS.md, serving), because the model process is bound by Python work, not the device.
 """
 
 from __future__ import annotations
@@ -65,7 +67,10 @@ class DynamicBatcher:
         if stages is None:
             self.threads = [threading.Thread(target=self.loop, name="mmscale-inference", daemon=True)]
         else:
-            self.handoff: queue.Queue = queue.Queue(maxsize=1)  # one batch prepared ahead, no more
+            self.handoff: queue.Queue = queue.Queue()
+            # The next batch is taken only once the executor has started the one before it: taken
+            # earlier, it would hold only what arrived during one prepare and then wait anyway.
+            self.may_take = threading.Semaphore(1)
             self.threads = [threading.Thread(target=self.prepare_loop, name="mmscale-prepare", daemon=True),
                             threading.Thread(target=self.execute_loop, name="mmscale-inference", daemon=True)]
 
@@ -143,7 +148,7 @@ class DynamicBatcher:
     def prepare_loop(self) -> None:
         """Pipeline stage 1: take a batch and prepare it while the previous one executes."""
         prepare = self.stages[0]
-        while (batch := self.take_batch()) is not None:
+        while self.may_take.acquire() and (batch := self.take_batch()) is not None:
             task = batch[0].item.task
             start_s = time.monotonic()
             try:
@@ -158,6 +163,7 @@ class DynamicBatcher:
         """Pipeline stage 2: run prepared batches on the device and answer them, in order."""
         execute = self.stages[1]
         while (handed := self.handoff.get()) is not None:
+            self.may_take.release()
             batch, prepared, failure, prepare_s = handed
             start_s = time.monotonic()
             if failure is None:

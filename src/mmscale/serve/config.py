@@ -30,9 +30,10 @@ class ServeConfig:
     max_queue_ms: float = 0.0
     """Bound on queueing in time: refuse (503) a request when the requests ahead of it would take
     longer than this to serve at the measured rate. 0: only the ``max_queue`` count bounds it."""
-    prepare_ahead: bool = True
+    prepare_ahead: bool = False
     """Decode and tokenize the next batch on a second thread (a side CUDA stream on GPU) while the
-    current batch runs its forward; off: one thread does both in turn."""
+    current batch runs its forward. Off (default): one thread does both in turn, which served more
+    requests/s on an H100 (see BENCHMARKS.md)."""
     retry_after_s: int = 1
     """Value of ``Retry-After`` on a 503 from a full queue."""
     max_body_bytes: int = 8 * 1024 * 1024
