@@ -153,3 +153,24 @@ def test_frontends_exit_when_the_model_process_dies():
     shutil.rmtree(workdir)  # the killed server could not remove its private directory
     assert len(gone) == 2 and not alive
     assert output.count("lost the model process") == 2, output
+
+
+def test_a_front_end_refuses_by_its_own_in_flight_count_and_expected_wait():
+    import pytest
+
+    from mmscale.serve.batcher import QueueFull
+    from mmscale.serve.frontend import RemoteRunner
+
+    runner = RemoteRunner("unused", max_inflight=50, max_wait_ms=100)
+    runner.pending = {rid: None for rid in range(10)}
+    runner.admit()  # no replies seen yet: only the count bounds it
+    now = time.monotonic()
+    runner.replied_s.extend(now - k / 200 for k in range(199, -1, -1))  # 200 replies in the last second
+    runner.admit()  # 10 ahead at 200/s = 50 ms
+    runner.pending = {rid: None for rid in range(30)}
+    with pytest.raises(QueueFull, match="max_queue_ms=100"):
+        runner.admit()  # 30 ahead at 200/s = 150 ms
+    runner.replied_s.clear()
+    runner.pending = {rid: None for rid in range(50)}
+    with pytest.raises(QueueFull, match="max_queue=50"):
+        runner.admit()

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import itertools
 import json
 import logging
 import signal
 import sys
+import time
 
 from mmscale.serve.app import Server, settle_process
 from mmscale.serve.batcher import QueueFull
@@ -28,6 +30,7 @@ from mmscale.serve.wire import HEADER, WireError, frame, payload_size, request_m
 log = logging.getLogger(__name__)
 
 STREAM_LIMIT_BYTES = 1 << 20
+RATE_WINDOW_S = 1.0  # replies counted over this long for the front end's own served rate
 
 
 class ModelUnavailable(RequestError):
@@ -37,10 +40,22 @@ class ModelUnavailable(RequestError):
 
 
 class RemoteRunner:
-    """Stands in for the batcher: ``submit(item)`` returns an asyncio future of the model's reply."""
+    """Stands in for the batcher: ``submit(item)`` returns an asyncio future of the model's reply.
 
-    def __init__(self, ipc_path: str, tokenizer=None, on_lost=None):
+    It also bounds what this front end has in flight, because the model process can only refuse a
+    request once it has read it: under overload, frames queue in the socket and in this process's
+    write buffer before the model's admission sees them (measured on H100: refusals 16 s late).
+    The bound is ``max_queue`` requests in flight from this front end (so the frames in transit stay
+    bounded; the model process applies the global count) and, with ``max_queue_ms``, the wait its
+    in-flight requests imply at the rate its replies come back, which covers every queue between
+    here and the answer.
+    """
+
+    def __init__(self, ipc_path: str, tokenizer=None, on_lost=None, max_inflight: int = 0,
+                 max_wait_ms: float = 0.0):
         self.ipc_path, self.tokenizer, self.on_lost = ipc_path, tokenizer, on_lost
+        self.max_inflight, self.max_wait_s = max_inflight, max_wait_ms / 1000.0  # 0: unbounded
+        self.replied_s: collections.deque[float] = collections.deque()  # reply times, last RATE_WINDOW_S
         self.pending: dict[int, asyncio.Future] = {}
         self.rids = itertools.count()
         self.writer: asyncio.StreamWriter | None = None
@@ -71,6 +86,8 @@ class RemoteRunner:
         try:
             while True:
                 message = await self.read_message(reader)
+                if message[0] in ("ok", "err"):
+                    self.replied_s.append(time.monotonic())
                 future = self.pending.pop(message[1], None)
                 if future is not None and not future.done():
                     settle(future, message)
@@ -106,6 +123,24 @@ class RemoteRunner:
         lengths = mask.sum(1).tolist()
         item.token_ids = [row[:n] for row, n in zip(ids.tolist(), lengths)]
         return item
+
+    def replies_per_s(self) -> float:
+        """Model replies per second over the last ``RATE_WINDOW_S`` (0 when none came)."""
+        now = time.monotonic()
+        while self.replied_s and self.replied_s[0] < now - RATE_WINDOW_S:
+            self.replied_s.popleft()
+        return len(self.replied_s) / RATE_WINDOW_S
+
+    def admit(self) -> None:
+        """Refuse (``QueueFull``) when this front end already has its share in flight, or when what it
+        has in flight would take longer than ``max_wait_ms`` to come back at the current reply rate."""
+        if self.max_inflight and self.depth >= self.max_inflight:
+            raise QueueFull(f"queue full ({self.depth} requests in flight from this front end, "
+                            f"max_queue={self.max_inflight})")
+        rate = self.replies_per_s() if self.max_wait_s else 0.0
+        if rate and self.depth / rate > self.max_wait_s:
+            raise QueueFull(f"queue full: {self.depth} requests ahead would take {1000 * self.depth / rate:.0f} ms, "
+                            f"more than max_queue_ms={1000 * self.max_wait_s:g}")
 
     def submit(self, item: Item) -> asyncio.Future:
         item = self.tokenize(item)
@@ -150,6 +185,9 @@ class FrontendServer(Server):
         self.multiproc_dir = multiproc_dir
         self.ready = False
         self.expected_auth = f"Bearer {cfg.token}".encode() if cfg.token else None
+
+    def admit(self) -> None:
+        self.runner.admit()  # this front end's share; the model process applies the global bound
 
     async def start(self) -> None:
         await self.runner.connect()
@@ -196,7 +234,8 @@ def main(argv=None) -> int:
     from mmscale.serve.supervisor import CONFIG_ENV
 
     cfg = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
-    runner = RemoteRunner(args.ipc, load_tokenizer(cfg.tokenizer or None))
+    runner = RemoteRunner(args.ipc, load_tokenizer(cfg.tokenizer or None),
+                          max_inflight=cfg.max_queue, max_wait_ms=cfg.max_queue_ms)
     app = create_app(None, cfg, server=FrontendServer(cfg, runner, os.environ["PROMETHEUS_MULTIPROC_DIR"]))
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                             timeout_graceful_shutdown=int(cfg.drain_timeout_s), backlog=4096)
