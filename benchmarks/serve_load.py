@@ -142,13 +142,49 @@ def server_rss_gib(pid: int) -> float:
     return sum(proc.memory_info().rss for proc in server_processes(pid)) / 2**30
 
 
-def load_config(args, url: str, concurrencies, rates=(), window_s=None, max_windows=None):
+def load_config(args, url: str, concurrencies, rates=(), window_s=None, max_windows=None, payload_format="raw"):
     from mmscale.bench.load import LoadConfig
 
     return LoadConfig(url=url, concurrencies=list(concurrencies), rates=list(rates),
                       window_s=window_s or args.window_s, max_windows=max_windows or args.max_windows,
                       processes=args.processes, slo=args.slo, dataset=args.dataset,
-                      captions_per_request=args.captions, max_requests=args.max_requests)
+                      captions_per_request=args.captions, max_requests=args.max_requests,
+                      payload_format=payload_format)
+
+
+def litserve_command(args) -> list[str]:
+    """The LitServe peer (``benchmarks/litserve_peer.py``) with the main server's settings."""
+    import sys
+
+    cmd = [sys.executable, str(Path(__file__).with_name("litserve_peer.py")), "--device", args.device,
+           "--dtype", args.dtype, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
+           "--max-text-tokens", str(args.text_tokens), "--api-servers", str(args.frontends),
+           "--max-captions", str(args.max_captions or 16)]
+    cmd += ["--checkpoint", args.checkpoint] if args.checkpoint else ["--preset", args.preset]
+    cmd += ["--cuda-graphs"] if args.cuda_graphs else []
+    cmd += ["--cpu-threads", str(args.cpu_threads)] if args.cpu_threads else []
+    return cmd
+
+
+def json_peers(args, levels) -> dict:
+    """Our main server and the LitServe peer, both fed JSON bodies (base64 image), same levels."""
+    from mmscale.bench.load import bench_load
+    from mmscale.bench.load_spawn import SpawnedServer
+
+    ours = f"f{args.frontends}" + ("+cg" if args.cuda_graphs else "") + " json"
+    out, rows = {}, []
+    for name, spawn in ((ours, dict(serve_args=serve_args(args, "batched"))),
+                        ("litserve json", dict(serve_args=[], command=litserve_command(args), ready_path="/health"))):
+        with SpawnedServer(**spawn) as spawned:
+            cpu0, wall0 = server_cpu_s(spawned.proc.pid), time.monotonic()
+            result = bench_load(load_config(args, spawned.url, levels, payload_format="json"), server=name)
+            cpu_pct = 100 * (server_cpu_s(spawned.proc.pid) - cpu0) / (time.monotonic() - wall0)
+            side = server_side(spawned.url) if spawned.command is None else {
+                "mean_batch": float("nan"), "mean_batch_ms": float("nan"), "mean_prepare_ms": float("nan")}
+            out[name] = {**result.as_dict(), "server_rss_gib": server_rss_gib(spawned.proc.pid),
+                         "server_cpu_pct": cpu_pct, **side}
+            rows += result.rows
+    return out, rows
 
 
 def main(argv=None) -> int:
@@ -168,6 +204,10 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", default="",
                         help="extra batched servers: comma list of fN, optionally +cg and/or +pipe")
     parser.add_argument("--variant-concurrency", default="1,256", help="closed-loop levels for each variant")
+    parser.add_argument("--litserve", action="store_true",
+                        help="also run the LitServe peer (benchmarks/litserve_peer.py, our model behind "
+                             "LitServe's batching) and our main server, both with JSON bodies, at "
+                             "--variant-concurrency")
     parser.add_argument("--concurrency", default="1,2,4,8,16,32,64,128,256")
     parser.add_argument("--naive-concurrency", default="1,16,256")
     parser.add_argument("--max-batch", type=int, default=256)
@@ -245,6 +285,11 @@ def main(argv=None) -> int:
                 **server_side(spawned.url)}
             rows += result.rows
         (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
+    if args.litserve:
+        peers, peer_rows = json_peers(args, variant_levels)
+        results.setdefault("variants", {}).update(peers)
+        rows += peer_rows
+        (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
 
     summary = ratios(results, levels, naive_levels)
     results["summary"] = summary
@@ -254,7 +299,7 @@ def main(argv=None) -> int:
     variant_warnings = [w for v in results.get("variants", {}).values() for w in v["warnings"]]
     for warning in results["batched"]["warnings"] + results["naive"]["warnings"] + variant_warnings:
         print(f"warning: {warning}")
-    if variants:
+    if variants or args.litserve:
         print()
         print(format_variants(variant_lines))
     print()

@@ -1,7 +1,12 @@
 """A short ``bench load --spawn`` run against the real tiny-model server reports sane figures."""
 
+import base64
 import json
 import math
+
+import pytest
+
+from mmscale.errors import DataError
 
 from mmscale.bench.load_payload import build_payloads
 from mmscale.bench.load_pool import split_evenly, window_jobs
@@ -58,6 +63,12 @@ def test_payloads_from_a_dataset_directory(tmp_path):
     assert "caption=a+red+square+number+0" in payloads[0].path and payloads[0].path.count("caption=") == 2
     text = build_payloads("embed_text", n=2, captions_per_request=3)
     assert json.loads(text[0].body)["texts"] and text[0].content_type == "application/json"
+    as_json = build_payloads("match", n=5, captions_per_request=2, dataset=str(tmp_path), form="json")
+    body = json.loads(as_json[0].body)
+    assert as_json[0].path == "/v1/match" and as_json[0].content_type == "application/json"
+    assert base64.b64decode(body["image_b64"]) == payloads[0].body and len(body["captions"]) == 2
+    with pytest.raises(DataError, match="payload_format"):
+        build_payloads("match", n=1, form="xml")
 
 
 def test_load_is_split_over_processes():

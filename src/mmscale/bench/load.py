@@ -62,6 +62,8 @@ class LoadConfig:
     dataset: str | None = None
     """Dataset directory or manifest for real JPEGs and captions (default: generated)."""
     payloads: int = 64
+    payload_format: str = "raw"
+    """``raw`` (the image as the body, captions in the query) or ``json`` (base64 image in a JSON body)."""
     captions_per_request: int = 4
     seed: int = 0
     energy: bool = True
@@ -204,7 +206,8 @@ class LoadRunner:
 def bench_load(cfg: LoadConfig, server: str = "server", progress: bool = True) -> LoadResult:
     """Sweep closed-loop concurrency and open-loop rates against ``cfg.url``; optionally search capacity."""
     cfg.validate()
-    payloads = build_payloads(cfg.endpoint, cfg.payloads, cfg.captions_per_request, cfg.dataset, cfg.seed)
+    payloads = build_payloads(cfg.endpoint, cfg.payloads, cfg.captions_per_request, cfg.dataset, cfg.seed,
+                              cfg.payload_format)
     levels = [("closed", float(c)) for c in cfg.concurrencies] + [("open", float(r)) for r in cfg.rates]
     rows: list[LoadRow] = []
     search = None

@@ -5,6 +5,7 @@ Payloads are built once, before any timing, and shipped to every client process.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import random
@@ -16,6 +17,7 @@ from mmscale.errors import DataError
 WORDS = ("a red cube on a blue floor two green spheres near a small yellow cone a large white "
          "cylinder beside three purple rings under bright light in a dark room").split()
 ENDPOINTS = ("match", "embed_image", "embed_text")
+FORMATS = ("raw", "json")  # image as the body (captions in the query) or JSON with the image in base64
 
 
 def random_caption(rng: random.Random) -> str:
@@ -57,10 +59,14 @@ def dataset_samples(dataset: str, n: int, split: str = "val") -> list[tuple[byte
 
 
 def build_payloads(endpoint: str = "match", n: int = 64, captions_per_request: int = 4,
-                   dataset: str | None = None, seed: int = 0) -> list[Payload]:
-    """``n`` distinct requests for ``endpoint``; images and captions from ``dataset`` when given."""
+                   dataset: str | None = None, seed: int = 0, form: str = "raw") -> list[Payload]:
+    """``n`` distinct requests for ``endpoint``; images and captions from ``dataset`` when given.
+    ``form="json"`` sends match and embed-image requests as ``{"image_b64": ..., "captions": [...]}``
+    (the form servers that only read JSON, such as LitServe's, take)."""
     if endpoint not in ENDPOINTS:
         raise DataError("endpoint", f"must be one of {', '.join(ENDPOINTS)}, got {endpoint!r}")
+    if form not in FORMATS:
+        raise DataError("payload_format", f"must be one of {', '.join(FORMATS)}, got {form!r}")
     rng = random.Random(seed)
     if dataset:
         samples = dataset_samples(dataset, n)
@@ -72,7 +78,11 @@ def build_payloads(endpoint: str = "match", n: int = 64, captions_per_request: i
         image, caption = samples[k % len(samples)]
         # the true caption plus distractors from other samples: what a retrieval re-ranker sends
         chosen = [caption] + [rng.choice(captions) for _ in range(captions_per_request - 1)]
-        if endpoint == "match":
+        if endpoint in ("match", "embed_image") and form == "json":
+            body = {"image_b64": base64.b64encode(image).decode(), "captions": chosen if endpoint == "match" else []}
+            path = "/v1/match" if endpoint == "match" else "/v1/embed/image"
+            payloads.append(Payload(path, json.dumps(body).encode(), "application/json"))
+        elif endpoint == "match":
             payloads.append(Payload("/v1/match?" + urlencode([("caption", c) for c in chosen]), image, "image/jpeg"))
         elif endpoint == "embed_image":
             payloads.append(Payload("/v1/embed/image", image, "image/jpeg"))
