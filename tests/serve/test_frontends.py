@@ -165,12 +165,25 @@ def test_a_front_end_refuses_by_its_own_in_flight_count_and_expected_wait():
     runner.pending = {rid: None for rid in range(10)}
     runner.admit()  # no replies seen yet: only the count bounds it
     now = time.monotonic()
-    runner.replied_s.extend(now - k / 200 for k in range(199, -1, -1))  # 200 replies in the last second
+    runner.replies.extend((now - k / 200, 1 / 200) for k in range(199, -1, -1))  # busy, 200 replies/s
     runner.admit()  # 10 ahead at 200/s = 50 ms
     runner.pending = {rid: None for rid in range(30)}
     with pytest.raises(QueueFull, match="max_queue_ms=100"):
         runner.admit()  # 30 ahead at 200/s = 150 ms
-    runner.replied_s.clear()
+    runner.replies.clear()
     runner.pending = {rid: None for rid in range(50)}
     with pytest.raises(QueueFull, match="max_queue=50"):
         runner.admit()
+
+
+def test_a_front_end_under_light_load_counts_only_busy_time_in_its_rate():
+    from mmscale.serve.frontend import RemoteRunner
+
+    runner = RemoteRunner("unused", max_inflight=50, max_wait_ms=100)
+    start = time.monotonic() - 0.9
+    for k in range(3):  # three requests 0.3 s apart, each answered in 10 ms: idle 97% of the time
+        runner.busy_from = start + 0.3 * k
+        runner.count_reply(start + 0.3 * k + 0.010)
+    assert 90 < runner.replies_per_s() < 110  # 100/s of service, not 3/s of traffic
+    runner.pending = {rid: None for rid in range(3)}
+    runner.admit()  # 3 ahead at 100/s = 30 ms: admitted (a traffic-based rate would say 1 s)

@@ -47,15 +47,18 @@ class RemoteRunner:
     write buffer before the model's admission sees them (measured on H100: refusals 16 s late).
     The bound is ``max_queue`` requests in flight from this front end (so the frames in transit stay
     bounded; the model process applies the global count) and, with ``max_queue_ms``, the wait its
-    in-flight requests imply at the rate its replies come back, which covers every queue between
-    here and the answer.
+    in-flight requests imply at the rate its replies come back while it has requests out (busy
+    time only: under light load replies are few because requests are, not because the server is
+    slow), which covers every queue between here and the answer.
     """
 
     def __init__(self, ipc_path: str, tokenizer=None, on_lost=None, max_inflight: int = 0,
                  max_wait_ms: float = 0.0):
         self.ipc_path, self.tokenizer, self.on_lost = ipc_path, tokenizer, on_lost
         self.max_inflight, self.max_wait_s = max_inflight, max_wait_ms / 1000.0  # 0: unbounded
-        self.replied_s: collections.deque[float] = collections.deque()  # reply times, last RATE_WINDOW_S
+        # (reply time, busy seconds since the previous reply) over the last RATE_WINDOW_S
+        self.replies: collections.deque[tuple[float, float]] = collections.deque()
+        self.busy_from = 0.0  # start of the current stretch with requests in flight
         self.pending: dict[int, asyncio.Future] = {}
         self.rids = itertools.count()
         self.writer: asyncio.StreamWriter | None = None
@@ -86,9 +89,9 @@ class RemoteRunner:
         try:
             while True:
                 message = await self.read_message(reader)
-                if message[0] in ("ok", "err"):
-                    self.replied_s.append(time.monotonic())
                 future = self.pending.pop(message[1], None)
+                if message[0] in ("ok", "err"):
+                    self.count_reply(time.monotonic())
                 if future is not None and not future.done():
                     settle(future, message)
         except asyncio.IncompleteReadError:
@@ -111,6 +114,8 @@ class RemoteRunner:
             raise ModelUnavailable(self.lost or "not connected")
         rid = next(self.rids)
         future = asyncio.get_running_loop().create_future()
+        if not self.pending:
+            self.busy_from = time.monotonic()  # idle until now: that time is not service time
         self.pending[rid] = future
         self.writer.write(frame(make_message(rid)))
         return future
@@ -124,12 +129,19 @@ class RemoteRunner:
         item.token_ids = [row[:n] for row, n in zip(ids.tolist(), lengths)]
         return item
 
+    def count_reply(self, now: float) -> None:
+        """One reply came: record it with the busy time since the one before (or since this front
+        end last went from idle to busy, whichever is later)."""
+        self.replies.append((now, now - self.busy_from))
+        self.busy_from = now
+
     def replies_per_s(self) -> float:
-        """Model replies per second over the last ``RATE_WINDOW_S`` (0 when none came)."""
+        """Replies per second of busy time over the last ``RATE_WINDOW_S`` (0 when none came)."""
         now = time.monotonic()
-        while self.replied_s and self.replied_s[0] < now - RATE_WINDOW_S:
-            self.replied_s.popleft()
-        return len(self.replied_s) / RATE_WINDOW_S
+        while self.replies and self.replies[0][0] < now - RATE_WINDOW_S:
+            self.replies.popleft()
+        busy_s = sum(gap for _, gap in self.replies)
+        return len(self.replies) / busy_s if busy_s > 0 else 0.0
 
     def admit(self) -> None:
         """Refuse (``QueueFull``) when this front end already has its share in flight, or when what it
