@@ -19,3 +19,10 @@ def test_frontends_and_cuda_graphs_reach_the_spawned_server():
 def test_unset_options_are_not_forwarded():
     out = bench_load.spawn_args(parse(["load", "--spawn"]))
     assert "--frontends" not in out and "--cuda-graphs" not in out and out[-2:] == ["--preset", "tiny"]
+
+
+def test_admission_and_prepare_ahead_reach_the_spawned_server():
+    out = bench_load.spawn_args(parse(["load", "--spawn", "--max-queue-ms", "120", "--prepare-ahead"]))
+    assert out[out.index("--max-queue-ms") + 1] == "120.0" and "--prepare-ahead" in out
+    plain = bench_load.spawn_args(parse(["load", "--spawn"]))
+    assert "--max-queue-ms" not in plain and "--prepare-ahead" not in plain
