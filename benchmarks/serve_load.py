@@ -166,8 +166,9 @@ def litserve_command(args) -> list[str]:
     return cmd
 
 
-def json_peers(args, levels) -> dict:
-    """Our main server and the LitServe peer, both fed JSON bodies (base64 image), same levels."""
+def json_peers(args, levels) -> tuple[dict, list]:
+    """Our main server and the LitServe peer, both fed JSON bodies (base64 image), same levels:
+    their results by name, and their table rows."""
     from mmscale.bench.load import bench_load
     from mmscale.bench.load_spawn import SpawnedServer
 

@@ -42,6 +42,24 @@ def test_match_scores_equal_the_unbatched_predictor(tiny_server, tiny_predictor)
     assert sizes._sum.get() >= 6  # every request went through a batch
 
 
+def test_prepare_ahead_server_scores_like_the_unbatched_predictor(tiny_predictor):
+    """The real predictor's two stages run on two threads (``prepare_ahead``) and answer the same."""
+    from mmscale.serve.requests import Item
+
+    cfg = ServeConfig(device="cpu", max_batch=4, max_wait_ms=20, prepare_ahead=True)
+    jobs = [(jpeg(80, 60, seed=k), [f"caption {j}" for j in range(1 + k % 2)]) for k in range(8)]
+    with live_server(tiny_predictor, cfg) as (url, app), httpx.Client(timeout=30) as client, \
+            concurrent.futures.ThreadPoolExecutor(8) as pool:
+        assert app.state.server.runner.stages is not None  # the pipeline is what answered
+        responses = list(pool.map(lambda job: post_match(client, url, *job), jobs))
+        prepared = app.state.server.metrics.prepare.labels("match")._sum.get()
+    for (image, captions), resp in zip(jobs, responses):
+        assert resp.status_code == 200, resp.text
+        (alone,) = tiny_predictor.predict("match", [Item("match", image, captions)])
+        assert resp.json()["itm_prob"] == pytest.approx(alone.itm_prob, abs=1e-4)
+    assert prepared > 0  # prepare time was measured apart from the forward
+
+
 def test_embed_endpoints(tiny_server):
     url, _ = tiny_server
     with httpx.Client(timeout=30) as client:

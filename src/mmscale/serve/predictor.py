@@ -233,13 +233,14 @@ class ModelPredictor:
     # --- tasks: prepare (decode, tokenize, copy) then execute (forward) ------------------------
     @torch.inference_mode()
     def predict(self, task: str, items: list[Item]) -> list[Output | RequestError]:
-        """Both stages in turn, on the calling thread."""
-        return self.execute(self.prepare(task, items))
+        """Both stages in turn, on the calling thread and its stream (nothing to overlap with)."""
+        return self.execute(self.prepare_inputs(task, items))
 
     @torch.inference_mode()
     def prepare(self, task: str, items: list[Item]) -> PreparedBatch:
-        """Decode, tokenize and copy a batch's inputs to the device. On CUDA this runs on a side
-        stream and records an event, so it overlaps the forward of the batch before it."""
+        """Pipeline stage 1 (``prepare_ahead``): decode, tokenize and copy a batch's inputs to the
+        device. On CUDA this runs on a side stream and records an event, so it overlaps the forward
+        of the batch before it."""
         with self.side_stream():
             prepared = self.prepare_inputs(task, items)
             if self.prepare_stream is not None:
