@@ -150,15 +150,18 @@ def test_max_queue_ms_refuses_what_would_wait_too_long_and_serves_the_rest():
     fake = FakePredictor(delay_s=0.05)  # one request per batch: 20 requests/s once measured
     batcher = DynamicBatcher(fake.predict, max_batch=1, max_wait_ms=0, max_queue=1000, max_queue_ms=200).start()
     batcher.submit(items(1)[0]).result(5)  # measures the rate
-    assert 10 < batcher.served_per_s < 25
+    rate = batcher.served_per_s
+    assert 2 < rate <= 20.5  # at most 1 / 50 ms; less on a busy machine
     admitted, refused = [], []
     for it in items(30):
         try:
             admitted.append(batcher.submit(it))
         except QueueFull as exc:
             refused.append(str(exc))
-    # ~200 ms of work at 20/s is about 4 requests ahead; the rest are refused at once, by time
-    assert 3 <= len(admitted) <= 8 and len(refused) == 30 - len(admitted)
+    # admitted while depth / rate <= 200 ms: about 0.2 * rate + 1 requests (+1 if one was answered
+    # meanwhile); the rest are refused at once, by time
+    expected = int(0.2 * rate) + 1
+    assert expected <= len(admitted) <= expected + 2 and len(refused) == 30 - len(admitted)
     assert "max_queue_ms=200" in refused[0]
     assert all(f.result(5).itm_prob for f in admitted)
     batcher.stop()
