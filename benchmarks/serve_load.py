@@ -71,16 +71,30 @@ def offline_throughput(args) -> dict:
     return out
 
 
-def parse_variant(spec: str) -> tuple[int, bool, bool]:
-    """``f4`` -> (4 front ends, no graphs, no prepare-ahead); ``f1+cg+pipe`` -> (1, graphs, ahead)."""
+def parse_variant(spec: str) -> tuple[int, int, bool]:
+    """``f4`` -> (4 front ends, no graphs, no prepare-ahead); ``f1+cg+pipe`` -> (1, 16, True).
+
+    The second value is the largest batch replayed from a CUDA graph (0: no graphs): ``+cg``
+    keeps the server's default (16), ``+cg64`` records graphs up to batch 64.
+    """
     name, *extras = spec.split("+")
+    graphs = [e for e in extras if e.startswith("cg")]
     if (not name.startswith("f") or not name[1:].isdigit() or int(name[1:]) < 1
-            or not set(extras) <= {"cg", "pipe"} or len(set(extras)) != len(extras)):
-        raise SystemExit(f"--variants: {spec!r} is not fN with optional +cg and +pipe (N >= 1)")
-    return int(name[1:]), "cg" in extras, "pipe" in extras
+            or not all(e == "pipe" or _graph_size(e) for e in extras) or len(graphs) > 1
+            or extras.count("pipe") > 1):
+        raise SystemExit(f"--variants: {spec!r} is not fN with optional +cg[M] and +pipe (N, M >= 1)")
+    return int(name[1:]), _graph_size(graphs[0]) if graphs else 0, "pipe" in extras
 
 
-def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: bool | None = None,
+def _graph_size(extra: str) -> int:
+    """``cg`` -> 16 (the server's default), ``cg64`` -> 64, anything else -> 0."""
+    if extra == "cg":
+        return 16
+    digits = extra[2:]
+    return int(digits) if extra.startswith("cg") and digits.isdigit() and int(digits) >= 1 else 0
+
+
+def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: bool | int | None = None,
                prepare_ahead: bool | None = None) -> list[str]:
     frontends = args.frontends if frontends is None else frontends
     cuda_graphs = args.cuda_graphs if cuda_graphs is None else cuda_graphs
@@ -97,6 +111,8 @@ def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: boo
         out.append("--compile")
     if server == "batched":
         out += ["--frontends", str(frontends)] + (["--cuda-graphs"] if cuda_graphs else [])
+        if cuda_graphs and not isinstance(cuda_graphs, bool):  # a variant's +cgM
+            out += ["--cuda-graph-max-batch", str(cuda_graphs)]
         out += ["--prepare-ahead"] if prepare_ahead else []
     if args.gil_switch_ms:
         out += ["--set", f"serve.gil_switch_ms={args.gil_switch_ms}"]
@@ -116,10 +132,21 @@ def server_side(url: str) -> dict:
         match = re.search(rf'^{name}{{task="match"}} ([\d.e+-]+)$', text, re.M)
         return float(match.group(1)) if match else 0.0
 
+    def above(name: str, label: str, le: str) -> float:
+        """Observations of histogram ``name`` over the bucket bound ``le`` (cumulative buckets;
+        the exposition's label order varies, so both orders are accepted)."""
+        total = re.search(rf'^{name}_count{{{label}}} ([\d.e+-]+)$', text, re.M)
+        bound = f'le="{le}"'
+        within = re.search(rf'^{name}_bucket{{(?:{label},{bound}|{bound},{label})}} ([\d.e+-]+)$', text, re.M)
+        return float(total.group(1)) - float(within.group(1)) if total and within else float("nan")
+
     batches = value("mmscale_batch_size_count")
     return {"batches": batches, "mean_batch": value("mmscale_batch_size_sum") / max(batches, 1),
             "mean_batch_ms": 1000 * value("mmscale_batch_forward_seconds_sum") / max(batches, 1),
-            "mean_prepare_ms": 1000 * value("mmscale_batch_prepare_seconds_sum") / max(batches, 1)}
+            "mean_prepare_ms": 1000 * value("mmscale_batch_prepare_seconds_sum") / max(batches, 1),
+            # where a latency tail comes from: forwards, or requests timed inside the server
+            "forwards_over_100ms": above("mmscale_batch_forward_seconds", 'task="match"', "0.1"),
+            "match_requests_over_250ms": above("mmscale_request_latency_seconds", 'endpoint="/v1/match"', "0.25")}
 
 
 def server_processes(pid: int) -> list:
@@ -371,13 +398,15 @@ def ratios(results: dict, levels, naive_levels) -> dict:
     def row(server, c):
         return next((r for r in results[server]["rows"] if r["mode"] == "closed" and r["concurrency"] == c), None)
 
-    top = max(set(levels) & set(naive_levels))
-    ours, naive, one = row("batched", top), row("naive", top), row("batched", min(levels))
+    common = set(levels) & set(naive_levels)  # compare at the highest level both ran, else each at its top
+    top, naive_top = (max(common), max(common)) if common else (max(levels), max(naive_levels))
+    ours, naive, one = row("batched", top), row("naive", naive_top), row("batched", min(levels))
+    ratio_key = f"ours / naive at c={top}" if top == naive_top else f"ours at c={top} / naive at c={naive_top}"
     out = {
         f"ours req/s at c={top}": ours["throughput_per_s"],
         f"ours p99 ms at c={top}": ours["p99_ms"],
-        f"naive req/s at c={top}": naive["throughput_per_s"],
-        f"ours / naive at c={top}": ours["throughput_per_s"] / max(naive["throughput_per_s"], 1e-9),
+        f"naive req/s at c={naive_top}": naive["throughput_per_s"],
+        ratio_key: ours["throughput_per_s"] / max(naive["throughput_per_s"], 1e-9),
         "best ours req/s / offline samples/s": max(r["throughput_per_s"] for r in results["batched"]["rows"])
         / results["offline"]["samples_per_s"],
         f"ours p50 ms at c={min(levels)}": one["p50_ms"],

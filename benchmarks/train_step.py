@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VARIANTS = ("reference_fp32", "reference_bf16", "reference_bf16_compile", "ours", "hf_blip_itm")
+EXTRA_VARIANTS = ("ours_fp8",)  # run only when named in --variants
 
 
 @dataclass
@@ -49,6 +50,8 @@ class StepRow:
     mfu: float | None = None
     peak_gpu_gib: float = 0.0
     compile_s: float = 0.0  # warmup time (includes torch.compile's compilation)
+    fp8_linears: int = 0  # linears running FP8 matmuls (--fp8)
+    attention: str = "auto"  # SDPA backend pinned with --attention
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Settings:
     compile: bool
     fused_adamw: bool
     tf32: bool
+    fp8: bool = False
 
 
 SETTINGS = {
@@ -66,6 +70,7 @@ SETTINGS = {
     "reference_bf16": Settings("reference_bf16", "reference", "bf16", False, False, False),
     "reference_bf16_compile": Settings("reference_bf16_compile", "reference", "bf16", True, False, False),
     "ours": Settings("ours", "fused", "bf16", True, True, True),
+    "ours_fp8": Settings("ours_fp8", "fused", "bf16", True, True, True, fp8=True),
 }
 
 
@@ -75,7 +80,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch", type=int, default=128, help="samples per step, every row")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per row")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps per row (compilation happens here)")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated, from " + ",".join(VARIANTS + EXTRA_VARIANTS))
     parser.add_argument("--device", default="auto", help="auto | cuda | cpu")
     parser.add_argument("--peak-tflops", type=float, default=0.0, help="peak for MFU (default: GPU table)")
     parser.add_argument("--smoke", action="store_true",
@@ -84,6 +90,12 @@ def parse_args(argv=None):
                         help="torch.compile mode for the compiled rows (e.g. max-autotune-no-cudagraphs)")
     parser.add_argument("--no-compile", action="store_true",
                         help="run the compile rows without torch.compile (their status says so)")
+    parser.add_argument("--fp8", default="tensorwise", choices=["tensorwise", "rowwise"],
+                        help="torchao float8 recipe of the ours_fp8 row")
+    parser.add_argument("--fp8-layers", default="auto", choices=["auto", "all"],
+                        help="ours_fp8: torchao's filter of the linears that pay, or every one that fits")
+    parser.add_argument("--attention", default="auto", choices=["auto", "flash", "cudnn", "efficient"],
+                        help="pin every row's SDPA to one backend (auto: torch picks)")
     parser.add_argument("--out", default=None, help="directory for train_step.json")
     parser.add_argument("overrides", nargs="*", help="model overrides, e.g. model.fusion_layers=2")
     args = parser.parse_args(argv)
@@ -159,6 +171,10 @@ def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
         torch.backends.cudnn.allow_tf32 = settings.tf32
     torch.manual_seed(0)
     model = MultimodalModel(cfg).to(device)
+    if settings.fp8:
+        from mmscale.train.fp8 import convert_linears_to_fp8
+
+        row.fp8_linears = len(convert_linears_to_fp8(model, args.fp8, args.fp8_layers))
     optimizer = build_optimizer(model, 1e-4, 0.05, fused=settings.fused_adamw and device.type == "cuda")
     precision = Precision.resolve(settings.precision, device)
     pixels, ids, mask = synthetic_batch(cfg, args.batch, device)
@@ -239,6 +255,19 @@ def _free(device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def attention_backend(choice: str):
+    """Pin SDPA to one kernel for every row (``auto``: leave torch's choice)."""
+    import contextlib
+
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    if choice == "auto":
+        return contextlib.nullcontext()
+    backend = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+               "efficient": SDPBackend.EFFICIENT_ATTENTION}[choice]
+    return sdpa_kernel([backend])
+
+
 def run_variant(name: str, args, device, peak) -> StepRow:
     import torch
 
@@ -284,10 +313,13 @@ def main(argv=None) -> dict:
     device = resolve_device(args.device)
     peak = peak_tflops(device, args.peak_tflops)
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(names) - set(VARIANTS))
+    unknown = sorted(set(names) - set(VARIANTS + EXTRA_VARIANTS))
     if unknown:
-        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
-    rows = [run_variant(name, args, device, peak) for name in names]
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS + EXTRA_VARIANTS)}")
+    with attention_backend(args.attention):
+        rows = [run_variant(name, args, device, peak) for name in names]
+    for row in rows:
+        row.attention = args.attention
     ratio = ratios(rows)
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     result = {"device": gpu, "torch": torch.__version__, "preset": args.preset, "batch": args.batch,

@@ -63,3 +63,20 @@ def test_minilm_loads_pretrained_weights_offline():
     # pretrained, not random: the word-embedding table has MiniLM's trained statistics
     weight = model.text_encoder.bert.embeddings.word_embeddings.weight
     assert abs(weight.std().item() - 0.02) > 0.005
+
+
+@pytest.mark.parametrize("layers", [0, 2])
+def test_itm_fuses_only_the_cls_query_and_gets_the_full_fusions_logits(layers):
+    """No attention among image tokens, so fusing query 0 alone equals row 0 of the full fusion."""
+    torch.manual_seed(0)
+    cfg = tiny_model_config(fusion="fused", fusion_layers=layers)
+    model = MultimodalModel(cfg).eval()
+    pixels, ids, mask = batch(cfg)
+    image_tokens, text_tokens = model.encode_image(pixels), model.encode_text(ids, mask)
+    full = model.itm_head(model.fuse(image_tokens, text_tokens, mask)[:, 0])
+    torch.testing.assert_close(model.itm_logits(image_tokens, text_tokens, mask), full, rtol=1e-5, atol=1e-6)
+    seen = []
+    hook = model.fusion.register_forward_hook(lambda mod, args, out: seen.append(args[0].shape[1]))
+    model.itm_logits(image_tokens, text_tokens, mask)
+    hook.remove()
+    assert seen == [1]  # one query fused, not all image tokens

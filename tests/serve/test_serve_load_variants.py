@@ -12,10 +12,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 def test_parse_variant():
     import serve_load
 
-    assert serve_load.parse_variant("f4") == (4, False, False)
-    assert serve_load.parse_variant("f1+cg") == (1, True, False)
-    assert serve_load.parse_variant("f4+cg+pipe") == (4, True, True)
-    for bad in ("4", "f0", "fx", "f2+graphs", "f2+cg+cg"):
+    assert serve_load.parse_variant("f4") == (4, 0, False)
+    assert serve_load.parse_variant("f1+cg") == (1, 16, False)
+    assert serve_load.parse_variant("f4+cg+pipe") == (4, 16, True)
+    assert serve_load.parse_variant("f4+cg64") == (4, 64, False)
+    for bad in ("4", "f0", "fx", "f2+graphs", "f2+cg+cg", "f2+cg0", "f2+cg8+cg16", "f2+pipe+pipe"):
         with pytest.raises(SystemExit, match="--variants"):
             serve_load.parse_variant(bad)
 
@@ -44,3 +45,35 @@ def test_variant_ratios_compare_each_server_at_its_levels():
     assert lines["f2"]["over_naive"] is None  # naive never ran at c=128: no ratio rather than a wrong one
     table = serve_load.format_variants(list(lines.values()))
     assert "32.0x" in table and "80.0%" in table and table.count("\n") == 4
+
+
+def test_server_side_counts_the_tail_from_the_histograms(monkeypatch):
+    import io
+    import urllib.request
+
+    import serve_load
+
+    text = "\n".join([
+        'mmscale_batch_size_count{task="match"} 10.0', 'mmscale_batch_size_sum{task="match"} 40.0',
+        'mmscale_batch_forward_seconds_count{task="match"} 10.0',
+        'mmscale_batch_forward_seconds_sum{task="match"} 0.5',
+        'mmscale_batch_forward_seconds_bucket{le="0.1",task="match"} 9.0',  # the order it is rendered in
+        'mmscale_request_latency_seconds_count{endpoint="/v1/match"} 40.0',
+        'mmscale_request_latency_seconds_bucket{endpoint="/v1/match",le="0.25"} 37.0', ""])
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: io.BytesIO(text.encode()))
+    side = serve_load.server_side("http://x")
+    assert side["mean_batch"] == 4.0 and side["mean_batch_ms"] == 50.0
+    assert side["forwards_over_100ms"] == 1.0 and side["match_requests_over_250ms"] == 3.0
+
+
+def test_summary_ratios_when_the_naive_server_ran_other_levels():
+    import serve_load
+
+    server = {"server_cpu_pct": 100.0, "mean_batch": 10.0, "mean_batch_ms": 5.0}
+    results = {"batched": {**server, "rows": [row(256, 3000.0)]}, "naive": {**server, "rows": [row(1, 60.0)]},
+               "offline": {"samples_per_s": 6000.0}}
+    out = serve_load.ratios(results, levels=[256], naive_levels=[1])
+    assert out["ours at c=256 / naive at c=1"] == pytest.approx(50.0)
+    both = serve_load.ratios({**results, "naive": {**server, "rows": [row(1, 60.0), row(256, 30.0)]}},
+                             levels=[256], naive_levels=[1, 256])
+    assert both["ours / naive at c=256"] == pytest.approx(100.0)

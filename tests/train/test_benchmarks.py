@@ -22,3 +22,15 @@ def test_ratios_are_ours_over_each_row(load_benchmark):
             bench.StepRow("reference_fp32", 4, "cpu", samples_per_s=100.0),
             bench.StepRow("hf_blip_itm", 4, "cpu", status="oom")]
     assert bench.ratios(rows) == {"ours_over_reference_fp32": pytest.approx(3.0)}
+
+
+def test_train_step_fp8_row_converts_linears_and_runs(tmp_path, load_benchmark):
+    pytest.importorskip("torchao")
+    bench = load_benchmark("train_step")
+    result = bench.main(["--smoke", "--steps", "1", "--warmup", "0", "--variants", "ours,ours_fp8",
+                         "--fp8-layers", "all", "--attention", "flash"])
+    rows = {row["variant"]: row for row in result["rows"]}
+    assert rows["ours_fp8"]["status"].startswith("ok"), rows["ours_fp8"]["status"]
+    assert rows["ours_fp8"]["fp8_linears"] > 0 and rows["ours"]["fp8_linears"] == 0
+    assert {row["attention"] for row in result["rows"]} == {"flash"}
+    assert "ours_over_ours_fp8" in result["ratios"]

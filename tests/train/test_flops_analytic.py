@@ -39,10 +39,18 @@ def test_base_preset_matches_published_figures():
     assert vit / 1e9 == pytest.approx(35.16, rel=0.01)
     # BERT-base over 128 tokens: 12 x (24 n d^2 + 4 n^2 d) = 22.3 GFLOP
     assert (per["text_linear"] + per["text_attention"]) / 1e9 == pytest.approx(22.26, rel=0.005)
-    # three fusion pairs per sample of 1.23 GFLOP each
+    # ours fuses the [CLS] query only: per pair, text projection 2*128*768^2, K and V 2*128*1536*768,
+    # Q, image projection and output 2*768^2 each, attention 4*128*768 = 0.457 GFLOP, 3 pairs a sample
     fusion = per["fusion_projections"] + per["fusion_linear"] + per["fusion_attention"]
-    assert fusion / 3 / 1e9 == pytest.approx(1.23, rel=0.01)
-    assert step.per_sample / 1e9 == pytest.approx(183.2, rel=0.005)
+    assert fusion / 3 == 2 * 128 * 768**2 + 2 * 128 * 1536 * 768 + 3 * 2 * 768**2 + 4 * 128 * 768
+    assert step.per_sample / 1e9 == pytest.approx(176.3, rel=0.005)
+    # the reference fuses all 197 image tokens: 1.23 GFLOP per pair
+    reference = train_step_flops(load_config(ModelConfig, preset="base", section="model",
+                                             overrides=["model.fusion=reference"]), batch=128)
+    per_ref = {k: v.forward / 128 for k, v in reference.parts.items()}
+    fusion_ref = per_ref["fusion_projections"] + per_ref["fusion_linear"] + per_ref["fusion_attention"]
+    assert fusion_ref / 3 / 1e9 == pytest.approx(1.23, rel=0.01)
+    assert reference.per_sample / 1e9 == pytest.approx(183.2, rel=0.005)
 
 
 def test_backward_rules():

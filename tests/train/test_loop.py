@@ -32,3 +32,15 @@ def test_time_limit_stops_early_and_still_evaluates(tiny_dataset, tmp_path):
     assert result.eval["samples"] == 16
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert [r["step"] for r in rows if "loss/total" in r] == [1]  # the stopping step is logged
+
+
+def test_fp8_training_runs_through_the_loop_and_resumes_from_its_checkpoint(tiny_dataset, tmp_path):
+    import pytest
+
+    pytest.importorskip("torchao")  # a test dependency (pyproject)
+    base = TINY_OVERRIDES + [f"data.path={tiny_dataset}", f"train.out_dir={tmp_path}",
+                             "train.fp8=tensorwise", "train.fp8_layers=all", "train.precision=bf16"]
+    result = train(load_config(TrainJob, preset="tiny", overrides=base + ["train.steps=2"]))
+    assert result.steps == 2 and result.loss > 0
+    resumed = train(load_config(TrainJob, preset="tiny", overrides=base + ["train.steps=3", "train.resume=true"]))
+    assert resumed.steps == 1  # steps run by this process: 3 - the 2 restored

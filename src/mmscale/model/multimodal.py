@@ -63,8 +63,19 @@ class MultimodalModel(nn.Module):
         return self.embed_text_tokens(self.encode_text(ids, mask))
 
     def itm_logits(self, image_tokens, text_tokens, text_mask) -> torch.Tensor:
-        """(B, 2) match logits from the fused token at the [CLS] position (index 1 = match)."""
-        return self.itm_head(self.fuse(image_tokens, text_tokens, text_mask)[:, 0])
+        """(B, 2) match logits from the fused token at the [CLS] position (index 1 = match).
+
+        The fusion has no attention among image tokens (each query attends to the text alone,
+        then its own MLP), so the fused [CLS] row depends on the [CLS] query only: ours fuses that
+        one query instead of all Ni, the same logits for 1/Ni of the query-side work. The
+        ``reference`` design fuses every token, as the seed does.
+        """
+        return self.itm_head(self.fuse(self.itm_queries(image_tokens), text_tokens, text_mask)[:, 0])
+
+    def itm_queries(self, image_tokens: torch.Tensor) -> torch.Tensor:
+        """The image tokens ITM fuses: [CLS] alone for ours, all of them for the reference.
+        Callers that gather image rows per caption gather these, not every token."""
+        return image_tokens if self.cfg.fusion == "reference" else image_tokens[:, :1]
 
     def scale(self) -> torch.Tensor:
         return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE).squeeze(0)

@@ -97,7 +97,7 @@ def match_forward(model, pixels, ids, mask, owner) -> tuple[torch.Tensor, torch.
     text_tokens = model.encode_text(ids, mask)  # (C, L, Dt)
     image_emb = model.embed_image_tokens(image_tokens)[owner]  # (C, E)
     text_emb = model.embed_text_tokens(text_tokens)  # (C, E)
-    logits = model.itm_logits(image_tokens[owner], text_tokens, mask)  # (C, 2)
+    logits = model.itm_logits(model.itm_queries(image_tokens)[owner], text_tokens, mask)  # (C, 2)
     return logits.float().softmax(-1)[:, 1], (image_emb.float() * text_emb.float()).sum(-1)
 
 

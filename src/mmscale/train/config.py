@@ -41,6 +41,11 @@ class TrainConfig:
     """``auto``: bf16 autocast on CUDA, fp32 on CPU; ``fp16`` uses a gradient scaler."""
     compile: bool = False
     """Wrap the model in ``torch.compile``."""
+    fp8: Literal["off", "tensorwise", "rowwise"] = "off"
+    """FP8 matmuls through torchao's float8 recipe (Hopper GPUs, with bf16 autocast; needs torchao).
+    Measured 0.73x the bf16 step for ``base`` on H100 (BENCHMARKS.md): it pays only on wider layers."""
+    fp8_layers: Literal["auto", "all"] = "auto"
+    """Which linears go FP8: ``auto`` = those torchao's filter says pay, ``all`` = every one that fits."""
     activation_checkpointing: bool = False
     """Recompute encoder blocks in backward (less memory, ~1/3 more compute)."""
     fused_adamw: bool = True

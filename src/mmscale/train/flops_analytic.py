@@ -196,15 +196,17 @@ def train_step_flops(cfg: ModelConfig, batch: int, fused_attention: bool = True)
     pairs = 3 * b if cfg.itm_weight > 0 and b >= 2 else 0  # positives + 2 hard negatives per sample
     if pairs:
         step.add("hard_negative_similarity", matmul_flops(b, b, embed), backward_factor=0)
-        projections = matmul_flops(image.tokens, hidden, image.width) + matmul_flops(text.tokens, hidden, text.width)
+        # ours fuses the [CLS] query only (MultimodalModel.itm_logits); the reference all of them
+        queries = image.tokens if cfg.fusion == "reference" else 1
+        projections = matmul_flops(queries, hidden, image.width) + matmul_flops(text.tokens, hidden, text.width)
         step.add("fusion_projections", pairs * projections)
         layers = max(cfg.fusion_layers, 1)  # fusion_layers=0: one bare cross-attention
-        linear = cross_attention_linear_flops(image.tokens, text.tokens, hidden)
+        linear = cross_attention_linear_flops(queries, text.tokens, hidden)
         if cfg.fusion_layers:
             mlp_width = int(hidden * cfg.mlp_ratio)
-            linear += matmul_flops(image.tokens, mlp_width, hidden) + matmul_flops(image.tokens, hidden, mlp_width)
+            linear += matmul_flops(queries, mlp_width, hidden) + matmul_flops(queries, hidden, mlp_width)
         step.add("fusion_linear", pairs * layers * linear)
-        step.add("fusion_attention", pairs * layers * attention_flops(image.tokens, text.tokens, hidden),
+        step.add("fusion_attention", pairs * layers * attention_flops(queries, text.tokens, hidden),
                  recompute=cfg.fusion == "fused")
         step.add("itm_head", pairs * matmul_flops(1, 2, hidden))
     return step

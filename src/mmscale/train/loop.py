@@ -28,6 +28,7 @@ from mmscale.train.decode_probe import LATE_MS, DecodeProbe, plan_decode, rank0_
 from mmscale.train.evaluate import evaluate_retrieval
 from mmscale.train.flops import count_train_flops, mfu, peak_tflops
 from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
+from mmscale.train.fp8 import convert_linears_to_fp8
 from mmscale.train.optim import build_optimizer, build_scheduler
 from mmscale.train.precision import Precision
 from mmscale.train.state import restore_training_state, save_training_state
@@ -98,6 +99,8 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
 
     tokenizer = load_job_tokenizer(job)
     model = MultimodalModel(job.model).to(device)
+    if cfg.fp8 != "off":
+        convert_linears_to_fp8(model, cfg.fp8, cfg.fp8_layers)
     rank_batch = micro_batch * cfg.grad_accum
     wrapped = dist_utils.wrap_model(model, _strategy(cfg.parallel, env), env, device)
     optimizer = build_optimizer(wrapped, cfg.lr, cfg.weight_decay, cfg.beta2,
