@@ -30,10 +30,9 @@ def convert_linears_to_fp8(model: nn.Module, recipe: str, layers: str = "auto") 
         raise ConfigError("train.fp8_layers", f"unknown choice '{layers}' (choose from {', '.join(LAYER_CHOICES)})")
     try:
         from torchao.float8 import Float8LinearConfig, convert_to_float8_training
-        from torchao.float8.float8_linear_utils import _auto_filter_for_recipe
     except ImportError:
         raise ConfigError("train.fp8", "needs torchao (pip install 'mmscale[fp8]')") from None
-    pays = _auto_filter_for_recipe(recipe, filter_fqns=list(KEEP_HIGH_PRECISION)) if layers == "auto" else _fits
+    pays = _torchao_filter(recipe) if layers == "auto" else _fits
     converted: list[str] = []
 
     def keep(module: nn.Module, name: str) -> bool:
@@ -44,6 +43,15 @@ def convert_linears_to_fp8(model: nn.Module, recipe: str, layers: str = "auto") 
 
     convert_to_float8_training(model, module_filter_fn=keep, config=Float8LinearConfig.from_recipe_name(recipe))
     return converted
+
+
+def _torchao_filter(recipe: str):
+    """torchao's measured per-recipe filter (a private helper there, so its absence is reported)."""
+    try:
+        from torchao.float8.float8_linear_utils import _auto_filter_for_recipe
+    except ImportError:
+        raise ConfigError("train.fp8_layers", "this torchao has no per-recipe filter; use fp8_layers=all") from None
+    return _auto_filter_for_recipe(recipe, filter_fqns=list(KEEP_HIGH_PRECISION))
 
 
 def _fits(module: nn.Module, name: str) -> bool:
