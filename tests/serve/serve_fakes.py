@@ -89,6 +89,16 @@ def live_server(predictor, cfg):
         sock.close()
 
 
+def listening_url(proc, seen: list) -> str:
+    """The URL from a server subprocess's "listening on URL" line; lines before it (libraries may
+    log first) go to ``seen``. Fails with what it printed if it exits first."""
+    for line in iter(proc.stdout.readline, ""):
+        if line.startswith("listening on "):
+            return line.split()[2]
+        seen.append(line)
+    raise AssertionError("server exited before listening:\n" + "".join(seen))
+
+
 @contextlib.contextmanager
 def server_process(config: dict, *predictor_args: str, ready_timeout_s: float = 120.0):
     """``tests.serve.frontends_server`` as a subprocess; yields (process, base URL) once /readyz is 200.
@@ -107,9 +117,7 @@ def server_process(config: dict, *predictor_args: str, ready_timeout_s: float = 
                             stderr=subprocess.STDOUT, text=True)
     proc.output = []
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("listening on "), line + proc.stdout.read()
-        url = line.split()[2]
+        url = listening_url(proc, proc.output)
         threading.Thread(target=proc.output.extend, args=(proc.stdout,), daemon=True).start()
         wait_ready(url, ready_timeout_s, alive=lambda: proc.poll() is None,
                    output=lambda: "".join(proc.output))

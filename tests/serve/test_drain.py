@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.serve.conftest import jpeg
+from tests.serve.serve_fakes import listening_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,9 +23,7 @@ def test_sigterm_drains_in_flight_requests_then_exits():
     proc = subprocess.Popen([sys.executable, "-m", "tests.serve.slow_server", "0.4"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("listening on "), line
-        url = line.split()[2]
+        url = listening_url(proc, [])
         with httpx.Client(timeout=30) as client:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
