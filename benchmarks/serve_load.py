@@ -128,25 +128,43 @@ def server_side(url: str) -> dict:
     with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
         text = resp.read().decode()
 
-    def value(name: str) -> float:
-        match = re.search(rf'^{name}{{task="match"}} ([\d.e+-]+)$', text, re.M)
-        return float(match.group(1)) if match else 0.0
+    def series(name: str, labels: str) -> float:
+        match = re.search(rf'^{name}{{{labels}}} ([\d.e+-]+)$', text, re.M)
+        return float(match.group(1)) if match else float("nan")
 
     def above(name: str, label: str, le: str) -> float:
         """Observations of histogram ``name`` over the bucket bound ``le`` (cumulative buckets;
         the exposition's label order varies, so both orders are accepted)."""
-        total = re.search(rf'^{name}_count{{{label}}} ([\d.e+-]+)$', text, re.M)
         bound = f'le="{le}"'
-        within = re.search(rf'^{name}_bucket{{(?:{label},{bound}|{bound},{label})}} ([\d.e+-]+)$', text, re.M)
-        return float(total.group(1)) - float(within.group(1)) if total and within else float("nan")
+        found = [v for v in (series(f"{name}_bucket", f"{label},{bound}"),
+                             series(f"{name}_bucket", f"{bound},{label}")) if v == v]  # nan != nan
+        return series(f"{name}_count", label) - found[0] if found else float("nan")
+
+    def value(name: str) -> float:
+        found = series(name, 'task="match"')
+        return 0.0 if found != found else found  # absent (nan) -> 0
 
     batches = value("mmscale_batch_size_count")
+    match = 'endpoint="/v1/match"'
     return {"batches": batches, "mean_batch": value("mmscale_batch_size_sum") / max(batches, 1),
             "mean_batch_ms": 1000 * value("mmscale_batch_forward_seconds_sum") / max(batches, 1),
             "mean_prepare_ms": 1000 * value("mmscale_batch_prepare_seconds_sum") / max(batches, 1),
             # where a latency tail comes from: forwards, or requests timed inside the server
             "forwards_over_100ms": above("mmscale_batch_forward_seconds", 'task="match"', "0.1"),
-            "match_requests_over_250ms": above("mmscale_request_latency_seconds", 'endpoint="/v1/match"', "0.25")}
+            "match_requests_over_250ms": above("mmscale_request_latency_seconds", match, "0.25"),
+            "match_requests": series("mmscale_request_latency_seconds_count", match)}
+
+
+COUNTS = ("batches", "forwards_over_100ms", "match_requests_over_250ms", "match_requests")
+
+
+def side_during(url: str, before: dict) -> dict:
+    """``server_side`` now, with its counters made relative to ``before`` (taken when the sweep
+    started), so tail counts cover the sweep (the load generator's warm-up included), not the
+    server's start-up. A series absent before (no request yet) counted zero."""
+    after = server_side(url)
+    return {**after, **{f"sweep_{key}": after[key] - (before[key] if before[key] == before[key] else 0.0)
+                        for key in COUNTS}}
 
 
 def server_processes(pid: int) -> list:
@@ -282,11 +300,11 @@ def main(argv=None) -> int:
     rows = []
     for server, server_levels in (("batched", levels), ("naive", naive_levels)):
         with SpawnedServer(serve_args(args, server)) as spawned:
-            cpu0, wall0 = server_cpu_s(spawned.proc.pid), time.monotonic()
+            cpu0, wall0, side0 = server_cpu_s(spawned.proc.pid), time.monotonic(), server_side(spawned.url)
             result = bench_load(load_config(args, spawned.url, server_levels), server=server)
             cpu_pct = 100 * (server_cpu_s(spawned.proc.pid) - cpu0) / (time.monotonic() - wall0)
             results[server] = {**result.as_dict(), "server_rss_gib": server_rss_gib(spawned.proc.pid),
-                               "server_cpu_pct": cpu_pct, **server_side(spawned.url)}
+                               "server_cpu_pct": cpu_pct, **side_during(spawned.url, side0)}
             rows += result.rows
             if server == "batched" and args.overload_s > 0 and args.overload_max_queue_ms is None:
                 results["overload"] = overload(args, spawned, result)
@@ -303,14 +321,14 @@ def main(argv=None) -> int:
     for spec in variants:
         frontends, cuda_graphs, prepare_ahead = parse_variant(spec)
         with SpawnedServer(serve_args(args, "batched", frontends, cuda_graphs, prepare_ahead)) as spawned:
-            cpu0, wall0 = server_cpu_s(spawned.proc.pid), time.monotonic()
+            cpu0, wall0, side0 = server_cpu_s(spawned.proc.pid), time.monotonic(), server_side(spawned.url)
             result = bench_load(load_config(args, spawned.url, variant_levels), server=spec)
             cpu_pct = 100 * (server_cpu_s(spawned.proc.pid) - cpu0) / (time.monotonic() - wall0)
             results.setdefault("variants", {})[spec] = {
                 **result.as_dict(), "frontends": frontends, "cuda_graphs": cuda_graphs,
                 "prepare_ahead": prepare_ahead,
                 "server_rss_gib": server_rss_gib(spawned.proc.pid), "server_cpu_pct": cpu_pct,
-                **server_side(spawned.url)}
+                **side_during(spawned.url, side0)}
             rows += result.rows
         (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
     if args.litserve:

@@ -64,6 +64,13 @@ def test_server_side_counts_the_tail_from_the_histograms(monkeypatch):
     side = serve_load.server_side("http://x")
     assert side["mean_batch"] == 4.0 and side["mean_batch_ms"] == 50.0
     assert side["forwards_over_100ms"] == 1.0 and side["match_requests_over_250ms"] == 3.0
+    assert side["match_requests"] == 40.0
+    before = {**side, "batches": 4.0, "match_requests": 10.0, "match_requests_over_250ms": 3.0}
+    during = serve_load.side_during("http://x", before)  # counters relative to the sweep's start
+    assert during["sweep_batches"] == 6.0 and during["sweep_match_requests"] == 30.0
+    assert during["sweep_match_requests_over_250ms"] == 0.0 and during["match_requests_over_250ms"] == 3.0
+    fresh = serve_load.side_during("http://x", {key: float("nan") for key in serve_load.COUNTS})
+    assert fresh["sweep_match_requests"] == 40.0  # no series yet at the start: zero
 
 
 def test_summary_ratios_when_the_naive_server_ran_other_levels():
