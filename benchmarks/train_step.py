@@ -7,9 +7,12 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
   default (foreach) AdamW: what the article's code does.
 - ``reference_bf16``: the same under bf16 autocast.
 - ``reference_bf16_compile``: the same under ``torch.compile``.
-- ``ours``: fused SDPA fusion + bf16 autocast + ``torch.compile`` + fused AdamW + TF32.
+- ``ours``: fused SDPA fusion (ITM fuses the [CLS] query only) + bf16 autocast +
+  ``torch.compile`` + fused AdamW + TF32.
 - ``hf_blip_itm``: ``BlipForImageTextRetrieval`` (ITM head, random init from config, 224 px,
   bf16 autocast) as the peer users would reach for.
+- ``ours_fp8`` (only when named in ``--variants``): ours with torchao FP8 matmuls (``--fp8``,
+  ``--fp8-layers``). ``--attention`` pins every row's SDPA kernel, to compare kernels.
 
 FLOPs per step are counted once per row with ``FlopCounterMode``; MFU is over the bf16 dense
 peak of the GPU (table in ``mmscale.train.flops``) or ``--peak-tflops``.
