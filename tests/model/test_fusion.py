@@ -72,3 +72,21 @@ def test_all_padding_row_stays_finite():
     image, text, mask = inputs()
     mask[1] = 0
     assert torch.isfinite(fusion(image, text, mask)).all()
+
+
+@pytest.mark.parametrize("name,layers", VARIANTS)
+def test_text_index_equals_gathering_the_texts_first(name, layers):
+    """ITM's pairs name their text; projecting each text once must change nothing, gradients included."""
+    torch.manual_seed(0)
+    fusion = FUSIONS[name](IMAGE_DIM, TEXT_DIM, config(name, layers)).eval()
+    _, text, mask = inputs(batch=3)
+    mask[1, 4:] = 0
+    index = torch.tensor([0, 2, 2, 1, 0])  # 5 image rows over 3 texts, two of them used twice
+    queries = torch.randn(5, 2, IMAGE_DIM)
+    text_a, text_b = text.clone().requires_grad_(), text.clone().requires_grad_()
+    indexed = fusion(queries, text_a, mask, index)
+    gathered = fusion(queries, text_b[index], mask[index])
+    torch.testing.assert_close(indexed, gathered, rtol=1e-5, atol=1e-6)
+    indexed.square().sum().backward()
+    gathered.square().sum().backward()
+    torch.testing.assert_close(text_a.grad, text_b.grad, rtol=1e-5, atol=1e-6)

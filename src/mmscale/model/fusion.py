@@ -1,7 +1,10 @@
 """Cross-attention fusion of image tokens (queries) with text tokens (keys/values).
 
 Every entry of ``FUSIONS`` is built as ``cls(image_dim, text_dim, cfg)`` and called as
-``fusion(image_tokens [B,Ni,Di], text_tokens [B,Nt,Dt], text_mask [B,Nt]) -> fused_tokens [B,Ni,H]``.
+``fusion(image_tokens [B,Ni,Di], text_tokens [B,Nt,Dt], text_mask [B,Nt]) -> fused_tokens [B,Ni,H]``,
+or with ``text_index [P]`` (long): P image rows, row p fused with text ``text_index[p]`` of T
+texts. ITM pairs each caption with up to three images; the index lets ``fused`` project each
+text once instead of once per pair (the reference gathers the texts first, as a user would).
 
 - ``reference``: the seed article's ``MultimodalFusion``, kept as the baseline. It runs
   ``nn.MultiheadAttention`` in sequence-first layout (two transposes per call) and ignores the
@@ -32,8 +35,10 @@ class ReferenceFusion(nn.Module):
         self.text_proj = nn.Linear(text_dim, hidden_dim)
         self.cross_attention = nn.MultiheadAttention(hidden_dim, num_heads=cfg.num_heads)
 
-    def forward(self, image_tokens, text_tokens, text_mask=None):
+    def forward(self, image_tokens, text_tokens, text_mask=None, text_index=None):
         # text_mask is accepted for the shared signature and ignored, as in the seed.
+        if text_index is not None:
+            text_tokens = text_tokens[text_index]
         img_embed = self.image_proj(image_tokens)
         txt_embed = self.text_proj(text_tokens)
         fused, _ = self.cross_attention(
@@ -66,14 +71,20 @@ class CrossAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)  # same init as nn.MultiheadAttention
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, queries, keys_values, attend=None):
+    def forward(self, queries, keys_values, attend=None, kv_index=None):
+        """queries (B, Ni, H); keys_values (B, Nt, H), or (T, Nt, H) with ``kv_index`` (B,) naming
+        each query row's text: K and V are projected once per text, then gathered."""
         batch, n_q, hidden = queries.shape
         n_kv = keys_values.shape[1]
         heads = self.num_heads
         w_q, w_kv = self.in_proj_weight.split([hidden, 2 * hidden])
         b_q, b_kv = self.in_proj_bias.split([hidden, 2 * hidden])
         q = F.linear(queries, w_q, b_q).view(batch, n_q, heads, -1).transpose(1, 2)  # (B, h, Ni, d)
-        k, v = F.linear(keys_values, w_kv, b_kv).view(batch, n_kv, 2, heads, -1).permute(2, 0, 3, 1, 4)
+        kv = F.linear(keys_values, w_kv, b_kv)  # (B or T, Nt, 2H)
+        if kv_index is not None:
+            kv = kv[kv_index]
+            attend = attend[kv_index] if attend is not None else None
+        k, v = kv.view(batch, n_kv, 2, heads, -1).permute(2, 0, 3, 1, 4)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attend, dropout_p=self.dropout if self.training else 0.0
         )  # (B, h, Ni, d)
@@ -95,8 +106,8 @@ class FusionBlock(nn.Module):
             nn.Linear(hidden, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, hidden), nn.Dropout(cfg.dropout)
         )
 
-    def forward(self, x, text, attend):
-        x = x + self.cross_attention(self.norm_q(x), self.norm_kv(text), attend)
+    def forward(self, x, text, attend, text_index=None):
+        x = x + self.cross_attention(self.norm_q(x), self.norm_kv(text), attend, text_index)
         return x + self.mlp(self.norm_mlp(x))
 
 
@@ -114,14 +125,14 @@ class FusedFusion(nn.Module):
             self.blocks = nn.ModuleList(FusionBlock(cfg) for _ in range(cfg.fusion_layers))
             self.norm = nn.LayerNorm(cfg.hidden_dim)
 
-    def forward(self, image_tokens, text_tokens, text_mask=None):
+    def forward(self, image_tokens, text_tokens, text_mask=None, text_index=None):
         x = self.image_proj(image_tokens)  # (B, Ni, H)
-        text = self.text_proj(text_tokens)  # (B, Nt, H)
+        text = self.text_proj(text_tokens)  # (B, Nt, H), or (T, Nt, H): once per text
         attend = key_padding_bias(text_mask)
         if self.blocks is None:
-            return self.cross_attention(x, text, attend)
+            return self.cross_attention(x, text, attend, text_index)
         for block in self.blocks:
-            x = block(x, text, attend)
+            x = block(x, text, attend, text_index)
         return self.norm(x)
 
 

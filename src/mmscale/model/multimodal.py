@@ -44,9 +44,10 @@ class MultimodalModel(nn.Module):
         """(B, Nt) token ids + attention mask -> text_tokens (B, Nt, Dt), [CLS] first."""
         return self.text_encoder(ids, mask)
 
-    def fuse(self, image_tokens, text_tokens, text_mask) -> torch.Tensor:
-        """-> fused_tokens (B, Ni, H): image tokens that attended to the caption."""
-        return self.fusion(image_tokens, text_tokens, text_mask)
+    def fuse(self, image_tokens, text_tokens, text_mask, text_index=None) -> torch.Tensor:
+        """-> fused_tokens (B, Ni, H): image tokens that attended to the caption (row b to text
+        ``text_index[b]`` of the T given, when an index is given)."""
+        return self.fusion(image_tokens, text_tokens, text_mask, text_index)
 
     def embed_image_tokens(self, image_tokens: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.image_head(image_tokens[:, 0]), dim=-1)
@@ -62,7 +63,7 @@ class MultimodalModel(nn.Module):
         """(B, embed_dim), L2-normalized."""
         return self.embed_text_tokens(self.encode_text(ids, mask))
 
-    def itm_logits(self, image_tokens, text_tokens, text_mask) -> torch.Tensor:
+    def itm_logits(self, image_tokens, text_tokens, text_mask, text_index=None) -> torch.Tensor:
         """(B, 2) match logits from the fused token at the [CLS] position (index 1 = match).
 
         The fusion has no attention among image tokens (each query attends to the text alone,
@@ -70,7 +71,8 @@ class MultimodalModel(nn.Module):
         one query instead of all Ni, the same logits for 1/Ni of the query-side work. The
         ``reference`` design fuses every token, as the seed does.
         """
-        return self.itm_head(self.fuse(self.itm_queries(image_tokens), text_tokens, text_mask)[:, 0])
+        fused = self.fuse(self.itm_queries(image_tokens), text_tokens, text_mask, text_index)
+        return self.itm_head(fused[:, 0])
 
     def itm_queries(self, image_tokens: torch.Tensor) -> torch.Tensor:
         """The image tokens ITM fuses: [CLS] alone for ours, all of them for the reference.
@@ -91,11 +93,13 @@ class MultimodalModel(nn.Module):
         batch = pixels.shape[0]
         if self.cfg.itm_weight > 0 and batch >= 2:
             neg_text, neg_image = losses.sample_hard_negatives(image_emb @ text_emb.t())
-            # 3B pairs: positives, (image, hard-negative text), (hard-negative image, text)
-            images = torch.cat([image_tokens, image_tokens, image_tokens[neg_image]])
-            texts = torch.cat([text_tokens, text_tokens[neg_text], text_tokens])
-            masks = torch.cat([mask, mask[neg_text], mask])
-            loss_itm = losses.itm_loss(self.itm_logits(images, texts, masks), batch)
+            # 3B pairs: positives, (image, hard-negative text), (hard-negative image, text);
+            # each pair names its image and its text, so every text is projected once
+            own = torch.arange(batch, device=pixels.device)
+            pair_image = torch.cat([own, own, neg_image])
+            pair_text = torch.cat([own, neg_text, own])
+            queries = self.itm_queries(image_tokens)[pair_image]
+            loss_itm = losses.itm_loss(self.itm_logits(queries, text_tokens, mask, pair_text), batch)
         else:
             loss_itm = torch.zeros((), device=pixels.device)
         loss = losses.weighted_total(loss_itc, loss_itm, self.cfg.itc_weight, self.cfg.itm_weight)

@@ -12,7 +12,8 @@ not. Per sample and per training step:
 - text encoder (BERT): the same layer formula over the caption tokens (embeddings are lookups);
 - fusion: image and text projections to the hidden width, then one cross-attention (Q from the
   image tokens, K and V from the text tokens) or ``fusion_layers`` blocks that add an MLP; ITM
-  runs it on 3 pairs per sample (the positive and two hard negatives) when the batch has >= 2;
+  runs it on 3 pairs per sample (the positive and two hard negatives) when the batch has >= 2
+  (ours: one query per pair, text projections and K/V once per text);
 - heads: ITC projections of the two [CLS] tokens, the B x B similarity (twice: once for the loss,
   once without gradient to draw hard negatives), the ITM head on the fused [CLS] token.
 
@@ -196,16 +197,20 @@ def train_step_flops(cfg: ModelConfig, batch: int, fused_attention: bool = True)
     pairs = 3 * b if cfg.itm_weight > 0 and b >= 2 else 0  # positives + 2 hard negatives per sample
     if pairs:
         step.add("hard_negative_similarity", matmul_flops(b, b, embed), backward_factor=0)
-        # ours fuses the [CLS] query only (MultimodalModel.itm_logits); the reference all of them
-        queries = image.tokens if cfg.fusion == "reference" else 1
-        projections = matmul_flops(queries, hidden, image.width) + matmul_flops(text.tokens, hidden, text.width)
-        step.add("fusion_projections", pairs * projections)
+        # ours fuses the [CLS] query only (MultimodalModel.itm_logits) and projects each text once
+        # (text_index); the reference fuses every image token and projects the text of every pair
+        reference = cfg.fusion == "reference"
+        queries = image.tokens if reference else 1
+        texts = pairs if reference else b
+        step.add("fusion_projections", pairs * matmul_flops(queries, hidden, image.width)
+                 + texts * matmul_flops(text.tokens, hidden, text.width))
         layers = max(cfg.fusion_layers, 1)  # fusion_layers=0: one bare cross-attention
-        linear = cross_attention_linear_flops(queries, text.tokens, hidden)
+        kv = matmul_flops(text.tokens, 2 * hidden, hidden)
+        per_pair = cross_attention_linear_flops(queries, text.tokens, hidden) - kv  # Q and output
         if cfg.fusion_layers:
             mlp_width = int(hidden * cfg.mlp_ratio)
-            linear += matmul_flops(queries, mlp_width, hidden) + matmul_flops(queries, hidden, mlp_width)
-        step.add("fusion_linear", pairs * layers * linear)
+            per_pair += matmul_flops(queries, mlp_width, hidden) + matmul_flops(queries, hidden, mlp_width)
+        step.add("fusion_linear", layers * (pairs * per_pair + texts * kv))
         step.add("fusion_attention", pairs * layers * attention_flops(queries, text.tokens, hidden),
                  recompute=cfg.fusion == "fused")
         step.add("itm_head", pairs * matmul_flops(1, 2, hidden))
