@@ -27,8 +27,8 @@ from mmscale.train.data import SplitBatches, load_job_tokenizer
 from mmscale.train.decode_probe import LATE_MS, DecodeProbe, plan_decode, rank0_path
 from mmscale.train.evaluate import evaluate_retrieval
 from mmscale.train.flops import count_train_flops, mfu, peak_tflops
-from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
 from mmscale.train.fp8 import convert_linears_to_fp8
+from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
 from mmscale.train.optim import build_optimizer, build_scheduler
 from mmscale.train.precision import Precision
 from mmscale.train.state import restore_training_state, save_training_state
