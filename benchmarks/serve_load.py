@@ -120,39 +120,36 @@ def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: boo
 
 
 def server_side(url: str) -> dict:
-    """Mean batch size, forward time and prepare time (decode + tokenize, when it runs ahead of the
-    forward) from the server's /metrics: where the model process's time went."""
-    import re
+    """From the server's /metrics: mean batch size, forward and prepare time (decode + tokenize,
+    when it runs ahead of the forward), and the tail: forwards over 100 ms and match requests
+    over 250 ms inside the server. Counters absent from the page (nothing observed yet) are nan."""
     import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(url + "/metrics", timeout=10) as resp:
         text = resp.read().decode()
+    samples = [s for family in text_string_to_metric_families(text) for s in family.samples]
 
-    def series(name: str, labels: str) -> float:
-        match = re.search(rf'^{name}{{{labels}}} ([\d.e+-]+)$', text, re.M)
-        return float(match.group(1)) if match else float("nan")
+    def sample(name: str, **labels) -> float:
+        return next((s.value for s in samples if s.name == name and s.labels == labels), float("nan"))
 
-    def above(name: str, label: str, le: str) -> float:
-        """Observations of histogram ``name`` over the bucket bound ``le`` (cumulative buckets;
-        the exposition's label order varies, so both orders are accepted)."""
-        bound = f'le="{le}"'
-        found = [v for v in (series(f"{name}_bucket", f"{label},{bound}"),
-                             series(f"{name}_bucket", f"{bound},{label}")) if v == v]  # nan != nan
-        return series(f"{name}_count", label) - found[0] if found else float("nan")
+    def above(name: str, le: str, **labels) -> float:
+        """Observations of histogram ``name`` over the bucket bound ``le`` (buckets are cumulative)."""
+        return sample(f"{name}_count", **labels) - sample(f"{name}_bucket", le=le, **labels)
 
     def value(name: str) -> float:
-        found = series(name, 'task="match"')
+        found = sample(name, task="match")
         return 0.0 if found != found else found  # absent (nan) -> 0
 
     batches = value("mmscale_batch_size_count")
-    match = 'endpoint="/v1/match"'
     return {"batches": batches, "mean_batch": value("mmscale_batch_size_sum") / max(batches, 1),
             "mean_batch_ms": 1000 * value("mmscale_batch_forward_seconds_sum") / max(batches, 1),
             "mean_prepare_ms": 1000 * value("mmscale_batch_prepare_seconds_sum") / max(batches, 1),
             # where a latency tail comes from: forwards, or requests timed inside the server
-            "forwards_over_100ms": above("mmscale_batch_forward_seconds", 'task="match"', "0.1"),
-            "match_requests_over_250ms": above("mmscale_request_latency_seconds", match, "0.25"),
-            "match_requests": series("mmscale_request_latency_seconds_count", match)}
+            "forwards_over_100ms": above("mmscale_batch_forward_seconds", "0.1", task="match"),
+            "match_requests_over_250ms": above("mmscale_request_latency_seconds", "0.25", endpoint="/v1/match"),
+            "match_requests": sample("mmscale_request_latency_seconds_count", endpoint="/v1/match")}
 
 
 COUNTS = ("batches", "forwards_over_100ms", "match_requests_over_250ms", "match_requests")

@@ -165,12 +165,15 @@ def test_a_front_end_refuses_by_its_own_in_flight_count_and_expected_wait():
     runner.pending = {rid: None for rid in range(10)}
     runner.admit()  # no replies seen yet: only the count bounds it
     now = time.monotonic()
-    runner.replies.extend((now - k / 200, 1 / 200) for k in range(199, -1, -1))  # busy, 200 replies/s
+    for k in range(199, -1, -1):  # busy all along, 200 replies/s
+        runner.busy_from = now - (k + 1) / 200
+        runner.count_reply(now - k / 200)
     runner.admit()  # 10 ahead at 200/s = 50 ms
     runner.pending = {rid: None for rid in range(30)}
     with pytest.raises(QueueFull, match="max_queue_ms=100"):
         runner.admit()  # 30 ahead at 200/s = 150 ms
     runner.replies.clear()
+    runner.replies_busy_s = 0.0
     runner.pending = {rid: None for rid in range(50)}
     with pytest.raises(QueueFull, match="max_queue=50"):
         runner.admit()
@@ -187,3 +190,17 @@ def test_a_front_end_under_light_load_counts_only_busy_time_in_its_rate():
     assert 90 < runner.replies_per_s() < 110  # 100/s of service, not 3/s of traffic
     runner.pending = {rid: None for rid in range(3)}
     runner.admit()  # 3 ahead at 100/s = 30 ms: admitted (a traffic-based rate would say 1 s)
+
+
+def test_a_front_end_rate_forgets_replies_older_than_its_window():
+    from mmscale.serve.frontend import RATE_WINDOW_S, RemoteRunner
+
+    runner = RemoteRunner("unused", max_inflight=50, max_wait_ms=100)
+    now = time.monotonic()
+    runner.busy_from = now - RATE_WINDOW_S - 2.0
+    runner.count_reply(now - RATE_WINDOW_S - 1.0)  # one slow reply (1 s of service), out of the window
+    for k in range(9, -1, -1):  # then ten replies 10 ms apart, inside it
+        runner.busy_from = now - (k + 1) / 100
+        runner.count_reply(now - k / 100)
+    assert 95 < runner.replies_per_s() < 105  # 100/s: the old reply's second is gone from the sum
+    assert len(runner.replies) == 10

@@ -58,6 +58,7 @@ class RemoteRunner:
         self.max_inflight, self.max_wait_s = max_inflight, max_wait_ms / 1000.0  # 0: unbounded
         # (reply time, busy seconds since the previous reply) over the last RATE_WINDOW_S
         self.replies: collections.deque[tuple[float, float]] = collections.deque()
+        self.replies_busy_s = 0.0  # sum of the busy seconds in ``replies``, kept as they come and go
         self.busy_from = 0.0  # start of the current stretch with requests in flight
         self.pending: dict[int, asyncio.Future] = {}
         self.rids = itertools.count()
@@ -133,15 +134,18 @@ class RemoteRunner:
         """One reply came: record it with the busy time since the one before (or since this front
         end last went from idle to busy, whichever is later)."""
         self.replies.append((now, now - self.busy_from))
+        self.replies_busy_s += now - self.busy_from
         self.busy_from = now
 
     def replies_per_s(self) -> float:
-        """Replies per second of busy time over the last ``RATE_WINDOW_S`` (0 when none came)."""
+        """Replies per second of busy time over the last ``RATE_WINDOW_S`` (0 when none came).
+        Called for every request when ``max_queue_ms`` is on, so the sum is kept, not recomputed."""
         now = time.monotonic()
         while self.replies and self.replies[0][0] < now - RATE_WINDOW_S:
-            self.replies.popleft()
-        busy_s = sum(gap for _, gap in self.replies)
-        return len(self.replies) / busy_s if busy_s > 0 else 0.0
+            self.replies_busy_s -= self.replies.popleft()[1]
+        if not self.replies:
+            self.replies_busy_s = 0.0  # no float drift carried across idle stretches
+        return len(self.replies) / self.replies_busy_s if self.replies_busy_s > 0 else 0.0
 
     def admit(self) -> None:
         """Refuse (``QueueFull``) when this front end already has its share in flight, or when what it
