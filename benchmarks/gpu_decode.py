@@ -8,7 +8,12 @@ ending with a float batch on the training device):
   ours_cpu_decode       mmscale's loader, decode=cpu (DCT-scaled PIL decode, uint8, batch
                         tokenization), normalize on the device
   ours_gpu_decode       mmscale's loader, decode=gpu: workers read bytes + tokenize, nvjpeg batch
-                        decode + antialiased resize + normalize on the GPU, side-stream prefetch
+                        decode + antialiased resize + normalize on the GPU, side-stream prefetch;
+                        one thread reads raw batches, another decodes (data.decode_threads=2)
+  ours_gpu_decode_1thread  the same with one thread that reads and decodes (decode_threads=1)
+  ours_gpu_decode_inline  the same decoding between batches in the consumer's thread (decode_threads=0)
+  ours_raw_only         ceiling of the workers: the same DataLoader's raw batches (bytes + tokens),
+                        nothing decoded
   gpu_decode_only       ceiling: nvjpeg batch decode of bytes already in memory
   gpu_decode_resize     ceiling: decode + resize + normalize of bytes already in memory
 
@@ -122,7 +127,7 @@ def main() -> None:
 
     from mmscale.data.config import DataConfig
     from mmscale.data.gpu_decode import decode_jpegs, nvjpeg_available, resize_to_square
-    from mmscale.data.loader import build_loader
+    from mmscale.data.loader import build_loader, shutdown_workers
     from mmscale.data.normalize import to_model_input
     from mmscale.data.readers import read_manifest
     from mmscale.data.reference import MultiModalDataset, reference_loader, reference_tokenizer
@@ -143,27 +148,38 @@ def main() -> None:
     ref = MultiModalDataset([index.path(i) for i in range(len(index))], [index.caption(i) for i in range(len(index))],
                             reference_tokenizer(), S, 128)
     ref_loader = reference_loader(ref, B, W)
-    rows.append(time_loader("reference_dataloader", endless(lambda: ref_loader), total, device,
+    batches = endless(lambda: ref_loader)
+    rows.append(time_loader("reference_dataloader", batches, total, device,
                             lambda b: b["pixel_values"].to(device, non_blocking=True), W))
+    batches.close()
+    shutdown_workers(ref_loader)  # its workers would go on decoding while the next row is timed
     del ref_loader
 
     tok = load_tokenizer()
     base = DataConfig(path=str(data_dir / "train.jsonl"), image_size=S, num_workers=W, max_text_len=128)
 
-    def ours(decode):
+    def ours(name, finish, decode, raw_only=False, **options) -> Row:
+        """Time one of our loaders, then stop it: its generator (a decode thread) and its workers."""
         import dataclasses
 
-        loader = build_loader(dataclasses.replace(base, decode=decode), B, tok, device=device)
-        return endless(lambda: loader)
+        loader = build_loader(dataclasses.replace(base, decode=decode, **options), B, tok, device=device)
+        batches = endless(lambda: loader.dataloader if raw_only else loader)
+        try:
+            return time_loader(name, batches, total, device, finish, W)
+        finally:
+            batches.close()
+            loader.close()
 
     # 2. ours, CPU decode
-    rows.append(time_loader("ours_cpu_decode", ours("cpu"), total, device,
-                            lambda b: to_model_input(b.images, device), W))
+    rows.append(ours("ours_cpu_decode", lambda b: to_model_input(b.images, device), "cpu"))
     # 3. ours, GPU decode; 4-5. ceilings on bytes in memory
     ok, why = nvjpeg_available(device) if device.type == "cuda" else (False, "device is not CUDA")
     if ok:
-        rows.append(time_loader("ours_gpu_decode", ours("gpu"), total, device,
-                                lambda b: to_model_input(b.images, device), W))
+        normalize = lambda b: to_model_input(b.images, device)  # noqa: E731
+        rows.append(ours("ours_gpu_decode", normalize, "gpu"))
+        rows.append(ours("ours_gpu_decode_1thread", normalize, "gpu", decode_threads=1))
+        rows.append(ours("ours_gpu_decode_inline", normalize, "gpu", decode_threads=0))
+        rows.append(ours("ours_raw_only", lambda b: None, "gpu", raw_only=True))
         blobs = [torch.frombuffer(bytearray(open(index.path(i), "rb").read()), dtype=torch.uint8)
                  for i in range(min(len(index), args.n))]
         chunks = [blobs[k:k + B] for k in range(0, len(blobs) - B + 1, B)]
@@ -171,7 +187,8 @@ def main() -> None:
                          ("gpu_decode_resize", lambda c: to_model_input(resize_to_square(decode_jpegs(c, device), S)))):
             rows.append(time_loader(name, endless(lambda: chunks), total, device, fn, 0))
     else:
-        for name in ("ours_gpu_decode", "gpu_decode_only", "gpu_decode_resize"):
+        for name in ("ours_gpu_decode", "ours_gpu_decode_1thread", "ours_gpu_decode_inline", "ours_raw_only", "gpu_decode_only",
+                     "gpu_decode_resize"):
             rows.append(Row(name, 0, 0.0, 0.0, W, note=f"skipped: {why}"))
 
     by = {r.pipeline: r for r in rows}
@@ -183,6 +200,8 @@ def main() -> None:
         "torch": torch.__version__,
         "gpu_vs_reference": by["ours_gpu_decode"].img_per_s / ref_rate if by["ours_gpu_decode"].img_per_s else None,
         "cpu_vs_reference": by["ours_cpu_decode"].img_per_s / ref_rate,
+        "threads_vs_inline": (by["ours_gpu_decode"].img_per_s / by["ours_gpu_decode_inline"].img_per_s
+                              if by["ours_gpu_decode_inline"].img_per_s else None),
         "target": ">= 12000 img/s and >= 4.5x reference_dataloader (one H100, 16 cores)",
         "rows": [asdict(r) for r in rows],
     }
@@ -190,10 +209,12 @@ def main() -> None:
     (args.out / "gpu_decode.json").write_text(json.dumps(summary, indent=2))
     print(f"{dataset_info['n']} JPEGs {args.width}x{args.height}, mean {dataset_info['mean_kb']:.1f} kB; "
           f"batch {B}, {W} workers, {summary['device_name']}, {os.cpu_count()} CPUs")
-    print(f"{'pipeline':<22} {'images':>8} {'seconds':>8} {'img/s':>10} {'vs reference':>13}  note")
+    print(f"{'pipeline':<24} {'images':>8} {'seconds':>8} {'img/s':>10} {'vs reference':>13}  note")
     for r in rows:
         ratio = f"{r.img_per_s / ref_rate:.2f}x" if r.img_per_s else "-"
-        print(f"{r.pipeline:<22} {r.images:>8} {r.seconds:>8.2f} {r.img_per_s:>10.1f} {ratio:>13}  {r.note}")
+        print(f"{r.pipeline:<24} {r.images:>8} {r.seconds:>8.2f} {r.img_per_s:>10.1f} {ratio:>13}  {r.note}")
+    if summary["threads_vs_inline"]:
+        print(f"decode threads (2) / inline: {summary['threads_vs_inline']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -15,19 +15,7 @@ import torch
 from mmscale.bench.pipeline_run import cycle, run_steps, synthetic_to_device
 from mmscale.bench.pipeline_stages import STAGES, StageClock
 from mmscale.bench.pipeline_verdict import account
-
-
-class FakeTokenizer:
-    """Whitespace tokenizer with the real one's ``encode_batch`` contract (no vocabulary file)."""
-
-    pad_id = 0
-
-    def encode_batch(self, texts, max_len=16, pad_to_longest=False):
-        ids = torch.zeros(len(texts), max_len, dtype=torch.int64)
-        for row, text in enumerate(texts):
-            tokens = [1 + len(w) for w in text.split()][:max_len]
-            ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
-        return ids, (ids != 0).long()
+from tests.data.conftest import FakeTokenizer
 
 
 def tiny_model_cfg():

@@ -8,7 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+
+
+class FakeTokenizer:
+    """Whitespace tokenizer with the real one's ``encode_batch`` contract (no vocabulary file)."""
+
+    pad_id = 0
+
+    def encode_batch(self, texts, max_len=16, pad_to_longest=False):
+        ids = torch.zeros(len(texts), max_len, dtype=torch.int64)
+        for row, text in enumerate(texts):
+            tokens = [1 + len(w) for w in text.split()][:max_len]
+            ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
+        return ids, (ids != 0).long()
 
 
 def jpeg_bytes(w: int = 96, h: int = 64, seed: int = 0, mode: str = "RGB", fmt: str = "JPEG", **save) -> bytes:

@@ -13,25 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from mmscale.data.gpu_decode import GpuDecodeLoader, GpuDecoder, decode_jpegs, resize_to_square, resolve_decode
+from mmscale.data.gpu_decode import GpuDecoder, decode_jpegs, resize_to_square, resolve_decode
 from mmscale.data.gpu_raw import gpu_decodable, is_jpeg, jpeg_complete, read_raw_batch
 from mmscale.data.image import SampleSkip, decode_image, read_bytes
 from mmscale.data.skips import SkipCounter, SkipReason
+from tests.data.conftest import FakeTokenizer
 
 SIZE = 32
-
-
-class FakeTokenizer:
-    """Whitespace tokenizer with the real one's ``encode_batch`` shape contract."""
-
-    pad_id = 0
-
-    def encode_batch(self, texts, max_len=16, pad_to_longest=False):
-        ids = torch.zeros(len(texts), max_len, dtype=torch.int64)
-        for row, text in enumerate(texts):
-            tokens = [1 + len(w) for w in text.split()][:max_len]
-            ids[row, :len(tokens)] = torch.tensor(tokens, dtype=torch.int64)
-        return ids, (ids != 0).long()
 
 
 def image_bytes(fmt: str, size=(64, 48), mode="RGB", seed=0, **save) -> bytes:
@@ -160,20 +148,6 @@ def test_resize_groups_sizes_and_keeps_order():
     out = resize_to_square([a, b, c], 16)
     assert out.shape == (3, 3, 16, 16) and out.dtype == torch.uint8
     assert out[:, 0, 5, 5].tolist() == [10, 200, 90]
-
-
-def test_loader_yields_batches_in_order_on_cpu(sample_files):
-    items = [s for s in sample_files if s[1].endswith((".jpg", ".png"))]
-    raws = [read_raw_batch(items[k:k + 3], FakeTokenizer(), SIZE, MAX_PIXELS, 8) for k in range(0, len(items), 3)]
-    loader = GpuDecodeLoader(raws, GpuDecoder(SIZE, MAX_PIXELS, "cpu"), prefetch=2)
-    batches = list(loader)
-    assert len(batches) == len(raws)
-    seen = [i for b in batches for i in b.indices.tolist()]
-    assert seen == sorted(seen)
-    total = SkipCounter()
-    for b in batches:
-        total.merge(b.skips)
-    assert total.read == len(items)
 
 
 def test_resolve_decode_on_cpu():

@@ -111,8 +111,9 @@ def test_plan_for_shards_is_cpu(tmp_path):
 
 
 @pytest.mark.parametrize("override, field", [("data.decode_probe_steps=0", "data.decode_probe_steps"),
-                                             ("data.decode_probe_warmup_steps=-1", "data.decode_probe_warmup_steps")])
-def test_probe_fields_are_validated(override, field):
+                                             ("data.decode_probe_warmup_steps=-1", "data.decode_probe_warmup_steps"),
+                                             ("data.decode_threads=3", "data.decode_threads")])
+def test_decode_fields_are_validated(override, field):
     with pytest.raises(ConfigError, match=field):
         load_config(DataConfig, preset="tiny", overrides=[override], section="data")
 

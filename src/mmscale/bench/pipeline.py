@@ -125,10 +125,11 @@ class PipelineContext:
             self._reference_tokenizer = reference_tokenizer(self.job.data.tokenizer)
         return self._reference_tokenizer
 
-    def loader(self, decode: str):
+    def loader(self, decode: str, **options):
+        """``options``: other ``DataConfig`` fields for this loader (e.g. ``decode_threads``)."""
         from mmscale.data.loader import build_loader
 
-        cfg = dataclasses.replace(self.data_cfg, decode=decode)
+        cfg = dataclasses.replace(self.data_cfg, decode=decode, **options)
         return build_loader(cfg, self.batch_size, self.tokenizer, device=self.device)
 
     def train_step(self, model: dict | None = None, precision: str | None = None, compile: bool = False):
@@ -225,9 +226,11 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
         loader = ctx.loader(decode)
         # energy and GPU activity of the timed steps only (after worker start-up and warm-up)
         main_monitor = HardwareMonitor(interval_s=cfg.monitor_interval_s)
-        main = run_steps(cycle(lambda: loader), ours_to_device, step, device, cfg.steps, cfg.warmup,
+        main_batches = cycle(lambda: loader)
+        main = run_steps(main_batches, ours_to_device, step, device, cfg.steps, cfg.warmup,
                          on_timed_start=main_monitor.start)
         main_monitor.stop()
+        main_batches.close()  # a decode thread stops; the next pass over the loader starts its own
         main_samples = main.samples
         acc = account(main.steps)
         say("same steps on synthetic device batches (the no-input-cost reference)")
@@ -240,8 +243,11 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
         if device.type == "cuda" or cfg.trace_dir:
             say("profiling")
             monitor.mark("profile")
-            prof = profile_steps(cycle(lambda: loader), ours_to_device, step, device,
+            profiled = cycle(lambda: loader)
+            prof = profile_steps(profiled, ours_to_device, step, device,
                                  steps=min(3, cfg.steps), trace_dir=cfg.trace_dir or None)
+            profiled.close()
+        loader.close()  # its workers go quiet before the variants are timed
         compute_idle = _compute_idle(acc, prof.get("gpu_idle_frac"))
         result_verdict = verdict(acc, device.type, prof.get("gpu_idle_frac"), compute_idle)
         workers = None

@@ -75,26 +75,44 @@ def _endless(loader):
     return cycle(lambda: loader)
 
 
+def quiet(batches, loader) -> None:
+    """End a timed row: close its batch generator (stops a decode thread) and stop its workers,
+    which would otherwise go on filling their prefetch queues while the next row is timed."""
+    from mmscale.data.loader import Loader, shutdown_workers
+
+    batches.close()
+    if isinstance(loader, Loader):
+        loader.close()
+    elif loader is not None:
+        shutdown_workers(loader)
+
+
 def input_variants(ctx) -> list[VariantRow]:
     from mmscale.data.reference import reference_loader
 
     rows = []
     dataset = _reference_batches(ctx)
-    runs = [("naive_loop", lambda: cycle(_naive_loop(dataset, ctx.batch_size)), reference_to_device),
-            ("reference_dataloader",
-             lambda: _endless(reference_loader(dataset, ctx.batch_size, ctx.job.data.num_workers)),
+    runs = [("naive_loop", None, reference_to_device),
+            ("reference_dataloader", lambda: reference_loader(dataset, ctx.batch_size, ctx.job.data.num_workers),
              reference_to_device),
-            ("dataloader_cpu_decode", lambda: _endless(ctx.loader("cpu")), ours_to_device)]
+            ("dataloader_cpu_decode", lambda: ctx.loader("cpu"), ours_to_device)]
+    if not ctx.gpu_decode_reason:
+        # the default reads and decodes in two background threads; the other rows are the same path
+        # with one thread, and decoding between steps, so the threads' effect is measured in one run
+        runs += [("gpu_decode", lambda: ctx.loader("gpu"), ours_to_device),
+                 ("gpu_decode_1thread", lambda: ctx.loader("gpu", decode_threads=1), ours_to_device),
+                 ("gpu_decode_inline", lambda: ctx.loader("gpu", decode_threads=0), ours_to_device)]
     timed = {}
-    for name, make, adapter in runs:
-        timed[name] = run_steps(make(), adapter, ctx.train_step(), ctx.device, ctx.steps, ctx.warmup)
+    for name, make_loader, adapter in runs:
+        loader = make_loader() if make_loader else None
+        batches = _endless(loader) if loader is not None else cycle(_naive_loop(dataset, ctx.batch_size))
+        try:
+            timed[name] = run_steps(batches, adapter, ctx.train_step(), ctx.device, ctx.steps, ctx.warmup)
+        finally:
+            quiet(batches, loader)
         rows.append(_row("input", name, timed[name]))
     if ctx.gpu_decode_reason:
         rows.append(VariantRow("input", "gpu_decode", skipped=ctx.gpu_decode_reason))
-    else:
-        timed["gpu_decode"] = run_steps(_endless(ctx.loader("gpu")), ours_to_device, ctx.train_step(), ctx.device,
-                                        ctx.steps, ctx.warmup)
-        rows.append(_row("input", "gpu_decode", timed["gpu_decode"]))
     rows.append(decode_auto_row(timed["dataloader_cpu_decode"], timed.get("gpu_decode"), ctx.gpu_decode_reason))
     return with_speedups(rows)
 

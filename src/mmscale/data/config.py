@@ -54,6 +54,10 @@ class DataConfig:
     """Where images are decoded: ``cpu`` (PIL in workers), ``gpu`` (nvjpeg on the device),
     ``auto`` (training with CUDA and nvjpeg: a few real steps on each path, then the faster one is
     kept and logged; otherwise cpu)."""
+    decode_threads: int = 2
+    """GPU decode: background threads of the training process that feed the step. 2 (default): one
+    reads raw batches from the workers, one decodes them with nvjpeg; 1: one thread does both; 0:
+    both happen between steps in the step's own thread. Meanwhile the step launches its kernels."""
     decode_probe_steps: int | None = None
     """``decode=auto`` in training: timed steps per input path (at least) before the faster one is
     kept; None: ``2 * num_workers``, at least 16. When workers deliver in rounds (some batches
@@ -78,6 +82,8 @@ class DataConfig:
             raise ConfigError("data.limit", f"must be >= 1 or unset, got {self.limit}")
         if self.decode not in ("cpu", "gpu", "auto"):
             raise ConfigError("data.decode", f"must be cpu, gpu or auto, got {self.decode!r}")
+        if self.decode_threads not in (0, 1, 2):
+            raise ConfigError("data.decode_threads", f"must be 0, 1 or 2, got {self.decode_threads}")
         if self.decode_probe_steps is not None and self.decode_probe_steps < 1:
             raise ConfigError("data.decode_probe_steps", f"must be >= 1, got {self.decode_probe_steps}")
         if self.decode_probe_warmup_steps is not None and self.decode_probe_warmup_steps < 0:

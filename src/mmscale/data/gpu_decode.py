@@ -10,8 +10,7 @@ bytes (``gpu_raw``) and the device decodes. ``benchmarks/gpu_decode.py`` measure
   which either decodes them or names the reason, so skips match ``decode=cpu`` exactly.
 - ``resize_to_square``: antialiased bilinear to ``S x S`` (the reference ``Resize((S, S))``),
   batched over images of equal size; output uint8 like the CPU path's ``Batch.images``.
-- ``GpuDecodeLoader``: decodes batch k+1.. on a side CUDA stream while the default stream runs
-  step k; the consumer waits on an event, never on the whole device.
+- ``gpu_prefetch.GpuDecodeLoader`` runs the decoder ahead of the training step.
 """
 
 from __future__ import annotations
@@ -119,54 +118,6 @@ class GpuDecoder:
             pixels = torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8, device=self.device)
         return Batch(pixels, ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True),
                      captions, raw.skips, indices)
-
-
-class GpuDecodeLoader:
-    """Wraps an iterable of ``RawBatch`` (a DataLoader over the raw dataset) and yields ``Batch``
-    with decoded images on the device, ``prefetch`` batches ahead on a side stream.
-
-    On CPU (tests, ``validate --preset cpu``) it runs the same logic synchronously.
-    """
-
-    def __init__(self, raw_batches, decoder: GpuDecoder, prefetch: int = 2):
-        self.raw_batches, self.decoder = raw_batches, decoder
-        self.prefetch = max(prefetch, 1)
-        self.cuda = decoder.device.type == "cuda"
-
-    def __len__(self) -> int:
-        return len(self.raw_batches)
-
-    def _launch(self, raw: RawBatch, stream):
-        if stream is None:
-            return self.decoder(raw), None
-        with torch.cuda.stream(stream):
-            batch = self.decoder(raw)
-            done = torch.cuda.Event()
-            done.record(stream)
-        return batch, done
-
-    def __iter__(self):
-        stream = torch.cuda.Stream(device=self.decoder.device) if self.cuda else None
-        pending: collections.deque = collections.deque()
-        source = iter(self.raw_batches)
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < self.prefetch:
-                try:
-                    raw = next(source)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending.append(self._launch(raw, stream))
-            if not pending:
-                return
-            batch, done = pending.popleft()
-            if done is not None:
-                current = torch.cuda.current_stream(self.decoder.device)
-                current.wait_event(done)  # GPU-side wait: the host does not block here
-                for t in (batch.images, batch.input_ids, batch.attention_mask):
-                    t.record_stream(current)  # memory from the side stream now used on this one
-            yield batch
 
 
 def nvjpeg_available(device: torch.device | str = "cuda") -> tuple[bool, str]:

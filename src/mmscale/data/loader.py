@@ -100,20 +100,17 @@ class Loader:
             self.sampler.set_epoch(self.epoch, self.sample_offset)
 
     def close(self) -> None:
-        """Stop the worker processes now. Persistent workers outlive an abandoned iteration and
-        would keep decoding batches nobody reads (a switched-away input path must go quiet)."""
-        iterator = getattr(self.dataloader, "_iterator", None)  # where DataLoader keeps persistent workers
-        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
-            iterator._shutdown_workers()
-        self.dataloader._iterator = None
+        """Stop the worker processes now (see ``shutdown_workers``). Close any generator over this
+        loader first: with ``decode=gpu`` its decode thread may be reading the DataLoader."""
+        shutdown_workers(self.dataloader)
 
     def _batches(self):
         if self.gpu_decoder is None:
             yield from self.dataloader
             return
-        from mmscale.data.gpu_decode import GpuDecodeLoader
+        from mmscale.data.gpu_prefetch import GpuDecodeLoader
 
-        yield from GpuDecodeLoader(self.dataloader, self.gpu_decoder, prefetch=2)
+        yield from GpuDecodeLoader(self.dataloader, self.gpu_decoder, prefetch=2, threads=self.cfg.decode_threads)
 
     def __iter__(self):
         if self.sampler is not None:
@@ -127,6 +124,16 @@ class Loader:
                 raise batch.skips.examples[0].to_error()
             yield batch
         self.epoch, self.sample_offset = self.epoch + 1, 0
+
+
+def shutdown_workers(dataloader: DataLoader) -> None:
+    """Stop a DataLoader's persistent workers now. They outlive an abandoned iteration and keep
+    decoding up to ``num_workers * prefetch_factor`` batches nobody reads: a switched-away input
+    path, or the previous row of a benchmark, must go quiet before the next is timed."""
+    iterator = getattr(dataloader, "_iterator", None)  # where DataLoader keeps persistent workers
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+    dataloader._iterator = None
 
 
 def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch.device | str | None = None,
