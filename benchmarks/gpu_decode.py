@@ -153,7 +153,6 @@ def main() -> None:
                             lambda b: b["pixel_values"].to(device, non_blocking=True), W))
     batches.close()
     shutdown_workers(ref_loader)  # its workers would go on decoding while the next row is timed
-    del ref_loader
 
     tok = load_tokenizer()
     base = DataConfig(path=str(data_dir / "train.jsonl"), image_size=S, num_workers=W, max_text_len=128)
