@@ -137,6 +137,21 @@ def test_consumer_that_stops_early_stops_the_threads(threads):
     assert len(decoder.decoded) <= 1 + 2 + 1  # the one handed out, a full queue, the one in hand
 
 
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_source_iterator_is_made_in_the_consumers_thread(threads):
+    """Making a DataLoader iterator draws from the global RNG; training forks the RNG around the
+    first batch in its own thread, so the draw must happen there, before any stage thread runs."""
+    made_in = []
+
+    class Source:
+        def __iter__(self):
+            made_in.append(threading.current_thread())
+            return iter(range(3))
+
+    assert [b.k for b in GpuDecodeLoader(Source(), ScriptedDecoder(), threads=threads)] == [0, 1, 2]
+    assert made_in == [threading.current_thread()]
+
+
 def test_threads_must_be_0_1_or_2():
     with pytest.raises(ValueError, match="threads"):
         GpuDecodeLoader([], ScriptedDecoder(), threads=3)

@@ -144,15 +144,19 @@ class GpuDecodeLoader:
             yield self._handover(*pending.popleft())
 
     def _threaded(self):
+        # The DataLoader's iterator is made here, in the consumer's thread: making it draws worker
+        # seeds from the global torch RNG, which training forks around the first batch so that a
+        # resumed run draws the same numbers as an uninterrupted one.
+        source = iter(self.raw_batches)
         stop = threading.Event()
         stream = self._side_stream()
         ready = _Pipe(self.prefetch, stop)
         decode = lambda raw: self._launch(raw, stream)  # noqa: E731
         if self.threads == 1:
-            bodies = [(iter(self.raw_batches), decode, ready)]
+            bodies = [(source, decode, ready)]
         else:
             raw = _Pipe(self.prefetch, stop)
-            bodies = [(iter(self.raw_batches), lambda item: item, raw), (raw.drain(), decode, ready)]
+            bodies = [(source, lambda item: item, raw), (raw.drain(), decode, ready)]
         workers = [threading.Thread(target=_stage, args=body, name="mmscale-gpu-decode", daemon=True)
                    for body in bodies]
         for worker in workers:
