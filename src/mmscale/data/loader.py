@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import DataLoader
 
-from mmscale.data.batch import Batch
 from mmscale.data.collate import Collator, RawCollator
 from mmscale.data.config import DataConfig
 from mmscale.data.dataset import IndexedDataset, RawIndexedDataset
