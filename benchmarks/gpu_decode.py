@@ -127,7 +127,8 @@ def main() -> None:
 
     from mmscale.data.config import DataConfig
     from mmscale.data.gpu_decode import decode_jpegs, nvjpeg_available, resize_to_square
-    from mmscale.data.loader import build_loader, shutdown_workers
+    from mmscale.bench.pipeline_variants import quiet
+    from mmscale.data.loader import build_loader
     from mmscale.data.normalize import to_model_input
     from mmscale.data.readers import read_manifest
     from mmscale.data.reference import MultiModalDataset, reference_loader, reference_tokenizer
@@ -151,8 +152,7 @@ def main() -> None:
     batches = endless(lambda: ref_loader)
     rows.append(time_loader("reference_dataloader", batches, total, device,
                             lambda b: b["pixel_values"].to(device, non_blocking=True), W))
-    batches.close()
-    shutdown_workers(ref_loader)  # its workers would go on decoding while the next row is timed
+    quiet(batches, ref_loader)  # its workers would go on decoding while the next row is timed
 
     tok = load_tokenizer()
     base = DataConfig(path=str(data_dir / "train.jsonl"), image_size=S, num_workers=W, max_text_len=128)
@@ -166,8 +166,7 @@ def main() -> None:
         try:
             return time_loader(name, batches, total, device, finish, W)
         finally:
-            batches.close()
-            loader.close()
+            quiet(batches, loader)
 
     # 2. ours, CPU decode
     rows.append(ours("ours_cpu_decode", lambda b: to_model_input(b.images, device), "cpu"))

@@ -2,7 +2,7 @@
 
 torchvision's nvjpeg batch decode ends in a ``cudaStreamSynchronize`` on its own stream: the
 calling thread blocks until the hardware decoder is done, about 15 ms per 256 JPEGs of 640x480 on
-one H100, and taking a raw batch from the DataLoader costs about 10 ms more. Called between
+one H100, and taking a raw batch from the DataLoader up to about 10 ms more. Called between
 training steps (``threads=0``), both are time the training process launches nothing.
 ``threads=1`` reads and decodes in one background thread; ``threads=2`` (the default) reads in one
 and decodes in another, so the next batch is read while this one decodes. torch operators release
