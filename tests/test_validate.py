@@ -135,3 +135,25 @@ def test_overrides_go_to_the_table_they_name():
         validate_mod.load_configs("cpu", ["validate.batchsweep.bogus=1"])
     with pytest.raises(ConfigError, match="overrides must start"):
         validate_mod.load_configs("cpu", ["serve.port=1"])
+
+
+def test_sections_on_synthetic_tensors_alone_synthesize_no_dataset(tmp_path, monkeypatch):
+    from mmscale import validate_sections
+    from mmscale.report.results import new_section
+
+    seen = []
+
+    def runner(ctx):
+        seen.append(ctx.data_path)
+        return new_section(validate_sections.TITLES["scaling"])
+
+    monkeypatch.setitem(validate_sections.RUNNERS, "scaling", runner)
+    results = validate_mod.validate("cpu", out_dir=tmp_path / "run", show_progress=False,
+                                    overrides=['validate.sections=["scaling"]', "validate.synth_samples=50"])
+    assert results["sections"]["scaling"]["status"] == "ok" and len(seen) == 1
+    assert not (tmp_path / "run" / "data").exists()
+    # a section that reads the dataset still gets one synthesized
+    monkeypatch.setitem(validate_sections.RUNNERS, "data", runner)
+    validate_mod.validate("cpu", out_dir=tmp_path / "run2", show_progress=False,
+                          overrides=['validate.sections=["data"]', "validate.synth_samples=50"])
+    assert (tmp_path / "run2" / "data" / "train.jsonl").is_file() and seen[-1] == tmp_path / "run2" / "data"

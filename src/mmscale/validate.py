@@ -24,6 +24,9 @@ from mmscale.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SECTION_ORDER = ("data", "pipeline", "datascale", "batchsweep", "load", "scaling")
+# Sections that read the dataset; the batch sweep and scaling train on synthetic tensors, so a
+# run of those alone does not pay for synthesizing a dataset it never opens.
+DATA_SECTIONS = frozenset({"data", "pipeline", "datascale", "load"})
 
 
 @dataclass
@@ -274,9 +277,11 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
             else:
                 log.info(text)
 
-        data_path = prepare_data(settings, data_dir, run_dir, configs.job, say)
-        job = dataclasses.replace(configs.job, data=dataclasses.replace(configs.job.data, path=str(data_path)))
-        configs = dataclasses.replace(configs, job=job)
+        data_path = Path(configs.job.data.path)
+        if DATA_SECTIONS & set(settings.sections):
+            data_path = prepare_data(settings, data_dir, run_dir, configs.job, say)
+            job = dataclasses.replace(configs.job, data=dataclasses.replace(configs.job.data, path=str(data_path)))
+            configs = dataclasses.replace(configs, job=job)
         results = new_results(preset, configs.as_dict(), fingerprint())
         previous, earlier_monitors = None, {}
         if merge:

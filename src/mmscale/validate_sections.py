@@ -210,13 +210,25 @@ def run_scaling_section(ctx) -> dict:
     for r in rows:
         if r.world_size > 1 and r.efficiency is not None:
             level = "pass" if r.efficiency >= 0.85 else "warn"
-            comm = f", exposed communication {100 * r.comm_share:.0f}% of the step" if r.comm_share is not None else ""
-            section["verdicts"].append(verdict(level, f"{r.strategy} {r.regime} x{r.world_size}: efficiency "
-                                               f"{r.efficiency:.2f}{comm}"))
+            section["verdicts"].append(verdict(level, scaling_verdict(r)))
     section["charts"] = scaling_charts(section["rows"])
     if not rows and not errors:
         section["reason"] = "no launch produced rows"
     return section
+
+
+def scaling_verdict(row) -> str:
+    """One multi-rank row in words: efficiency, then the evidence for where the loss is."""
+    text = f"{row.strategy} {row.regime} x{row.world_size}: efficiency {row.efficiency:.2f}"
+    if row.comm_share is not None:
+        text += f", exposed communication {100 * row.comm_share:.0f}% of the step"
+    if row.comm_ms_at_link is not None:
+        text += (f"; the link needs {row.comm_ms_at_link:.1f} ms for its {row.comm_bus_gb:.2f} GB a step "
+                 f"(of a {row.step_ms:.1f} ms step)")
+    if row.issue_ms is not None and row.issue_ms >= 0.9 * row.step_ms:
+        text += (f"; host-bound: the step call took {row.issue_ms:.1f} ms to return, so each rank's own "
+                 "host work (or a device sync inside the step) sets the pace, not the link")
+    return text
 
 
 # -- data, pipeline, load: measured by their own benchmark modules -------------------------------

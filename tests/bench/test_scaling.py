@@ -43,6 +43,11 @@ def test_cpu_smoke_runs_torchrun_with_two_gloo_ranks(tmp_path):
     assert all(r.samples_per_s > 0 and r.per_rank_samples_per_s == pytest.approx(r.samples_per_s / 2) for r in two)
     assert all(r.comm_share is not None and 0 <= r.comm_share < 1 for r in two)
     assert all(len(r.step_ms_values) == 2 and r.peak_mem_gib > 0 for r in rows)
+    # the link was measured in the same group and the step's bytes were timed against it
+    assert all(set(r.link_busbw_gbs) == {"all_reduce", "all_gather", "reduce_scatter"} for r in two)
+    assert all(v > 0 for r in two for v in r.link_busbw_gbs.values())
+    assert all(r.comm_bus_gb > 0 and r.comm_ms_at_link > 0 for r in two)
+    assert all(0 < r.issue_ms <= r.step_ms for r in two)
     strong_two = next(r for r in two if r.regime == "strong")
     assert strong_two.global_batch == 8 and strong_two.per_rank_batch == 4
 
@@ -60,3 +65,36 @@ def test_a_failed_launch_is_recorded_not_raised(tmp_path, monkeypatch):
     rows, errors = scaling.run_scaling(ModelConfig(), TrainConfig(), [1, 2], ["ddp"], 2, 1, 0, "cpu", tmp_path)
     assert [r.world_size for r in rows] == [1] and rows[0].efficiency == 1.0
     assert errors == [{"strategy": "ddp", "world_size": 2, "error": "torchrun ddp x2 exited 1: NCCL error"}]
+
+
+def test_the_verdict_names_the_link_time_and_a_host_bound_step():
+    from mmscale.validate_sections import scaling_verdict
+
+    row = srow("fsdp", 2, "weak", 180)
+    row.step_ms, row.efficiency, row.comm_share = 140.0, 0.68, 0.15
+    row.comm_bus_gb, row.comm_ms_at_link, row.issue_ms = 0.79, 3.1, 131.0
+    text = scaling_verdict(row)
+    assert "efficiency 0.68" in text and "exposed communication 15%" in text
+    assert "3.1 ms for its 0.79 GB" in text and "host-bound" in text
+    row.issue_ms = 60.0  # the host returned well before the device finished: not host-bound
+    assert "host-bound" not in scaling_verdict(row)
+
+
+@pytest.mark.slow
+def test_fsdp_variants_script_runs_every_wrap_on_two_gloo_ranks(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root / "src"))
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "fsdp_variants.py"), "--smoke", "--batch", "4",
+                           "--steps", "1", "--warmup", "1", "--variants", "ddp,fsdp,fsdp_keep", "--out", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "fsdp_variants.json").read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["ddp", "fsdp", "fsdp_keep"]
+    assert all(r["ranks"] == 2 and r["samples_per_s"] > 0 and 0 < r["issue_ms"] <= r["step_ms"] for r in rows)
+    assert rows[0]["vs_ddp"] == 1.0 and "fsdp_keep" in proc.stdout

@@ -45,3 +45,40 @@ def test_two_processes_on_gloo_train_a_few_steps(parallel, tiny_dataset, tmp_pat
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["step"] == 3
     assert state["model"]["itm_head.weight"].shape == (2, 64)
+
+
+def gather_dtype_worker(rank: int, world: int, port: int, param_dtype, out: str) -> None:
+    """Wrap a tiny model with FSDP2, run one bf16 step, record what dtype the blocks computed with."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from mmscale.model import MultimodalModel
+    from mmscale.model.config import ModelConfig
+    from mmscale.train.distributed import init_distributed, wrap_model
+    from mmscale.train.synthetic import synthetic_batch
+
+    cfg = ModelConfig(image_encoder="vit_tiny_patch16_224", image_size=32, image_patch_size=8, image_depth=1,
+                      text_encoder="bert-tiny", max_text_len=8, hidden_dim=32, num_heads=2, embed_dim=16)
+    env = init_distributed("cpu")
+    model = wrap_model(MultimodalModel(cfg), "fsdp", env, torch.device("cpu"), param_dtype=param_dtype)
+    seen = []
+    block = model.image_encoder.backbone.blocks[0]
+    block.register_forward_pre_hook(lambda module, args: seen.append(str(module.attn.qkv.weight.dtype)))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = model(*synthetic_batch(cfg, 4, "cpu", seed=rank))["loss"]
+    loss.backward()
+    stored = {str(p.dtype) for p in model.parameters()} | {str(p.grad.dtype) for p in model.parameters()
+                                                            if p.grad is not None}
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
+        json.dump({"gathered": seen, "stored": sorted(stored)}, handle)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.parametrize("param_dtype, gathered", [(torch.bfloat16, "torch.bfloat16"), (None, "torch.float32")])
+def test_fsdp_gathers_blocks_in_the_compute_dtype_and_keeps_fp32_masters(param_dtype, gathered, tmp_path):
+    mp.start_processes(gather_dtype_worker, args=(2, free_port(), param_dtype, str(tmp_path)), nprocs=2,
+                       join=True, start_method="fork")
+    for rank in range(2):
+        result = json.load(open(tmp_path / f"rank{rank}.json"))
+        assert result["gathered"] == [gathered]
+        assert result["stored"] == ["torch.float32"]  # sharded weights and their gradients

@@ -10,6 +10,12 @@ synchronization turned off (DDP ``no_sync``, FSDP2 ``set_requires_gradient_sync(
 difference is the communication the overlap failed to hide. For FSDP2 the parameter
 all-gathers still run without gradient sync, so its figure covers the reduce-scatter only.
 
+Beside it, each row carries what there was to hide and how fast the link is (``scaling_comm``):
+the bus bytes the strategy moves per step, the collectives' bus bandwidth measured in the same
+process group, and the time the link needs for those bytes. And the host's side: how long the
+step call took to return (``issue_ms``). When that is close to the step time, the ranks wait
+on their own Python, not on each other, and a faster link would not help.
+
 On a CPU, 1 and 2 gloo processes run as a smoke test of the same code path.
 
     python -m mmscale.bench.scaling --worker ...   (what torchrun runs on each rank)
@@ -48,6 +54,10 @@ class ScalingRow:
     peak_mem_gib: float | None  # max over ranks: CUDA allocator peak, or host RSS on CPU
     efficiency: float | None = None  # filled by analyze(): vs world_size 1 of the same regime
     device: str = "cpu"
+    issue_ms: float | None = None  # median host time to issue the step: near step_ms = host-bound
+    link_busbw_gbs: dict | None = None  # measured bus bandwidth of each collective in this group
+    comm_bus_gb: float | None = None  # bus bytes the strategy moves per step (scaling_comm)
+    comm_ms_at_link: float | None = None  # time the link needs for them at its measured bandwidth
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -150,7 +160,9 @@ class _Resync(contextlib.AbstractContextManager):
         return False
 
 
-def _time_steps(step_fn, batch, steps: int, warmup: int, device, sync_ctx=None) -> list[float]:
+def time_steps(step_fn, batch, steps: int, warmup: int, device, sync_ctx=None,
+                issue: list | None = None) -> list[float]:
+    """Per-step wall times (ms); ``issue`` collects the host time until the step call returned."""
     import torch
     import torch.distributed as dist
 
@@ -166,13 +178,15 @@ def _time_steps(step_fn, batch, steps: int, warmup: int, device, sync_ctx=None) 
         t0 = time.perf_counter()
         with sync_ctx() if sync_ctx else contextlib.nullcontext():
             step_fn(*batch)
+        if issue is not None:
+            issue.append((time.perf_counter() - t0) * 1e3)
         if device.type == "cuda":
             torch.cuda.synchronize(device)  # host-device sync: the step's kernels are part of its time
         times.append((time.perf_counter() - t0) * 1e3)
     return times
 
 
-def _slowest(times: list[float], world: int) -> list[float]:
+def slowest_rank(times: list[float], world: int) -> list[float]:
     """Per-step maximum over ranks (the step ends when the last rank ends)."""
     import torch.distributed as dist
 
@@ -192,6 +206,8 @@ def worker(spec_path: str) -> None:
     from mmscale.train.config import TrainConfig
     from mmscale.train.distributed import init_distributed, resolve_device, wrap_model
     from mmscale.train.optim import build_optimizer
+    from mmscale.bench import scaling_comm
+    from mmscale.train.precision import Precision
     from mmscale.train.step import TrainStep
     from mmscale.train.synthetic import synthetic_batch
 
@@ -202,19 +218,33 @@ def worker(spec_path: str) -> None:
     device = resolve_device("cuda" if spec["device"].startswith("cuda") else "cpu", env)
     torch.manual_seed(train_cfg.seed)
     model = MultimodalModel(model_cfg).to(device)
-    model = wrap_model(model, spec["strategy"] if env.active else "none", env, device)
+    precision = Precision.resolve(train_cfg.precision, device)
+    block_params = sum(p.numel() for block in [*model.image_encoder.backbone.blocks,
+                                               *model.text_encoder.bert.encoder.layer]
+                       for p in block.parameters())
+    root_params = sum(p.numel() for p in model.parameters()) - block_params
+    gather_dtype = precision.sharded_param_dtype or torch.float32
+    bus = scaling_comm.bus_bytes_per_step(spec["strategy"], env.world_size, block_params, root_params,
+                                          gather_bytes=gather_dtype.itemsize,
+                                          reshard_after_forward=train_cfg.fsdp_reshard_after_forward)
+    link = scaling_comm.measure_link(device, env.world_size, 256 if device.type == "cuda" else 8) if env.active else None
+    model = wrap_model(model, spec["strategy"] if env.active else "none", env, device,
+                       param_dtype=precision.sharded_param_dtype,
+                       reshard_after_forward=train_cfg.fsdp_reshard_after_forward)
     optimizer = build_optimizer(model, train_cfg.lr, train_cfg.weight_decay, train_cfg.beta2,
                                 fused=train_cfg.fused_adamw and device.type == "cuda")
-    step = TrainStep(model, optimizer, precision=train_cfg.precision,
+    step = TrainStep(model, optimizer, precision=precision, compile=train_cfg.compile,
                      checkpointing=train_cfg.activation_checkpointing, grad_clip=train_cfg.grad_clip)
     rows = []
     regimes = [("weak", spec["per_rank_batch"]), ("strong", spec["global_batch"] // env.world_size)]
     for regime, per_rank in regimes:
         batch = synthetic_batch(model_cfg, per_rank, device, seed=env.rank)
-        times = _slowest(_time_steps(step, batch, spec["steps"], spec["warmup"], device), env.world_size)
+        issue: list[float] = []
+        times = slowest_rank(time_steps(step, batch, spec["steps"], spec["warmup"], device, issue=issue),
+                         env.world_size)
         nosync = None
         if env.active:
-            nosync = _slowest(_time_steps(step, batch, spec["steps"], 1, device,
+            nosync = slowest_rank(time_steps(step, batch, spec["steps"], 1, device,
                                           sync_ctx=lambda: _no_grad_sync(model)), env.world_size)
         step_ms = stats.median(times)
         nosync_ms = stats.median(nosync) if nosync else None
@@ -231,7 +261,9 @@ def worker(spec_path: str) -> None:
             per_rank_samples_per_s=per_rank / (step_ms / 1e3),
             step_ms_values=[round(t, 3) for t in times], nosync_step_ms=nosync_ms,
             comm_share=max(0.0, (step_ms - nosync_ms) / step_ms) if nosync_ms else None,
-            peak_mem_gib=peak, device=str(device.type),
+            peak_mem_gib=peak, device=str(device.type), issue_ms=stats.median(issue),
+            link_busbw_gbs=link, comm_bus_gb=sum(bus.values()) / 1e9 if bus else None,
+            comm_ms_at_link=scaling_comm.ms_at_link(bus, link) if link else None,
         ).as_dict())
     if env.is_main:
         Path(spec["out"]).write_text(json.dumps(rows))

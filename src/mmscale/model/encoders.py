@@ -92,4 +92,9 @@ class TextEncoder(nn.Module):
         self.width = self.bert.config.hidden_size
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        # A 2D mask makes transformers ask the device whether any token is padding (``mask.all()``,
+        # a host-device sync in the middle of every eager forward) to drop the mask when none is.
+        # The same mask as a 4D boolean (B, 1, 1, L) is used as given: no sync. Measured on two
+        # H200s under DDP: 2,559 against 2,461 and 2,375 samples/s in the same run (BENCHMARKS.md).
+        mask = attention_mask[:, None, None, :].bool()
+        return self.bert(input_ids=input_ids, attention_mask=mask).last_hidden_state

@@ -53,7 +53,11 @@ class TrainConfig:
     tf32: bool = True
     """Allow TF32 matmuls for fp32 work on CUDA."""
     parallel: Literal["auto", "none", "ddp", "fsdp"] = "auto"
-    """Multi-process strategy under torchrun: ``auto`` = DDP when WORLD_SIZE > 1; ``fsdp`` = FSDP2."""
+    """Multi-process strategy under torchrun: ``auto`` = DDP when WORLD_SIZE > 1; ``fsdp`` = FSDP2
+    (under bf16 its gathered weights are bf16; master weights, gradient reduction and AdamW fp32)."""
+    fsdp_reshard_after_forward: bool = True
+    """FSDP2: free each block's gathered weights after forward and gather again in backward (least
+    memory). ``false`` keeps them until backward: one all-gather fewer per block per step."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """``auto``: CUDA when available."""
     num_threads: int = 0

@@ -48,17 +48,30 @@ def resolve_device(choice: str, env: DistEnv) -> torch.device:
     return torch.device("cpu")
 
 
-def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.device) -> nn.Module:
-    """Return the module to train: the model itself, DDP(model) or the FSDP2-sharded model."""
+def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.device,
+               param_dtype: torch.dtype | None = None, reshard_after_forward: bool = True) -> nn.Module:
+    """Return the module to train: the model itself, DDP(model) or the FSDP2-sharded model.
+
+    FSDP2 only: ``param_dtype`` is the dtype blocks compute in once gathered (bf16 under bf16
+    autocast: half the all-gather bytes and no per-op weight casts; the sharded master weights,
+    gradient reduction and optimizer stay fp32). ``reshard_after_forward=False`` keeps each block's
+    gathered weights from forward to backward: one all-gather fewer per block per step, for the
+    memory of the gathered weights.
+    """
     if not env.active or strategy == "none":
         return model
     if strategy == "fsdp":
-        from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method  # public since 2.6
+        from torch.distributed.fsdp import (  # public since 2.6
+            MixedPrecisionPolicy,
+            fully_shard,
+            register_fsdp_forward_method,
+        )
 
+        policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32 if param_dtype else None)
         blocks = list(model.image_encoder.backbone.blocks) + list(model.text_encoder.bert.encoder.layer)
         for block in blocks:
-            fully_shard(block)
-        fully_shard(model)
+            fully_shard(block, mp_policy=policy, reshard_after_forward=reshard_after_forward)
+        fully_shard(model, mp_policy=policy, reshard_after_forward=reshard_after_forward)
         # evaluation and serving call these instead of forward(): they must gather the root's
         # parameters too
         for method in ("image_embedding", "text_embedding"):

@@ -102,7 +102,9 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     if cfg.fp8 != "off":
         convert_linears_to_fp8(model, cfg.fp8, cfg.fp8_layers)
     rank_batch = micro_batch * cfg.grad_accum
-    wrapped = dist_utils.wrap_model(model, _strategy(cfg.parallel, env), env, device)
+    wrapped = dist_utils.wrap_model(model, _strategy(cfg.parallel, env), env, device,
+                                    param_dtype=precision.sharded_param_dtype,
+                                    reshard_after_forward=cfg.fsdp_reshard_after_forward)
     optimizer = build_optimizer(wrapped, cfg.lr, cfg.weight_decay, cfg.beta2,
                                 fused=cfg.fused_adamw)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)

@@ -25,6 +25,13 @@ class Precision:
     def dtype(self) -> torch.dtype:
         return DTYPES[self.name]
 
+    @property
+    def sharded_param_dtype(self) -> torch.dtype | None:
+        """The dtype FSDP2 gathers weights in: bf16 under bf16 autocast (the matmuls would cast
+        them anyway); None (the stored fp32) otherwise: fp16 with its gradient scaler keeps the
+        gather it had, which was not measured against an fp16 one."""
+        return torch.bfloat16 if self.name == "bf16" else None
+
     def autocast(self):
         """Matmuls in bf16/fp16, reductions and the optimizer in fp32 (weights stay fp32)."""
         if self.name == "fp32":
