@@ -149,10 +149,16 @@ def server_side(url: str) -> dict:
             # where a latency tail comes from: forwards, or requests timed inside the server
             "forwards_over_100ms": above("mmscale_batch_forward_seconds", "0.1", task="match"),
             "match_requests_over_250ms": above("mmscale_request_latency_seconds", "0.25", endpoint="/v1/match"),
-            "match_requests": sample("mmscale_request_latency_seconds_count", endpoint="/v1/match")}
+            "match_requests": sample("mmscale_request_latency_seconds_count", endpoint="/v1/match"),
+            # the queue in front of the model loop, timed apart from the forward
+            "match_queue_waits": value("mmscale_queue_wait_seconds_count"),
+            "match_queue_wait_sum_s": value("mmscale_queue_wait_seconds_sum"),
+            "match_queue_waits_over_100ms": above("mmscale_queue_wait_seconds", "0.1", task="match"),
+            "match_queue_waits_over_250ms": above("mmscale_queue_wait_seconds", "0.25", task="match")}
 
 
-COUNTS = ("batches", "forwards_over_100ms", "match_requests_over_250ms", "match_requests")
+COUNTS = ("batches", "forwards_over_100ms", "match_requests_over_250ms", "match_requests", "match_queue_waits",
+          "match_queue_wait_sum_s", "match_queue_waits_over_100ms", "match_queue_waits_over_250ms")
 
 
 def side_during(url: str, before: dict) -> dict:
@@ -160,8 +166,11 @@ def side_during(url: str, before: dict) -> dict:
     started), so tail counts cover the sweep (the load generator's warm-up included), not the
     server's start-up. A series absent before (no request yet) counted zero."""
     after = server_side(url)
-    return {**after, **{f"sweep_{key}": after[key] - (before[key] if before[key] == before[key] else 0.0)
-                        for key in COUNTS}}
+    out = {**after, **{f"sweep_{key}": after[key] - (before[key] if before[key] == before[key] else 0.0)
+                       for key in COUNTS}}
+    waits = out["sweep_match_queue_waits"]
+    out["sweep_mean_queue_wait_ms"] = 1000 * out["sweep_match_queue_wait_sum_s"] / waits if waits > 0 else float("nan")
+    return out
 
 
 def server_processes(pid: int) -> list:

@@ -174,3 +174,21 @@ def test_without_max_queue_ms_only_the_count_bounds_the_queue():
     futures = [batcher.submit(it) for it in items(12)]  # 0.6 s of work: admitted all the same
     batcher.stop(0.0)
     assert len(futures) == 12
+
+
+def test_each_request_s_queue_wait_is_reported_with_its_batch():
+    fake = FakePredictor(delay_s=0.2)
+    seen = []
+    batcher = DynamicBatcher(fake.predict, max_batch=1, max_wait_ms=0, max_queue=10,
+                             on_batch=lambda task, size, execute_s, prepare_s, waits: seen.append(waits)).start()
+    t0 = time.monotonic()
+    first = batcher.submit(items(1)[0])
+    time.sleep(0.05)  # the first batch is running when the second request arrives
+    t1 = time.monotonic()
+    second = batcher.submit(items(1)[0])
+    first.result(5), second.result(5)
+    batcher.stop()
+    assert [len(w) for w in seen] == [1, 1]
+    # the second waited for what was left of the first's 0.2 s forward, the first for nothing
+    assert seen[1][0] >= 0.2 - (t1 - t0) - 0.01
+    assert 0 <= seen[0][0] < seen[1][0]

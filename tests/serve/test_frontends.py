@@ -66,6 +66,8 @@ def test_scores_equal_unbatched_batches_span_frontends_and_metrics_add_up(tiny_f
     assert metric(text, "mmscale_requests_total", endpoint="/v1/match", status="200") == 20
     assert metric(text, "mmscale_batch_size_sum", task="match") == 20
     assert metric(text, "mmscale_batch_size_count", task="match") < 20  # some batches held several requests
+    # every request's wait in the model process's queue is timed, once, apart from its forward
+    assert metric(text, "mmscale_queue_wait_seconds_count", task="match") == 20
     assert text.count("# TYPE mmscale_requests_total counter") == 1  # one family, summed over processes
 
 

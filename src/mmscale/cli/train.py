@@ -48,8 +48,10 @@ def run(args) -> int:
         print(json.dumps(result.as_dict()))
         return 0
     ev = result.eval
+    # rank 0 reports its own device (cuda:0); with several ranks, name the kind only
+    device = result.device.split(":")[0] if result.world_size > 1 else result.device
     print(f"trained {result.steps} steps, {result.samples} samples in {result.wall_s:.1f} s "
-          f"({result.samples_per_s:.1f} samples/s) on {result.world_size} x {result.device}, {result.precision}")
+          f"({result.samples_per_s:.1f} samples/s) on {result.world_size} x {device}, {result.precision}")
     print(f"final loss {result.loss:.4f} (itc {result.loss_itc:.4f}, itm {result.loss_itm:.4f})"
           + (f", MFU {100 * result.mfu:.1f}%" if result.mfu is not None else ""))
     if ev:

@@ -46,6 +46,7 @@ class Pending:
     item: Item
     future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
     enqueued_s: float = field(default_factory=time.monotonic)
+    taken_s: float = 0.0  # when a batch took it off the queue: taken - enqueued = its queue wait
 
 
 class DynamicBatcher:
@@ -57,7 +58,7 @@ class DynamicBatcher:
         self.predict, self.max_batch, self.max_queue = predict, max_batch, max_queue
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue_s = max_queue_ms / 1000.0  # 0: no bound in time
-        self.on_batch = on_batch  # (task, batch_size, execute_s, prepare_s) for metrics
+        self.on_batch = on_batch  # (task, batch_size, execute_s, prepare_s, queue_waits_s) for metrics
         self.queue: collections.deque[Pending] = collections.deque()
         self.cond = threading.Condition()
         self.running = 0  # requests taken off the queue, not yet answered
@@ -128,8 +129,10 @@ class DynamicBatcher:
                     break
                 self.cond.wait(left_s)
             batch, rest = [], collections.deque()
+            taken_s = time.monotonic()
             for pending in self.queue:
                 if pending.item.task == first.item.task and len(batch) < self.max_batch:
+                    pending.taken_s = taken_s
                     batch.append(pending)
                 else:
                     rest.append(pending)
@@ -188,7 +191,8 @@ class DynamicBatcher:
                 self.served_per_s = rate if not self.served_per_s else (
                     RATE_SMOOTHING * rate + (1 - RATE_SMOOTHING) * self.served_per_s)
         if self.on_batch:
-            self.on_batch(batch[0].item.task, len(batch), execute_s, prepare_s)
+            self.on_batch(batch[0].item.task, len(batch), execute_s, prepare_s,
+                          [p.taken_s - p.enqueued_s for p in batch])
 
 
 def guarded(size: int, task: str, stage: str, fn, *args) -> list:

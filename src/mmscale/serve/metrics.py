@@ -32,16 +32,23 @@ class ServerMetrics:
                                  "Time to decode and tokenize one batch ahead of its forward "
                                  "(prepare_ahead on), by task",
                                  ["task"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
+        self.queue_wait = Histogram("mmscale_queue_wait_seconds",
+                                    "Time a request waited in the model process's queue before a "
+                                    "batch took it (includes the batching wait, max_wait_ms), by task",
+                                    ["task"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self.queue_depth = Gauge("mmscale_queue_depth", "Requests admitted and not yet answered",
                                  registry=self.registry)
         self.rejected = Counter("mmscale_rejected", "Requests refused by reason (queue_full, limit, ...)",
                                 ["reason"], registry=self.registry)
 
-    def on_batch(self, task: str, size: int, forward_s: float, prepare_s: float | None = None) -> None:
+    def on_batch(self, task: str, size: int, forward_s: float, prepare_s: float | None = None,
+                 queue_waits_s: list[float] = ()) -> None:
         self.batch_size.labels(task).observe(size)
         self.forward.labels(task).observe(forward_s)
         if prepare_s:
             self.prepare.labels(task).observe(prepare_s)
+        for wait_s in queue_waits_s:
+            self.queue_wait.labels(task).observe(wait_s)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -49,7 +56,7 @@ class ServerMetrics:
 
 FRONTEND_FAMILIES = ("mmscale_requests", "mmscale_request_latency_seconds", "mmscale_rejected")
 MODEL_FAMILIES = ("mmscale_batch_size", "mmscale_batch_forward_seconds", "mmscale_batch_prepare_seconds",
-                  "mmscale_queue_depth")
+                  "mmscale_queue_wait_seconds", "mmscale_queue_depth")
 
 
 class FamilyFilter:
