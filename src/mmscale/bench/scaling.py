@@ -13,8 +13,9 @@ all-gathers still run without gradient sync, so its figure covers the reduce-sca
 Beside it, each row carries what there was to hide and how fast the link is (``scaling_comm``):
 the bus bytes the strategy moves per step, the collectives' bus bandwidth measured in the same
 process group, and the time the link needs for those bytes. And the host's side: how long the
-step call took to return (``issue_ms``). When that is close to the step time, the ranks wait
-on their own Python, not on each other, and a faster link would not help.
+step call took to return (``issue_ms``). When that is close to the step time, each rank waits
+on its own host work (or on a device sync inside the step), not on the others, and a faster
+link would not help.
 
 On a CPU, 1 and 2 gloo processes run as a smoke test of the same code path.
 
@@ -204,9 +205,9 @@ def worker(spec_path: str) -> None:
     from mmscale.config.load import build
     from mmscale.model import ModelConfig, MultimodalModel
     from mmscale.train.config import TrainConfig
-    from mmscale.train.distributed import init_distributed, resolve_device, wrap_model
-    from mmscale.train.optim import build_optimizer
     from mmscale.bench import scaling_comm
+    from mmscale.train.distributed import init_distributed, resolve_device, sharded_blocks, wrap_model
+    from mmscale.train.optim import build_optimizer
     from mmscale.train.precision import Precision
     from mmscale.train.step import TrainStep
     from mmscale.train.synthetic import synthetic_batch
@@ -219,9 +220,7 @@ def worker(spec_path: str) -> None:
     torch.manual_seed(train_cfg.seed)
     model = MultimodalModel(model_cfg).to(device)
     precision = Precision.resolve(train_cfg.precision, device)
-    block_params = sum(p.numel() for block in [*model.image_encoder.backbone.blocks,
-                                               *model.text_encoder.bert.encoder.layer]
-                       for p in block.parameters())
+    block_params = sum(p.numel() for block in sharded_blocks(model) for p in block.parameters())
     root_params = sum(p.numel() for p in model.parameters()) - block_params
     gather_dtype = precision.sharded_param_dtype or torch.float32
     bus = scaling_comm.bus_bytes_per_step(spec["strategy"], env.world_size, block_params, root_params,
@@ -241,11 +240,11 @@ def worker(spec_path: str) -> None:
         batch = synthetic_batch(model_cfg, per_rank, device, seed=env.rank)
         issue: list[float] = []
         times = slowest_rank(time_steps(step, batch, spec["steps"], spec["warmup"], device, issue=issue),
-                         env.world_size)
+                             env.world_size)
         nosync = None
         if env.active:
             nosync = slowest_rank(time_steps(step, batch, spec["steps"], 1, device,
-                                          sync_ctx=lambda: _no_grad_sync(model)), env.world_size)
+                                             sync_ctx=lambda: _no_grad_sync(model)), env.world_size)
         step_ms = stats.median(times)
         nosync_ms = stats.median(nosync) if nosync else None
         peak = _peak_mem_gib(device)

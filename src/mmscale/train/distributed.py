@@ -48,6 +48,11 @@ def resolve_device(choice: str, env: DistEnv) -> torch.device:
     return torch.device("cpu")
 
 
+def sharded_blocks(model: nn.Module) -> list[nn.Module]:
+    """The encoder blocks FSDP2 shards one by one (the rest is sharded with the root)."""
+    return list(model.image_encoder.backbone.blocks) + list(model.text_encoder.bert.encoder.layer)
+
+
 def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.device,
                param_dtype: torch.dtype | None = None, reshard_after_forward: bool = True) -> nn.Module:
     """Return the module to train: the model itself, DDP(model) or the FSDP2-sharded model.
@@ -68,8 +73,7 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
         )
 
         policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32 if param_dtype else None)
-        blocks = list(model.image_encoder.backbone.blocks) + list(model.text_encoder.bert.encoder.layer)
-        for block in blocks:
+        for block in sharded_blocks(model):
             fully_shard(block, mp_policy=policy, reshard_after_forward=reshard_after_forward)
         fully_shard(model, mp_policy=policy, reshard_after_forward=reshard_after_forward)
         # evaluation and serving call these instead of forward(): they must gather the root's
