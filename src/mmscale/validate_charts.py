@@ -85,6 +85,19 @@ def scaling_charts(rows: list[dict]) -> list[dict]:
         charts.append({"id": "scaling-efficiency", "title": "Scaling efficiency", "x_label": "ranks",
                        "y_label": "efficiency (1.0 = linear)", "series": eff,
                        "hlines": [{"value": 1.0, "label": "linear"}]})
+    multi = [x for x in rows if x["world_size"] > 1 and x.get("comm_ms_at_link") is not None]
+    if multi:
+        names = [f"{x['strategy']} {x['regime']} x{x['world_size']}" for x in multi]
+        charts.append({
+            "id": "scaling-step-time", "title": "Where a multi-rank step's time goes", "x_label": "",
+            "y_label": "ms per step", "series": [
+                series("step", names, [x["step_ms"] for x in multi], "bar"),
+                series("host issue (step call returned)", names, [x.get("issue_ms") for x in multi], "bar"),
+                series("exposed communication", names,
+                       [None if x.get("comm_share") is None else x["comm_share"] * x["step_ms"] for x in multi], "bar"),
+                series("link time for the step's bytes", names, [x["comm_ms_at_link"] for x in multi], "bar")],
+            "caption": "Link time: the bytes the strategy moves per step at the bus bandwidth measured in the "
+                       "same process group. A host-issue bar as tall as the step means the host sets the pace."})
     return charts
 
 

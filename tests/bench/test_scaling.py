@@ -98,3 +98,21 @@ def test_fsdp_variants_script_runs_every_wrap_on_two_gloo_ranks(tmp_path):
     assert [r["variant"] for r in rows] == ["ddp", "fsdp", "fsdp_keep"]
     assert all(r["ranks"] == 2 and r["samples_per_s"] > 0 and 0 < r["issue_ms"] <= r["step_ms"] for r in rows)
     assert rows[0]["vs_ddp"] == 1.0 and "fsdp_keep" in proc.stdout
+
+
+def test_the_step_time_chart_shows_multi_rank_rows_against_their_link_time():
+    from mmscale.report.plots import render_png
+    from mmscale.validate_charts import scaling_charts
+
+    one, two = srow("fsdp", 1, "weak", 100), srow("fsdp", 2, "weak", 120)
+    one.efficiency, two.efficiency = 1.0, 0.6
+    two.step_ms, two.comm_share, two.issue_ms, two.comm_ms_at_link = 180.0, 0.2, 175.0, 3.1
+    charts = {c["id"]: c for c in scaling_charts([one.as_dict(), two.as_dict()])}
+    assert set(charts) == {"scaling-efficiency", "scaling-step-time"}
+    bars = {s["label"]: s for s in charts["scaling-step-time"]["series"]}
+    assert bars["step"]["x"] == ["fsdp weak x2"] and bars["step"]["y"] == [180.0]
+    assert bars["exposed communication"]["y"] == [pytest.approx(36.0)]
+    assert bars["link time for the step's bytes"]["y"] == [3.1]
+    assert render_png(charts["scaling-step-time"]).startswith(b"\x89PNG")
+    # rows measured before link times existed: no breakdown chart rather than an empty one
+    assert [c["id"] for c in scaling_charts([one.as_dict()])] == ["scaling-efficiency"]

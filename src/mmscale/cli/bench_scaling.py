@@ -14,7 +14,10 @@ def register(subparsers) -> None:
         "scaling", help="weak and strong scaling efficiency on 1..N GPUs (DDP, FSDP2)",
         description="Launch torchrun on 1, 2, 4, ... GPUs per strategy; time weak scaling (per-rank batch "
                     "fixed) and strong scaling (global batch fixed); efficiency = throughput on N / (N x "
-                    "throughput on 1); exposed communication from the same steps without gradient sync. "
+                    "throughput on 1); exposed communication from the same steps without gradient sync; the "
+                    "link's bus bandwidth measured in the same process group and the time it needs for the "
+                    "bytes each strategy moves (comm_ms_at_link); the host time until the step call returns "
+                    "(issue_ms: near step_ms = host-bound). "
                     "Without 2+ GPUs, --cpu-smoke runs 1 and 2 gloo CPU processes.",
         epilog="examples:\n  mmscale bench scaling --preset gpu\n  mmscale bench scaling --preset cpu --cpu-smoke",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,4 +44,4 @@ def run(args) -> int:
                               show_progress=not args.json)
     return print_section(section, args, ["strategy", "world_size", "regime", "per_rank_batch", "step_ms",
                                          "samples_per_s", "per_rank_samples_per_s", "comm_share",
-                                         "efficiency", "peak_mem_gib"])
+                                         "comm_ms_at_link", "issue_ms", "efficiency", "peak_mem_gib"])
