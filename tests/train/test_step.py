@@ -60,3 +60,19 @@ def test_activation_checkpointing_gives_the_same_gradients():
     assert getattr(bert, "is_activation_checkpointing", None) or bert.is_gradient_checkpointing
     for (name, a), (_, b) in zip(plain.named_parameters(), ckpt.named_parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_compiled_ddp_can_be_told_not_to_split_its_graph_at_buckets(monkeypatch):
+    """Dynamo reads ``optimize_ddp`` when it first compiles; the option must reach it, and only
+    when asked (torch's default, the split, is kept otherwise)."""
+    import torch._dynamo.config as dynamo_config
+
+    monkeypatch.setattr(dynamo_config, "optimize_ddp", True)
+    model = MultimodalModel(tiny_model_config())
+    optimizer = build_optimizer(model, 1e-3, 0.0)
+    TrainStep(model, optimizer, compile=True)
+    assert dynamo_config.optimize_ddp is True
+    TrainStep(model, optimizer, compile=False, ddp_graph_split=False)  # nothing compiled: left alone
+    assert dynamo_config.optimize_ddp is True
+    TrainStep(model, optimizer, compile=True, ddp_graph_split=False)
+    assert dynamo_config.optimize_ddp is False

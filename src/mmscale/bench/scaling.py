@@ -233,6 +233,7 @@ def worker(spec_path: str) -> None:
     optimizer = build_optimizer(model, train_cfg.lr, train_cfg.weight_decay, train_cfg.beta2,
                                 fused=train_cfg.fused_adamw and device.type == "cuda")
     step = TrainStep(model, optimizer, precision=precision, compile=train_cfg.compile,
+                     ddp_graph_split=train_cfg.compile_ddp_buckets,
                      checkpointing=train_cfg.activation_checkpointing, grad_clip=train_cfg.grad_clip)
     rows = []
     regimes = [("weak", spec["per_rank_batch"]), ("strong", spec["global_batch"] // env.world_size)]

@@ -41,6 +41,12 @@ class TrainConfig:
     """``auto``: bf16 autocast on CUDA, fp32 on CPU; ``fp16`` uses a gradient scaler."""
     compile: bool = False
     """Wrap the model in ``torch.compile``."""
+    compile_ddp_buckets: bool = True
+    """Under DDP with ``compile``: split the compiled graph at DDP's gradient buckets so that their
+    all-reduces overlap backward (torch's default). ``false``: one graph, all-reduced after
+    backward: fewer graph breaks, no overlap; for fast links. With the split, compiled DDP scaled
+    at 0.69 on two H200s while its all-reduce needed 2.7 ms (BENCHMARKS.md); ``false`` is not yet
+    measured."""
     fp8: Literal["off", "tensorwise", "rowwise"] = "off"
     """FP8 matmuls through torchao's float8 recipe (Hopper GPUs, with bf16 autocast; needs torchao).
     Measured 0.73x the bf16 step for ``base`` on H100 (BENCHMARKS.md): it pays only on wider layers."""

@@ -63,13 +63,16 @@ class TrainStep:
 
     def __init__(self, model: nn.Module, optimizer, scheduler=None, precision: Precision | str = "fp32",
                  compile: bool = False, grad_accum: int = 1, checkpointing: bool = False,
-                 grad_clip: float = 0.0, compile_mode: str | None = None):
+                 grad_clip: float = 0.0, compile_mode: str | None = None, ddp_graph_split: bool = True):
         if isinstance(precision, str):
             device = next(unwrap(model).parameters()).device
             precision = Precision.resolve(precision, device)
         if checkpointing:
             enable_activation_checkpointing(model)
         self.model = model  # the module that owns no_sync / gradient sync
+        if compile and not ddp_graph_split:
+            # read by dynamo when it first compiles, so it is set for the process, not a scope
+            torch._dynamo.config.optimize_ddp = False
         self.forward = torch.compile(model, mode=compile_mode) if compile else model
         self.optimizer, self.scheduler = optimizer, scheduler
         self.precision, self.grad_accum, self.grad_clip = precision, grad_accum, grad_clip
