@@ -202,8 +202,9 @@ def run_scaling_section(ctx) -> dict:
                                cfg.per_rank_batch, cfg.steps, cfg.warmup_steps, device, ctx.run_dir / "scaling")
     section["rows"] = [r.as_dict() for r in rows]
     if errors:
-        section["tables"].append({"title": "Launches that failed", "rows": errors})
-        section["verdicts"].append(verdict("fail", f"{len(errors)} torchrun launch(es) failed; see the table"))
+        section["tables"].append({"title": "Launches or regimes that failed", "rows": errors})
+        section["verdicts"].append(verdict("fail", f"{len(errors)} torchrun launch(es) or regime(s) failed "
+                                           "(a regime: out of memory); see the table"))
     if device == "cpu":
         section["verdicts"].append(verdict("info", "CPU smoke test with gloo: exercises the code path, "
                                            "its efficiency says nothing about GPUs"))

@@ -59,7 +59,7 @@ def test_a_failed_launch_is_recorded_not_raised(tmp_path, monkeypatch):
     def launch(world_size, strategy, *args, **kwargs):
         if world_size == 2:
             raise RuntimeError("torchrun ddp x2 exited 1: NCCL error")
-        return [srow(strategy, world_size, "weak", 100).as_dict()]
+        return [srow(strategy, world_size, "weak", 100).as_dict()], []
 
     monkeypatch.setattr(scaling, "launch", launch)
     rows, errors = scaling.run_scaling(ModelConfig(), TrainConfig(), [1, 2], ["ddp"], 2, 1, 0, "cpu", tmp_path)
@@ -116,3 +116,24 @@ def test_the_step_time_chart_shows_multi_rank_rows_against_their_link_time():
     assert render_png(charts["scaling-step-time"]).startswith(b"\x89PNG")
     # rows measured before link times existed: no breakdown chart rather than an empty one
     assert [c["id"] for c in scaling_charts([one.as_dict()])] == ["scaling-efficiency"]
+
+
+def test_a_regime_out_of_memory_is_an_error_and_the_other_regime_still_counts():
+    import torch
+
+    freed = []
+
+    def measure(regime, per_rank):
+        if per_rank > 64:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore detail")
+        return srow("ddp", 1, regime, 100).as_dict()
+
+    rows, errors = scaling.run_regimes(measure, [("weak", 64), ("strong", 512)], "ddp", 1,
+                                       recover=lambda: freed.append(True))
+    assert [r["regime"] for r in rows] == ["weak"] and freed == [True]
+    assert errors == [{"strategy": "ddp", "world_size": 1, "regime": "strong",
+                       "error": "out of memory at per-rank batch 512: CUDA out of memory. Tried to allocate 20.00 GiB"}]
+    # an error of another kind is not taken for a full device: it still ends the launch
+    with pytest.raises(ValueError):
+        scaling.run_regimes(lambda regime, per_rank: (_ for _ in ()).throw(ValueError("bug")),
+                            [("weak", 8)], "ddp", 1)

@@ -66,8 +66,9 @@ class ScalingRow:
 
 def launch(world_size: int, strategy: str, model_cfg: dict, train_cfg: dict, per_rank_batch: int,
            global_batch: int, steps: int, warmup: int, device: str, out_dir: Path,
-           timeout_s: float = 900) -> list[dict]:
-    """Run one torchrun job and return its rows; raises RuntimeError with the rank's stderr tail."""
+           timeout_s: float = 900) -> tuple[list[dict], list[dict]]:
+    """Run one torchrun job; return its rows and the regimes it could not run (out of memory).
+    A launch that fails as a whole raises RuntimeError with the rank's stderr tail."""
     out_dir.mkdir(parents=True, exist_ok=True)
     spec_path = out_dir / f"spec-{strategy}-{world_size}.json"
     result_path = out_dir / f"rows-{strategy}-{world_size}.json"
@@ -85,7 +86,8 @@ def launch(world_size: int, strategy: str, model_cfg: dict, train_cfg: dict, per
     if proc.returncode != 0 or not result_path.is_file():
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
         raise RuntimeError(f"torchrun {strategy} x{world_size} exited {proc.returncode}: {tail}")
-    return json.loads(result_path.read_text())
+    found = json.loads(result_path.read_text())
+    return found["rows"], found["errors"]
 
 
 def run_scaling(model_cfg, train_cfg, world_sizes: list[int], strategies: list[str],
@@ -101,11 +103,12 @@ def run_scaling(model_cfg, train_cfg, world_sizes: list[int], strategies: list[s
     for strategy in strategies:
         for world in sorted(world_sizes):
             try:
-                found = launch(world, strategy, asdict(model_cfg), asdict(train_cfg), per_rank_batch,
-                               global_batch, steps, warmup, device, work_dir)
+                found, failed = launch(world, strategy, asdict(model_cfg), asdict(train_cfg), per_rank_batch,
+                                       global_batch, steps, warmup, device, work_dir)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 errors.append({"strategy": strategy, "world_size": world, "error": str(exc)[-2000:]})
                 continue
+            errors += failed
             for raw in found:
                 row = ScalingRow(**raw)
                 rows.append(row)
@@ -198,6 +201,30 @@ def slowest_rank(times: list[float], world: int) -> list[float]:
     return [max(col) for col in zip(*gathered)]
 
 
+def run_regimes(measure, regimes: list[tuple[str, int]], strategy: str, world: int,
+                recover=lambda: None) -> tuple[list[dict], list[dict]]:
+    """Each regime's row; one that runs out of device memory is an error, and the next still runs.
+
+    Strong scaling on one rank runs the whole global batch, the largest per-rank batch of the
+    sweep: on a smaller GPU it may not fit while weak scaling does. Losing the weak row with it
+    would leave every larger world without its baseline. (Across several ranks an out-of-memory
+    error on one rank alone leaves the others in a collective; torchrun's timeout ends that launch.)
+    """
+    import torch
+
+    rows, errors = [], []
+    for regime, per_rank in regimes:
+        try:
+            rows.append(measure(regime, per_rank))
+            continue
+        except torch.OutOfMemoryError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of memory"
+            errors.append({"strategy": strategy, "world_size": world, "regime": regime,
+                           "error": f"out of memory at per-rank batch {per_rank}: {first[:300]}"})
+        recover()  # out of the except block: the error's traceback, which holds the batch, is gone
+    return rows, errors
+
+
 def worker(spec_path: str) -> None:
     import torch
     import torch.distributed as dist
@@ -235,9 +262,9 @@ def worker(spec_path: str) -> None:
     step = TrainStep(model, optimizer, precision=precision, compile=train_cfg.compile,
                      ddp_graph_split=train_cfg.compile_ddp_buckets,
                      checkpointing=train_cfg.activation_checkpointing, grad_clip=train_cfg.grad_clip)
-    rows = []
     regimes = [("weak", spec["per_rank_batch"]), ("strong", spec["global_batch"] // env.world_size)]
-    for regime, per_rank in regimes:
+
+    def measure(regime: str, per_rank: int) -> dict:
         batch = synthetic_batch(model_cfg, per_rank, device, seed=env.rank)
         issue: list[float] = []
         times = slowest_rank(time_steps(step, batch, spec["steps"], spec["warmup"], device, issue=issue),
@@ -254,7 +281,7 @@ def worker(spec_path: str) -> None:
             dist.all_gather_object(peaks, peak)
             peak = max((p for p in peaks if p is not None), default=None)
         global_batch = per_rank * env.world_size
-        rows.append(ScalingRow(
+        return ScalingRow(
             strategy=spec["strategy"], world_size=env.world_size, regime=regime,
             per_rank_batch=per_rank, global_batch=global_batch, step_ms=step_ms,
             samples_per_s=global_batch / (step_ms / 1e3),
@@ -264,9 +291,16 @@ def worker(spec_path: str) -> None:
             peak_mem_gib=peak, device=str(device.type), issue_ms=stats.median(issue),
             link_busbw_gbs=link, comm_bus_gb=sum(bus.values()) / 1e9 if bus else None,
             comm_ms_at_link=scaling_comm.ms_at_link(bus, link) if link else None,
-        ).as_dict())
+        ).as_dict()
+
+    def recover() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    rows, errors = run_regimes(measure, regimes, spec["strategy"], env.world_size, recover)
     if env.is_main:
-        Path(spec["out"]).write_text(json.dumps(rows))
+        Path(spec["out"]).write_text(json.dumps({"rows": rows, "errors": errors}))
     if env.active:
         dist.barrier()
         dist.destroy_process_group()
