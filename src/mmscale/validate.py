@@ -64,7 +64,10 @@ class ScalingSettings:
     strategies: list[str] = field(default_factory=lambda: ["ddp", "fsdp"])
     """Multi-process strategies to measure (``ddp``, ``fsdp``)."""
     per_rank_batch: int = 32
-    """Per-rank batch of weak scaling; strong scaling holds ``per_rank_batch * max_world``."""
+    """Per-rank batch of weak scaling."""
+    strong_global_batch: int = 0
+    """Global batch strong scaling holds fixed over 1..N ranks (0 = ``per_rank_batch * max_world``,
+    which one rank must fit whole; a regime that does not fit is recorded as out of memory)."""
     steps: int = 10
     """Timed steps per regime."""
     warmup_steps: int = 3
@@ -146,6 +149,8 @@ class ValidateConfig:
             raise ConfigError("validate.batchsweep.timed_steps", "must be >= 1")
         if self.monitor_interval_s <= 0:
             raise ConfigError("validate.monitor_interval_s", "must be > 0")
+        if self.scaling.per_rank_batch < 1 or self.scaling.strong_global_batch < 0:
+            raise ConfigError("validate.scaling", "per_rank_batch must be >= 1 and strong_global_batch >= 0")
         if self.synth_format not in ("files", "wds"):
             raise ConfigError("validate.synth_format", f"must be 'files' or 'wds', got {self.synth_format!r}")
 

@@ -199,7 +199,8 @@ def run_scaling_section(ctx) -> dict:
     section = new_section(TITLES["scaling"])
     ctx.say(f"scaling: {cfg.strategies} on {worlds} {device} ranks")
     rows, errors = run_scaling(ctx.configs.job.model, ctx.configs.job.train, worlds, list(cfg.strategies),
-                               cfg.per_rank_batch, cfg.steps, cfg.warmup_steps, device, ctx.run_dir / "scaling")
+                               cfg.per_rank_batch, cfg.steps, cfg.warmup_steps, device, ctx.run_dir / "scaling",
+                               strong_global_batch=cfg.strong_global_batch)
     section["rows"] = [r.as_dict() for r in rows]
     if errors:
         section["tables"].append({"title": "Launches or regimes that failed", "rows": errors})

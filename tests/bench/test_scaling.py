@@ -137,3 +137,21 @@ def test_a_regime_out_of_memory_is_an_error_and_the_other_regime_still_counts():
     with pytest.raises(ValueError):
         scaling.run_regimes(lambda regime, per_rank: (_ for _ in ()).throw(ValueError("bug")),
                             [("weak", 8)], "ddp", 1)
+
+
+@pytest.mark.slow
+def test_strong_scaling_holds_the_global_batch_asked_for(tmp_path):
+    from mmscale.model.config import ModelConfig
+    from mmscale.train.config import TrainConfig
+
+    model_cfg = ModelConfig(image_encoder="vit_tiny_patch16_224", image_size=32, image_patch_size=8, image_depth=1,
+                            text_encoder="bert-tiny", max_text_len=8, hidden_dim=32, num_heads=2, embed_dim=16)
+    rows, errors = scaling.run_scaling(model_cfg, TrainConfig(precision="fp32"), [2], ["ddp"], per_rank_batch=4,
+                                       steps=1, warmup=1, device="cpu", work_dir=tmp_path, strong_global_batch=6)
+    strong = next(r for r in rows if r.regime == "strong")
+    assert strong.global_batch == 6 and strong.per_rank_batch == 3 and errors == []
+    rows, errors = scaling.run_scaling(model_cfg, TrainConfig(precision="fp32"), [2], ["ddp"], per_rank_batch=4,
+                                       steps=1, warmup=1, device="cpu", work_dir=tmp_path / "odd",
+                                       strong_global_batch=5)
+    assert [r.regime for r in rows] == ["weak"]  # 5 does not split over 2 ranks: named, not rounded
+    assert errors[0]["regime"] == "strong" and "does not split evenly over 2 ranks" in errors[0]["error"]

@@ -92,13 +92,14 @@ def launch(world_size: int, strategy: str, model_cfg: dict, train_cfg: dict, per
 
 def run_scaling(model_cfg, train_cfg, world_sizes: list[int], strategies: list[str],
                 per_rank_batch: int, steps: int, warmup: int, device: str, work_dir: Path,
-                on_row=None) -> tuple[list[ScalingRow], list[dict]]:
+                on_row=None, strong_global_batch: int = 0) -> tuple[list[ScalingRow], list[dict]]:
     """Every (strategy, world size) launch; a failed launch is a recorded error, not an abort.
 
-    Strong scaling holds the global batch at ``per_rank_batch * max(world_sizes)`` so that
-    every world size divides it evenly and the largest world runs the weak-scaling batch.
+    Strong scaling holds the global batch at ``strong_global_batch``, or by default at
+    ``per_rank_batch * max(world_sizes)``: every world size divides it evenly and the largest
+    world runs the weak-scaling batch, but one rank must then fit the whole of it.
     """
-    global_batch = per_rank_batch * max(world_sizes)
+    global_batch = strong_global_batch or per_rank_batch * max(world_sizes)
     rows, errors = [], []
     for strategy in strategies:
         for world in sorted(world_sizes):
@@ -262,7 +263,14 @@ def worker(spec_path: str) -> None:
     step = TrainStep(model, optimizer, precision=precision, compile=train_cfg.compile,
                      ddp_graph_split=train_cfg.compile_ddp_buckets,
                      checkpointing=train_cfg.activation_checkpointing, grad_clip=train_cfg.grad_clip)
-    regimes = [("weak", spec["per_rank_batch"]), ("strong", spec["global_batch"] // env.world_size)]
+    regimes = [("weak", spec["per_rank_batch"])]
+    split_errors = []
+    if spec["global_batch"] % env.world_size == 0 and spec["global_batch"] >= env.world_size:
+        regimes.append(("strong", spec["global_batch"] // env.world_size))
+    else:
+        split_errors.append({"strategy": spec["strategy"], "world_size": env.world_size, "regime": "strong",
+                             "error": f"the strong-scaling global batch {spec['global_batch']} does not split "
+                                      f"evenly over {env.world_size} ranks"})
 
     def measure(regime: str, per_rank: int) -> dict:
         batch = synthetic_batch(model_cfg, per_rank, device, seed=env.rank)
@@ -299,6 +307,7 @@ def worker(spec_path: str) -> None:
             torch.cuda.empty_cache()
 
     rows, errors = run_regimes(measure, regimes, spec["strategy"], env.world_size, recover)
+    errors = split_errors + errors
     if env.is_main:
         Path(spec["out"]).write_text(json.dumps({"rows": rows, "errors": errors}))
     if env.active:
