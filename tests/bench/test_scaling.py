@@ -36,7 +36,7 @@ def test_cpu_smoke_runs_torchrun_with_two_gloo_ranks(tmp_path):
     model_cfg = ModelConfig(image_encoder="vit_tiny_patch16_224", image_size=32, image_patch_size=8, image_depth=1,
                             text_encoder="bert-tiny", max_text_len=8, hidden_dim=32, num_heads=2, embed_dim=16)
     rows, errors = scaling.run_scaling(model_cfg, TrainConfig(precision="fp32"), [2], ["ddp"], per_rank_batch=4,
-                                       steps=2, warmup=1, device="cpu", work_dir=tmp_path)
+                                       steps=2, warmup=1, device="cpu", work_dir=tmp_path, strong_global_batch=6)
     assert errors == []
     assert {(r.world_size, r.regime) for r in rows} == {(2, "weak"), (2, "strong")}
     two = [r for r in rows if r.world_size == 2]
@@ -49,7 +49,7 @@ def test_cpu_smoke_runs_torchrun_with_two_gloo_ranks(tmp_path):
     assert all(r.comm_bus_gb > 0 and r.comm_ms_at_link > 0 for r in two)
     assert all(0 < r.issue_ms <= r.step_ms for r in two)
     strong_two = next(r for r in two if r.regime == "strong")
-    assert strong_two.global_batch == 8 and strong_two.per_rank_batch == 4
+    assert strong_two.global_batch == 6 and strong_two.per_rank_batch == 3  # the global batch asked for
 
 
 def test_a_failed_launch_is_recorded_not_raised(tmp_path, monkeypatch):
@@ -139,19 +139,22 @@ def test_a_regime_out_of_memory_is_an_error_and_the_other_regime_still_counts():
                             [("weak", 8)], "ddp", 1)
 
 
-@pytest.mark.slow
-def test_strong_scaling_holds_the_global_batch_asked_for(tmp_path):
+def test_strong_scaling_holds_the_global_batch_asked_for(tmp_path, monkeypatch):
     from mmscale.model.config import ModelConfig
     from mmscale.train.config import TrainConfig
 
-    model_cfg = ModelConfig(image_encoder="vit_tiny_patch16_224", image_size=32, image_patch_size=8, image_depth=1,
-                            text_encoder="bert-tiny", max_text_len=8, hidden_dim=32, num_heads=2, embed_dim=16)
-    rows, errors = scaling.run_scaling(model_cfg, TrainConfig(precision="fp32"), [2], ["ddp"], per_rank_batch=4,
-                                       steps=1, warmup=1, device="cpu", work_dir=tmp_path, strong_global_batch=6)
-    strong = next(r for r in rows if r.regime == "strong")
-    assert strong.global_batch == 6 and strong.per_rank_batch == 3 and errors == []
-    rows, errors = scaling.run_scaling(model_cfg, TrainConfig(precision="fp32"), [2], ["ddp"], per_rank_batch=4,
-                                       steps=1, warmup=1, device="cpu", work_dir=tmp_path / "odd",
-                                       strong_global_batch=5)
-    assert [r.regime for r in rows] == ["weak"]  # 5 does not split over 2 ranks: named, not rounded
-    assert errors[0]["regime"] == "strong" and "does not split evenly over 2 ranks" in errors[0]["error"]
+    asked = []
+
+    def launch(world_size, strategy, model_cfg, train_cfg, per_rank_batch, global_batch, *args, **kwargs):
+        asked.append((world_size, global_batch))
+        return [srow(strategy, world_size, "weak", 100).as_dict()], []
+
+    monkeypatch.setattr(scaling, "launch", launch)
+    scaling.run_scaling(ModelConfig(), TrainConfig(), [1, 2, 4], ["ddp"], 16, 1, 0, "cpu", tmp_path)
+    assert asked == [(1, 64), (2, 64), (4, 64)]  # default: per-rank batch x the largest world
+    asked.clear()
+    _, errors = scaling.run_scaling(ModelConfig(), TrainConfig(), [1, 2, 4], ["ddp"], 16, 1, 0, "cpu", tmp_path,
+                                    strong_global_batch=6)
+    assert asked == [(1, 6), (2, 6), (4, 0)]  # 6 over 4 ranks: no strong regime in that launch
+    assert errors == [{"strategy": "ddp", "world_size": 4, "regime": "strong",
+                       "error": "the strong-scaling global batch 6 does not split evenly over 4 ranks"}]

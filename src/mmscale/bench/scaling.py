@@ -103,9 +103,14 @@ def run_scaling(model_cfg, train_cfg, world_sizes: list[int], strategies: list[s
     rows, errors = [], []
     for strategy in strategies:
         for world in sorted(world_sizes):
+            splits = global_batch % world == 0 and global_batch >= world
+            if not splits:
+                errors.append({"strategy": strategy, "world_size": world, "regime": "strong",
+                               "error": f"the strong-scaling global batch {global_batch} does not split "
+                                        f"evenly over {world} ranks"})
             try:
                 found, failed = launch(world, strategy, asdict(model_cfg), asdict(train_cfg), per_rank_batch,
-                                       global_batch, steps, warmup, device, work_dir)
+                                       global_batch if splits else 0, steps, warmup, device, work_dir)
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
                 errors.append({"strategy": strategy, "world_size": world, "error": str(exc)[-2000:]})
                 continue
@@ -264,13 +269,8 @@ def worker(spec_path: str) -> None:
                      ddp_graph_split=train_cfg.compile_ddp_buckets,
                      checkpointing=train_cfg.activation_checkpointing, grad_clip=train_cfg.grad_clip)
     regimes = [("weak", spec["per_rank_batch"])]
-    split_errors = []
-    if spec["global_batch"] % env.world_size == 0 and spec["global_batch"] >= env.world_size:
+    if spec["global_batch"]:  # 0: the launcher found it does not split over this many ranks
         regimes.append(("strong", spec["global_batch"] // env.world_size))
-    else:
-        split_errors.append({"strategy": spec["strategy"], "world_size": env.world_size, "regime": "strong",
-                             "error": f"the strong-scaling global batch {spec['global_batch']} does not split "
-                                      f"evenly over {env.world_size} ranks"})
 
     def measure(regime: str, per_rank: int) -> dict:
         batch = synthetic_batch(model_cfg, per_rank, device, seed=env.rank)
@@ -307,7 +307,6 @@ def worker(spec_path: str) -> None:
             torch.cuda.empty_cache()
 
     rows, errors = run_regimes(measure, regimes, spec["strategy"], env.world_size, recover)
-    errors = split_errors + errors
     if env.is_main:
         Path(spec["out"]).write_text(json.dumps({"rows": rows, "errors": errors}))
     if env.active:
