@@ -10,7 +10,10 @@ times the choices that change what FSDP2 does per step, side by side, with DDP a
 - ``fsdp_keep``: ``fsdp`` that keeps gathered weights from forward to backward
   (``train.fsdp_reshard_after_forward=false``: one all-gather fewer per block);
 - ``fsdp_foreach``: ``fsdp`` with foreach AdamW instead of the fused kernel;
-- ``fsdp_noclip``: ``fsdp`` without gradient-norm clipping (clipping reduces over DTensors).
+- ``fsdp_noclip``: ``fsdp`` without gradient-norm clipping (clipping reduces over DTensors);
+- ``ddp_2d_mask`` (only when named): ``ddp`` with the text encoder handing BERT the 2D padding
+  mask, as it did before: transformers then reads the mask on the host (``mask.all()``), a
+  device sync in every forward. Against ``ddp`` it measures what passing the 4D mask saves.
 
 Each row: median step of the slowest rank, samples/s over all ranks, the host time until the step
 call returned (``issue_ms``: near the step time = the host sets the pace), peak memory, and the
@@ -38,7 +41,9 @@ VARIANTS = {
     "fsdp_keep": {"strategy": "fsdp", "keep": True},
     "fsdp_foreach": {"strategy": "fsdp", "foreach": True},
     "fsdp_noclip": {"strategy": "fsdp", "noclip": True},
+    "ddp_2d_mask": {"strategy": "ddp", "mask_2d": True},
 }
+DEFAULT_VARIANTS = [name for name in VARIANTS if name != "ddp_2d_mask"]
 SMOKE = ["data.image_size=32", "data.max_text_len=8", "model.image_size=32", "model.image_patch_size=8", "model.image_depth=1",
          "model.text_encoder=bert-tiny", "model.max_text_len=8", "model.hidden_dim=32", "model.num_heads=2",
          "model.embed_dim=16", "train.precision=fp32"]
@@ -49,7 +54,7 @@ def parse(argv):
     parser.add_argument("--batch", type=int, default=128, help="per-rank batch")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--gpus", type=int, default=0, help="ranks (default: every visible GPU)")
     parser.add_argument("--smoke", action="store_true", help="2 gloo CPU processes, tiny model")
     parser.add_argument("--out", default=None)
@@ -93,6 +98,19 @@ def build(name, configs, env, device):
     return TrainStep(model, optimizer, precision=precision, grad_clip=clip)
 
 
+def mask_2d():
+    """Make the text encoder hand BERT the 2D mask (the earlier behaviour); returns the undo."""
+    from mmscale.model import encoders
+
+    ours = encoders.TextEncoder.forward
+
+    def earlier(self, input_ids, attention_mask):
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    encoders.TextEncoder.forward = earlier
+    return lambda: setattr(encoders.TextEncoder, "forward", ours)
+
+
 def worker(args) -> None:
     import torch
     import torch.distributed as dist
@@ -110,6 +128,7 @@ def worker(args) -> None:
     rows = []
     for name in args.variants.split(","):
         step = build(name, configs, env, device)
+        restore = mask_2d() if VARIANTS[name].get("mask_2d") else (lambda: None)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         issue: list[float] = []
@@ -119,6 +138,7 @@ def worker(args) -> None:
         rows.append({"variant": name, "ranks": env.world_size, "per_rank_batch": args.batch,
                      "step_ms": step_ms, "samples_per_s": args.batch * env.world_size / step_ms * 1e3,
                      "issue_ms": stats.median(issue), "peak_gib": peak, "step_ms_values": times})
+        restore()
         del step
         if device.type == "cuda":
             torch.cuda.empty_cache()

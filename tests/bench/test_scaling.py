@@ -91,11 +91,11 @@ def test_fsdp_variants_script_runs_every_wrap_on_two_gloo_ranks(tmp_path):
     root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=str(root / "src"))
     proc = subprocess.run([sys.executable, str(root / "benchmarks" / "fsdp_variants.py"), "--smoke", "--batch", "4",
-                           "--steps", "1", "--warmup", "1", "--variants", "ddp,fsdp,fsdp_keep", "--out", str(tmp_path)],
+                           "--steps", "1", "--warmup", "1", "--variants", "ddp,fsdp,fsdp_keep,ddp_2d_mask", "--out", str(tmp_path)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads((tmp_path / "fsdp_variants.json").read_text())["rows"]
-    assert [r["variant"] for r in rows] == ["ddp", "fsdp", "fsdp_keep"]
+    assert [r["variant"] for r in rows] == ["ddp", "fsdp", "fsdp_keep", "ddp_2d_mask"]
     assert all(r["ranks"] == 2 and r["samples_per_s"] > 0 and 0 < r["issue_ms"] <= r["step_ms"] for r in rows)
     assert rows[0]["vs_ddp"] == 1.0 and "fsdp_keep" in proc.stdout
 

@@ -55,7 +55,7 @@ class ScalingRow:
     peak_mem_gib: float | None  # max over ranks: CUDA allocator peak, or host RSS on CPU
     efficiency: float | None = None  # filled by analyze(): vs world_size 1 of the same regime
     device: str = "cpu"
-    issue_ms: float | None = None  # median host time to issue the step: near step_ms = host-bound
+    issue_ms: float | None = None  # rank 0's median host time to issue the step: near step_ms = host-bound
     link_busbw_gbs: dict | None = None  # measured bus bandwidth of each collective in this group
     comm_bus_gb: float | None = None  # bus bytes the strategy moves per step (scaling_comm)
     comm_ms_at_link: float | None = None  # time the link needs for them at its measured bandwidth
