@@ -14,6 +14,11 @@ times the choices that change what FSDP2 does per step, side by side, with DDP a
 - ``ddp_2d_mask`` (only when named): ``ddp`` with the text encoder handing BERT the 2D padding
   mask, as it did before: transformers then reads the mask on the host (``mask.all()``), a
   device sync in every forward. Against ``ddp`` it measures what passing the 4D mask saves.
+- ``ddp_compiled`` and ``ddp_compiled_one_graph`` (only when named): ``ddp`` under
+  ``torch.compile``, first with dynamo splitting the graph at DDP's bucket boundaries (its default,
+  ``optimize_ddp``: the all-reduce of a bucket can start inside backward), then as one graph whose
+  gradients are all-reduced after backward (``train.compile_ddp_buckets=false``). Compiled DDP
+  scaled worse than eager DDP on two GPUs; this pair measures whether the graph split is why.
 
 Each row: median step of the slowest rank, samples/s over all ranks, the host time until the step
 call returned (``issue_ms``: near the step time = the host sets the pace), peak memory, and the
@@ -42,8 +47,11 @@ VARIANTS = {
     "fsdp_foreach": {"strategy": "fsdp", "foreach": True},
     "fsdp_noclip": {"strategy": "fsdp", "noclip": True},
     "ddp_2d_mask": {"strategy": "ddp", "mask_2d": True},
+    "ddp_compiled": {"strategy": "ddp", "compile": True},
+    "ddp_compiled_one_graph": {"strategy": "ddp", "compile": True, "one_graph": True},
 }
-DEFAULT_VARIANTS = [name for name in VARIANTS if name != "ddp_2d_mask"]
+ONLY_WHEN_NAMED = {"ddp_2d_mask", "ddp_compiled", "ddp_compiled_one_graph"}
+DEFAULT_VARIANTS = [name for name in VARIANTS if name not in ONLY_WHEN_NAMED]
 SMOKE = ["data.image_size=32", "data.max_text_len=8", "model.image_size=32", "model.image_patch_size=8", "model.image_depth=1",
          "model.text_encoder=bert-tiny", "model.max_text_len=8", "model.hidden_dim=32", "model.num_heads=2",
          "model.embed_dim=16", "train.precision=fp32"]
@@ -95,7 +103,11 @@ def build(name, configs, env, device):
     optimizer = build_optimizer(model, train.lr, train.weight_decay, train.beta2,
                                 fused=device.type == "cuda" and not spec.get("foreach"))
     clip = 0.0 if spec.get("noclip") else train.grad_clip
-    return TrainStep(model, optimizer, precision=precision, grad_clip=clip)
+    if spec.get("compile"):
+        # optimize_ddp is read when dynamo compiles; TrainStep only ever turns it off, so set both ways
+        torch._dynamo.config.optimize_ddp = not spec.get("one_graph")
+    return TrainStep(model, optimizer, precision=precision, grad_clip=clip, compile=bool(spec.get("compile")),
+                     ddp_graph_split=not spec.get("one_graph"))
 
 
 def mask_2d():

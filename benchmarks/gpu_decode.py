@@ -16,6 +16,9 @@ ending with a float batch on the training device):
                         nothing decoded
   gpu_decode_only       ceiling: nvjpeg batch decode of bytes already in memory
   gpu_decode_resize     ceiling: decode + resize + normalize of bytes already in memory
+  gpu_decode_*_tN       the two ceilings from N threads at once, each on its own stream, with the
+                        process's CPU use (torchvision's decoder is one lock: does a second thread
+                        that resizes while the other decodes add throughput?)
 
 and prints ours_gpu_decode / reference_dataloader (target on one H100 with 16 cores: >= 12,000
 img/s and >= 4.5x). Files are written first, so they sit in the page cache: this measures the
@@ -28,6 +31,7 @@ pipeline, not the disk.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import multiprocessing as mp
@@ -103,6 +107,41 @@ def time_loader(name: str, batches, n_images_max: int, device, finish, workers: 
         torch.cuda.synchronize()  # host-device sync: all decode/normalize work done
     seconds = time.perf_counter() - start
     return Row(name, count, seconds, count / seconds, workers)
+
+
+def time_threads(name: str, fn, chunks: list, threads: int, n_images_max: int, device) -> Row:
+    """Images/s of ``fn`` over in-memory chunks from ``threads`` Python threads at once, each on its
+    own CUDA stream, taking every ``threads``-th chunk; the note gives the process's CPU use.
+
+    Why: torchvision runs its nvjpeg decoder behind one process-wide lock, so a second thread
+    cannot decode at the same time, but it can resize while the other decodes. Whether that adds
+    throughput decides if the pipeline should run two decoders."""
+    import threading
+
+    rounds = -(-n_images_max // len(chunks[0]))
+    order = [chunks[k % len(chunks)] for k in range(rounds)]
+    streams = [torch.cuda.Stream(device) if device.type == "cuda" else None for _ in range(threads)]
+
+    def work(t: int, items: list) -> None:
+        ctx = torch.cuda.stream(streams[t]) if streams[t] is not None else contextlib.nullcontext()
+        with ctx:
+            for chunk in items:
+                fn(chunk)
+        if streams[t] is not None:
+            streams[t].synchronize()  # host sync: this thread's work is done when it returns
+
+    for t in range(threads):  # warm-up: each stream and thread once
+        work(t, order[:1])
+    pool = [threading.Thread(target=work, args=(t, order[t::threads])) for t in range(threads)]
+    cpu0, start = time.process_time(), time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    seconds = time.perf_counter() - start
+    cores = (time.process_time() - cpu0) / seconds
+    count = sum(len(c) for c in order)
+    return Row(name, count, seconds, count / seconds, 0, note=f"{threads} thread(s), CPU {cores:.2f} cores")
 
 
 def batch_len(batch) -> int:
@@ -184,9 +223,16 @@ def main() -> None:
         for name, fn in (("gpu_decode_only", lambda c: decode_jpegs(c, device)),
                          ("gpu_decode_resize", lambda c: to_model_input(resize_to_square(decode_jpegs(c, device), S)))):
             rows.append(time_loader(name, endless(lambda: chunks), total, device, fn, 0))
+        decode_only = lambda c: decode_jpegs(c, device)  # noqa: E731
+        decode_resize = lambda c: to_model_input(resize_to_square(decode_jpegs(c, device), S))  # noqa: E731
+        for name, fn, threads in (("gpu_decode_only_t1", decode_only, 1), ("gpu_decode_only_t2", decode_only, 2),
+                                  ("gpu_decode_resize_t1", decode_resize, 1),
+                                  ("gpu_decode_resize_t2", decode_resize, 2)):
+            rows.append(time_threads(name, fn, chunks, threads, total, device))
     else:
         for name in ("ours_gpu_decode", "ours_gpu_decode_1thread", "ours_gpu_decode_inline", "ours_raw_only", "gpu_decode_only",
-                     "gpu_decode_resize"):
+                     "gpu_decode_resize", "gpu_decode_only_t1", "gpu_decode_only_t2", "gpu_decode_resize_t1",
+                     "gpu_decode_resize_t2"):
             rows.append(Row(name, 0, 0.0, 0.0, W, note=f"skipped: {why}"))
 
     by = {r.pipeline: r for r in rows}

@@ -87,7 +87,8 @@ def parse_variant(spec: str) -> tuple[int, int, bool]:
 
 
 def _graph_size(extra: str) -> int:
-    """``cg`` -> 16 (the server's default), ``cg64`` -> 64, anything else -> 0."""
+    """``cg`` -> 16 (passed explicitly: the server's default was 16 and is now 64), ``cg64`` -> 64,
+    anything else -> 0. ``--cuda-graphs`` alone runs the main server at the server's default."""
     if extra == "cg":
         return 16
     digits = extra[2:]

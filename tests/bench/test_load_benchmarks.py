@@ -29,6 +29,34 @@ def test_serve_load_cpu_smoke(tmp_path, capsys):
     assert "ours / naive at c=2" in printed.splitlines()[-len(summary):][3]
 
 
+def test_serve_startup_cpu_smoke_times_a_real_server_start(tmp_path, capsys):
+    import serve_startup
+
+    assert serve_startup.main(["--cpu-smoke", "--out", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "serve_startup.json").read_text())
+    (row,) = doc["rows"]
+    # no graphs on CPU, and no NVML figure is made up where there is no GPU
+    assert row["setting"] == "no graphs" and row["graphs"] == 0 and row["ready_vs_first"] == 1.0
+    assert 0 < row["ready_s"] < 120
+    if doc["idle_device_gib"] is None:
+        assert row["memory_gib"] is None
+    assert "no graphs" in capsys.readouterr().out.splitlines()[-1]
+
+
+def test_serve_startup_reads_the_graph_count_the_server_logs():
+    import serve_startup
+
+    line = "INFO mmscale.serve.predictor: CUDA graphs: recorded 95 of 95 small-batch shapes (batches up to 64)"
+    found = serve_startup.RECORDED.search(line)
+    assert (found.group(1), found.group(2)) == ("95", "95")
+    import inspect
+
+    from mmscale.serve.predictor import ModelPredictor
+
+    # the pattern must follow the log line the predictor writes
+    assert "CUDA graphs: recorded %d of %d" in inspect.getsource(ModelPredictor.use_graphs)
+
+
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 def test_load_crosscheck_cpu_smoke(tmp_path):
     import load_crosscheck

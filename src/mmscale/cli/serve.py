@@ -42,7 +42,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
                         help="replay a CUDA graph per padded batch shape up to --cuda-graph-max-batch "
                              "(low-concurrency latency); CUDA only, refused on CPU")
     parser.add_argument("--cuda-graph-max-batch", type=int,
-                        help="largest padded batch that gets a CUDA graph (default 16)")
+                        help="largest padded batch that gets a CUDA graph (default 64)")
     parser.add_argument("--frontends", type=int,
                         help="HTTP front-end processes feeding one model process (default 1: one process)")
     parser.add_argument("--max-body-bytes", type=int)

@@ -63,8 +63,10 @@ class ServeConfig:
     cuda_graphs: bool = False
     """Record a CUDA graph per padded batch shape up to ``cuda_graph_max_batch`` and replay it instead
     of launching each kernel (the latency path at low concurrency). CUDA only: refused on CPU."""
-    cuda_graph_max_batch: int = 16
-    """Largest padded batch (images, and caption rows) that gets a CUDA graph; larger batches run eager."""
+    cuda_graph_max_batch: int = 64
+    """Largest padded batch (images, and caption rows) that gets a CUDA graph; larger batches run eager.
+    64: under load batches of 17-64 are common and ran eager with 16, which lengthened the tail; the
+    extra graphs cost ~1 s of start-up and ~0.9 GiB on an H200 (BENCHMARKS.md)."""
     frontends: int = 1
     """HTTP front-end processes. 1: one process does HTTP and the model (the simplest path). N > 1:
     N processes share the listening socket and do HTTP, limits, image header checks, tokenization

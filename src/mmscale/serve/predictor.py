@@ -114,7 +114,7 @@ class ModelPredictor:
 
     def __init__(self, model, tokenizer, *, max_text_tokens: int, max_pixels: int,
                  device: str = "auto", dtype: str = "auto", image_decode: str = "auto",
-                 compile: bool = False, cuda_graphs: bool = False, max_graph_batch: int = 16):
+                 compile: bool = False, cuda_graphs: bool = False, max_graph_batch: int = 64):
         self.device = resolve_device(device)
         if cuda_graphs and self.device.type != "cuda":
             raise ConfigError("serve.cuda_graphs", f"needs a CUDA device (the server runs on {self.device}); "
