@@ -120,6 +120,17 @@ def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: boo
     return out
 
 
+def overload_bounds(args) -> list[str]:
+    """The admission flags of the overload's own server (empty: overload the main server as swept).
+    They follow the main server's flags, so they win over its ``--max-queue``."""
+    out = []
+    if args.overload_max_queue_ms is not None:
+        out += ["--max-queue-ms", str(args.overload_max_queue_ms)]
+    if args.overload_max_queue is not None:
+        out += ["--max-queue", str(args.overload_max_queue)]
+    return out
+
+
 def server_side(url: str) -> dict:
     """From the server's /metrics: mean batch size, forward and prepare time (decode + tokenize,
     when it runs ahead of the forward), and the tail: forwards over 100 ms and match requests
@@ -278,6 +289,9 @@ def main(argv=None) -> int:
     parser.add_argument("--overload-max-queue-ms", type=float, default=None,
                         help="run the overload against a fresh main server with this --max-queue-ms "
                              "(default: against the main server as swept)")
+    parser.add_argument("--overload-max-queue", type=int, default=None,
+                        help="run the overload against a fresh main server with this --max-queue (a count "
+                             "bound: admitted requests in flight, as a closed loop of that many clients)")
     parser.add_argument("--slo", default="p99=150ms")
     parser.add_argument("--dataset", help="dataset dir for real JPEGs (default: generated 320x240 JPEGs)")
     parser.add_argument("--cpu-threads", type=int, default=0)
@@ -313,14 +327,14 @@ def main(argv=None) -> int:
             results[server] = {**result.as_dict(), "server_rss_gib": server_rss_gib(spawned.proc.pid),
                                "server_cpu_pct": cpu_pct, **side_during(spawned.url, side0)}
             rows += result.rows
-            if server == "batched" and args.overload_s > 0 and args.overload_max_queue_ms is None:
+            if server == "batched" and args.overload_s > 0 and not overload_bounds(args):
                 results["overload"] = overload(args, spawned, result)
-        if server == "batched" and args.overload_s > 0 and args.overload_max_queue_ms is not None:
+        if server == "batched" and args.overload_s > 0 and overload_bounds(args):
             # a fresh server of the same build with its own admission bound, at 2x the capacity just measured
-            bounded = serve_args(args, "batched") + ["--max-queue-ms", str(args.overload_max_queue_ms)]
-            with SpawnedServer(bounded) as spawned:
+            with SpawnedServer(serve_args(args, "batched") + overload_bounds(args)) as spawned:
                 results["overload"] = overload(args, spawned, result)
                 results["overload"]["max_queue_ms"] = args.overload_max_queue_ms
+                results["overload"]["max_queue"] = args.overload_max_queue
     (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
 
     variants = [v for v in args.variants.split(",") if v]

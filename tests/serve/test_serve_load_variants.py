@@ -91,3 +91,24 @@ def test_summary_ratios_when_the_naive_server_ran_other_levels():
     both = serve_load.ratios({**results, "naive": {**server, "rows": [row(1, 60.0), row(256, 30.0)]}},
                              levels=[256], naive_levels=[1, 256])
     assert both["ours / naive at c=256"] == pytest.approx(100.0)
+
+
+def test_overload_bounds_follow_the_main_servers_flags_and_win():
+    import argparse
+
+    import serve_load
+    from mmscale.cli.serve import add_server_options, build_config
+
+    def parse(argv):
+        parser = argparse.ArgumentParser()
+        add_server_options(parser)
+        return parser.parse_args(argv)
+
+    args = argparse.Namespace(overload_max_queue_ms=None, overload_max_queue=None)
+    assert serve_load.overload_bounds(args) == []  # overload the swept server itself
+    args.overload_max_queue_ms, args.overload_max_queue = 3.0, 20
+    bounds = serve_load.overload_bounds(args)
+    assert bounds == ["--max-queue-ms", "3.0", "--max-queue", "20"]
+    # the main server's own --max-queue comes first; the serve CLI keeps the last one given
+    cfg = build_config(parse(["--preset", "tiny", "--max-queue", "1024", *bounds]))
+    assert (cfg.max_queue, cfg.max_queue_ms) == (20, 3.0)
