@@ -66,7 +66,8 @@ class ServeConfig:
     cuda_graph_max_batch: int = 64
     """Largest padded batch (images, and caption rows) that gets a CUDA graph; larger batches run eager.
     64: under load batches of 17-64 are common and ran eager with 16, which lengthened the tail; the
-    extra graphs cost ~1 s of start-up and ~0.9 GiB on an H200 (BENCHMARKS.md)."""
+    extra graphs cost ~0.85 GiB of device memory and no start-up time that showed on an H200
+    (BENCHMARKS.md, `benchmarks/serve_startup.py`)."""
     frontends: int = 1
     """HTTP front-end processes. 1: one process does HTTP and the model (the simplest path). N > 1:
     N processes share the listening socket and do HTTP, limits, image header checks, tokenization
