@@ -52,3 +52,22 @@ def test_pipeline_script_on_cpu(tmp_path, capsys):
     checks = json.loads((tmp_path / "pipeline_checks.json").read_text())["checks"]
     assert checks[0]["met"] is True  # stages add up to the step
     assert "target" in capsys.readouterr().out
+
+
+def test_decode_gil_probe_tells_a_call_that_holds_the_gil_from_one_that_releases_it(tmp_path):
+    import time
+
+    module = runpy.run_path(str(ROOT / "benchmarks" / "decode_gil.py"))
+    progress = module["python_progress"]
+
+    def holds(seconds=0.3):  # pure Python: the spinning thread only gets the GIL's time slices
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    releases = progress(0.0, alongside=lambda: time.sleep(0.3))
+    held = progress(0.0, alongside=holds)
+    assert held < 0.75 * releases
+    assert module["main"](["--device", "cpu", "--n", "8", "--width", "64", "--height", "48", "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "decode_gil.json").read_text())
+    assert result["images"] == 8 and result["one_thread_img_per_s"] > 0 and result["python_progress_ratio"] > 0

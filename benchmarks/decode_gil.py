@@ -1,0 +1,126 @@
+"""Does torchvision's JPEG decode let other Python threads run while it works?
+
+Why: in the GPU input path one thread reads raw batches from the DataLoader while another decodes
+them with nvjpeg, yet on an H200 host the pipeline ran at about 1 / (1/read + 1/decode), as if the
+two never overlapped (BENCHMARKS.md, GPU decode path). If the decode call held the GIL, that would
+explain it. This script measures, in one run, on ``--device`` (cpu: ``decode_jpeg`` one image at a
+time; cuda: the batched nvjpeg call the pipeline makes):
+
+- how far a pure-Python thread gets per second alone, and while the main thread decodes
+  (``python_progress_ratio`` near 1: the decode releases the GIL; near 0: it holds it);
+- images/s from one decoding thread and from two at once.
+
+    PYTHONPATH=src python3 benchmarks/decode_gil.py --device cuda --out runs/decode_gil
+    PYTHONPATH=src python3 benchmarks/decode_gil.py --device cpu --n 100 --out /tmp/decode_gil
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def make_jpegs(count: int, width: int, height: int) -> list[torch.Tensor]:
+    """Photo-like JPEGs (gradient + noise, quality 85) as 1-D uint8 tensors."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 190, width)[None, :, None]
+    out = []
+    for _ in range(count):
+        pixels = (rng.random((height, width, 3)) * 60 + ramp).astype(np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="JPEG", quality=85)
+        out.append(torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8))
+    return out
+
+
+def decoder(device: torch.device, jpegs: list[torch.Tensor], batch: int):
+    """A callable decoding ``n`` images the way the product does on ``device``."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    if device.type == "cuda":
+        chunks = [jpegs[k:k + batch] for k in range(0, len(jpegs) - batch + 1, batch)]
+
+        def run(n: int) -> None:
+            for k in range(max(n // batch, 1)):
+                decode_jpeg(chunks[k % len(chunks)], mode=ImageReadMode.RGB, device=device)
+            torch.cuda.synchronize(device)
+        return run
+
+    def run(n: int) -> None:
+        for k in range(n):
+            decode_jpeg(jpegs[k % len(jpegs)], mode=ImageReadMode.RGB)
+    return run
+
+
+def python_progress(seconds: float, alongside=None) -> float:
+    """Loop iterations per second of a pure-Python thread, alone or while ``alongside()`` runs here."""
+    stop, count = threading.Event(), [0]
+
+    def spin() -> None:
+        while not stop.is_set():
+            count[0] += 1
+
+    thread = threading.Thread(target=spin)
+    start = time.perf_counter()
+    thread.start()
+    if alongside is None:
+        time.sleep(seconds)
+    else:
+        alongside()
+    stop.set()
+    thread.join()
+    return count[0] / (time.perf_counter() - start)
+
+
+def measure(device: torch.device, n: int, batch: int, width: int, height: int) -> dict:
+    jpegs = make_jpegs(min(n, 256), width, height)
+    run = decoder(device, jpegs, batch)
+    run(batch * 2)  # warm-up: the decoder's handles and buffers
+    start = time.perf_counter()
+    run(n)
+    one = n / (time.perf_counter() - start)
+    threads = [threading.Thread(target=run, args=(n // 2,)) for _ in range(2)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    two = n / (time.perf_counter() - start)
+    alone = python_progress(0.5)
+    during = python_progress(0.0, alongside=lambda: run(n))
+    return {"device": str(device), "images": n, "batch": batch if device.type == "cuda" else 1,
+            "one_thread_img_per_s": one, "two_threads_img_per_s": two, "two_over_one": two / one,
+            "python_progress_alone_per_s": alone, "python_progress_while_decoding_per_s": during,
+            "python_progress_ratio": during / alone}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--n", type=int, default=4096, help="images per timing")
+    parser.add_argument("--batch", type=int, default=256, help="images per nvjpeg call (cuda)")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--out", default="runs/decode_gil")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # the CPU decode is one image per call; intra-op threads would blur it
+    result = measure(torch.device(args.device), args.n, args.batch, args.width, args.height)
+    for key, value in result.items():
+        print(f"{key:40s} {value:.3f}" if isinstance(value, float) else f"{key:40s} {value}")
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "decode_gil.json").write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
