@@ -19,6 +19,9 @@ times the choices that change what FSDP2 does per step, side by side, with DDP a
   ``optimize_ddp``: the all-reduce of a bucket can start inside backward), then as one graph whose
   gradients are all-reduced after backward (``train.compile_ddp_buckets=false``). Compiled DDP
   scaled worse than eager DDP on two GPUs; this pair measures whether the graph split is why.
+- ``ddp_compiled_bucket100`` / ``ddp_compiled_bucket400`` (only when named): ``ddp_compiled`` with
+  100 or 400 MB gradient buckets instead of 25 (``train.ddp_bucket_mb``): about 4x and 16x fewer
+  compiled subgraphs, each with its own host-side runtime cost, and less overlap.
 
 Each row: median step of the slowest rank, samples/s over all ranks, the host time until the step
 call returned (``issue_ms``: near the step time = the host sets the pace), peak memory, and the
@@ -49,8 +52,11 @@ VARIANTS = {
     "ddp_2d_mask": {"strategy": "ddp", "mask_2d": True},
     "ddp_compiled": {"strategy": "ddp", "compile": True},
     "ddp_compiled_one_graph": {"strategy": "ddp", "compile": True, "one_graph": True},
+    "ddp_compiled_bucket100": {"strategy": "ddp", "compile": True, "bucket_mb": 100},
+    "ddp_compiled_bucket400": {"strategy": "ddp", "compile": True, "bucket_mb": 400},
 }
-ONLY_WHEN_NAMED = {"ddp_2d_mask", "ddp_compiled", "ddp_compiled_one_graph"}
+ONLY_WHEN_NAMED = {"ddp_2d_mask", "ddp_compiled", "ddp_compiled_one_graph", "ddp_compiled_bucket100",
+                   "ddp_compiled_bucket400"}
 DEFAULT_VARIANTS = [name for name in VARIANTS if name not in ONLY_WHEN_NAMED]
 SMOKE = ["data.image_size=32", "data.max_text_len=8", "model.image_size=32", "model.image_patch_size=8", "model.image_depth=1",
          "model.text_encoder=bert-tiny", "model.max_text_len=8", "model.hidden_dim=32", "model.num_heads=2",
@@ -99,7 +105,8 @@ def build(name, configs, env, device):
     gather = None if spec.get("gather") == "fp32" else precision.sharded_param_dtype
     torch.manual_seed(train.seed)
     model = wrap_model(MultimodalModel(configs.job.model).to(device), spec["strategy"], env, device,
-                       param_dtype=gather, reshard_after_forward=not spec.get("keep"))
+                       param_dtype=gather, reshard_after_forward=not spec.get("keep"),
+                       bucket_cap_mb=spec.get("bucket_mb", train.ddp_bucket_mb))
     optimizer = build_optimizer(model, train.lr, train.weight_decay, train.beta2,
                                 fused=device.type == "cuda" and not spec.get("foreach"))
     clip = 0.0 if spec.get("noclip") else train.grad_clip

@@ -82,3 +82,33 @@ def test_fsdp_gathers_blocks_in_the_compute_dtype_and_keeps_fp32_masters(param_d
         result = json.load(open(tmp_path / f"rank{rank}.json"))
         assert result["gathered"] == [gathered]
         assert result["stored"] == ["torch.float32"]  # sharded weights and their gradients
+
+
+def ddp_bucket_worker(rank: int, world: int, port: int, bucket_mb: int, out: str) -> None:
+    """Wrap a tiny model with DDP through the product's wrapper; record the bucket size DDP holds."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from mmscale.model import MultimodalModel
+    from mmscale.model.config import ModelConfig
+    from mmscale.train.distributed import init_distributed, wrap_model
+
+    cfg = ModelConfig(image_encoder="vit_tiny_patch16_224", image_size=32, image_patch_size=8, image_depth=1,
+                      text_encoder="bert-tiny", max_text_len=8, hidden_dim=32, num_heads=2, embed_dim=16)
+    env = init_distributed("cpu")
+    model = wrap_model(MultimodalModel(cfg), "ddp", env, torch.device("cpu"), bucket_cap_mb=bucket_mb)
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
+        json.dump({"bucket_bytes_cap": model.bucket_bytes_cap}, handle)
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_takes_the_configured_bucket_size(tmp_path):
+    from mmscale.errors import ConfigError
+    from mmscale.train.config import TrainConfig
+
+    mp.start_processes(ddp_bucket_worker, args=(2, free_port(), 100, str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
+    for rank in range(2):
+        assert json.load(open(tmp_path / f"rank{rank}.json"))["bucket_bytes_cap"] == 100 * 2**20
+    with pytest.raises(ConfigError, match="train.ddp_bucket_mb"):
+        TrainConfig(ddp_bucket_mb=0).validate()

@@ -44,9 +44,11 @@ class TrainConfig:
     compile_ddp_buckets: bool = True
     """Under DDP with ``compile``: split the compiled graph at DDP's gradient buckets so that their
     all-reduces overlap backward (torch's default). ``false``: one graph, all-reduced after
-    backward: fewer graph breaks, no overlap; for fast links. With the split, compiled DDP scaled
-    at 0.69 on two H200s while its all-reduce needed 2.7 ms (BENCHMARKS.md); ``false`` is not yet
-    measured."""
+    backward. On two H200s ``false`` ran 0.92x the split (BENCHMARKS.md): the overlap pays."""
+    ddp_bucket_mb: int = 25
+    """DDP's gradient bucket size in MB (``bucket_cap_mb``; 25 is torch's default). Under
+    ``compile`` each bucket is also a compiled subgraph, each with its own host-side runtime cost;
+    larger buckets mean fewer subgraphs and less overlap of the all-reduce with backward."""
     fp8: Literal["off", "tensorwise", "rowwise"] = "off"
     """FP8 matmuls through torchao's float8 recipe (Hopper GPUs, with bf16 autocast; needs torchao).
     Measured 0.73x the bf16 step for ``base`` on H100 (BENCHMARKS.md): it pays only on wider layers."""
@@ -92,7 +94,7 @@ class TrainConfig:
     """Device peak for MFU in TFLOP/s (0 = look up the bf16 dense peak of the GPU in a table)."""
 
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_samples"):
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_samples", "ddp_bucket_mb"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}", f"must be >= 1, got {getattr(self, name)}")
         for name in ("warmup_steps", "checkpoint_every", "eval_every", "num_threads", "time_limit_s",

@@ -54,14 +54,16 @@ def sharded_blocks(model: nn.Module) -> list[nn.Module]:
 
 
 def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.device,
-               param_dtype: torch.dtype | None = None, reshard_after_forward: bool = True) -> nn.Module:
+               param_dtype: torch.dtype | None = None, reshard_after_forward: bool = True,
+               bucket_cap_mb: int = 25) -> nn.Module:
     """Return the module to train: the model itself, DDP(model) or the FSDP2-sharded model.
 
     FSDP2 only: ``param_dtype`` is the dtype blocks compute in once gathered (bf16 under bf16
     autocast: half the all-gather bytes and no per-op weight casts; the sharded master weights,
     gradient reduction and optimizer stay fp32). ``reshard_after_forward=False`` keeps each block's
     gathered weights from forward to backward: one all-gather fewer per block per step, for the
-    memory of the gathered weights.
+    memory of the gathered weights. DDP only: ``bucket_cap_mb``, the gradient bucket size (each
+    bucket is one all-reduce, and under ``torch.compile`` one compiled subgraph).
     """
     if not env.active or strategy == "none":
         return model
@@ -85,7 +87,8 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
 
     device_ids = [device.index] if device.type == "cuda" else None
     # with itm_weight=0 the fusion and ITM head get no gradient; DDP must be told to expect that
-    return DDP(model, device_ids=device_ids, find_unused_parameters=model.cfg.itm_weight == 0)
+    return DDP(model, device_ids=device_ids, find_unused_parameters=model.cfg.itm_weight == 0,
+               bucket_cap_mb=bucket_cap_mb)
 
 
 def all_reduce_mean(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
