@@ -47,20 +47,33 @@ def test_two_processes_on_gloo_train_a_few_steps(parallel, tiny_dataset, tmp_pat
     assert state["model"]["itm_head.weight"].shape == (2, 64)
 
 
-def gather_dtype_worker(rank: int, world: int, port: int, param_dtype, out: str) -> None:
-    """Wrap a tiny model with FSDP2, run one bf16 step, record what dtype the blocks computed with."""
+def join_gloo(rank: int, world: int, port: int):
+    """This worker's part of a CPU process group; returns the product's DistEnv for it."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
+    from mmscale.train.distributed import init_distributed
+
+    return init_distributed("cpu")
+
+
+def tiny_multimodal():
     from mmscale.model import MultimodalModel
     from mmscale.model.config import ModelConfig
-    from mmscale.train.distributed import init_distributed, wrap_model
-    from mmscale.train.synthetic import synthetic_batch
 
     cfg = ModelConfig(image_encoder="vit_tiny_patch16_224", image_size=32, image_patch_size=8, image_depth=1,
                       text_encoder="bert-tiny", max_text_len=8, hidden_dim=32, num_heads=2, embed_dim=16)
-    env = init_distributed("cpu")
-    model = wrap_model(MultimodalModel(cfg), "fsdp", env, torch.device("cpu"), param_dtype=param_dtype)
+    return MultimodalModel(cfg), cfg
+
+
+def gather_dtype_worker(rank: int, world: int, port: int, param_dtype, out: str) -> None:
+    """Wrap a tiny model with FSDP2, run one bf16 step, record what dtype the blocks computed with."""
+    from mmscale.train.distributed import wrap_model
+    from mmscale.train.synthetic import synthetic_batch
+
+    env = join_gloo(rank, world, port)
+    model, cfg = tiny_multimodal()
+    model = wrap_model(model, "fsdp", env, torch.device("cpu"), param_dtype=param_dtype)
     seen = []
     block = model.image_encoder.backbone.blocks[0]
     block.register_forward_pre_hook(lambda module, args: seen.append(str(module.attn.qkv.weight.dtype)))
@@ -86,17 +99,10 @@ def test_fsdp_gathers_blocks_in_the_compute_dtype_and_keeps_fp32_masters(param_d
 
 def ddp_bucket_worker(rank: int, world: int, port: int, bucket_mb: int, out: str) -> None:
     """Wrap a tiny model with DDP through the product's wrapper; record the bucket size DDP holds."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    from mmscale.model import MultimodalModel
-    from mmscale.model.config import ModelConfig
-    from mmscale.train.distributed import init_distributed, wrap_model
+    from mmscale.train.distributed import wrap_model
 
-    cfg = ModelConfig(image_encoder="vit_tiny_patch16_224", image_size=32, image_patch_size=8, image_depth=1,
-                      text_encoder="bert-tiny", max_text_len=8, hidden_dim=32, num_heads=2, embed_dim=16)
-    env = init_distributed("cpu")
-    model = wrap_model(MultimodalModel(cfg), "ddp", env, torch.device("cpu"), bucket_cap_mb=bucket_mb)
+    env = join_gloo(rank, world, port)
+    model = wrap_model(tiny_multimodal()[0], "ddp", env, torch.device("cpu"), bucket_cap_mb=bucket_mb)
     with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
         json.dump({"bucket_bytes_cap": model.bucket_bytes_cap}, handle)
     torch.distributed.destroy_process_group()
