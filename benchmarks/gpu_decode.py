@@ -10,6 +10,7 @@ ending with a float batch on the training device):
   ours_gpu_decode       mmscale's loader, decode=gpu: workers read bytes + tokenize, nvjpeg batch
                         decode + antialiased resize + normalize on the GPU, side-stream prefetch;
                         one thread reads raw batches, another decodes (data.decode_threads=2)
+                        (note: the decoder's own img/s while busy, and its thread's CPU use)
   ours_gpu_decode_1thread  the same with one thread that reads and decodes (decode_threads=1)
   ours_gpu_decode_inline  the same decoding between batches in the consumer's thread (decode_threads=0)
   ours_raw_only         ceiling of the workers: the same DataLoader's raw batches (bytes + tokens),
@@ -204,9 +205,16 @@ def main() -> None:
         loader = build_loader(dataclasses.replace(base, decode=decode, **options), B, tok, device=device)
         batches = endless(lambda: loader.dataloader if raw_only else loader)
         try:
-            return time_loader(name, batches, total, device, finish, W)
+            row = time_loader(name, batches, total, device, finish, W)
         finally:
             quiet(batches, loader)
+        decoder = loader.gpu_decoder
+        if decoder is not None and decoder.busy_s > 0 and not raw_only:
+            # the decoder's own rate while it ran (warm-up and read-ahead included): near the row's
+            # rate = decode-bound; far above it = the decoder waits for raw batches
+            row.note = (f"decoder {decoder.images / decoder.busy_s:.0f} img/s while busy, "
+                        f"{decoder.busy_cpu_s / decoder.busy_s:.2f} CPU cores")
+        return row
 
     # 2. ours, CPU decode
     rows.append(ours("ours_cpu_decode", lambda b: to_model_input(b.images, device), "cpu"))

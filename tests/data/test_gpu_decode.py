@@ -158,3 +158,12 @@ def test_resolve_decode_on_cpu():
 
     with pytest.raises(ConfigError, match="data.decode"):
         resolve_decode("gpu", "cpu")
+
+
+def test_the_decoder_keeps_its_busy_time_and_image_count(sample_files):
+    decoder = GpuDecoder(SIZE, MAX_PIXELS, "cpu")
+    assert (decoder.busy_s, decoder.images) == (0.0, 0)
+    for _ in range(2):
+        batch = decoder(read_raw_batch(sample_files, FakeTokenizer(), SIZE, MAX_PIXELS, max_text_len=8))
+    assert decoder.images == 2 * len(batch) > 0
+    assert decoder.busy_s > 0 and 0 < decoder.busy_cpu_s <= decoder.busy_s * 1.5

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import io
 import logging
+import time
 
 import torch
 import torch.nn.functional as F
@@ -75,11 +76,18 @@ def resize_to_square(images: list[torch.Tensor], size: int) -> torch.Tensor:
 
 
 class GpuDecoder:
-    """``RawBatch`` -> ``Batch`` with uint8 images on ``device`` (same skips as the CPU path)."""
+    """``RawBatch`` -> ``Batch`` with uint8 images on ``device`` (same skips as the CPU path).
+
+    It keeps the host time spent in its calls (``busy_s``, ``busy_cpu_s``: wall and the calling
+    thread's CPU) and the images it decoded, so a benchmark can tell a decode-bound input path
+    (images / busy_s near the pipeline's rate) from one whose decoder waits for raw batches.
+    """
 
     def __init__(self, image_size: int, max_pixels: int, device: torch.device | str):
         self.image_size, self.max_pixels = image_size, max_pixels
         self.device = torch.device(device)
+        self.busy_s = self.busy_cpu_s = 0.0
+        self.images = 0
 
     def cpu_fallback(self, raw: RawBatch, slot: int, stream: torch.Tensor) -> torch.Tensor | None:
         """Decode a JPEG nvjpeg refused with the CPU path; count the skip if that fails too."""
@@ -93,6 +101,14 @@ class GpuDecoder:
             return None
 
     def __call__(self, raw: RawBatch) -> Batch:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        batch = self.decode(raw)
+        self.busy_s += time.perf_counter() - wall
+        self.busy_cpu_s += time.thread_time() - cpu
+        self.images += len(batch)
+        return batch
+
+    def decode(self, raw: RawBatch) -> Batch:
         jpegs = raw.jpegs
         decoded = decode_jpegs(jpegs, self.device)
         images, keep = [], []
