@@ -108,6 +108,9 @@ class LoadSettings:
     """Latency objective for goodput."""
     server: str = "batched"
     """Server implementation to spawn (``batched`` or ``naive``)."""
+    serve_args: list[str] = field(default_factory=list)
+    """More ``mmscale serve`` options for the spawned server, e.g. ``["--frontends", "4",
+    "--cuda-graphs"]``: the report names them, so a figure says which server made it."""
 
 
 @dataclass

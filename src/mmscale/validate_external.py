@@ -23,6 +23,7 @@ def load_section(ctx, title: str) -> dict:
         serve_args += ["--preset", ctx.configs.preset]
     if ctx.device == "cpu":
         serve_args += ["--cpu-threads", "1"]
+    serve_args += list(cfg.serve_args)  # last: they win over the defaults above
     section = new_section(title)
     ctx.say(f"load: starting the {cfg.server} server")
     with SpawnedServer(serve_args) as server:
@@ -33,9 +34,10 @@ def load_section(ctx, title: str) -> dict:
         result = bench_load(load_cfg, server=cfg.server, progress=False)
     rows = [dataclasses.asdict(r) for r in result.rows]
     section["rows"] = rows
-    section["summary"] = {"server": cfg.server, "slo": cfg.slo, "headline": result.headline,
-                          "search": result.search}
-    section["verdicts"].append(verdict("info", result.headline))
+    section["summary"] = {"server": cfg.server, "serve_args": " ".join(cfg.serve_args), "slo": cfg.slo,
+                          "headline": result.headline, "search": result.search}
+    section["verdicts"].append(verdict("info", f"{cfg.server} server ({' '.join(cfg.serve_args) or 'default options'}): "
+                                       f"{result.headline}"))
     for warning in result.warnings:
         section["verdicts"].append(verdict("warn", warning))
     closed = sorted((r for r in rows if r["mode"] == "closed"), key=lambda r: r["concurrency"])

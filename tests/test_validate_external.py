@@ -1,0 +1,52 @@
+"""The load section spawns the server the preset describes and says which one it measured."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from mmscale import validate_external
+from mmscale.validate import Context, load_configs
+
+
+def run_section(monkeypatch, tmp_path, preset: str, overrides: list[str]) -> tuple[dict, list[str]]:
+    """The load section with the spawn and the load generator replaced by recorders."""
+    import mmscale.bench.load as load_mod
+    import mmscale.bench.load_spawn as spawn_mod
+
+    spawned: list[list[str]] = []
+
+    class FakeServer:
+        def __init__(self, serve_args, **kwargs):
+            spawned.append(list(serve_args))
+            self.url = "http://127.0.0.1:1"
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+    result = SimpleNamespace(rows=[], headline="c=1: 10 req/s", search=None, warnings=[])
+    monkeypatch.setattr(spawn_mod, "SpawnedServer", FakeServer)
+    monkeypatch.setattr(load_mod, "bench_load", lambda cfg, server, progress: result)
+    ctx = Context(load_configs(preset, overrides), tmp_path, tmp_path, "cpu")
+    return validate_external.load_section(ctx, "load"), spawned[0]
+
+
+def test_serve_args_reach_the_spawned_server_last_and_the_report_names_them(monkeypatch, tmp_path):
+    section, args = run_section(monkeypatch, tmp_path, "cpu",
+                                ['validate.load.serve_args=["--frontends", "2", "--max-batch", "8"]'])
+    assert args[:2] == ["--server", "batched"] and args[-4:] == ["--frontends", "2", "--max-batch", "8"]
+    assert section["summary"]["serve_args"] == "--frontends 2 --max-batch 8"
+    assert section["verdicts"][0]["text"].startswith("batched server (--frontends 2 --max-batch 8): c=1")
+
+
+def test_without_serve_args_the_server_runs_its_defaults(monkeypatch, tmp_path):
+    section, args = run_section(monkeypatch, tmp_path, "cpu", [])
+    assert "--frontends" not in args and section["summary"]["serve_args"] == ""
+    assert "default options" in section["verdicts"][0]["text"]
+
+
+def test_the_gpu_preset_spawns_the_server_its_figures_came_from():
+    cfg = load_configs("gpu").validate.load
+    assert cfg.serve_args[:3] == ["--frontends", "4", "--cuda-graphs"]
