@@ -78,17 +78,29 @@ class Server:
         self.ready = False
         self.expected_auth = f"Bearer {cfg.token}".encode() if cfg.token else None
 
+    def token_ok(self, given: bytes) -> bool:
+        """Whether an ``Authorization`` header value passes (always, without ``--token``)."""
+        return self.expected_auth is None or hmac.compare_digest(given, self.expected_auth)
+
     def authorize(self, request: Request) -> None:
-        if self.expected_auth is None:
-            return
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, self.expected_auth):
+        if not self.token_ok(request.headers.get("authorization", "").encode()):
             raise RequestError(401, "unauthorized", "missing or wrong bearer token",
                                headers={"WWW-Authenticate": "Bearer"})
 
     def admit(self) -> None:
         if self.cfg.server == "batched" and self.runner.depth >= self.cfg.max_queue:
             raise QueueFull()
+
+    def refusal(self, full: QueueFull) -> RequestError:
+        """The 503 for a full queue, counted as a refusal (by whichever layer answers it)."""
+        self.metrics.rejected.labels("queue_full").inc()
+        reason = str(full) or f"queue full ({self.cfg.max_queue} requests)"
+        return RequestError(503, "overloaded", f"{reason}; retry later",
+                            headers={"Retry-After": str(self.cfg.retry_after_s)})
+
+    def count(self, endpoint: str, status: int, start_s: float) -> None:
+        self.metrics.requests.labels(endpoint, str(status)).inc()
+        self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start_s)
 
     async def handle(self, task: str, request: Request, captions: list[str]) -> Response:
         start_s = time.perf_counter()
@@ -102,10 +114,7 @@ class Server:
             output = await asyncio.wrap_future(future)
             response = json_response(encode_response(task, output))
         except QueueFull as full:
-            self.metrics.rejected.labels("queue_full").inc()
-            reason = str(full) or f"queue full ({self.cfg.max_queue} requests)"
-            err = RequestError(503, "overloaded", f"{reason}; retry later",
-                               headers={"Retry-After": str(self.cfg.retry_after_s)})
+            err = self.refusal(full)
             response = json_response(err.as_dict(), err.status, err.headers)
         except RequestError as err:
             self.metrics.rejected.labels(err.limit or err.code).inc()
@@ -113,8 +122,7 @@ class Server:
         except Exception:  # a bug or device failure: one 500, the server keeps serving
             log.exception("request to %s failed", endpoint)
             response = json_response({"error": {"code": "internal", "message": "internal error"}}, 500)
-        self.metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start_s)
+        self.count(endpoint, response.status_code, start_s)
         return response
 
     async def start(self) -> None:
@@ -164,9 +172,11 @@ def settle_process(cfg: ServeConfig) -> None:
         sys.setswitchinterval(cfg.gil_switch_ms / 1000.0)
 
 
-def create_app(predictor, cfg: ServeConfig, server: Server | None = None) -> FastAPI:
+def create_app(predictor, cfg: ServeConfig, server: Server | None = None, admission_gate: bool = True) -> FastAPI:
     """The FastAPI app serving ``predictor`` with the runner named by ``cfg.server`` (or, in a
-    front-end process, around ``server``, which forwards to the model process)."""
+    front-end process, around ``server``, which forwards to the model process).
+    ``admission_gate=False`` leaves overload refusals to the route handlers (the slower path,
+    kept for ``benchmarks/refusal_cost.py``)."""
     server = server or Server(predictor, cfg)
 
     @contextlib.asynccontextmanager
@@ -179,6 +189,10 @@ def create_app(predictor, cfg: ServeConfig, server: Server | None = None) -> Fas
                   description="Image-text matching (ITM), similarity (ITC) and embeddings of an "
                               "image+text model with cross-attention fusion. See docs/serving.md.")
     app.state.server = server
+    if admission_gate:
+        from mmscale.serve.gate import AdmissionGate
+
+        app.add_middleware(AdmissionGate, server=server)
     caption_query = Query(default=[], description="caption (repeat for several) when the body is the image file")
 
     @app.post("/v1/match", openapi_extra=schemas.IMAGE_BODY,
