@@ -229,11 +229,10 @@ def main() -> None:
         blobs = [torch.frombuffer(bytearray(open(index.path(i), "rb").read()), dtype=torch.uint8)
                  for i in range(min(len(index), args.n))]
         chunks = [blobs[k:k + B] for k in range(0, len(blobs) - B + 1, B)]
-        for name, fn in (("gpu_decode_only", lambda c: decode_jpegs(c, device)),
-                         ("gpu_decode_resize", lambda c: to_model_input(resize_to_square(decode_jpegs(c, device), S)))):
-            rows.append(time_loader(name, endless(lambda: chunks), total, device, fn, 0))
         decode_only = lambda c: decode_jpegs(c, device)  # noqa: E731
         decode_resize = lambda c: to_model_input(resize_to_square(decode_jpegs(c, device), S))  # noqa: E731
+        for name, fn in (("gpu_decode_only", decode_only), ("gpu_decode_resize", decode_resize)):
+            rows.append(time_loader(name, endless(lambda: chunks), total, device, fn, 0))
         for name, fn, threads in (("gpu_decode_only_t1", decode_only, 1), ("gpu_decode_only_t2", decode_only, 2),
                                   ("gpu_decode_resize_t1", decode_resize, 1),
                                   ("gpu_decode_resize_t2", decode_resize, 2)):

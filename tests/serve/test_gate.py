@@ -55,3 +55,13 @@ def test_other_paths_pass_through_the_gate():
     scope = {**match_scope(), "method": "GET", "path": "/healthz", "raw_path": b"/healthz", "query_string": b""}
     status, _, body = asyncio.run(call(app, scope))
     assert status == 200 and json.loads(body)["status"] == "ok"
+
+
+@pytest.mark.parametrize("gate", [True, False])
+def test_an_admitted_request_is_checked_for_admission_once(gate):
+    server = full_server()
+    calls = []
+    server.admit = lambda: calls.append(1)  # admits; the handler then refuses the fake image body (4xx)
+    app = create_app(None, server.cfg, server=server, admission_gate=gate)
+    status, _, _ = asyncio.run(call(app, match_scope()))
+    assert calls == [1] and 400 <= status < 500

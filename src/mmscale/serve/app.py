@@ -25,6 +25,7 @@ from mmscale.serve import schemas
 from mmscale.serve.batcher import RUNNERS, QueueFull
 from mmscale.serve.codec import decode_request, encode_response
 from mmscale.serve.config import ServeConfig
+from mmscale.serve.gate import ADMITTED, AdmissionGate
 from mmscale.serve.metrics import ServerMetrics
 from mmscale.serve.requests import Item, RequestError
 
@@ -107,7 +108,8 @@ class Server:
         endpoint = request.url.path
         try:
             self.authorize(request)
-            self.admit()  # before reading the body: overload is refused at the cheapest point
+            if not request.scope.get(ADMITTED):  # the admission gate, when present, has checked already
+                self.admit()  # before reading the body: overload is refused at the cheapest point
             body = await read_body(request, self.cfg.max_body_bytes)
             item = decode_request(task, body, request.headers.get("content-type", ""), captions, self.cfg)
             future = self.runner.submit(item)
@@ -190,8 +192,6 @@ def create_app(predictor, cfg: ServeConfig, server: Server | None = None, admiss
                               "image+text model with cross-attention fusion. See docs/serving.md.")
     app.state.server = server
     if admission_gate:
-        from mmscale.serve.gate import AdmissionGate
-
         app.add_middleware(AdmissionGate, server=server)
     caption_query = Query(default=[], description="caption (repeat for several) when the body is the image file")
 
