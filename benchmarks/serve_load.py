@@ -117,18 +117,26 @@ def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: boo
         out += ["--prepare-ahead"] if prepare_ahead else []
     if args.gil_switch_ms:
         out += ["--set", f"serve.gil_switch_ms={args.gil_switch_ms}"]
+    if args.http != "auto":
+        out += ["--set", f"serve.http={args.http}"]
     return out
 
 
-def overload_bounds(args) -> list[str]:
-    """The admission flags of the overload's own server (empty: overload the main server as swept).
+def overload_bounds(args, max_queue: int | None = None) -> list[str]:
+    """The admission flags of one overload server (empty: overload the main server as swept).
     They follow the main server's flags, so they win over its ``--max-queue``."""
     out = []
     if args.overload_max_queue_ms is not None:
         out += ["--max-queue-ms", str(args.overload_max_queue_ms)]
-    if args.overload_max_queue is not None:
-        out += ["--max-queue", str(args.overload_max_queue)]
+    if max_queue is not None:
+        out += ["--max-queue", str(max_queue)]
     return out
+
+
+def overload_counts(args) -> list[int | None]:
+    """``--overload-max-queue`` as a list: one fresh overload server per count (``[None]``: no count)."""
+    text = args.overload_max_queue
+    return [int(x) for x in str(text).split(",")] if text not in (None, "") else [None]
 
 
 def server_side(url: str) -> dict:
@@ -289,13 +297,16 @@ def main(argv=None) -> int:
     parser.add_argument("--overload-max-queue-ms", type=float, default=None,
                         help="run the overload against a fresh main server with this --max-queue-ms "
                              "(default: against the main server as swept)")
-    parser.add_argument("--overload-max-queue", type=int, default=None,
+    parser.add_argument("--overload-max-queue", default=None,
                         help="run the overload against a fresh main server with this --max-queue (a count "
-                             "bound: admitted requests in flight, as a closed loop of that many clients)")
+                             "bound: admitted requests in flight, as a closed loop of that many clients); "
+                             "a comma list runs one fresh server per count, in turn")
     parser.add_argument("--slo", default="p99=150ms")
     parser.add_argument("--dataset", help="dataset dir for real JPEGs (default: generated 320x240 JPEGs)")
     parser.add_argument("--cpu-threads", type=int, default=0)
     parser.add_argument("--gil-switch-ms", type=float, default=0.0, help="serve.gil_switch_ms for both servers")
+    parser.add_argument("--http", default="auto", choices=("auto", "httptools", "h11"),
+                        help="serve.http for every server: uvicorn's HTTP parser (auto: httptools when installed)")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny model, CPU, seconds-long run")
     parser.add_argument("--out", default="runs/serve_load")
     parser.add_argument("--max-captions", type=int, default=0,
@@ -314,7 +325,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     levels = [int(x) for x in args.concurrency.split(",")]
     naive_levels = [int(x) for x in args.naive_concurrency.split(",")]
-    results: dict = {"args": vars(args)}
+    from mmscale.bench.environment import fingerprint
+
+    results: dict = {"args": vars(args), "environment": fingerprint()}
     results["offline"] = offline = offline_throughput(args)
     print(f"offline match forward: {offline['samples_per_s']:.0f} samples/s at batch {offline['batch']}")
 
@@ -327,14 +340,16 @@ def main(argv=None) -> int:
             results[server] = {**result.as_dict(), "server_rss_gib": server_rss_gib(spawned.proc.pid),
                                "server_cpu_pct": cpu_pct, **side_during(spawned.url, side0)}
             rows += result.rows
-            if server == "batched" and args.overload_s > 0 and not overload_bounds(args):
+            if server == "batched" and args.overload_s > 0 and not overload_bounds(args, overload_counts(args)[0]):
                 results["overload"] = overload(args, spawned, result)
-        if server == "batched" and args.overload_s > 0 and overload_bounds(args):
-            # a fresh server of the same build with its own admission bound, at 2x the capacity just measured
-            with SpawnedServer(serve_args(args, "batched") + overload_bounds(args)) as spawned:
-                results["overload"] = overload(args, spawned, result)
-                results["overload"]["max_queue_ms"] = args.overload_max_queue_ms
-                results["overload"]["max_queue"] = args.overload_max_queue
+        if server == "batched" and args.overload_s > 0 and overload_bounds(args, overload_counts(args)[0]):
+            # a fresh server of the same build per admission bound, each at 2x the capacity just measured
+            for count in overload_counts(args):
+                with SpawnedServer(serve_args(args, "batched") + overload_bounds(args, count)) as spawned:
+                    run = overload(args, spawned, result)
+                run.update(max_queue_ms=args.overload_max_queue_ms, max_queue=count)
+                results.setdefault("overloads", []).append(run)
+            results["overload"] = results["overloads"][0]
     (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
 
     variants = [v for v in args.variants.split(",") if v]
@@ -372,7 +387,25 @@ def main(argv=None) -> int:
     print()
     for key, value in summary.items():
         print(f"{key:<44} {value:.3f}" if isinstance(value, float) else f"{key:<44} {value}")
+    if len(results.get("overloads", [])) > 1:
+        print()
+        print(format_overloads(results["overloads"]))
     return 0
+
+
+def format_overloads(runs: list[dict]) -> str:
+    """One line per overload server: its bounds, what it served and refused, admitted p99 vs unloaded."""
+    head = (f"{'max_queue':>9} {'max_queue_ms':>12} {'offered/s':>10} {'served/s':>9} {'refused':>8} "
+            f"{'refusal p99 ms':>14} {'admitted p99 ms':>15} {'/ unloaded p99':>14}")
+    out = [head, "-" * len(head)]
+    for o in runs:
+        row = o["row"]
+        served = row["throughput_per_s"]
+        out.append(f"{str(o['max_queue'] or '-'):>9} {str(o['max_queue_ms'] or '-'):>12} "
+                   f"{2 * o['capacity_req_per_s']:>10.0f} {served:>9.0f} {o['rejected_frac']:>8.1%} "
+                   f"{row.get('refused_p99_ms', float('nan')):>14.1f} {row['p99_ms']:>15.1f} "
+                   f"{o['admitted_p99_over_unloaded']:>13.2f}x")
+    return "\n".join(out)
 
 
 def variant_ratios(results: dict, naive_levels) -> list[dict]:

@@ -42,7 +42,8 @@ def post_match(client, url, image, captions, headers=None):
 
 @pytest.fixture(scope="module")
 def tiny_frontends():
-    config = dict(frontends=2, max_batch=8, max_wait_ms=50, max_captions=4)
+    # h11, the pure-Python parser, here; the single-process server tests run the default (httptools)
+    config = dict(frontends=2, max_batch=8, max_wait_ms=50, max_captions=4, http="h11")
     with server_process(config, "tiny") as (proc, url):
         yield proc, url
 

@@ -29,7 +29,21 @@ def test_admission_and_pipeline_flags_reach_the_config():
     assert (default.max_queue_ms, default.prepare_ahead) == (0.0, False)
 
 
+def test_http_parser_is_chosen_like_uvicorn_and_a_missing_one_is_refused(monkeypatch):
+    from mmscale.serve import config
+
+    assert build_config(parse(["--preset", "tiny", "--set", "serve.http=h11"])).http_parser() == "h11"
+    monkeypatch.setattr(config, "httptools_installed", lambda: False)
+    cfg = build_config(parse(["--preset", "tiny"]))
+    assert (cfg.http, cfg.http_parser()) == ("auto", "h11")  # auto without httptools: uvicorn's fallback
+    with pytest.raises(ConfigError, match="serve.http.*httptools is not installed"):
+        build_config(parse(["--preset", "tiny", "--set", "serve.http=httptools"])).validate()
+    monkeypatch.setattr(config, "httptools_installed", lambda: True)
+    assert build_config(parse(["--preset", "tiny"])).http_parser() == "httptools"
+
+
 @pytest.mark.parametrize("argv, field", [(["--frontends", "0"], "serve.frontends"),
+                                         (["--set", "serve.http=fast"], "serve.http"),
                                          (["--max-queue-ms", "-1"], "serve.max_queue_ms"),
                                          (["--cuda-graph-max-batch", "0"], "serve.cuda_graph_max_batch")])
 def test_bad_values_name_the_field(argv, field):

@@ -106,9 +106,25 @@ def test_overload_bounds_follow_the_main_servers_flags_and_win():
 
     args = argparse.Namespace(overload_max_queue_ms=None, overload_max_queue=None)
     assert serve_load.overload_bounds(args) == []  # overload the swept server itself
-    args.overload_max_queue_ms, args.overload_max_queue = 3.0, 20
-    bounds = serve_load.overload_bounds(args)
+    assert serve_load.overload_counts(args) == [None]
+    args.overload_max_queue_ms, args.overload_max_queue = 3.0, "20,32"
+    assert serve_load.overload_counts(args) == [20, 32]  # one fresh overload server per count
+    bounds = serve_load.overload_bounds(args, 20)
     assert bounds == ["--max-queue-ms", "3.0", "--max-queue", "20"]
     # the main server's own --max-queue comes first; the serve CLI keeps the last one given
     cfg = build_config(parse(["--preset", "tiny", "--max-queue", "1024", *bounds]))
     assert (cfg.max_queue, cfg.max_queue_ms) == (20, 3.0)
+
+
+def test_overload_table_has_one_line_per_bound_with_its_own_figures():
+    import serve_load
+
+    def run(count, served, refused, p99):
+        return {"max_queue": count, "max_queue_ms": None, "capacity_req_per_s": 1000.0, "rejected_frac": refused,
+                "admitted_p99_over_unloaded": p99 / 5.0,
+                "row": {"throughput_per_s": served, "refused_p99_ms": 3.0, "p99_ms": p99}}
+
+    lines = serve_load.format_overloads([run(8, 400.0, 0.8, 9.0), run(32, 900.0, 0.55, 40.0)]).splitlines()
+    assert len(lines) == 4
+    assert lines[2].split() == ["8", "-", "2000", "400", "80.0%", "3.0", "9.0", "1.80x"]
+    assert lines[3].split()[0] == "32" and lines[3].split()[-1] == "8.00x"

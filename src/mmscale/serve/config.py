@@ -13,6 +13,12 @@ from mmscale.errors import ConfigError
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
+def httptools_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("httptools") is not None
+
+
 @dataclass
 class ServeConfig:
     host: str = "127.0.0.1"
@@ -77,8 +83,18 @@ class ServeConfig:
     gil_switch_ms: float = 0.0
     """Python's thread switch interval in ms (0 keeps the default 5 ms); smaller lets the inference
     thread take the GIL back from the HTTP loop sooner."""
+    http: str = "auto"
+    """uvicorn's HTTP parser: ``auto`` (httptools when installed, else h11), ``httptools`` or ``h11``.
+    h11 is pure Python and costs each request more front-end CPU, which under overload is the
+    front ends' capacity to answer and refuse (BENCHMARKS.md, serving)."""
     drain_timeout_s: float = 30.0
     """On SIGTERM, how long in-flight requests may take to finish before the server exits anyway."""
+
+    def http_parser(self) -> str:
+        """The parser uvicorn will use: ``http`` with ``auto`` resolved the way uvicorn resolves it."""
+        if self.http != "auto":
+            return self.http
+        return "httptools" if httptools_installed() else "h11"
 
     def validate(self) -> None:
         if self.server not in ("batched", "naive"):
@@ -98,6 +114,10 @@ class ServeConfig:
             raise ConfigError("serve.dtype", f"must be auto, float32 or bfloat16, got {self.dtype!r}")
         if self.image_decode not in ("auto", "cpu", "cuda"):
             raise ConfigError("serve.image_decode", f"must be auto, cpu or cuda, got {self.image_decode!r}")
+        if self.http not in ("auto", "httptools", "h11"):
+            raise ConfigError("serve.http", f"must be auto, httptools or h11, got {self.http!r}")
+        if self.http == "httptools" and not httptools_installed():
+            raise ConfigError("serve.http", "httptools is not installed (pip install httptools), or use auto or h11")
         if self.token is not None and not self.token:
             raise ConfigError("serve.token", "must not be empty")
         if self.host not in LOOPBACK_HOSTS and not self.token and not self.insecure:

@@ -253,7 +253,7 @@ def main(argv=None) -> int:
     runner = RemoteRunner(args.ipc, load_tokenizer(cfg.tokenizer or None),
                           max_inflight=cfg.max_queue, max_wait_ms=cfg.max_queue_ms)
     app = create_app(None, cfg, server=FrontendServer(cfg, runner, os.environ["PROMETHEUS_MULTIPROC_DIR"]))
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", http=cfg.http_parser(),
                             timeout_graceful_shutdown=int(cfg.drain_timeout_s), backlog=4096)
     server = uvicorn.Server(config)
     runner.on_lost = lambda: setattr(server, "should_exit", True)

@@ -64,7 +64,10 @@ def serve(cfg: ServeConfig, predictor, announce=print) -> None:
     shown = f"[{host}]" if ":" in host else host
     announce(f"listening on http://{shown}:{port} ({cfg.server}, max_batch={cfg.max_batch}, "
              f"max_wait_ms={cfg.max_wait_ms}, max_queue={cfg.max_queue}, frontends={cfg.frontends}, "
-             f"cuda_graphs={cfg.cuda_graphs})")
+             f"cuda_graphs={cfg.cuda_graphs}, http={cfg.http_parser()})")
+    if cfg.http_parser() == "h11" and cfg.http == "auto":
+        log.warning("httptools is not installed: uvicorn parses HTTP with h11 (pure Python), which costs "
+                    "every request more front-end CPU; pip install httptools")
     sys.stdout.flush()
     if cfg.frontends > 1:
         from mmscale.serve.supervisor import serve_frontends
@@ -73,7 +76,7 @@ def serve(cfg: ServeConfig, predictor, announce=print) -> None:
         log.info("drained and stopped")
         return
     app = create_app(predictor, cfg)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", http=cfg.http_parser(),
                             timeout_graceful_shutdown=int(cfg.drain_timeout_s), backlog=4096)
     server = uvicorn.Server(config)
     if threading.current_thread() is threading.main_thread():
