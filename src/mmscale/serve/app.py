@@ -53,15 +53,16 @@ async def read_body(request: Request, limit_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def make_runner(predictor, cfg: ServeConfig, metrics: ServerMetrics):
+def make_runner(predictor, cfg: ServeConfig, metrics: ServerMetrics, on_depth=None):
     """The runner ``cfg.server`` names, around ``predictor.predict`` (or its two stages, when the
-    predictor has them and ``prepare_ahead`` is on)."""
+    predictor has them and ``prepare_ahead`` is on). ``on_depth``: told every new queue depth."""
     if cfg.server == "batched":
         stages = None
         if cfg.prepare_ahead and hasattr(predictor, "prepare") and hasattr(predictor, "execute"):
             stages = (predictor.prepare, predictor.execute)
         return RUNNERS["batched"](predictor.predict, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
-                                  on_batch=metrics.on_batch, stages=stages, max_queue_ms=cfg.max_queue_ms)
+                                  on_batch=metrics.on_batch, stages=stages, max_queue_ms=cfg.max_queue_ms,
+                                  on_depth=on_depth)
     return RUNNERS["naive"](predictor.predict, on_batch=metrics.on_batch)
 
 

@@ -54,8 +54,10 @@ class DynamicBatcher:
 
     def __init__(self, predict: PredictFn, max_batch: int, max_wait_ms: float, max_queue: int,
                  on_batch: Callable[..., None] | None = None,
-                 stages: tuple[PrepareFn, ExecuteFn] | None = None, max_queue_ms: float = 0.0):
+                 stages: tuple[PrepareFn, ExecuteFn] | None = None, max_queue_ms: float = 0.0,
+                 on_depth: Callable[[int], None] | None = None):
         self.predict, self.max_batch, self.max_queue = predict, max_batch, max_queue
+        self.on_depth = on_depth  # called with the new depth under the lock, at every change
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue_s = max_queue_ms / 1000.0  # 0: no bound in time
         self.on_batch = on_batch  # (task, batch_size, execute_s, prepare_s, queue_waits_s) for metrics
@@ -101,6 +103,8 @@ class DynamicBatcher:
                                 f"{1000 * self.max_queue_s:g}")
             pending = Pending(item)
             self.queue.append(pending)
+            if self.on_depth:
+                self.on_depth(self.depth)
             self.cond.notify()
         return pending.future
 
@@ -186,6 +190,8 @@ class DynamicBatcher:
         busy_s = max(execute_s, prepare_s) if self.stages else execute_s + prepare_s
         with self.cond:
             self.running -= len(batch)
+            if self.on_depth:
+                self.on_depth(self.depth)
             if busy_s > 0:
                 rate = len(batch) / busy_s
                 self.served_per_s = rate if not self.served_per_s else (

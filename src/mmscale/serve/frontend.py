@@ -24,6 +24,7 @@ import time
 from mmscale.serve.app import Server, settle_process
 from mmscale.serve.batcher import QueueFull
 from mmscale.serve.config import ServeConfig
+from mmscale.serve.depth_board import DepthBoard
 from mmscale.serve.requests import Item, RequestError
 from mmscale.serve.wire import HEADER, WireError, frame, payload_size, request_message, result_from_reply, unframe
 
@@ -193,17 +194,21 @@ def settle(future: asyncio.Future, message: tuple) -> None:
 class FrontendServer(Server):
     """``app.Server`` whose runner, readiness and batch metrics live in the model process."""
 
-    def __init__(self, cfg: ServeConfig, runner: RemoteRunner, multiproc_dir: str):
+    def __init__(self, cfg: ServeConfig, runner: RemoteRunner, multiproc_dir: str, board: DepthBoard | None = None):
         from mmscale.serve.metrics import ServerMetrics
 
-        self.cfg, self.predictor, self.runner = cfg, None, runner
+        self.cfg, self.predictor, self.runner, self.board = cfg, None, runner, board
         self.metrics = ServerMetrics()  # mmap-backed: PROMETHEUS_MULTIPROC_DIR is set for this process
         self.multiproc_dir = multiproc_dir
         self.ready = False
         self.expected_auth = f"Bearer {cfg.token}".encode() if cfg.token else None
 
     def admit(self) -> None:
-        self.runner.admit()  # this front end's share; the model process applies the global bound
+        """Refuse at the global bound as last published by the model process (which still applies
+        it, for the few that race past), then at this front end's own bounds."""
+        if self.board is not None and self.board.read() >= self.cfg.max_queue:
+            raise QueueFull(f"queue full ({self.cfg.max_queue} requests)")
+        self.runner.admit()
 
     async def start(self) -> None:
         await self.runner.connect()
@@ -245,6 +250,7 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, required=True, help="the server's port (bound with SO_REUSEPORT)")
     parser.add_argument("--ipc", required=True, help="the model process's unix socket")
     parser.add_argument("--name", default="0")
+    parser.add_argument("--depth-board", help="the model process's shared queue-depth page (depth_board)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"frontend {args.name}: %(levelname)s %(message)s")
     from mmscale.serve.supervisor import CONFIG_ENV
@@ -252,7 +258,8 @@ def main(argv=None) -> int:
     cfg = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
     runner = RemoteRunner(args.ipc, load_tokenizer(cfg.tokenizer or None),
                           max_inflight=cfg.max_queue, max_wait_ms=cfg.max_queue_ms)
-    app = create_app(None, cfg, server=FrontendServer(cfg, runner, os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+    board = DepthBoard(args.depth_board) if args.depth_board else None
+    app = create_app(None, cfg, server=FrontendServer(cfg, runner, os.environ["PROMETHEUS_MULTIPROC_DIR"], board))
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", http=cfg.http_parser(),
                             timeout_graceful_shutdown=int(cfg.drain_timeout_s), backlog=4096)
     server = uvicorn.Server(config)

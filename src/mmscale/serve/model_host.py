@@ -4,7 +4,9 @@ Each front end holds one connection. Per connection a reader thread unpickles re
 them to the runner (``DynamicBatcher``, exactly as the single-process server uses it), and a writer
 thread sends the replies, several per ``sendall`` when they come together (a batch of 256 answers
 is one write, and the pickling stays off the inference thread). Admission is decided here, so the
-bound on queued requests is one global ``max_queue`` whatever the number of front ends.
+bound on queued requests is one global ``max_queue`` whatever the number of front ends; the depth
+is also published on a shared page (``depth_board``) so that front ends refuse at that bound
+before reading a request's body.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import threading
 from mmscale.serve.app import make_runner
 from mmscale.serve.batcher import QueueFull
 from mmscale.serve.config import ServeConfig
+from mmscale.serve.depth_board import DepthBoard
 from mmscale.serve.metrics import MODEL_FAMILIES, ServerMetrics, render_families
 from mmscale.serve.requests import RequestError
 from mmscale.serve.wire import WireError, frame, item_from_message, read_frame, reply_message
@@ -106,10 +109,14 @@ def result_of(future):
 class ModelHost:
     """Listens on ``path`` (a unix socket) for front ends; runs the predictor behind one runner."""
 
-    def __init__(self, predictor, cfg: ServeConfig, path: str, expected_frontends: int = 1):
+    def __init__(self, predictor, cfg: ServeConfig, path: str, expected_frontends: int = 1,
+                 board_path: str | None = None):
         self.cfg, self.predictor, self.path = cfg, predictor, path
         self.metrics = ServerMetrics()
-        self.runner = make_runner(predictor, cfg, self.metrics)
+        # the queue depth on a shared page, so that front ends refuse at the bound before reading bodies
+        self.board = DepthBoard(board_path, create=True) if board_path else None
+        on_depth = self.board.publish if self.board else None
+        self.runner = make_runner(predictor, cfg, self.metrics, on_depth=on_depth)
         self.max_text_tokens = getattr(predictor, "max_text_tokens", cfg.max_text_tokens)
         self.ready = False  # warmed up
         self.expected_frontends = expected_frontends

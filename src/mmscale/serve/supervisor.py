@@ -48,9 +48,11 @@ class ServeError(MmscaleError):
     """The server stopped because one of its processes failed."""
 
 
-def spawn_frontend(name: str, port: int, ipc_path: str, metrics_dir: str, cfg: ServeConfig) -> subprocess.Popen:
+def spawn_frontend(name: str, port: int, ipc_path: str, metrics_dir: str, cfg: ServeConfig,
+                   board_path: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, CONFIG_ENV: json.dumps(asdict(cfg))}
     cmd = [sys.executable, "-m", "mmscale.serve.frontend", "--port", str(port), "--ipc", ipc_path, "--name", name]
+    cmd += ["--depth-board", board_path] if board_path else []
     # A session of its own: Ctrl-C reaches this process only, which then drains the front ends in order.
     return subprocess.Popen(cmd, env=env, start_new_session=True)
 
@@ -80,13 +82,14 @@ def serve_frontends(cfg: ServeConfig, predictor, sock: socket.socket) -> None:
     os.mkdir(metrics_dir)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    host = ModelHost(predictor, cfg, os.path.join(workdir, "model.sock"), cfg.frontends).start()
+    board_path = os.path.join(workdir, "depth")
+    host = ModelHost(predictor, cfg, os.path.join(workdir, "model.sock"), cfg.frontends, board_path).start()
     children: dict[str, subprocess.Popen] = {}
     failure, dead = None, {}
     try:
         port = sock.getsockname()[1]
         for k in range(cfg.frontends):
-            children[str(k)] = spawn_frontend(str(k), port, host.path, metrics_dir, cfg)
+            children[str(k)] = spawn_frontend(str(k), port, host.path, metrics_dir, cfg, board_path)
 
         def warm() -> None:
             warm_up(predictor, cfg)

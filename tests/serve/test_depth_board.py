@@ -1,0 +1,60 @@
+"""The shared queue-depth page: what the model process publishes is what every front end reads, the
+batcher publishes every change (so the page returns to 0, never sticks at the bound), and a front end
+refuses at the published bound without asking the model process."""
+
+import subprocess
+import sys
+import types
+
+import pytest
+
+from mmscale.serve.batcher import DynamicBatcher, QueueFull
+from mmscale.serve.config import ServeConfig
+from mmscale.serve.depth_board import DepthBoard
+from mmscale.serve.frontend import FrontendServer
+from mmscale.serve.requests import Item
+from tests.serve.serve_fakes import FakePredictor
+
+
+def test_a_published_depth_is_read_by_another_process(tmp_path):
+    board = DepthBoard(str(tmp_path / "depth"), create=True)
+    assert board.read() == 0
+    board.publish(37)
+    reader = ("import sys; from mmscale.serve.depth_board import DepthBoard; "
+              "print(DepthBoard(sys.argv[1]).read())")
+    out = subprocess.run([sys.executable, "-c", reader, board.path], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "37"
+    attached = DepthBoard(board.path)  # a second map of the same page sees later stores too
+    board.publish(2**40)
+    assert attached.read() == 2**40
+    attached.close()
+    board.close()
+
+
+def test_the_batcher_publishes_every_depth_change_and_ends_at_zero():
+    seen = []
+    fake = FakePredictor(delay_s=0.05)
+    batcher = DynamicBatcher(fake.predict, max_batch=2, max_wait_ms=50, max_queue=3, on_depth=seen.append).start()
+    futures = [batcher.submit(Item("match", b"img", [f"c{k}"])) for k in range(3)]
+    with pytest.raises(QueueFull):
+        batcher.submit(Item("match", b"img", ["refused"]))  # a refusal changes nothing
+    for future in futures:
+        future.result(5)
+    batcher.stop()
+    assert seen[:3] == [1, 2, 3]
+    assert seen[3:] == [1, 0]  # one batch of 2, then the last one: the page returns to empty
+
+
+def test_a_front_end_refuses_at_the_published_bound_before_its_own_checks(tmp_path):
+    board = DepthBoard(str(tmp_path / "depth"), create=True)
+    asked = []
+    runner = types.SimpleNamespace(admit=lambda: asked.append(True))
+    front = types.SimpleNamespace(board=board, cfg=ServeConfig(max_queue=4), runner=runner)
+    board.publish(3)
+    FrontendServer.admit(front)  # below the bound: this front end's own checks decide
+    assert asked == [True]
+    board.publish(4)
+    with pytest.raises(QueueFull, match=r"queue full \(4 requests\)"):
+        FrontendServer.admit(front)
+    assert asked == [True]  # refused on the page alone
+    board.close()
