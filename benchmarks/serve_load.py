@@ -119,6 +119,8 @@ def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: boo
         out += ["--set", f"serve.gil_switch_ms={args.gil_switch_ms}"]
     if args.http != "auto":
         out += ["--set", f"serve.http={args.http}"]
+    for override in args.server_set:
+        out += ["--set", override]
     return out
 
 
@@ -307,6 +309,8 @@ def main(argv=None) -> int:
     parser.add_argument("--gil-switch-ms", type=float, default=0.0, help="serve.gil_switch_ms for both servers")
     parser.add_argument("--http", default="auto", choices=("auto", "httptools", "h11"),
                         help="serve.http for every server: uvicorn's HTTP parser (auto: httptools when installed)")
+    parser.add_argument("--set", dest="server_set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a serve.* field for every server started, e.g. serve.shared_depth=false (repeatable)")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny model, CPU, seconds-long run")
     parser.add_argument("--out", default="runs/serve_load")
     parser.add_argument("--max-captions", type=int, default=0,

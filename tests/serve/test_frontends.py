@@ -88,8 +88,10 @@ def test_errors_from_either_side_and_embeddings(tiny_frontends):
     assert len(texts.json()["embeddings"]) == 2 and still.status_code == 200
 
 
-def test_global_queue_bound_503_and_token_across_frontends():
-    config = dict(frontends=2, max_batch=1, max_wait_ms=0, max_queue=2, retry_after_s=2, token="s3cret")
+@pytest.mark.parametrize("shared_depth", [True, False], ids=["front ends read the depth", "model process only"])
+def test_global_queue_bound_503_and_token_across_frontends(shared_depth):
+    config = dict(frontends=2, max_batch=1, max_wait_ms=0, max_queue=2, retry_after_s=2, token="s3cret",
+                  shared_depth=shared_depth)
     auth = {"authorization": "Bearer s3cret"}
     with server_process(config, "fake", "1.5") as (_, url), concurrent.futures.ThreadPoolExecutor(2) as pool:
         assert on_fresh_connection(url, lambda c: post_match(c, url, jpeg(), ["x"]))[1].status_code == 401

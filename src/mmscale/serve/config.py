@@ -78,6 +78,12 @@ class ServeConfig:
     """HTTP front-end processes. 1: one process does HTTP and the model (the simplest path). N > 1:
     N processes share the listening socket and do HTTP, limits, image header checks, tokenization
     and JSON; they forward each request to the one model process, which batches across all of them."""
+    shared_depth: bool = True
+    """With front ends: the model process publishes its queue depth on a shared page and each front
+    end refuses at ``max_queue`` before reading the body (``depth_board``). Off: only the model
+    process applies the bound, after the front end has read, checked and tokenized the request
+    (kept to measure the difference: H200, 2x capacity, ``--max-queue 8``, admitted p99 38.6 ms
+    without the page and 11.5 ms with it, two runs on two hosts of one kind; BENCHMARKS.md)."""
     cpu_threads: int = 0
     """torch intra-op threads on CPU; 0 keeps torch's default."""
     gil_switch_ms: float = 0.0

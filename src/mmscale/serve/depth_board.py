@@ -4,9 +4,11 @@ Why: with ``--frontends N`` the global bound (``max_queue``) is applied in the m
 sees a request only after its front end has read the body, checked the image, tokenized the
 captions and sent it over. Under overload that made nearly every refusal cost a whole request's
 front-end CPU, and admitted requests waited behind those refusals in the front ends' event loops
-(H200, 2x capacity with ``--max-queue 16``: admitted p50 15 ms against 5 ms at one client;
-BENCHMARKS.md, serving). With the depth on a shared page, a front end's admission gate refuses at
-the global bound before reading the body.
+(H200, 2x capacity with ``--max-queue 8``: admitted p50 15 ms against 5 ms at one client). With
+the depth on a shared page, a front end's admission gate refuses at the global bound before reading
+the body: in the next run (another host of the same kind) admitted p50 8.0 ms, p99 11.5 ms instead
+of 38.6 ms, refusal p99 3.6 ms instead of 15.6 ms (BENCHMARKS.md, serving; ``serve.shared_depth``
+turns it off to measure it in one run).
 
 The model process publishes the depth every time it changes (the batcher calls back under its
 lock), so the page is never stale for longer than one store. Front ends reading it at the same

@@ -82,7 +82,7 @@ def serve_frontends(cfg: ServeConfig, predictor, sock: socket.socket) -> None:
     os.mkdir(metrics_dir)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    board_path = os.path.join(workdir, "depth")
+    board_path = os.path.join(workdir, "depth") if cfg.shared_depth else None
     host = ModelHost(predictor, cfg, os.path.join(workdir, "model.sock"), cfg.frontends, board_path).start()
     children: dict[str, subprocess.Popen] = {}
     failure, dead = None, {}
