@@ -8,7 +8,10 @@ time; cuda: the batched nvjpeg call the pipeline makes):
 
 - how far a pure-Python thread gets per second alone, and while the main thread decodes
   (``python_progress_ratio`` near 1: the decode releases the GIL; near 0: it holds it);
-- images/s from one decoding thread and from two at once.
+- images/s from one decoding thread and from two at once;
+- images/s of the decoding thread while the pure-Python thread runs (``decode_beside_python_ratio``
+  near 1: the decoder gets the GIL back at once after each call; well below 1: it waits for the
+  other thread's switch interval, the convoy a reader thread beside the decoder would cause).
 
     PYTHONPATH=src python3 benchmarks/decode_gil.py --device cuda --out runs/decode_gil
     PYTHONPATH=src python3 benchmarks/decode_gil.py --device cpu --n 100 --out /tmp/decode_gil
@@ -62,8 +65,9 @@ def decoder(device: torch.device, jpegs: list[torch.Tensor], batch: int):
     return run
 
 
-def python_progress(seconds: float, alongside=None) -> float:
-    """Loop iterations per second of a pure-Python thread, alone or while ``alongside()`` runs here."""
+def python_progress(seconds: float, alongside=None) -> tuple[float, float]:
+    """(loop iterations per second of a pure-Python thread, seconds ``alongside()`` took), alone or
+    while ``alongside()`` runs in this thread."""
     stop, count = threading.Event(), [0]
 
     def spin() -> None:
@@ -77,9 +81,10 @@ def python_progress(seconds: float, alongside=None) -> float:
         time.sleep(seconds)
     else:
         alongside()
+    took = time.perf_counter() - start
     stop.set()
     thread.join()
-    return count[0] / (time.perf_counter() - start)
+    return count[0] / (time.perf_counter() - start), took
 
 
 def measure(device: torch.device, n: int, batch: int, width: int, height: int) -> dict:
@@ -96,12 +101,13 @@ def measure(device: torch.device, n: int, batch: int, width: int, height: int) -
     for thread in threads:
         thread.join()
     two = n / (time.perf_counter() - start)
-    alone = python_progress(0.5)
-    during = python_progress(0.0, alongside=lambda: run(n))
+    alone, _ = python_progress(0.5)
+    during, decode_s = python_progress(0.0, alongside=lambda: run(n))
     return {"device": str(device), "images": n, "batch": batch if device.type == "cuda" else 1,
             "one_thread_img_per_s": one, "two_threads_img_per_s": two, "two_over_one": two / one,
             "python_progress_alone_per_s": alone, "python_progress_while_decoding_per_s": during,
-            "python_progress_ratio": during / alone}
+            "python_progress_ratio": during / alone,
+            "decode_beside_python_img_per_s": n / decode_s, "decode_beside_python_ratio": n / decode_s / one}
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,8 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -65,9 +67,12 @@ def test_decode_gil_probe_tells_a_call_that_holds_the_gil_from_one_that_releases
         while time.perf_counter() < end:
             pass
 
-    releases = progress(0.0, alongside=lambda: time.sleep(0.3))
-    held = progress(0.0, alongside=holds)
+    releases, slept_s = progress(0.0, alongside=lambda: time.sleep(0.3))
+    held, _ = progress(0.0, alongside=holds)
     assert held < 0.75 * releases
+    assert 0.3 <= slept_s < 1.0  # the time of the call beside the spinning thread is its own
     assert module["main"](["--device", "cpu", "--n", "8", "--width", "64", "--height", "48", "--out", str(tmp_path)]) == 0
     result = json.loads((tmp_path / "decode_gil.json").read_text())
     assert result["images"] == 8 and result["one_thread_img_per_s"] > 0 and result["python_progress_ratio"] > 0
+    assert result["decode_beside_python_ratio"] == pytest.approx(
+        result["decode_beside_python_img_per_s"] / result["one_thread_img_per_s"])
