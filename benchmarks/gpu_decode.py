@@ -13,6 +13,8 @@ ending with a float batch on the training device):
                         (note: the decoder's own img/s while busy, and its thread's CPU use)
   ours_gpu_decode_1thread  the same with one thread that reads and decodes (decode_threads=1)
   ours_gpu_decode_inline  the same decoding between batches in the consumer's thread (decode_threads=0)
+  ours_gpu_decode_switch0.5ms  ours_gpu_decode with Python's thread switch interval at 0.5 ms
+                        instead of 5 ms (do the reading and decoding threads wait for the GIL?)
   ours_raw_only         ceiling of the workers: the same DataLoader's raw batches (bytes + tokens),
                         nothing decoded
   gpu_decode_only       ceiling: nvjpeg batch decode of bytes already in memory
@@ -37,6 +39,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -225,6 +228,14 @@ def main() -> None:
         rows.append(ours("ours_gpu_decode", normalize, "gpu"))
         rows.append(ours("ours_gpu_decode_1thread", normalize, "gpu", decode_threads=1))
         rows.append(ours("ours_gpu_decode_inline", normalize, "gpu", decode_threads=0))
+        # the reading and decoding threads share the GIL: a thread that gives it up for a torch call
+        # can wait out the other's 5 ms switch interval to get it back (decode_gil.py)
+        default_switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
+        try:
+            rows.append(ours("ours_gpu_decode_switch0.5ms", normalize, "gpu"))
+        finally:
+            sys.setswitchinterval(default_switch)
         rows.append(ours("ours_raw_only", lambda b: None, "gpu", raw_only=True))
         blobs = [torch.frombuffer(bytearray(open(index.path(i), "rb").read()), dtype=torch.uint8)
                  for i in range(min(len(index), args.n))]
@@ -238,7 +249,8 @@ def main() -> None:
                                   ("gpu_decode_resize_t2", decode_resize, 2)):
             rows.append(time_threads(name, fn, chunks, threads, total, device))
     else:
-        for name in ("ours_gpu_decode", "ours_gpu_decode_1thread", "ours_gpu_decode_inline", "ours_raw_only", "gpu_decode_only",
+        for name in ("ours_gpu_decode", "ours_gpu_decode_1thread", "ours_gpu_decode_inline",
+                     "ours_gpu_decode_switch0.5ms", "ours_raw_only", "gpu_decode_only",
                      "gpu_decode_resize", "gpu_decode_only_t1", "gpu_decode_only_t2", "gpu_decode_resize_t1",
                      "gpu_decode_resize_t2"):
             rows.append(Row(name, 0, 0.0, 0.0, W, note=f"skipped: {why}"))
@@ -261,10 +273,10 @@ def main() -> None:
     (args.out / "gpu_decode.json").write_text(json.dumps(summary, indent=2))
     print(f"{dataset_info['n']} JPEGs {args.width}x{args.height}, mean {dataset_info['mean_kb']:.1f} kB; "
           f"batch {B}, {W} workers, {summary['device_name']}, {os.cpu_count()} CPUs")
-    print(f"{'pipeline':<24} {'images':>8} {'seconds':>8} {'img/s':>10} {'vs reference':>13}  note")
+    print(f"{'pipeline':<28} {'images':>8} {'seconds':>8} {'img/s':>10} {'vs reference':>13}  note")
     for r in rows:
         ratio = f"{r.img_per_s / ref_rate:.2f}x" if r.img_per_s else "-"
-        print(f"{r.pipeline:<24} {r.images:>8} {r.seconds:>8.2f} {r.img_per_s:>10.1f} {ratio:>13}  {r.note}")
+        print(f"{r.pipeline:<28} {r.images:>8} {r.seconds:>8.2f} {r.img_per_s:>10.1f} {ratio:>13}  {r.note}")
     if summary["threads_vs_inline"]:
         print(f"decode threads (2) / inline: {summary['threads_vs_inline']:.2f}x")
 
