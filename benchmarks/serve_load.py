@@ -335,6 +335,7 @@ def main(argv=None) -> int:
     results["offline"] = offline = offline_throughput(args)
     print(f"offline match forward: {offline['samples_per_s']:.0f} samples/s at batch {offline['batch']}")
 
+    bounded_overload = bool(overload_bounds(args, overload_counts(args)[0]))  # else: overload the swept server
     rows = []
     for server, server_levels in (("batched", levels), ("naive", naive_levels)):
         with SpawnedServer(serve_args(args, server)) as spawned:
@@ -344,9 +345,9 @@ def main(argv=None) -> int:
             results[server] = {**result.as_dict(), "server_rss_gib": server_rss_gib(spawned.proc.pid),
                                "server_cpu_pct": cpu_pct, **side_during(spawned.url, side0)}
             rows += result.rows
-            if server == "batched" and args.overload_s > 0 and not overload_bounds(args, overload_counts(args)[0]):
+            if server == "batched" and args.overload_s > 0 and not bounded_overload:
                 results["overload"] = overload(args, spawned, result)
-        if server == "batched" and args.overload_s > 0 and overload_bounds(args, overload_counts(args)[0]):
+        if server == "batched" and args.overload_s > 0 and bounded_overload:
             # a fresh server of the same build per admission bound, each at 2x the capacity just measured
             for count in overload_counts(args):
                 with SpawnedServer(serve_args(args, "batched") + overload_bounds(args, count)) as spawned:

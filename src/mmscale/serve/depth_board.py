@@ -11,9 +11,9 @@ of 38.6 ms, refusal p99 3.6 ms instead of 15.6 ms (BENCHMARKS.md, serving; ``ser
 turns it off to measure it in one run).
 
 The model process publishes the depth every time it changes (the batcher calls back under its
-lock), so the page is never stale for longer than one store. Front ends reading it at the same
-moment can still overshoot the bound by one request each; the model process applies the bound
-itself too, and refuses those.
+lock), so the page never sticks at the bound. It does not count requests a front end has admitted
+but not yet handed over (being read, tokenized, in the socket), so front ends can admit past the
+bound for that long; the model process applies the bound itself too, and refuses those.
 """
 
 from __future__ import annotations
