@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 PATHS = ("cpu", "gpu", "auto")
+EXTRA_PATHS = {"gpu_process": ["data.decode=gpu", "data.decode_process=true"]}  # --paths only
 SAME_FRAC = 0.02  # fixed paths closer than this are a tie: either choice is right
 
 
@@ -42,6 +43,9 @@ def parse(argv=None):
     parser.add_argument("--steps", type=int, default=560, help="training steps per run")
     parser.add_argument("--max-run-s", type=float, default=150.0, help="time limit of each run's loop")
     parser.add_argument("--cpu-stand-in", action="store_true", help="without CUDA, run the gpu path's code on CPU")
+    parser.add_argument("--paths", default=",".join(PATHS),
+                        help="runs to make, from cpu,gpu,auto,gpu_process (gpu with the decoder in its own "
+                             "process); auto's ratios need cpu, gpu and auto")
     return parser.parse_args(argv)
 
 
@@ -60,7 +64,7 @@ def load_job(args, data: str, decode: str, out_dir: Path):
     from mmscale.config.load import load_config
     from mmscale.train import TrainJob
 
-    fixed = [f"data.path={data}", f"data.decode={decode}", f"train.out_dir={out_dir}", f"train.steps={args.steps}",
+    fixed = EXTRA_PATHS.get(decode, [f"data.decode={decode}"]) + [f"data.path={data}", f"train.out_dir={out_dir}", f"train.steps={args.steps}",
              f"train.time_limit_s={args.max_run_s}", "train.checkpoint_every=0", "train.eval_every=0",
              "train.eval_samples=1",  # evaluation is not what is compared: one sample skips it
              "train.log_every=10", "train.tensorboard=false", "train.progress=false"]
@@ -109,10 +113,12 @@ def run_one(args, data: str, decode: str, cuda: bool, after_step: int) -> dict:
     metrics = out_dir / "metrics.jsonl"
     if metrics.exists():
         metrics.unlink()  # rows of an earlier run would mix in
+    if decode in EXTRA_PATHS and not cuda:
+        return {"path": decode, "skipped": "needs CUDA"}
+    if decode.startswith("gpu") and not cuda and not args.cpu_stand_in:
+        return {"path": decode, "skipped": "no CUDA (pass --cpu-stand-in to run the gpu path's code on CPU)"}
     paths, config_decode = (None, decode) if cuda or not args.cpu_stand_in else stand_in_paths(decode, cuda)
     job = load_job(args, data, config_decode, out_dir)
-    if decode == "gpu" and not cuda and not args.cpu_stand_in:
-        return {"path": decode, "skipped": "no CUDA (pass --cpu-stand-in to run the gpu path's code on CPU)"}
     started = time.perf_counter()
     result = train(job, show_progress=False, decode_paths=paths)
     wall_s = time.perf_counter() - started
@@ -155,17 +161,20 @@ def fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def print_table(rows: dict, summary: dict) -> None:
-    print(f"\n{'decode':<7} {'kept':<5} {'steps':>6} {'samples/s':>10} {'wait %':>7} "
+def print_rows(rows: dict) -> None:
+    print(f"\n{'decode':<11} {'kept':<5} {'steps':>6} {'samples/s':>10} {'wait %':>7} "
           f"{'steady samples/s':>17} {'steady wait %':>14}")
-    for path in PATHS:
-        r = rows[path]
+    for path, r in rows.items():
         if r.get("skipped"):
-            print(f"{path:<7} skipped: {r['skipped']}")
+            print(f"{path:<11} skipped: {r['skipped']}")
             continue
-        print(f"{path:<7} {r['kept']:<5} {r['steps']:>6} {fmt(r['samples_per_s'], ',.1f'):>10} "
+        print(f"{path:<11} {r['kept']:<5} {r['steps']:>6} {fmt(r['samples_per_s'], ',.1f'):>10} "
               f"{fmt(r['data_wait_pct'], '.1f'):>7} {fmt(r['steady_samples_per_s'], ',.1f'):>17} "
               f"{fmt(r['steady_data_wait_pct'], '.1f'):>14}")
+
+
+def print_table(rows: dict, summary: dict) -> None:
+    print_rows(rows)
     probe = rows["auto"].get("probe", {})
     if "step_ms" in probe:
         per_path = ", ".join(f"{p} {fmt(v, '.2f')} ms/step (wait {fmt(probe['data_wait_pct'].get(p), '.1f')}%, "
@@ -206,15 +215,18 @@ def main(argv=None) -> int:
           f"workers {probe_job.data.num_workers}, compile {probe_job.train.compile}; auto plan: {plan.paths} "
           f"({plan.probe_steps} probe steps); steady state from step {after_step}")
     rows = {}
-    for path in PATHS:
+    for path in args.paths.split(","):
         print(f"running decode={path} ...", flush=True)
         rows[path] = run_one(args, data, path, cuda, after_step)
-    summary = ratios(rows)
+    summary = ratios(rows) if set(PATHS) <= set(rows) else {}
     summary.update({"device": torch.cuda.get_device_name() if cuda else "cpu", "preset": args.preset,
                     "steps": args.steps, "steady_from_step": after_step, "overrides": list(args.overrides),
                     "wall_s": time.perf_counter() - started})
     (args.out / "decode_auto.json").write_text(json.dumps({"summary": summary, "runs": rows}, indent=1))
-    print_table(rows, summary)
+    if summary.get("auto_kept") is not None:
+        print_table(rows, summary)
+    else:
+        print_rows(rows)
     print(f"\nwall {summary['wall_s']:.0f} s; JSON: {args.out / 'decode_auto.json'}")
     return 0
 

@@ -11,12 +11,17 @@ ending with a float batch on the training device):
                         decode + antialiased resize + normalize on the GPU, side-stream prefetch;
                         one thread reads raw batches, another decodes (data.decode_threads=2)
                         (note: the decoder's own img/s while busy, and its thread's CPU use)
+  ours_gpu_decode_process  the same with the decoder in a child process of its own, so it never
+                        waits for this process's GIL (data.decode_process=true)
   ours_gpu_decode_1thread  the same with one thread that reads and decodes (decode_threads=1)
   ours_gpu_decode_inline  the same decoding between batches in the consumer's thread (decode_threads=0)
   ours_gpu_decode_switch0.5ms  ours_gpu_decode with Python's thread switch interval at 0.5 ms
                         instead of 5 ms (do the reading and decoding threads wait for the GIL?)
   ours_raw_only         ceiling of the workers: the same DataLoader's raw batches (bytes + tokens),
                         nothing decoded
+  ours_*_fs_sharing     ours_gpu_decode and ours_raw_only with workers handing tensors over as
+                        named shared-memory files (torch's file_system strategy) instead of file
+                        descriptors fetched over a socket
   gpu_decode_only       ceiling: nvjpeg batch decode of bytes already in memory
   gpu_decode_resize     ceiling: decode + resize + normalize of bytes already in memory
   gpu_decode_*_tN       the two ceilings from N threads at once, each on its own stream, with the
@@ -28,7 +33,8 @@ img/s and >= 4.5x). Files are written first, so they sit in the page cache: this
 pipeline, not the disk.
 
     PYTHONPATH=src python3 benchmarks/gpu_decode.py --out runs/gpu_decode            (GPU)
-    PYTHONPATH=src python3 benchmarks/gpu_decode.py --device cpu --n 64 --out /tmp/x (CPU smoke)
+    PYTHONPATH=src python3 benchmarks/gpu_decode.py --device cpu --n 64 --batch-size 16 --workers 2 --passes 1 --out /tmp/x
+                                                                                  (CPU smoke: a batch must fit the set)
 """
 
 from __future__ import annotations
@@ -166,6 +172,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
+    if args.batch_size > args.n:  # every loader drops the last partial batch: none would come
+        parser.error(f"--batch-size {args.batch_size} is larger than --n {args.n}: no batch would be complete")
     device = torch.device(args.device)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -226,6 +234,10 @@ def main() -> None:
     if ok:
         normalize = lambda b: to_model_input(b.images, device)  # noqa: E731
         rows.append(ours("ours_gpu_decode", normalize, "gpu"))
+        try:
+            rows.append(ours("ours_gpu_decode_process", normalize, "gpu", decode_process=True))
+        except Exception as exc:  # a failed row is a finding, not the end of the other rows
+            rows.append(Row("ours_gpu_decode_process", 0, 0.0, 0.0, W, note=f"failed: {type(exc).__name__}: {exc}"))
         rows.append(ours("ours_gpu_decode_1thread", normalize, "gpu", decode_threads=1))
         rows.append(ours("ours_gpu_decode_inline", normalize, "gpu", decode_threads=0))
         # the reading and decoding threads share the GIL: a thread that gives it up for a torch call
@@ -237,6 +249,16 @@ def main() -> None:
         finally:
             sys.setswitchinterval(default_switch)
         rows.append(ours("ours_raw_only", lambda b: None, "gpu", raw_only=True))
+        # workers hand tensors over as file descriptors by default: the main process fetches each
+        # one from the worker over a socket, several round trips that each take the GIL back
+        # beside the decode thread; the file_system strategy names a shared-memory file instead
+        default_sharing = torch.multiprocessing.get_sharing_strategy()
+        torch.multiprocessing.set_sharing_strategy("file_system")  # forked workers inherit it
+        try:
+            rows.append(ours("ours_gpu_decode_fs_sharing", normalize, "gpu"))
+            rows.append(ours("ours_raw_only_fs_sharing", lambda b: None, "gpu", raw_only=True))
+        finally:
+            torch.multiprocessing.set_sharing_strategy(default_sharing)
         blobs = [torch.frombuffer(bytearray(open(index.path(i), "rb").read()), dtype=torch.uint8)
                  for i in range(min(len(index), args.n))]
         chunks = [blobs[k:k + B] for k in range(0, len(blobs) - B + 1, B)]
@@ -249,8 +271,9 @@ def main() -> None:
                                   ("gpu_decode_resize_t2", decode_resize, 2)):
             rows.append(time_threads(name, fn, chunks, threads, total, device))
     else:
-        for name in ("ours_gpu_decode", "ours_gpu_decode_1thread", "ours_gpu_decode_inline",
-                     "ours_gpu_decode_switch0.5ms", "ours_raw_only", "gpu_decode_only",
+        for name in ("ours_gpu_decode", "ours_gpu_decode_process", "ours_gpu_decode_1thread", "ours_gpu_decode_inline",
+                     "ours_gpu_decode_switch0.5ms", "ours_raw_only", "ours_gpu_decode_fs_sharing",
+                     "ours_raw_only_fs_sharing", "gpu_decode_only",
                      "gpu_decode_resize", "gpu_decode_only_t1", "gpu_decode_only_t2", "gpu_decode_resize_t1",
                      "gpu_decode_resize_t2"):
             rows.append(Row(name, 0, 0.0, 0.0, W, note=f"skipped: {why}"))

@@ -58,6 +58,13 @@ class DataConfig:
     """GPU decode: background threads of the training process that feed the step. 2 (default): one
     reads raw batches from the workers, one decodes them with nvjpeg; 1: one thread does both; 0:
     both happen between steps in the step's own thread. Meanwhile the step launches its kernels."""
+    decode_process: bool = False
+    """GPU decode: run the decoder in a child process with its own GIL instead of a thread of the
+    training process (``decode_threads`` is then ignored). The in-thread decoder needs the GIL back
+    many times per batch, so anything else holding it (reading raw batches, launching the step's
+    kernels) stalls it. Off by default because it measured slower on one-H200 hosts: 0.78x-0.87x
+    the in-thread path's images/s, and in compiled training 1.02x the samples/s with twice the data
+    wait (the child's second CUDA context shares the GPU by time slices)."""
     decode_probe_steps: int | None = None
     """``decode=auto`` in training: timed steps per input path (at least) before the faster one is
     kept; None: ``2 * num_workers``, at least 16. When workers deliver in rounds (some batches

@@ -101,14 +101,22 @@ class GpuDecoder:
             return None
 
     def __call__(self, raw: RawBatch) -> Batch:
+        pixels, keep = self.timed_pixels(raw)
+        return assemble_batch(raw, pixels, keep, self.device)
+
+    def timed_pixels(self, raw: RawBatch) -> tuple[torch.Tensor, list[int]]:
+        """``decode_pixels`` with its wall and CPU time added to ``busy_s`` and ``busy_cpu_s``."""
         wall, cpu = time.perf_counter(), time.thread_time()
-        batch = self.decode(raw)
+        pixels, keep = self.decode_pixels(raw)
         self.busy_s += time.perf_counter() - wall
         self.busy_cpu_s += time.thread_time() - cpu
-        self.images += len(batch)
-        return batch
+        self.images += len(keep)
+        return pixels, keep
 
-    def decode(self, raw: RawBatch) -> Batch:
+    def decode_pixels(self, raw: RawBatch) -> tuple[torch.Tensor, list[int]]:
+        """uint8 [n, 3, S, S] on the device for the samples kept, and their slots in ``raw``.
+
+        Samples neither nvjpeg nor the CPU path can decode are moved to ``raw.skips`` here."""
         jpegs = raw.jpegs
         decoded = decode_jpegs(jpegs, self.device)
         images, keep = [], []
@@ -122,18 +130,23 @@ class GpuDecoder:
             if img is not None:
                 images.append(img)
                 keep.append(k)
-        if len(keep) == len(raw.slots):
-            ids, mask, captions, indices = raw.input_ids, raw.attention_mask, raw.captions, raw.indices
-        else:
-            rows = torch.tensor(keep, dtype=torch.int64)
-            ids, mask, indices = raw.input_ids[rows], raw.attention_mask[rows], raw.indices[rows]
-            captions = [raw.captions[k] for k in keep]
         if images:
             pixels = resize_to_square(images, self.image_size)
         else:
             pixels = torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8, device=self.device)
-        return Batch(pixels, ids.to(self.device, non_blocking=True), mask.to(self.device, non_blocking=True),
-                     captions, raw.skips, indices)
+        return pixels, keep
+
+
+def assemble_batch(raw: RawBatch, pixels: torch.Tensor, keep: list[int], device: torch.device) -> Batch:
+    """The decoded pixels of the kept slots + their tokens, captions and indices -> ``Batch``."""
+    if len(keep) == len(raw.slots):
+        ids, mask, captions, indices = raw.input_ids, raw.attention_mask, raw.captions, raw.indices
+    else:
+        rows = torch.tensor(keep, dtype=torch.int64)
+        ids, mask, indices = raw.input_ids[rows], raw.attention_mask[rows], raw.indices[rows]
+        captions = [raw.captions[k] for k in keep]
+    return Batch(pixels, ids.to(device, non_blocking=True), mask.to(device, non_blocking=True),
+                 captions, raw.skips, indices)
 
 
 def nvjpeg_available(device: torch.device | str = "cuda") -> tuple[bool, str]:

@@ -99,9 +99,11 @@ class Loader:
             self.sampler.set_epoch(self.epoch, self.sample_offset)
 
     def close(self) -> None:
-        """Stop the worker processes now (see ``shutdown_workers``). Close any generator over this
-        loader first: with ``decode=gpu`` its decode thread may be reading the DataLoader."""
+        """Stop the worker processes (see ``shutdown_workers``) and a decode process now. Close any
+        generator over this loader first: with ``decode=gpu`` its threads may be reading the DataLoader."""
         shutdown_workers(self.dataloader)
+        if hasattr(self.gpu_decoder, "close"):  # a decode process
+            self.gpu_decoder.close()
 
     def _batches(self):
         if self.gpu_decoder is None:
@@ -181,7 +183,12 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
     if mode == "gpu":
         from mmscale.data.gpu_decode import GpuDecoder
 
-        gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device)
+        if data_cfg.decode_process:
+            from mmscale.data.gpu_decode_process import DecodeProcess
+
+            gpu_decoder = DecodeProcess(data_cfg.image_size, data_cfg.max_pixels, device)
+        else:
+            gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device)
     return Loader(data_cfg, opened, dataloader, sampler, batch_size, epoch, start_sample, gpu_decoder)
 
 
