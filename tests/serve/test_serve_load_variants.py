@@ -12,11 +12,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 def test_parse_variant():
     import serve_load
 
-    assert serve_load.parse_variant("f4") == (4, 0, False)
-    assert serve_load.parse_variant("f1+cg") == (1, 16, False)
-    assert serve_load.parse_variant("f4+cg+pipe") == (4, 16, True)
-    assert serve_load.parse_variant("f4+cg64") == (4, 64, False)
-    for bad in ("4", "f0", "fx", "f2+graphs", "f2+cg+cg", "f2+cg0", "f2+cg8+cg16", "f2+pipe+pipe"):
+    assert serve_load.parse_variant("f4") == (4, 0, False, 0.0)
+    assert serve_load.parse_variant("f1+cg") == (1, 16, False, 0.0)
+    assert serve_load.parse_variant("f4+cg+pipe") == (4, 16, True, 0.0)
+    assert serve_load.parse_variant("f4+cg64") == (4, 64, False, 0.0)
+    assert serve_load.parse_variant("f8+cg64+gil0.5") == (8, 64, False, 0.5)
+    for bad in ("4", "f0", "fx", "f2+graphs", "f2+cg+cg", "f2+cg0", "f2+cg8+cg16", "f2+pipe+pipe", "f2+gil0", "f2+gilx", "f2+gil1+gil2"):
         with pytest.raises(SystemExit, match="--variants"):
             serve_load.parse_variant(bad)
 
