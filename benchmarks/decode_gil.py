@@ -11,7 +11,9 @@ time; cuda: the batched nvjpeg call the pipeline makes):
 - images/s from one decoding thread and from two at once;
 - images/s of the decoding thread while the pure-Python thread runs (``decode_beside_python_ratio``
   near 1: the decoder gets the GIL back at once after each call; well below 1: it waits for the
-  other thread's switch interval, the convoy a reader thread beside the decoder would cause).
+  other thread's switch interval, the convoy a reader thread beside the decoder would cause);
+- on any device, how many times a ``torch.ops`` call taking a list of 16 or 256 tensors takes the
+  GIL back (an ATen op on CPU tensors; torchvision's batched decode is such a call).
 
     PYTHONPATH=src python3 benchmarks/decode_gil.py --device cuda --out runs/decode_gil
     PYTHONPATH=src python3 benchmarks/decode_gil.py --device cpu --n 100 --out /tmp/decode_gil
@@ -87,6 +89,42 @@ def python_progress(seconds: float, alongside=None) -> tuple[float, float]:
     return count[0] / (time.perf_counter() - start), took
 
 
+def boxed_list_op(count: int) -> dict:
+    """How often a ``torch.ops`` call taking a list of ``count`` tensors takes the GIL back.
+
+    torchvision's batched decode is such a call (``torch.ops.image.decode_jpegs_cuda``). This
+    times the same kind of call with an ATen op (``torch.ops.aten.cat.default``) on tiny CPU
+    tensors, alone and beside a spinning Python thread: each time the call takes the GIL back it
+    waits out the spinner's switch interval, so (beside - alone) / interval counts the takes.
+    ``torch.cat`` (the Python binding, not boxed) is the contrast: one take, when it returns."""
+    tensors = [torch.zeros(16, dtype=torch.uint8) for _ in range(count)]
+    out = {}
+    for name, call in (("torch_ops", lambda: torch.ops.aten.cat.default(tensors)),
+                       ("binding", lambda: torch.cat(tensors))):
+        start = time.perf_counter()
+        for _ in range(20):
+            call()
+        alone = (time.perf_counter() - start) / 20
+        stop = threading.Event()
+
+        def spin() -> None:
+            while not stop.is_set():
+                pass
+
+        spinner = threading.Thread(target=spin)
+        spinner.start()
+        time.sleep(0.05)  # the spinner holds the GIL before the first call
+        start = time.perf_counter()
+        for _ in range(5):
+            call()
+        beside = (time.perf_counter() - start) / 5
+        stop.set()
+        spinner.join()
+        out[name] = {"alone_ms": 1e3 * alone, "beside_ms": 1e3 * beside,
+                     "gil_takes_per_call": (beside - alone) / sys.getswitchinterval()}
+    return out
+
+
 def measure(device: torch.device, n: int, batch: int, width: int, height: int) -> dict:
     jpegs = make_jpegs(min(n, 256), width, height)
     run = decoder(device, jpegs, batch)
@@ -121,8 +159,15 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)  # the CPU decode is one image per call; intra-op threads would blur it
     result = measure(torch.device(args.device), args.n, args.batch, args.width, args.height)
+    result["boxed_list_op"] = {str(count): boxed_list_op(count) for count in (16, 256)}
     for key, value in result.items():
+        if key == "boxed_list_op":
+            continue
         print(f"{key:40s} {value:.3f}" if isinstance(value, float) else f"{key:40s} {value}")
+    for count, calls in result["boxed_list_op"].items():
+        for name, r in calls.items():
+            print(f"{'list of ' + count + ' tensors, ' + name:40s} alone {r['alone_ms']:.3f} ms, beside a busy "
+                  f"thread {r['beside_ms']:.1f} ms: {r['gil_takes_per_call']:.1f} GIL takes per call")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "decode_gil.json").write_text(json.dumps(result, indent=1))
     return 0
