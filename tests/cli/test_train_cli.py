@@ -39,6 +39,8 @@ def test_train_cli_human_output(dataset, tmp_path, capsys):
         ("model.fusion=fast", "model.fusion"),
         ("train.grad_accum=3", "train.batch_size"),
         ("model.image_size=48", "model.image_size"),
+        ("train.compile_mode=fastest", "train.compile_mode"),
+        ("train.compile_mode=reduce-overhead", "train.compile_mode"),  # tiny does not compile
     ],
 )
 def test_config_errors_name_the_field_and_exit_2(override, field, capsys):

@@ -76,3 +76,20 @@ def test_compiled_ddp_can_be_told_not_to_split_its_graph_at_buckets(monkeypatch)
     assert dynamo_config.optimize_ddp is True
     TrainStep(model, optimizer, compile=True, ddp_graph_split=False)
     assert dynamo_config.optimize_ddp is False
+
+
+def test_reduce_overhead_marks_each_step_for_cuda_graph_trees(monkeypatch):
+    """With ``reduce-overhead`` the step tells CUDA graph trees where a step begins (their output
+    memory is reused on the next replay); other modes leave them alone."""
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: compiled.append(mode) or model)
+    model = small_model()
+    pixels, ids, mask = synthetic_batch(model.cfg, 2)
+    TrainStep(model, build_optimizer(model, 1e-3, 0.0), compile=True)(pixels, ids, mask)
+    assert marks == [] and compiled == [None]
+    step = TrainStep(model, build_optimizer(model, 1e-3, 0.0), compile=True, compile_mode="reduce-overhead")
+    step(pixels, ids, mask)
+    step(pixels, ids, mask)
+    assert marks == [1, 1] and compiled[-1] == "reduce-overhead"

@@ -110,6 +110,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                                 fused=cfg.fused_adamw)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
     step_fn = TrainStep(wrapped, optimizer, scheduler, precision, compile=cfg.compile,
+                        compile_mode=None if cfg.compile_mode == "default" else cfg.compile_mode,
                         ddp_graph_split=cfg.compile_ddp_buckets,
                         grad_accum=cfg.grad_accum, checkpointing=cfg.activation_checkpointing,
                         grad_clip=cfg.grad_clip)

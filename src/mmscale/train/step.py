@@ -74,6 +74,9 @@ class TrainStep:
             # read by dynamo when it first compiles, so it is set for the process, not a scope
             torch._dynamo.config.optimize_ddp = False
         self.forward = torch.compile(model, mode=compile_mode) if compile else model
+        # CUDA graph trees reuse a graph's output memory on its next replay; marking each step's
+        # start tells them the previous step's outputs are done with
+        self.mark_step = compile and compile_mode == "reduce-overhead"
         self.optimizer, self.scheduler = optimizer, scheduler
         self.precision, self.grad_accum, self.grad_clip = precision, grad_accum, grad_clip
         self.scaler = precision.grad_scaler()
@@ -81,6 +84,8 @@ class TrainStep:
 
     def __call__(self, pixels, ids, mask) -> dict[str, torch.Tensor]:
         self.model.train()
+        if self.mark_step:
+            torch.compiler.cudagraph_mark_step_begin()
         totals: dict[str, torch.Tensor] = {}
         chunks = zip(pixels.chunk(self.grad_accum), ids.chunk(self.grad_accum), mask.chunk(self.grad_accum))
         for index, (px, tok, msk) in enumerate(chunks):
