@@ -112,7 +112,7 @@ def register(subparsers) -> None:
             "  mmscale serve --preset base --frontends 4 --cuda-graphs --max-batch 256 --max-wait-ms 1\n"
             "                                      # GPU, as measured in BENCHMARKS.md (serving)\n"
             "  mmscale serve --preset base --frontends 8 --cuda-graphs --max-batch 256 --max-wait-ms 1 --max-queue 8\n"
-            "                                      # offered 2x capacity: admitted p99 about 2x one client's,\n"
+            "                                      # offered 2x capacity: admitted p99 1.6-2.1x one client's,\n"
             "                                      # the rest 503 at once (H200, BENCHMARKS.md)\n\n"
             "Endpoints: POST /v1/match (body: the image file, ?caption=...&caption=...),\n"
             "POST /v1/embed/image, POST /v1/embed/text ({\"texts\": [...]}), GET /healthz, /readyz,\n"

@@ -145,7 +145,6 @@ class DecodeProcess:
             torch.cuda.current_stream(self.device).synchronize()  # copy done before the child's block goes
         else:
             batch = assemble_batch(raw, pixels, keep, self.device)
-        del pixels
         return batch
 
     def discard_outstanding(self) -> None:

@@ -82,13 +82,14 @@ class ServeConfig:
     """With front ends: the model process publishes its queue depth on a shared page and each front
     end refuses at ``max_queue`` before reading the body (``depth_board``). Off: only the model
     process applies the bound, after the front end has read, checked and tokenized the request
-    (kept to measure the difference: H200, 2x capacity, ``--max-queue 8``, admitted p99 38.6 ms
-    without the page and 11.5 ms with it, two runs on two hosts of one kind; BENCHMARKS.md)."""
+    (kept to measure the difference: H200, 8 front ends, 2x capacity, ``--max-queue 8``, admitted
+    p99 22.7 ms without the page and 10.7 ms with it, two hosts of one kind; BENCHMARKS.md)."""
     cpu_threads: int = 0
     """torch intra-op threads on CPU; 0 keeps torch's default."""
     gil_switch_ms: float = 0.0
     """Python's thread switch interval in ms (0 keeps the default 5 ms); smaller lets the inference
-    thread take the GIL back from the HTTP loop sooner."""
+    thread take the GIL back from the HTTP loop sooner. With 8 front ends at c=256 on an H200,
+    0.5 and 0.1 ms changed throughput by 1.02x and 1.00x (BENCHMARKS.md): not a lever there."""
     http: str = "auto"
     """uvicorn's HTTP parser: ``auto`` (httptools when installed, else h11), ``httptools`` or ``h11``.
     h11 is pure Python and costs each request more front-end CPU, which under overload is the

@@ -43,10 +43,10 @@ class TrainConfig:
     """Wrap the model in ``torch.compile``."""
     compile_mode: Literal["default", "reduce-overhead", "max-autotune-no-cudagraphs"] = "default"
     """``torch.compile`` mode (needs ``compile``). ``reduce-overhead`` replays the step's kernels
-    from CUDA graphs: one launch instead of hundreds, so the training thread holds the GIL far less
-    and a decode thread beside it (``data.decode=gpu``) is stalled less. On an H100 with synthetic
-    batches it ran 1,657 against 1,620 samples/s for ``default``, within the run-to-run spread
-    (BENCHMARKS.md); from JPEG files it is not measured."""
+    from CUDA graphs: one launch instead of hundreds, so the training thread should hold the GIL
+    far less and stall a decode thread beside it (``data.decode=gpu``) less; that effect is not
+    measured (``benchmarks/decode_auto.py --paths gpu,gpu_graphs`` does). On an H100 with synthetic
+    batches it ran 1,657 against 1,620 samples/s for ``default``, within the run-to-run spread."""
     compile_ddp_buckets: bool = True
     """Under DDP with ``compile``: split the compiled graph at DDP's gradient buckets so that their
     all-reduces overlap backward (torch's default). ``false``: one graph, all-reduced after
