@@ -13,7 +13,8 @@ The H100 comparison of the serving options (about 6 minutes; every server starte
 
 ``--variants``: ``fN`` is ``--frontends N``, ``+cg`` adds ``--cuda-graphs``, ``+pipe`` adds
 ``--prepare-ahead`` (the next batch decoded on a second thread during the forward), ``+gilX`` sets
-Python's thread switch interval to X ms in the server (``serve.gil_switch_ms``); each runs
+Python's thread switch interval to X ms in the server (``serve.gil_switch_ms``), ``+trimT`` cuts
+batches of more than T requests to a padding bucket (``serve.trim_batches_above``); each runs
 closed loop at ``--variant-concurrency``. ``--frontends`` / ``--cuda-graphs`` / ``--prepare-ahead``
 / ``--max-queue-ms`` set the main batched server (the one the overload run hits).
 
@@ -31,6 +32,7 @@ import json
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import NamedTuple
 
 
 SMOKE_DEFAULTS = dict(preset="tiny", device="cpu", dtype="float32", concurrency="1,4", naive_concurrency="1,4",
@@ -72,23 +74,38 @@ def offline_throughput(args) -> dict:
     return out
 
 
-def parse_variant(spec: str) -> tuple[int, int, bool, float]:
-    """``f4`` -> (4 front ends, no graphs, no prepare-ahead, default switch interval);
-    ``f1+cg+pipe+gil0.5`` -> (1, 16, True, 0.5).
+class Variant(NamedTuple):
+    frontends: int
+    graphs: int  # largest batch replayed from a CUDA graph; 0: no graphs
+    pipe: bool  # prepare-ahead
+    gil_ms: float  # serve.gil_switch_ms; 0: Python's default
+    trim: int = 0  # serve.trim_batches_above; 0: never cut
 
-    The second value is the largest batch replayed from a CUDA graph (0: no graphs): ``+cg``
-    keeps the server's default (16), ``+cg64`` records graphs up to batch 64. The last is
-    ``serve.gil_switch_ms`` (0: Python's default).
+
+def parse_variant(spec: str) -> Variant:
+    """``f4`` -> (4 front ends, no graphs, no prepare-ahead, default switch interval, no trim);
+    ``f1+cg+pipe+gil0.5+trim32`` -> (1, 16, True, 0.5, 32).
+
+    ``+cg`` keeps the server's old default of graphs to batch 16, ``+cg64`` records graphs up to
+    batch 64; ``+trimN`` cuts batches of more than N requests to a padding bucket.
     """
     name, *extras = spec.split("+")
     graphs = [e for e in extras if e.startswith("cg")]
     gils = [e for e in extras if e.startswith("gil")]
+    trims = [e for e in extras if e.startswith("trim")]
     if (not name.startswith("f") or not name[1:].isdigit() or int(name[1:]) < 1
-            or not all(e == "pipe" or _graph_size(e) or _switch_ms(e) for e in extras) or len(graphs) > 1
-            or extras.count("pipe") > 1 or len(gils) > 1):
-        raise SystemExit(f"--variants: {spec!r} is not fN with optional +cg[M], +pipe and +gilX (N, M >= 1, X > 0)")
-    return (int(name[1:]), _graph_size(graphs[0]) if graphs else 0, "pipe" in extras,
-            _switch_ms(gils[0]) if gils else 0.0)
+            or not all(e == "pipe" or _graph_size(e) or _switch_ms(e) or _trim(e) for e in extras)
+            or len(graphs) > 1 or extras.count("pipe") > 1 or len(gils) > 1 or len(trims) > 1):
+        raise SystemExit(f"--variants: {spec!r} is not fN with optional +cg[M], +pipe, +gilX and +trimT "
+                         "(N, M, T >= 1, X > 0)")
+    return Variant(int(name[1:]), _graph_size(graphs[0]) if graphs else 0, "pipe" in extras,
+                   _switch_ms(gils[0]) if gils else 0.0, _trim(trims[0]) if trims else 0)
+
+
+def _trim(extra: str) -> int:
+    """``trim32`` -> 32; anything else -> 0."""
+    digits = extra[4:]
+    return int(digits) if extra.startswith("trim") and digits.isdigit() and int(digits) >= 1 else 0
 
 
 def _switch_ms(extra: str) -> float:
@@ -112,7 +129,7 @@ def _graph_size(extra: str) -> int:
 
 
 def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: bool | int | None = None,
-               prepare_ahead: bool | None = None, gil_switch_ms: float = 0.0) -> list[str]:
+               prepare_ahead: bool | None = None, gil_switch_ms: float = 0.0, trim: int = 0) -> list[str]:
     frontends = args.frontends if frontends is None else frontends
     cuda_graphs = args.cuda_graphs if cuda_graphs is None else cuda_graphs
     prepare_ahead = args.prepare_ahead if prepare_ahead is None else prepare_ahead
@@ -133,6 +150,8 @@ def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: boo
         out += ["--prepare-ahead"] if prepare_ahead else []
     if gil_switch_ms or args.gil_switch_ms:
         out += ["--set", f"serve.gil_switch_ms={gil_switch_ms or args.gil_switch_ms}"]
+    if trim:
+        out += ["--set", f"serve.trim_batches_above={trim}"]
     if args.http != "auto":
         out += ["--set", f"serve.http={args.http}"]
     for override in args.server_set:
@@ -376,14 +395,14 @@ def main(argv=None) -> int:
     variants = [v for v in args.variants.split(",") if v]
     variant_levels = [int(x) for x in args.variant_concurrency.split(",")]
     for spec in variants:
-        frontends, cuda_graphs, prepare_ahead, gil_ms = parse_variant(spec)
-        with SpawnedServer(serve_args(args, "batched", frontends, cuda_graphs, prepare_ahead, gil_ms)) as spawned:
+        frontends, cuda_graphs, prepare_ahead, gil_ms, trim = parse_variant(spec)
+        with SpawnedServer(serve_args(args, "batched", frontends, cuda_graphs, prepare_ahead, gil_ms, trim)) as spawned:
             cpu0, wall0, side0 = server_cpu_s(spawned.proc.pid), time.monotonic(), server_side(spawned.url)
             result = bench_load(load_config(args, spawned.url, variant_levels), server=spec)
             cpu_pct = 100 * (server_cpu_s(spawned.proc.pid) - cpu0) / (time.monotonic() - wall0)
             results.setdefault("variants", {})[spec] = {
                 **result.as_dict(), "frontends": frontends, "cuda_graphs": cuda_graphs,
-                "prepare_ahead": prepare_ahead, "gil_switch_ms": gil_ms,
+                "prepare_ahead": prepare_ahead, "gil_switch_ms": gil_ms, "trim_batches_above": trim,
                 "server_rss_gib": server_rss_gib(spawned.proc.pid), "server_cpu_pct": cpu_pct,
                 **side_during(spawned.url, side0)}
             rows += result.rows

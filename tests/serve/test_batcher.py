@@ -35,6 +35,18 @@ def test_tasks_are_never_mixed_in_one_batch():
     assert sorted(fake.batches) == [("embed_image", 3), ("match", 5)]
 
 
+def test_fit_takes_what_it_names_and_the_rest_run_next_in_order():
+    fake, asked = FakePredictor(delay_s=0.05), []
+    batcher = DynamicBatcher(fake.predict, max_batch=8, max_wait_ms=300, max_queue=100,
+                             fit=lambda n: asked.append(n) or (4 if n > 4 else n))
+    futures = [batcher.submit(it) for it in items(7)]  # all queued before the batcher's thread starts
+    batcher.start()
+    results = [f.result(5) for f in futures]
+    batcher.stop()
+    assert [n for _, n in fake.batches] == [4, 3] and asked == [7, 3]
+    assert [r.itm_prob[0] for r in results] == [len(f"caption {k}") / 100 for k in range(7)]
+
+
 def test_a_lone_request_waits_at_most_max_wait():
     fake = FakePredictor()
     batcher = DynamicBatcher(fake.predict, max_batch=64, max_wait_ms=30, max_queue=10).start()

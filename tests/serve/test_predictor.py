@@ -4,7 +4,7 @@ buckets (the compiled path's static shapes) changes nothing."""
 import pytest
 import torch
 
-from mmscale.serve.predictor import buckets_up_to, next_bucket
+from mmscale.serve.predictor import bucket_at_most, buckets_up_to, next_bucket
 from mmscale.serve.requests import Item, RequestError
 from tests.serve.conftest import jpeg
 
@@ -84,6 +84,22 @@ def test_bucket_padding_does_not_change_scores(tiny_predictor):
 def test_next_bucket(n, bucket):
     assert next_bucket(n) == bucket
     assert buckets_up_to(40) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48]
+
+
+@pytest.mark.parametrize("n, bucket", [(1, 1), (5, 4), (47, 32), (48, 48), (69, 64), (95, 64), (96, 96), (255, 192)])
+def test_bucket_at_most(n, bucket):
+    assert bucket_at_most(n) == bucket and next_bucket(bucket) == bucket
+
+
+def test_batches_are_cut_to_a_bucket_only_above_the_threshold_and_only_when_padded(tiny_predictor):
+    assert tiny_predictor.batch_size_for(69, above=32) == 69  # CPU eager: nothing is padded
+    tiny_predictor.pad_buckets = True
+    try:
+        assert tiny_predictor.batch_size_for(69, above=32) == 64
+        assert tiny_predictor.batch_size_for(30, above=32) == 30  # small batches are not cut
+        assert tiny_predictor.batch_size_for(96, above=32) == 96  # already a bucket
+    finally:
+        tiny_predictor.pad_buckets = False
 
 
 def test_warm_buckets_runs_every_shape(tiny_predictor):

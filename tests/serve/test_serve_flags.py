@@ -29,6 +29,24 @@ def test_admission_and_pipeline_flags_reach_the_config():
     assert (default.max_queue_ms, default.prepare_ahead) == (0.0, False)
 
 
+def test_trim_setting_reaches_the_batcher_as_the_predictors_cut():
+    from mmscale.serve.app import make_runner
+    from mmscale.serve.metrics import ServerMetrics
+    from mmscale.serve.predictor import ModelPredictor
+
+    class Padded:
+        pad_buckets = True
+
+        def predict(self, task, items):
+            return []
+
+        batch_size_for = ModelPredictor.batch_size_for
+
+    cfg = build_config(parse(["--preset", "tiny", "--set", "serve.trim_batches_above=32"]))
+    assert make_runner(Padded(), cfg, ServerMetrics()).fit(69) == 64
+    assert make_runner(Padded(), build_config(parse(["--preset", "tiny"])), ServerMetrics()).fit is None
+
+
 def test_http_parser_is_chosen_like_uvicorn_and_a_missing_one_is_refused(monkeypatch):
     from mmscale.serve import config
 
@@ -45,6 +63,7 @@ def test_http_parser_is_chosen_like_uvicorn_and_a_missing_one_is_refused(monkeyp
 @pytest.mark.parametrize("argv, field", [(["--frontends", "0"], "serve.frontends"),
                                          (["--set", "serve.http=fast"], "serve.http"),
                                          (["--max-queue-ms", "-1"], "serve.max_queue_ms"),
+                                         (["--set", "serve.trim_batches_above=-1"], "serve.trim_batches_above"),
                                          (["--cuda-graph-max-batch", "0"], "serve.cuda_graph_max_batch")])
 def test_bad_values_name_the_field(argv, field):
     with pytest.raises(ConfigError, match=field):

@@ -12,14 +12,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 def test_parse_variant():
     import serve_load
 
-    assert serve_load.parse_variant("f4") == (4, 0, False, 0.0)
-    assert serve_load.parse_variant("f1+cg") == (1, 16, False, 0.0)
-    assert serve_load.parse_variant("f4+cg+pipe") == (4, 16, True, 0.0)
-    assert serve_load.parse_variant("f4+cg64") == (4, 64, False, 0.0)
-    assert serve_load.parse_variant("f8+cg64+gil0.5") == (8, 64, False, 0.5)
-    for bad in ("4", "f0", "fx", "f2+graphs", "f2+cg+cg", "f2+cg0", "f2+cg8+cg16", "f2+pipe+pipe", "f2+gil0", "f2+gilx", "f2+gil1+gil2"):
+    assert serve_load.parse_variant("f4") == (4, 0, False, 0.0, 0)
+    assert serve_load.parse_variant("f1+cg") == (1, 16, False, 0.0, 0)
+    assert serve_load.parse_variant("f4+cg+pipe") == (4, 16, True, 0.0, 0)
+    assert serve_load.parse_variant("f4+cg64") == (4, 64, False, 0.0, 0)
+    assert serve_load.parse_variant("f8+cg64+gil0.5") == (8, 64, False, 0.5, 0)
+    assert serve_load.parse_variant("f8+cg128+trim32") == (8, 128, False, 0.0, 32)
+    for bad in ("4", "f0", "fx", "f2+graphs", "f2+cg+cg", "f2+cg0", "f2+cg8+cg16", "f2+pipe+pipe", "f2+gil0", "f2+gilx",
+                "f2+gil1+gil2", "f2+trim", "f2+trim0", "f2+trim8+trim16"):
         with pytest.raises(SystemExit, match="--variants"):
             serve_load.parse_variant(bad)
+
+
+def test_a_trim_variant_sets_the_server_option():
+    import argparse
+
+    import serve_load
+
+    args = argparse.Namespace(frontends=1, cuda_graphs=False, prepare_ahead=False, device="cuda", dtype="auto",
+                              max_batch=256, max_wait_ms=1.0, max_queue=512, max_queue_ms=0.0, text_tokens=32,
+                              checkpoint="", preset="base", cpu_threads=0, max_captions=0, compile=False,
+                              gil_switch_ms=0.0, http="auto", server_set=[])
+    out = serve_load.serve_args(args, "batched", *serve_load.parse_variant("f8+cg128+trim32"))
+    assert out[out.index("--frontends") + 1] == "8" and out[out.index("--cuda-graph-max-batch") + 1] == "128"
+    assert "serve.trim_batches_above=32" in out
+    assert not any("trim" in a for a in serve_load.serve_args(args, "batched", *serve_load.parse_variant("f8")))
 
 
 def row(c, req_per_s, p50_ms=5.0, p99_ms=50.0):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import hmac
 import json
@@ -60,9 +61,12 @@ def make_runner(predictor, cfg: ServeConfig, metrics: ServerMetrics, on_depth=No
         stages = None
         if cfg.prepare_ahead and hasattr(predictor, "prepare") and hasattr(predictor, "execute"):
             stages = (predictor.prepare, predictor.execute)
+        fit = None
+        if cfg.trim_batches_above and hasattr(predictor, "batch_size_for"):
+            fit = functools.partial(predictor.batch_size_for, above=cfg.trim_batches_above)
         return RUNNERS["batched"](predictor.predict, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
                                   on_batch=metrics.on_batch, stages=stages, max_queue_ms=cfg.max_queue_ms,
-                                  on_depth=on_depth)
+                                  on_depth=on_depth, fit=fit)
     return RUNNERS["naive"](predictor.predict, on_batch=metrics.on_batch)
 
 

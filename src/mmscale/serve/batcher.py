@@ -9,6 +9,10 @@ bound is also in time: a request is refused when the queue ahead of it would tak
 that to serve at the recently measured rate, so what is admitted under overload still answers
 in bounded time (a count bound alone lets the wait grow to ``max_queue`` / rate).
 
+With ``fit`` the batch taken is ``fit(n)`` of the ``n`` ready requests (Triton's preferred batch
+sizes): the server passes ``predictor.trim_to_bucket`` so that a compute-bound batch is not padded
+from 69 rows to 96, the rest staying first in the queue for the next batch.
+
 With ``stages=(prepare, execute)`` a batch's work runs as a two-stage pipeline on two threads:
 while the device runs batch N (``execute``), batch N+1 is decoded and tokenized (``prepare``);
 batch N+1 is taken off the queue when batch N starts, not earlier. It is off by default
@@ -55,8 +59,9 @@ class DynamicBatcher:
     def __init__(self, predict: PredictFn, max_batch: int, max_wait_ms: float, max_queue: int,
                  on_batch: Callable[..., None] | None = None,
                  stages: tuple[PrepareFn, ExecuteFn] | None = None, max_queue_ms: float = 0.0,
-                 on_depth: Callable[[int], None] | None = None):
+                 on_depth: Callable[[int], None] | None = None, fit: Callable[[int], int] | None = None):
         self.predict, self.max_batch, self.max_queue = predict, max_batch, max_queue
+        self.fit = fit  # n ready requests of one task -> how many of them to take (None: all)
         self.on_depth = on_depth  # called with the new depth under the lock, at every change
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_queue_s = max_queue_ms / 1000.0  # 0: no bound in time
@@ -132,10 +137,12 @@ class DynamicBatcher:
                 if same >= self.max_batch or left_s <= 0:
                     break
                 self.cond.wait(left_s)
+            ready = min(self.max_batch, sum(1 for p in self.queue if p.item.task == first.item.task))
+            take = min(ready, max(1, self.fit(ready))) if self.fit else ready
             batch, rest = [], collections.deque()
             taken_s = time.monotonic()
             for pending in self.queue:
-                if pending.item.task == first.item.task and len(batch) < self.max_batch:
+                if pending.item.task == first.item.task and len(batch) < take:
                     pending.taken_s = taken_s
                     batch.append(pending)
                 else:

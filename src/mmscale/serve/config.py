@@ -74,6 +74,11 @@ class ServeConfig:
     64: under load batches of 17-64 are common and ran eager with 16, which lengthened the tail; the
     extra graphs cost ~0.85 GiB of device memory and no start-up time that showed on an H200
     (BENCHMARKS.md, `benchmarks/serve_startup.py`)."""
+    trim_batches_above: int = 0
+    """A batch of more than this many requests is cut to the largest padding bucket that fits
+    (64 of 69 ready, not 69 padded to 96 rows); the rest stay first in the queue for the next
+    batch. Padding to buckets happens on CUDA and with ``compile``; elsewhere this does nothing.
+    0: never cut."""
     frontends: int = 1
     """HTTP front-end processes. 1: one process does HTTP and the model (the simplest path). N > 1:
     N processes share the listening socket and do HTTP, limits, image header checks, tokenization
@@ -110,6 +115,8 @@ class ServeConfig:
                      "max_image_pixels", "max_captions", "max_caption_chars", "max_text_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"serve.{name}", f"must be >= 1, got {getattr(self, name)}")
+        if self.trim_batches_above < 0:
+            raise ConfigError("serve.trim_batches_above", f"must be >= 0 (0: never cut), got {self.trim_batches_above}")
         for name in ("max_wait_ms", "max_queue_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"serve.{name}", f"must be >= 0, got {getattr(self, name)}")

@@ -40,6 +40,11 @@ def next_bucket(n: int) -> int:
     return buckets_up_to(n)[-1]
 
 
+def bucket_at_most(n: int) -> int:
+    """Largest bucket <= n (n >= 1): the batch that fills its padded shape exactly."""
+    return max(b for b in buckets_up_to(n) if b <= n)
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -232,6 +237,15 @@ class ModelPredictor:
 
     # --- tasks: prepare (decode, tokenize, copy) then execute (forward) ------------------------
     @torch.inference_mode()
+    def batch_size_for(self, ready: int, above: int) -> int:
+        """How many of ``ready`` queued requests one batch takes: all of them up to ``above``,
+        beyond it the largest bucket that fits (64 of 69 rather than 69 padded to 96). Small
+        batches cost about the same whatever their size, so cutting them would only delay the
+        rest; large ones are compute-bound and every padded row costs. Without padding: all."""
+        if not self.pad_buckets or ready <= above:
+            return ready
+        return bucket_at_most(ready)
+
     def predict(self, task: str, items: list[Item]) -> list[Output | RequestError]:
         """Both stages in turn, on the calling thread and its stream (nothing to overlap with)."""
         return self.execute(self.prepare_inputs(task, items))
