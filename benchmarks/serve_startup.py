@@ -1,9 +1,9 @@
 """What CUDA graph settings cost the server at start: seconds to ready, device memory, graphs.
 
-Why: graphs up to batch 64 cut the c=256 tail in every measured pair, but the server's default
-stops at 16. With the default ``--max-captions 16`` a limit of 64 records graphs up to 64 images
-x 1,024 captions, and whether that start-up time and graph memory are acceptable decides the
-default. This script starts ``mmscale serve`` once per setting, in turn, in one run, and reports
+Why: graphs to larger batches served more at c=256 in every measured pair (16 -> 64, then
+64 -> 128 with batches cut to buckets), and each step up records more shapes: with the default
+``--max-captions 16`` a limit of 64 records graphs up to 64 images x 1,024 captions. Whether the
+start-up time and graph memory are acceptable decides the default. This script starts ``mmscale serve`` once per setting, in turn, in one run, and reports
 for each: seconds from spawn to ``/readyz`` answering 200, the device memory in use once ready
 (NVML, the whole device: run it on an otherwise idle GPU) minus the idle figure taken before the
 first start, and the graphs the server says it recorded. Ratios are against the first setting.
@@ -23,12 +23,14 @@ import sys
 import time
 from pathlib import Path
 
-# label -> extra serve arguments; the first is the server's default and the ratios' base
+# key -> (label, extra serve arguments); the first run is the ratios' base
 SETTINGS = {
-    "graphs to 16, 16 captions (default)": ["--cuda-graphs"],
-    "graphs to 64, 16 captions": ["--cuda-graphs", "--cuda-graph-max-batch", "64"],
-    "graphs to 64, 4 captions": ["--cuda-graphs", "--cuda-graph-max-batch", "64", "--max-captions", "4"],
-    "no graphs": [],
+    "cg64": ("graphs to 64, 16 captions", ["--cuda-graphs", "--cuda-graph-max-batch", "64"]),
+    "cg128": ("graphs to 128, 16 captions", ["--cuda-graphs", "--cuda-graph-max-batch", "128"]),
+    "cg256": ("graphs to 256, 16 captions", ["--cuda-graphs", "--cuda-graph-max-batch", "256"]),
+    "cg16": ("graphs to 16, 16 captions", ["--cuda-graphs", "--cuda-graph-max-batch", "16"]),
+    "cg64c4": ("graphs to 64, 4 captions", ["--cuda-graphs", "--cuda-graph-max-batch", "64", "--max-captions", "4"]),
+    "none": ("no graphs", []),
 }
 RECORDED = re.compile(r"CUDA graphs: recorded (\d+) of (\d+)")
 
@@ -38,6 +40,8 @@ def parse(argv):
     parser.add_argument("--preset", default="base")
     parser.add_argument("--max-batch", type=int, default=256, help="as serve_load.py runs the server")
     parser.add_argument("--frontends", type=int, default=4)
+    parser.add_argument("--settings", default="cg64,cg128,cg16,none",
+                        help="comma list, the first is the base of the ratios; from " + ",".join(SETTINGS))
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny model on CPU, no graphs")
     parser.add_argument("--out", default="runs/serve_startup")
     return parser.parse_args(argv)
@@ -71,7 +75,11 @@ def start_once(base_args: list[str], extra: list[str], idle_gib: float | None) -
 
 def main(argv=None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    settings = {"no graphs": []} if args.cpu_smoke else SETTINGS
+    keys = ["none"] if args.cpu_smoke else [k for k in args.settings.split(",") if k]
+    unknown = [k for k in keys if k not in SETTINGS]
+    if unknown or not keys:
+        raise SystemExit(f"--settings: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(SETTINGS)}")
+    settings = dict(SETTINGS[k] for k in keys)
     base_args = ["--preset", "tiny" if args.cpu_smoke else args.preset, "--max-batch", str(args.max_batch),
                  "--frontends", str(1 if args.cpu_smoke else args.frontends)]
     base_args += ["--device", "cpu", "--cpu-threads", "1"] if args.cpu_smoke else ["--device", "cuda"]
