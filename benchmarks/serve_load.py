@@ -14,7 +14,8 @@ The H100 comparison of the serving options (about 6 minutes; every server starte
 ``--variants``: ``fN`` is ``--frontends N``, ``+cg`` adds ``--cuda-graphs``, ``+pipe`` adds
 ``--prepare-ahead`` (the next batch decoded on a second thread during the forward), ``+gilX`` sets
 Python's thread switch interval to X ms in the server (``serve.gil_switch_ms``), ``+trimT`` cuts
-batches of more than T requests to a padding bucket (``serve.trim_batches_above``); each runs
+batches of more than T requests to a padding bucket (``serve.trim_batches_above``, ``+trim0``:
+never; without it the server's default); each runs
 closed loop at ``--variant-concurrency``. ``--frontends`` / ``--cuda-graphs`` / ``--prepare-ahead``
 / ``--max-queue-ms`` set the main batched server (the one the overload run hits).
 
@@ -79,33 +80,33 @@ class Variant(NamedTuple):
     graphs: int  # largest batch replayed from a CUDA graph; 0: no graphs
     pipe: bool  # prepare-ahead
     gil_ms: float  # serve.gil_switch_ms; 0: Python's default
-    trim: int = 0  # serve.trim_batches_above; 0: never cut
+    trim: int | None = None  # serve.trim_batches_above; 0: never cut, None: the server's default
 
 
 def parse_variant(spec: str) -> Variant:
-    """``f4`` -> (4 front ends, no graphs, no prepare-ahead, default switch interval, no trim);
-    ``f1+cg+pipe+gil0.5+trim32`` -> (1, 16, True, 0.5, 32).
+    """``f4`` -> (4 front ends, no graphs, no prepare-ahead, default switch interval, the server's
+    default cut); ``f1+cg+pipe+gil0.5+trim32`` -> (1, 16, True, 0.5, 32).
 
-    ``+cg`` keeps the server's old default of graphs to batch 16, ``+cg64`` records graphs up to
-    batch 64; ``+trimN`` cuts batches of more than N requests to a padding bucket.
+    ``+cg`` records graphs to batch 16 (an old default), ``+cg64`` up to batch 64; ``+trimN`` cuts
+    batches of more than N requests to a padding bucket, ``+trim0`` never cuts.
     """
     name, *extras = spec.split("+")
     graphs = [e for e in extras if e.startswith("cg")]
     gils = [e for e in extras if e.startswith("gil")]
     trims = [e for e in extras if e.startswith("trim")]
     if (not name.startswith("f") or not name[1:].isdigit() or int(name[1:]) < 1
-            or not all(e == "pipe" or _graph_size(e) or _switch_ms(e) or _trim(e) for e in extras)
+            or not all(e == "pipe" or _graph_size(e) or _switch_ms(e) or _trim(e) is not None for e in extras)
             or len(graphs) > 1 or extras.count("pipe") > 1 or len(gils) > 1 or len(trims) > 1):
         raise SystemExit(f"--variants: {spec!r} is not fN with optional +cg[M], +pipe, +gilX and +trimT "
                          "(N, M, T >= 1, X > 0)")
     return Variant(int(name[1:]), _graph_size(graphs[0]) if graphs else 0, "pipe" in extras,
-                   _switch_ms(gils[0]) if gils else 0.0, _trim(trims[0]) if trims else 0)
+                   _switch_ms(gils[0]) if gils else 0.0, _trim(trims[0]) if trims else None)
 
 
-def _trim(extra: str) -> int:
-    """``trim32`` -> 32; anything else -> 0."""
+def _trim(extra: str) -> int | None:
+    """``trim32`` -> 32, ``trim0`` -> 0; anything else -> None."""
     digits = extra[4:]
-    return int(digits) if extra.startswith("trim") and digits.isdigit() and int(digits) >= 1 else 0
+    return int(digits) if extra.startswith("trim") and digits.isdigit() else None
 
 
 def _switch_ms(extra: str) -> float:
@@ -120,7 +121,7 @@ def _switch_ms(extra: str) -> float:
 
 
 def _graph_size(extra: str) -> int:
-    """``cg`` -> 16 (passed explicitly: the server's default was 16 and is now 64), ``cg64`` -> 64,
+    """``cg`` -> 16 (passed explicitly: the server's default was 16, then 64, now 128), ``cg64`` -> 64,
     anything else -> 0. ``--cuda-graphs`` alone runs the main server at the server's default."""
     if extra == "cg":
         return 16
@@ -129,7 +130,7 @@ def _graph_size(extra: str) -> int:
 
 
 def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: bool | int | None = None,
-               prepare_ahead: bool | None = None, gil_switch_ms: float = 0.0, trim: int = 0) -> list[str]:
+               prepare_ahead: bool | None = None, gil_switch_ms: float = 0.0, trim: int | None = None) -> list[str]:
     frontends = args.frontends if frontends is None else frontends
     cuda_graphs = args.cuda_graphs if cuda_graphs is None else cuda_graphs
     prepare_ahead = args.prepare_ahead if prepare_ahead is None else prepare_ahead
@@ -150,7 +151,7 @@ def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: boo
         out += ["--prepare-ahead"] if prepare_ahead else []
     if gil_switch_ms or args.gil_switch_ms:
         out += ["--set", f"serve.gil_switch_ms={gil_switch_ms or args.gil_switch_ms}"]
-    if trim:
+    if trim is not None:
         out += ["--set", f"serve.trim_batches_above={trim}"]
     if args.http != "auto":
         out += ["--set", f"serve.http={args.http}"]

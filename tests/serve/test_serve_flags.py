@@ -42,9 +42,11 @@ def test_trim_setting_reaches_the_batcher_as_the_predictors_cut():
 
         batch_size_for = ModelPredictor.batch_size_for
 
-    cfg = build_config(parse(["--preset", "tiny", "--set", "serve.trim_batches_above=32"]))
-    assert make_runner(Padded(), cfg, ServerMetrics()).fit(69) == 64
-    assert make_runner(Padded(), build_config(parse(["--preset", "tiny"])), ServerMetrics()).fit is None
+    cfg = build_config(parse(["--preset", "tiny", "--trim-batches-above", "70"]))
+    assert cfg.trim_batches_above == 70 and make_runner(Padded(), cfg, ServerMetrics()).fit(69) == 69
+    assert make_runner(Padded(), build_config(parse(["--preset", "tiny"])), ServerMetrics()).fit(69) == 64  # 48
+    off = build_config(parse(["--preset", "tiny", "--set", "serve.trim_batches_above=0"]))
+    assert make_runner(Padded(), off, ServerMetrics()).fit is None
 
 
 def test_http_parser_is_chosen_like_uvicorn_and_a_missing_one_is_refused(monkeypatch):

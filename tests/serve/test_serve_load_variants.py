@@ -12,14 +12,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 def test_parse_variant():
     import serve_load
 
-    assert serve_load.parse_variant("f4") == (4, 0, False, 0.0, 0)
-    assert serve_load.parse_variant("f1+cg") == (1, 16, False, 0.0, 0)
-    assert serve_load.parse_variant("f4+cg+pipe") == (4, 16, True, 0.0, 0)
-    assert serve_load.parse_variant("f4+cg64") == (4, 64, False, 0.0, 0)
-    assert serve_load.parse_variant("f8+cg64+gil0.5") == (8, 64, False, 0.5, 0)
+    assert serve_load.parse_variant("f4") == (4, 0, False, 0.0, None)
+    assert serve_load.parse_variant("f1+cg") == (1, 16, False, 0.0, None)
+    assert serve_load.parse_variant("f4+cg+pipe") == (4, 16, True, 0.0, None)
+    assert serve_load.parse_variant("f4+cg64") == (4, 64, False, 0.0, None)
+    assert serve_load.parse_variant("f8+cg64+gil0.5") == (8, 64, False, 0.5, None)
     assert serve_load.parse_variant("f8+cg128+trim32") == (8, 128, False, 0.0, 32)
+    assert serve_load.parse_variant("f8+cg64+trim0") == (8, 64, False, 0.0, 0)  # never cut
     for bad in ("4", "f0", "fx", "f2+graphs", "f2+cg+cg", "f2+cg0", "f2+cg8+cg16", "f2+pipe+pipe", "f2+gil0", "f2+gilx",
-                "f2+gil1+gil2", "f2+trim", "f2+trim0", "f2+trim8+trim16"):
+                "f2+gil1+gil2", "f2+trim", "f2+trimx", "f2+trim8+trim16"):
         with pytest.raises(SystemExit, match="--variants"):
             serve_load.parse_variant(bad)
 
@@ -37,6 +38,7 @@ def test_a_trim_variant_sets_the_server_option():
     assert out[out.index("--frontends") + 1] == "8" and out[out.index("--cuda-graph-max-batch") + 1] == "128"
     assert "serve.trim_batches_above=32" in out
     assert not any("trim" in a for a in serve_load.serve_args(args, "batched", *serve_load.parse_variant("f8")))
+    assert "serve.trim_batches_above=0" in serve_load.serve_args(args, "batched", *serve_load.parse_variant("f8+trim0"))
 
 
 def row(c, req_per_s, p50_ms=5.0, p99_ms=50.0):

@@ -55,7 +55,7 @@ def spawn_args(args) -> list[str]:
     for name in ("checkpoint", "preset", "config", "server", "max_batch", "max_wait_ms", "max_queue", "device",
                  "dtype", "image_decode", "max_body_bytes", "max_image_pixels", "max_captions",
                  "max_caption_chars", "max_text_tokens", "tokenizer", "cpu_threads", "frontends",
-                 "cuda_graph_max_batch", "max_queue_ms"):
+                 "cuda_graph_max_batch", "max_queue_ms", "trim_batches_above"):
         value = getattr(args, name, None)
         if value is not None:
             out += [f"--{name.replace('_', '-')}", str(value)]

@@ -69,16 +69,19 @@ class ServeConfig:
     cuda_graphs: bool = False
     """Record a CUDA graph per padded batch shape up to ``cuda_graph_max_batch`` and replay it instead
     of launching each kernel (the latency path at low concurrency). CUDA only: refused on CPU."""
-    cuda_graph_max_batch: int = 64
+    cuda_graph_max_batch: int = 128
     """Largest padded batch (images, and caption rows) that gets a CUDA graph; larger batches run eager.
-    64: under load batches of 17-64 are common and ran eager with 16, which lengthened the tail; the
-    extra graphs cost ~0.85 GiB of device memory and no start-up time that showed on an H200
-    (BENCHMARKS.md, `benchmarks/serve_startup.py`)."""
-    trim_batches_above: int = 0
+    128: at c=256 batches of 64-96 are the common ones, and with batches cut to buckets
+    (``trim_batches_above``) graphs to 128 served 1.18x and 1.35x what graphs to 64 did in two
+    runs (H200, 8 front ends). 117 graphs take 4.55 GiB against 3.41 for 64's 95, and no longer to start (24 vs 28 s);
+    256 took 6.72 GiB for 1.02x (BENCHMARKS.md, serving)."""
+    trim_batches_above: int = 48
     """A batch of more than this many requests is cut to the largest padding bucket that fits
     (64 of 69 ready, not 69 padded to 96 rows); the rest stay first in the queue for the next
-    batch. Padding to buckets happens on CUDA and with ``compile``; elsewhere this does nothing.
-    0: never cut."""
+    batch. Smaller batches are launch-bound and cost about the same padded or not, so they are
+    left whole. Padding to buckets happens on CUDA and with ``compile``; elsewhere this does
+    nothing. 0: never cut. With graphs to 128 on an H200 at c=256, in one run: 48 served 4,450
+    req/s, 32 served 4,130, no cut 4,012 (BENCHMARKS.md, serving)."""
     frontends: int = 1
     """HTTP front-end processes. 1: one process does HTTP and the model (the simplest path). N > 1:
     N processes share the listening socket and do HTTP, limits, image header checks, tokenization

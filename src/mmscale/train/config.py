@@ -43,10 +43,12 @@ class TrainConfig:
     """Wrap the model in ``torch.compile``."""
     compile_mode: Literal["default", "reduce-overhead", "max-autotune-no-cudagraphs"] = "default"
     """``torch.compile`` mode (needs ``compile``). ``reduce-overhead`` replays the step's kernels
-    from CUDA graphs: one launch instead of hundreds, so the training thread should hold the GIL
-    far less and stall a decode thread beside it (``data.decode=gpu``) less; that effect is not
-    measured (``benchmarks/decode_auto.py --paths gpu,gpu_graphs`` does). On an H100 with synthetic
-    batches it ran 1,657 against 1,620 samples/s for ``default``, within the run-to-run spread."""
+    from CUDA graphs: one launch instead of hundreds, so the training thread holds the GIL less.
+    Measured, it did not pay: on an H100 with synthetic batches 1,657 against 1,620 samples/s for
+    ``default`` (within the spread); on an H200 from JPEG files with ``data.decode=gpu``, 1,751
+    against 1,832 in steady state (``benchmarks/decode_auto.py --paths gpu,gpu_graphs``). Its
+    data-wait share reads high (62%) and is not comparable: the replayed step returns before the
+    device is done, and the wait for the next batch then holds device time (BENCHMARKS.md)."""
     compile_ddp_buckets: bool = True
     """Under DDP with ``compile``: split the compiled graph at DDP's gradient buckets so that their
     all-reduces overlap backward (torch's default). ``false``: one graph, all-reduced after
