@@ -31,6 +31,7 @@ PATHS = ("cpu", "gpu", "auto")
 EXTRA_PATHS = {  # --paths only
     "gpu_process": ["data.decode=gpu", "data.decode_process=true"],  # the decoder in its own process
     "gpu_graphs": ["data.decode=gpu", "train.compile_mode=reduce-overhead"],  # the step from CUDA graphs
+    "gpu_nvimgcodec": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec"],  # nvImageCodec decodes
 }
 SAME_FRAC = 0.02  # fixed paths closer than this are a tie: either choice is right
 
@@ -48,8 +49,8 @@ def parse(argv=None):
     parser.add_argument("--cpu-stand-in", action="store_true", help="without CUDA, run the gpu path's code on CPU")
     parser.add_argument("--paths", default=",".join(PATHS),
                         help="runs to make, from cpu,gpu,auto,gpu_process (gpu with the decoder in its own "
-                             "process), gpu_graphs (gpu with train.compile_mode=reduce-overhead); auto's ratios "
-                             "need cpu, gpu and auto")
+                             "process), gpu_graphs (gpu with train.compile_mode=reduce-overhead), gpu_nvimgcodec "
+                             "(gpu with data.gpu_decoder=nvimgcodec); auto's ratios need cpu, gpu and auto")
     return parser.parse_args(argv)
 
 

@@ -27,12 +27,17 @@ ending with a float batch on the training device):
   gpu_decode_*_tN       the two ceilings from N threads at once, each on its own stream, with the
                         process's CPU use (torchvision's decoder is one lock: does a second thread
                         that resizes while the other decodes add throughput?)
+  *_nvimgcodec          the same with nvImageCodec as the decoder (data.gpu_decoder=nvimgcodec;
+                        optional: nvidia-nvimgcodec-cu13 + nvidia-nvjpeg), which takes a batch in
+                        one call; its rows say "failed" with the reason when it is not installed
 
 and prints ours_gpu_decode / reference_dataloader (target on one H100 with 16 cores: >= 12,000
 img/s and >= 4.5x). Files are written first, so they sit in the page cache: this measures the
 pipeline, not the disk.
 
     PYTHONPATH=src python3 benchmarks/gpu_decode.py --out runs/gpu_decode            (GPU)
+    PYTHONPATH=src python3 benchmarks/gpu_decode.py --out runs/gd_nvimg --rows ours_gpu_decode,\
+        ours_gpu_decode_nvimgcodec,gpu_decode_resize,gpu_decode_resize_nvimgcodec    (GPU, the two decoders)
     PYTHONPATH=src python3 benchmarks/gpu_decode.py --device cpu --n 64 --batch-size 16 --workers 2 --passes 1 --out /tmp/x
                                                                                   (CPU smoke: a batch must fit the set)
 """
@@ -154,6 +159,20 @@ def time_threads(name: str, fn, chunks: list, threads: int, n_images_max: int, d
     return Row(name, count, seconds, count / seconds, 0, note=f"{threads} thread(s), CPU {cores:.2f} cores")
 
 
+def per_thread(make):
+    """A decode callable that makes its own decoder once in each thread that calls it."""
+    import threading
+
+    local = threading.local()
+
+    def decode(chunk):
+        if not hasattr(local, "decode"):
+            local.decode = make()
+        return local.decode(chunk)
+
+    return decode
+
+
 def batch_len(batch) -> int:
     return batch["pixel_values"].shape[0] if isinstance(batch, dict) else len(batch)
 
@@ -171,14 +190,24 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--cpu-stand-in", action="store_true",
+                        help="without CUDA, run the GPU rows' code on the CPU (torchvision's CPU decoder in "
+                             "nvjpeg's place): their plumbing, not their speed")
+    parser.add_argument("--rows", default="", help="comma list of rows to run (default: all; the reference "
+                        "always runs, as the ratios' base), e.g. ours_gpu_decode,ours_gpu_decode_nvimgcodec")
     args = parser.parse_args()
+    names = [r for r in args.rows.split(",") if r]
+
+    def wanted(name: str) -> bool:
+        return not names or name in names
+
     if args.batch_size > args.n:  # every loader drops the last partial batch: none would come
         parser.error(f"--batch-size {args.batch_size} is larger than --n {args.n}: no batch would be complete")
     device = torch.device(args.device)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     from mmscale.data.config import DataConfig
-    from mmscale.data.gpu_decode import decode_jpegs, nvjpeg_available, resize_to_square
+    from mmscale.data.gpu_decode import jpeg_decoder, nvjpeg_available, resize_to_square
     from mmscale.bench.pipeline_variants import quiet
     from mmscale.data.loader import build_loader
     from mmscale.data.normalize import to_model_input
@@ -213,7 +242,8 @@ def main() -> None:
         """Time one of our loaders, then stop it: its generator (a decode thread) and its workers."""
         import dataclasses
 
-        loader = build_loader(dataclasses.replace(base, decode=decode, **options), B, tok, device=device)
+        loader = build_loader(dataclasses.replace(base, decode=decode, **options), B, tok, device=device,
+                              decode=decode)
         batches = endless(lambda: loader.dataloader if raw_only else loader)
         try:
             row = time_loader(name, batches, total, device, finish, W)
@@ -228,67 +258,104 @@ def main() -> None:
         return row
 
     # 2. ours, CPU decode
-    rows.append(ours("ours_cpu_decode", lambda b: to_model_input(b.images, device), "cpu"))
-    # 3. ours, GPU decode; 4-5. ceilings on bytes in memory
-    ok, why = nvjpeg_available(device) if device.type == "cuda" else (False, "device is not CUDA")
-    if ok:
-        normalize = lambda b: to_model_input(b.images, device)  # noqa: E731
-        rows.append(ours("ours_gpu_decode", normalize, "gpu"))
-        try:
-            rows.append(ours("ours_gpu_decode_process", normalize, "gpu", decode_process=True))
-        except Exception as exc:  # a failed row is a finding, not the end of the other rows
-            rows.append(Row("ours_gpu_decode_process", 0, 0.0, 0.0, W, note=f"failed: {type(exc).__name__}: {exc}"))
-        rows.append(ours("ours_gpu_decode_1thread", normalize, "gpu", decode_threads=1))
-        rows.append(ours("ours_gpu_decode_inline", normalize, "gpu", decode_threads=0))
+    if wanted("ours_cpu_decode"):
+        rows.append(ours("ours_cpu_decode", lambda b: to_model_input(b.images, device), "cpu"))
+    # 3. ours, GPU decode, and its variants; then ceilings on bytes in memory
+    if device.type == "cuda":
+        ok, why = nvjpeg_available(device)
+    else:
+        ok, why = (True, "") if args.cpu_stand_in else (False, "device is not CUDA (--cpu-stand-in runs them on CPU)")
+    normalize = lambda b: to_model_input(b.images, device)  # noqa: E731
+
+    @contextlib.contextmanager
+    def switch_interval(seconds):
         # the reading and decoding threads share the GIL: a thread that gives it up for a torch call
         # can wait out the other's 5 ms switch interval to get it back (decode_gil.py)
-        default_switch = sys.getswitchinterval()
-        sys.setswitchinterval(0.0005)
+        default = sys.getswitchinterval()
+        sys.setswitchinterval(seconds)
         try:
-            rows.append(ours("ours_gpu_decode_switch0.5ms", normalize, "gpu"))
+            yield
         finally:
-            sys.setswitchinterval(default_switch)
-        rows.append(ours("ours_raw_only", lambda b: None, "gpu", raw_only=True))
+            sys.setswitchinterval(default)
+
+    @contextlib.contextmanager
+    def file_system_sharing():
         # workers hand tensors over as file descriptors by default: the main process fetches each
         # one from the worker over a socket, several round trips that each take the GIL back
         # beside the decode thread; the file_system strategy names a shared-memory file instead
-        default_sharing = torch.multiprocessing.get_sharing_strategy()
+        default = torch.multiprocessing.get_sharing_strategy()
         torch.multiprocessing.set_sharing_strategy("file_system")  # forked workers inherit it
         try:
-            rows.append(ours("ours_gpu_decode_fs_sharing", normalize, "gpu"))
-            rows.append(ours("ours_raw_only_fs_sharing", lambda b: None, "gpu", raw_only=True))
+            yield
         finally:
-            torch.multiprocessing.set_sharing_strategy(default_sharing)
+            torch.multiprocessing.set_sharing_strategy(default)
+
+    loader_rows = {  # name -> (finish, keyword options of build_loader's DataConfig, context)
+        "ours_gpu_decode": (normalize, {}, contextlib.nullcontext),
+        "ours_gpu_decode_nvimgcodec": (normalize, {"gpu_decoder": "nvimgcodec"}, contextlib.nullcontext),
+        "ours_gpu_decode_process": (normalize, {"decode_process": True}, contextlib.nullcontext),
+        "ours_gpu_decode_1thread": (normalize, {"decode_threads": 1}, contextlib.nullcontext),
+        "ours_gpu_decode_inline": (normalize, {"decode_threads": 0}, contextlib.nullcontext),
+        "ours_gpu_decode_switch0.5ms": (normalize, {}, lambda: switch_interval(0.0005)),
+        "ours_raw_only": (None, {}, contextlib.nullcontext),
+        "ours_gpu_decode_fs_sharing": (normalize, {}, file_system_sharing),
+        "ours_raw_only_fs_sharing": (None, {}, file_system_sharing),
+    }
+    libraries = {"": "torchvision", "_nvimgcodec": "nvimgcodec"}
+    ceilings = [(f"gpu_decode_{what}{suffix}{threads}", what, library, threads)
+                for suffix, library in libraries.items()
+                for what in ("only", "resize") for threads in ("", "_t1", "_t2")]
+    gpu_rows = list(loader_rows) + [name for name, *_ in ceilings]
+    if not ok:
+        rows += [Row(name, 0, 0.0, 0.0, W, note=f"skipped: {why}") for name in gpu_rows if wanted(name)]
+    else:
+        for name, (finish, options, context) in loader_rows.items():
+            if not wanted(name):
+                continue
+            try:
+                with context():
+                    raw_only = finish is None
+                    rows.append(ours(name, finish or (lambda b: None), "gpu", raw_only=raw_only, **options))
+            except Exception as exc:  # a failed row is a finding, not the end of the other rows
+                rows.append(Row(name, 0, 0.0, 0.0, W, note=f"failed: {type(exc).__name__}: {exc}"))
         blobs = [torch.frombuffer(bytearray(open(index.path(i), "rb").read()), dtype=torch.uint8)
                  for i in range(min(len(index), args.n))]
         chunks = [blobs[k:k + B] for k in range(0, len(blobs) - B + 1, B)]
-        decode_only = lambda c: decode_jpegs(c, device)  # noqa: E731
-        decode_resize = lambda c: to_model_input(resize_to_square(decode_jpegs(c, device), S))  # noqa: E731
-        for name, fn in (("gpu_decode_only", decode_only), ("gpu_decode_resize", decode_resize)):
-            rows.append(time_loader(name, endless(lambda: chunks), total, device, fn, 0))
-        for name, fn, threads in (("gpu_decode_only_t1", decode_only, 1), ("gpu_decode_only_t2", decode_only, 2),
-                                  ("gpu_decode_resize_t1", decode_resize, 1),
-                                  ("gpu_decode_resize_t2", decode_resize, 2)):
-            rows.append(time_threads(name, fn, chunks, threads, total, device))
-    else:
-        for name in ("ours_gpu_decode", "ours_gpu_decode_process", "ours_gpu_decode_1thread", "ours_gpu_decode_inline",
-                     "ours_gpu_decode_switch0.5ms", "ours_raw_only", "ours_gpu_decode_fs_sharing",
-                     "ours_raw_only_fs_sharing", "gpu_decode_only",
-                     "gpu_decode_resize", "gpu_decode_only_t1", "gpu_decode_only_t2", "gpu_decode_resize_t1",
-                     "gpu_decode_resize_t2"):
-            rows.append(Row(name, 0, 0.0, 0.0, W, note=f"skipped: {why}"))
+        for name, what, library, threads in ceilings:
+            if not wanted(name):
+                continue
+            try:  # nvImageCodec: one Decoder per thread (made on its first call there)
+                decode = (jpeg_decoder(library, device) if library == "torchvision"
+                          else per_thread(lambda library=library: jpeg_decoder(library, device)))
+            except Exception as exc:
+                rows.append(Row(name, 0, 0.0, 0.0, 0, note=f"failed: {type(exc).__name__}: {exc}"))
+                continue
+            if what == "only":
+                fn = decode
+            else:
+                fn = lambda c, decode=decode: to_model_input(resize_to_square(decode(c), S))  # noqa: E731
+            if threads:
+                rows.append(time_threads(name, fn, chunks, int(threads[2:]), total, device))
+            else:
+                rows.append(time_loader(name, endless(lambda: chunks), total, device, fn, 0))
 
     by = {r.pipeline: r for r in rows}
     ref_rate = by["reference_dataloader"].img_per_s
+
+    def rate(name: str) -> float:
+        return by[name].img_per_s if name in by else 0.0
+
     summary = {
         "dataset": dataset_info, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "cpu_count": os.cpu_count(), "batch_size": B, "image_size": S, "workers": W,
         "torch": torch.__version__,
-        "gpu_vs_reference": by["ours_gpu_decode"].img_per_s / ref_rate if by["ours_gpu_decode"].img_per_s else None,
-        "cpu_vs_reference": by["ours_cpu_decode"].img_per_s / ref_rate,
-        "threads_vs_inline": (by["ours_gpu_decode"].img_per_s / by["ours_gpu_decode_inline"].img_per_s
-                              if by["ours_gpu_decode_inline"].img_per_s else None),
+        "gpu_vs_reference": rate("ours_gpu_decode") / ref_rate if rate("ours_gpu_decode") else None,
+        "nvimgcodec_vs_reference": (rate("ours_gpu_decode_nvimgcodec") / ref_rate
+                                    if rate("ours_gpu_decode_nvimgcodec") else None),
+        "cpu_vs_reference": rate("ours_cpu_decode") / ref_rate if rate("ours_cpu_decode") else None,
+        "threads_vs_inline": (rate("ours_gpu_decode") / rate("ours_gpu_decode_inline")
+                              if rate("ours_gpu_decode_inline") and rate("ours_gpu_decode") else None),
         "target": ">= 12000 img/s and >= 4.5x reference_dataloader (one H100, 16 cores)",
         "rows": [asdict(r) for r in rows],
     }
@@ -302,6 +369,9 @@ def main() -> None:
         print(f"{r.pipeline:<28} {r.images:>8} {r.seconds:>8.2f} {r.img_per_s:>10.1f} {ratio:>13}  {r.note}")
     if summary["threads_vs_inline"]:
         print(f"decode threads (2) / inline: {summary['threads_vs_inline']:.2f}x")
+    if summary["nvimgcodec_vs_reference"] and summary["gpu_vs_reference"]:
+        print(f"nvimgcodec / torchvision decoder, whole pipeline: "
+              f"{summary['nvimgcodec_vs_reference'] / summary['gpu_vs_reference']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ class PipelineContext:
         self.steps, self.warmup = cfg.steps, cfg.warmup
         self.tokenizer = load_tokenizer(job.data.tokenizer)
         self._reference_tokenizer = None
-        choice, why = resolve_decode("auto", device)
+        choice, why = resolve_decode("auto", device, data_cfg.gpu_decoder)
         self.gpu_decode_reason = "" if choice == "gpu" else f"GPU decode unavailable ({why})"
 
     def reference_tokenizer(self):
@@ -214,7 +214,7 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
     ctx = PipelineContext(cfg, job, device, index, data_cfg)
     # The main run takes the best input path available unless data.decode was set explicitly.
     explicit = any(o.replace(" ", "").startswith("data.decode=") for o in cfg.overrides)
-    decode, _ = resolve_decode(data_cfg.decode if explicit else "auto", device)
+    decode, _ = resolve_decode(data_cfg.decode if explicit else "auto", device, data_cfg.gpu_decoder)
     skipped: dict[str, str] = {}
     errors: dict[str, str] = {}  # parts that failed (a bug or the machine), named in the output
 

@@ -65,6 +65,13 @@ class DataConfig:
     kernels) stalls it. Off by default because it measured slower on one-H200 hosts: 0.78x-0.87x
     the in-thread path's images/s, and in compiled training 1.02x the samples/s with twice the data
     wait (the child's second CUDA context shares the GPU by time slices)."""
+    gpu_decoder: Literal["torchvision", "nvimgcodec"] = "torchvision"
+    """GPU decode: the library that decodes JPEG batches on the device. ``torchvision``: one batched
+    nvjpeg call (``decode_jpeg``), always installed. ``nvimgcodec``: NVIDIA's nvImageCodec (optional:
+    ``pip install nvidia-nvimgcodec-cu13 nvidia-nvjpeg``), one call per batch with its own host
+    threads and, on A100/H100-class GPUs, the hardware JPEG engines. torchvision's call takes the
+    GIL back once per image, which stalls it beside the training step (BENCHMARKS.md); whether
+    nvImageCodec does better there is measured by ``benchmarks/gpu_decode.py``'s nvimgcodec rows."""
     decode_probe_steps: int | None = None
     """``decode=auto`` in training: timed steps per input path (at least) before the faster one is
     kept; None: ``2 * num_workers``, at least 16. When workers deliver in rounds (some batches
@@ -91,6 +98,13 @@ class DataConfig:
             raise ConfigError("data.decode", f"must be cpu, gpu or auto, got {self.decode!r}")
         if self.decode_threads not in (0, 1, 2):
             raise ConfigError("data.decode_threads", f"must be 0, 1 or 2, got {self.decode_threads}")
+        if self.gpu_decoder not in ("torchvision", "nvimgcodec"):
+            raise ConfigError("data.gpu_decoder", f"must be torchvision or nvimgcodec, got {self.gpu_decoder!r}")
+        if self.gpu_decoder == "nvimgcodec" and self.decode != "cpu":
+            from mmscale.data.nvimgcodec_decode import INSTALL_HINT, installed
+
+            if not installed():
+                raise ConfigError("data.gpu_decoder", f"nvimgcodec is not installed: {INSTALL_HINT}")
         if self.decode_probe_steps is not None and self.decode_probe_steps < 1:
             raise ConfigError("data.decode_probe_steps", f"must be >= 1, got {self.decode_probe_steps}")
         if self.decode_probe_warmup_steps is not None and self.decode_probe_warmup_steps < 0:

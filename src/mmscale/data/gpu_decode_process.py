@@ -38,11 +38,11 @@ _POLL_S = 1.0  # how often a wait for the child checks that it is still alive
 _COLLECT_EVERY = 8  # batches between releases of IPC blocks the parent has let go
 
 
-def _serve(image_size: int, max_pixels: int, device: str, jobs, results) -> None:
+def _serve(image_size: int, max_pixels: int, device: str, library: str, jobs, results) -> None:
     """Child process body: decode jobs until ``None``; every answer is ("ok"|"error"|"ready", ...)."""
     torch.set_num_threads(1)
     try:
-        decoder = GpuDecoder(image_size, max_pixels, device)
+        decoder = GpuDecoder(image_size, max_pixels, device, library)
         cuda = decoder.device.type == "cuda"
         stream = torch.cuda.Stream(device=decoder.device) if cuda else None
     except BaseException:  # reported to the parent, which raises it
@@ -89,7 +89,7 @@ class DecodeProcess:
     ``GpuDecoder`` does, so benchmarks read both alike."""
 
     def __init__(self, image_size: int, max_pixels: int, device: torch.device | str,
-                 start_timeout_s: float = START_TIMEOUT_S):
+                 library: str = "torchvision", start_timeout_s: float = START_TIMEOUT_S):
         device = torch.device(device)
         if device.type == "cuda" and device.index is None:
             device = torch.device("cuda", torch.cuda.current_device())
@@ -99,7 +99,7 @@ class DecodeProcess:
         self.outstanding = 0  # submitted, not yet received
         ctx = torch.multiprocessing.get_context("spawn")
         self.jobs, self.results = ctx.Queue(), ctx.Queue()
-        self.process = ctx.Process(target=_serve, args=(image_size, max_pixels, str(device), self.jobs, self.results),
+        self.process = ctx.Process(target=_serve, args=(image_size, max_pixels, str(device), library, self.jobs, self.results),
                                    name="mmscale-gpu-decode", daemon=True)
         self.process.start()
         self._finalizer = weakref.finalize(self, _stop, self.process, self.jobs)

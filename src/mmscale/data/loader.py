@@ -186,9 +186,9 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
         if data_cfg.decode_process:
             from mmscale.data.gpu_decode_process import DecodeProcess
 
-            gpu_decoder = DecodeProcess(data_cfg.image_size, data_cfg.max_pixels, device)
+            gpu_decoder = DecodeProcess(data_cfg.image_size, data_cfg.max_pixels, device, data_cfg.gpu_decoder)
         else:
-            gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device)
+            gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device, data_cfg.gpu_decoder)
     return Loader(data_cfg, opened, dataloader, sampler, batch_size, epoch, start_sample, gpu_decoder)
 
 
@@ -203,4 +203,4 @@ def resolve_mode(data_cfg: DataConfig, device: torch.device, split: str = "train
         return "cpu"
     from mmscale.data.gpu_decode import resolve_decode
 
-    return resolve_decode(data_cfg.decode, device)[0]
+    return resolve_decode(data_cfg.decode, device, data_cfg.gpu_decoder)[0]

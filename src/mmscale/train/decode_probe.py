@@ -74,7 +74,7 @@ def plan_decode(data_cfg, device: torch.device, steps_left: int, split: str = "t
     if paths is None:
         from mmscale.data.gpu_decode import nvjpeg_available
 
-        ok, why = (False, "device is not CUDA") if device.type != "cuda" else nvjpeg_available(device)
+        ok, why = (False, "device is not CUDA") if device.type != "cuda" else nvjpeg_available(device, data_cfg.gpu_decoder)
         if not ok:
             return DecodePlan(["cpu"], f"auto: {why}")
         paths = list(PROBE_ORDER)
