@@ -102,6 +102,19 @@ def test_batches_are_cut_to_a_bucket_only_above_the_threshold_and_only_when_padd
         tiny_predictor.pad_buckets = False
 
 
+def test_both_stages_of_predict_run_in_inference_mode(tiny_predictor, monkeypatch):
+    seen = []
+    real = tiny_predictor.prepare_inputs
+
+    def spy(task, items):
+        seen.append(torch.is_inference_mode_enabled())
+        return real(task, items)
+
+    monkeypatch.setattr(tiny_predictor, "prepare_inputs", spy)
+    tiny_predictor.predict("match", match_items()[:1])
+    assert seen == [True]
+
+
 def test_warm_buckets_runs_every_shape(tiny_predictor):
     assert tiny_predictor.warm_buckets(4, 2) == 0  # CPU eager: nothing padded, nothing to warm
     tiny_predictor.pad_buckets = True

@@ -10,7 +10,7 @@ that to serve at the recently measured rate, so what is admitted under overload 
 in bounded time (a count bound alone lets the wait grow to ``max_queue`` / rate).
 
 With ``fit`` the batch taken is ``fit(n)`` of the ``n`` ready requests (Triton's preferred batch
-sizes): the server passes ``predictor.trim_to_bucket`` so that a compute-bound batch is not padded
+sizes): the server passes ``ModelPredictor.batch_size_for`` so that a compute-bound batch is not padded
 from 69 rows to 96, the rest staying first in the queue for the next batch.
 
 With ``stages=(prepare, execute)`` a batch's work runs as a two-stage pipeline on two threads:

@@ -235,8 +235,6 @@ class ModelPredictor:
                  recorded, wanted, self.max_graph_batch)
         return recorded
 
-    # --- tasks: prepare (decode, tokenize, copy) then execute (forward) ------------------------
-    @torch.inference_mode()
     def batch_size_for(self, ready: int, above: int) -> int:
         """How many of ``ready`` queued requests one batch takes: all of them up to ``above``,
         beyond it the largest bucket that fits (64 of 69 rather than 69 padded to 96). Small
@@ -246,6 +244,8 @@ class ModelPredictor:
             return ready
         return bucket_at_most(ready)
 
+    # --- tasks: prepare (decode, tokenize, copy) then execute (forward) ------------------------
+    @torch.inference_mode()
     def predict(self, task: str, items: list[Item]) -> list[Output | RequestError]:
         """Both stages in turn, on the calling thread and its stream (nothing to overlap with)."""
         return self.execute(self.prepare_inputs(task, items))
