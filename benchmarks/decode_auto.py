@@ -8,7 +8,7 @@ auto's ratio to the faster fixed path (whole run, probe included, and steady sta
     PYTHONPATH=src python3 benchmarks/decode_auto.py --out runs/decode_auto_compiled data.num_workers=16
                                                       (GPU, the preset's torch.compile, 5.3 min on H100)
     PYTHONPATH=src python3 benchmarks/decode_auto.py --preset tiny --device cpu --steps 40 --synth 256 \\
-        --cpu-stand-in --out /tmp/da data.num_workers=1 data.image_size=32 model.image_size=32 \\
+        --cpu-stand-in --out runs/da data.num_workers=1 data.image_size=32 model.image_size=32 \\
         train.batch_size=8 data.decode_probe_warmup_steps=2 data.decode_probe_steps=4      (CPU smoke)
 
 Steady state: the steps after the longest the probe can take, the same steps in all three runs.

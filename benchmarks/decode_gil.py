@@ -16,7 +16,7 @@ time; cuda: the batched nvjpeg call the pipeline makes):
   GIL back (an ATen op on CPU tensors; torchvision's batched decode is such a call).
 
     PYTHONPATH=src python3 benchmarks/decode_gil.py --device cuda --out runs/decode_gil
-    PYTHONPATH=src python3 benchmarks/decode_gil.py --device cpu --n 100 --out /tmp/decode_gil
+    PYTHONPATH=src python3 benchmarks/decode_gil.py --device cpu --n 100 --out runs/decode_gil
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ pipeline, not the disk.
     PYTHONPATH=src python3 benchmarks/gpu_decode.py --out runs/gpu_decode            (GPU)
     PYTHONPATH=src python3 benchmarks/gpu_decode.py --out runs/gd_nvimg --rows ours_gpu_decode,\
         ours_gpu_decode_nvimgcodec,gpu_decode_resize,gpu_decode_resize_nvimgcodec    (GPU, the two decoders)
-    PYTHONPATH=src python3 benchmarks/gpu_decode.py --device cpu --n 64 --batch-size 16 --workers 2 --passes 1 --out /tmp/x
+    PYTHONPATH=src python3 benchmarks/gpu_decode.py --device cpu --n 64 --batch-size 16 --workers 2 --passes 1 --out runs/x
                                                                                   (CPU smoke: a batch must fit the set)
 """
 

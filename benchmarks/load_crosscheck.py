@@ -2,7 +2,7 @@
 and concurrency, closed loop: throughput and latency percentiles should agree within 10%.
 
     PYTHONPATH=src python3 benchmarks/load_crosscheck.py --preset base --concurrency 64 --out runs/crosscheck
-    PYTHONPATH=src python3 benchmarks/load_crosscheck.py --cpu-smoke --out /tmp/crosscheck
+    PYTHONPATH=src python3 benchmarks/load_crosscheck.py --cpu-smoke --out runs/crosscheck
 
 Both send the same single request (one JPEG, its captions in the query) over keep-alive
 connections, one after another per connection. The server is spawned once and measured by both

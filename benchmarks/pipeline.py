@@ -7,7 +7,7 @@ monitor's overhead and rate. JSON rows go to --out; the full tables are printed 
 
     PYTHONPATH=src python3 benchmarks/pipeline.py --out runs/pipeline               (GPU)
     PYTHONPATH=src python3 benchmarks/pipeline.py --preset tiny --device cpu --steps 2 \\
-        --batch-size 4 --out /tmp/p  data.image_size=32 model.image_size=32     (CPU smoke)
+        --batch-size 4 --out runs/p  data.image_size=32 model.image_size=32     (CPU smoke)
 """
 
 from __future__ import annotations

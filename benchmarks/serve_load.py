@@ -3,7 +3,7 @@ the naive one-forward-per-request server under the same closed-loop sweep, then 
 then optional variants of our server (front-end processes, CUDA graphs) at a few levels.
 
     PYTHONPATH=src python3 benchmarks/serve_load.py --preset base --out runs/serve_load   # GPU, full sweep
-    PYTHONPATH=src python3 benchmarks/serve_load.py --cpu-smoke --out /tmp/serve_smoke    # CPU smoke
+    PYTHONPATH=src python3 benchmarks/serve_load.py --cpu-smoke --out runs/serve_smoke    # CPU smoke
 
 The H100 comparison of the serving options (about 6 minutes; every server started fresh):
 

@@ -9,7 +9,7 @@ for each: seconds from spawn to ``/readyz`` answering 200, the device memory in 
 first start, and the graphs the server says it recorded. Ratios are against the first setting.
 
     PYTHONPATH=src python3 benchmarks/serve_startup.py --preset base --out runs/serve_startup   # GPU
-    PYTHONPATH=src python3 benchmarks/serve_startup.py --cpu-smoke --out /tmp/serve_startup     # CPU
+    PYTHONPATH=src python3 benchmarks/serve_startup.py --cpu-smoke --out runs/serve_startup     # CPU
 
 The CPU smoke starts the ``tiny`` model without graphs (graphs need CUDA) and checks the plumbing.
 """

@@ -88,7 +88,6 @@ class GpuDecoder:
                  library: str = "torchvision"):
         self.image_size, self.max_pixels = image_size, max_pixels
         self.device = torch.device(device)
-        self.library = library
         self.busy_s = self.busy_cpu_s = 0.0
         self.images = 0
         self.decode_jpegs = jpeg_decoder(library, self.device)
