@@ -32,6 +32,8 @@ EXTRA_PATHS = {  # --paths only
     "gpu_process": ["data.decode=gpu", "data.decode_process=true"],  # the decoder in its own process
     "gpu_graphs": ["data.decode=gpu", "train.compile_mode=reduce-overhead"],  # the step from CUDA graphs
     "gpu_nvimgcodec": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec"],  # nvImageCodec decodes
+    "gpu_nvimgcodec_hw": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec:hw"],  # its hardware engines first
+    "gpu_nvimgcodec_cuda": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec:cuda"],  # its CUDA decoder only
 }
 SAME_FRAC = 0.02  # fixed paths closer than this are a tie: either choice is right
 
@@ -50,7 +52,8 @@ def parse(argv=None):
     parser.add_argument("--paths", default=",".join(PATHS),
                         help="runs to make, from cpu,gpu,auto,gpu_process (gpu with the decoder in its own "
                              "process), gpu_graphs (gpu with train.compile_mode=reduce-overhead), gpu_nvimgcodec "
-                             "(gpu with data.gpu_decoder=nvimgcodec); auto's ratios need cpu, gpu and auto")
+                             "(gpu with data.gpu_decoder=nvimgcodec), gpu_nvimgcodec_hw and gpu_nvimgcodec_cuda (its two "
+                             "named backends); auto's ratios need cpu, gpu and auto")
     return parser.parse_args(argv)
 
 

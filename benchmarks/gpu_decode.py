@@ -30,6 +30,8 @@ ending with a float batch on the training device):
   *_nvimgcodec          the same with nvImageCodec as the decoder (data.gpu_decoder=nvimgcodec;
                         optional: nvidia-nvimgcodec-cu13 + nvidia-nvjpeg), which takes a batch in
                         one call; its rows say "failed" with the reason when it is not installed
+  *_nvimgcodec_hw/_cuda  nvImageCodec with the hardware JPEG engines first / its CUDA decoder only,
+                        both decoding Huffman on the GPU (data.gpu_decoder=nvimgcodec:hw|cuda)
 
 and prints ours_gpu_decode / reference_dataloader (target on one H100 with 16 cores: >= 12,000
 img/s and >= 4.5x). Files are written first, so they sit in the page cache: this measures the
@@ -293,6 +295,8 @@ def main() -> None:
     loader_rows = {  # name -> (finish, keyword options of build_loader's DataConfig, context)
         "ours_gpu_decode": (normalize, {}, contextlib.nullcontext),
         "ours_gpu_decode_nvimgcodec": (normalize, {"gpu_decoder": "nvimgcodec"}, contextlib.nullcontext),
+        "ours_gpu_decode_nvimgcodec_hw": (normalize, {"gpu_decoder": "nvimgcodec:hw"}, contextlib.nullcontext),
+        "ours_gpu_decode_nvimgcodec_cuda": (normalize, {"gpu_decoder": "nvimgcodec:cuda"}, contextlib.nullcontext),
         "ours_gpu_decode_process": (normalize, {"decode_process": True}, contextlib.nullcontext),
         "ours_gpu_decode_1thread": (normalize, {"decode_threads": 1}, contextlib.nullcontext),
         "ours_gpu_decode_inline": (normalize, {"decode_threads": 0}, contextlib.nullcontext),
@@ -301,7 +305,8 @@ def main() -> None:
         "ours_gpu_decode_fs_sharing": (normalize, {}, file_system_sharing),
         "ours_raw_only_fs_sharing": (None, {}, file_system_sharing),
     }
-    libraries = {"": "torchvision", "_nvimgcodec": "nvimgcodec"}
+    libraries = {"": "torchvision", "_nvimgcodec": "nvimgcodec", "_nvimgcodec_hw": "nvimgcodec:hw",
+                 "_nvimgcodec_cuda": "nvimgcodec:cuda"}
     ceilings = [(f"gpu_decode_{what}{suffix}{threads}", what, library, threads)
                 for suffix, library in libraries.items()
                 for what in ("only", "resize") for threads in ("", "_t1", "_t2")]

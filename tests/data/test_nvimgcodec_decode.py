@@ -43,15 +43,26 @@ class StandIn(types.ModuleType):
         def __init__(self, **kwargs):
             self.kwargs = kwargs
 
+    class BackendKind:
+        CPU_ONLY, GPU_ONLY, HYBRID_CPU_GPU, HW_GPU_ONLY = "cpu", "gpu", "hybrid", "hw"
+
+    class Backend:
+        def __init__(self, backend_kind):
+            self.backend_kind = backend_kind
+
     def __init__(self, fail_batches: bool = False):
         super().__init__("nvidia.nvimgcodec")
         self.made: list[int] = []
+        self.backends: list[list[str] | None] = []
+        self.options: list[str] = []
         self.calls: list[tuple[int, object]] = []
         outer = self
 
         class Decoder:
-            def __init__(self, device_id):
+            def __init__(self, device_id, backends=None, options=""):
                 outer.made.append(device_id)
+                outer.backends.append(None if backends is None else [b.backend_kind for b in backends])
+                outer.options.append(options)
 
             def decode(self, srcs, params, cuda_stream):
                 outer.calls.append((len(srcs), params))
@@ -136,5 +147,26 @@ def test_config_names_the_field_when_the_library_is_missing(monkeypatch):
     with pytest.raises(ConfigError, match=r"data.gpu_decoder.*pip install nvidia-nvimgcodec"):
         DataConfig(path="x.jsonl", decode="gpu", gpu_decoder="nvimgcodec").validate()
     DataConfig(path="x.jsonl", decode="cpu", gpu_decoder="nvimgcodec").validate()  # not used: no error
-    with pytest.raises(ConfigError, match="data.gpu_decoder.*torchvision or nvimgcodec"):
+    with pytest.raises(ConfigError, match="data.gpu_decoder.*torchvision, nvimgcodec, nvimgcodec:hw"):
         DataConfig(path="x.jsonl", gpu_decoder="pillow").validate()
+
+
+@pytest.mark.parametrize("library, backends, options", [
+    ("nvimgcodec", None, ""),  # the library's own choice
+    ("nvimgcodec:hw", ["hw", "gpu"], "nvjpeg_cuda_decoder:hybrid_huffman_threshold=0"),
+    ("nvimgcodec:cuda", ["gpu"], "nvjpeg_cuda_decoder:hybrid_huffman_threshold=0"),
+])
+def test_each_variant_asks_for_its_backends_on_the_gpu(stand_in, library, backends, options):
+    from mmscale.data.gpu_decode import jpeg_decoder
+
+    DataConfig(path="x.jsonl", decode="gpu", gpu_decoder=library).validate()  # a value the config takes
+    decode = jpeg_decoder(library, torch.device("cuda:1"))
+    decode._start()  # what the first batch would do on the device (the decode itself needs CUDA)
+    assert stand_in.made == [1] and stand_in.backends == [backends] and stand_in.options == [options]
+
+
+def test_an_unknown_variant_is_refused():
+    from mmscale.data.gpu_decode import jpeg_decoder
+
+    with pytest.raises(ValueError, match="nvImageCodec backend 'fast'"):
+        jpeg_decoder("nvimgcodec:fast", torch.device("cpu"))

@@ -11,6 +11,7 @@ from typing import Literal
 from mmscale.errors import ConfigError
 
 FORMATS = ("auto", "jsonl", "csv", "coco", "wds")
+GPU_DECODERS = ("torchvision", "nvimgcodec", "nvimgcodec:hw", "nvimgcodec:cuda")
 
 
 @dataclass
@@ -65,13 +66,17 @@ class DataConfig:
     kernels) stalls it. Off by default because it measured slower on one-H200 hosts: 0.78x-0.87x
     the in-thread path's images/s, and in compiled training 1.02x the samples/s with twice the data
     wait (the child's second CUDA context shares the GPU by time slices)."""
-    gpu_decoder: Literal["torchvision", "nvimgcodec"] = "torchvision"
+    gpu_decoder: Literal["torchvision", "nvimgcodec", "nvimgcodec:hw", "nvimgcodec:cuda"] = "torchvision"
     """GPU decode: the library that decodes JPEG batches on the device. ``torchvision``: one batched
     nvjpeg call (``decode_jpeg``), always installed. ``nvimgcodec``: NVIDIA's nvImageCodec (optional:
     ``pip install nvidia-nvimgcodec-cu13 nvidia-nvjpeg``), one call per batch with its own host
     threads and, on A100/H100-class GPUs, the hardware JPEG engines. torchvision's call takes the
-    GIL back once per image, which stalls it beside the training step (BENCHMARKS.md); whether
-    nvImageCodec does better there is measured by ``benchmarks/gpu_decode.py``'s nvimgcodec rows."""
+    GIL back once per image, which stalls it beside the training step (BENCHMARKS.md).
+    ``nvimgcodec`` lets the library choose its backends, and for images under about 1 MP it then
+    decodes Huffman on host threads; ``nvimgcodec:hw`` puts the hardware JPEG engines first and
+    ``nvimgcodec:cuda`` uses only the CUDA decoder, both decoding Huffman on the GPU. Measured on
+    one H200 (BENCHMARKS.md): plain ``nvimgcodec`` ran at 0.70x torchvision's images/s, so
+    torchvision stays the default. ``benchmarks/gpu_decode.py`` measures all of them."""
     decode_probe_steps: int | None = None
     """``decode=auto`` in training: timed steps per input path (at least) before the faster one is
     kept; None: ``2 * num_workers``, at least 16. When workers deliver in rounds (some batches
@@ -98,9 +103,9 @@ class DataConfig:
             raise ConfigError("data.decode", f"must be cpu, gpu or auto, got {self.decode!r}")
         if self.decode_threads not in (0, 1, 2):
             raise ConfigError("data.decode_threads", f"must be 0, 1 or 2, got {self.decode_threads}")
-        if self.gpu_decoder not in ("torchvision", "nvimgcodec"):
-            raise ConfigError("data.gpu_decoder", f"must be torchvision or nvimgcodec, got {self.gpu_decoder!r}")
-        if self.gpu_decoder == "nvimgcodec" and self.decode != "cpu":
+        if self.gpu_decoder not in GPU_DECODERS:
+            raise ConfigError("data.gpu_decoder", f"must be one of {', '.join(GPU_DECODERS)}, got {self.gpu_decoder!r}")
+        if self.gpu_decoder.startswith("nvimgcodec") and self.decode != "cpu":
             from mmscale.data.nvimgcodec_decode import INSTALL_HINT, installed
 
             if not installed():

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from mmscale.data.batch import Batch
+from mmscale.data.config import GPU_DECODERS
 from mmscale.data.gpu_raw import RawBatch
 from mmscale.data.image import SampleSkip, decode_image
 
@@ -156,11 +157,12 @@ def jpeg_decoder(library: str, device: torch.device):
     """``library`` -> a callable: list of encoded JPEGs -> list of uint8 [3, h, w] on ``device`` or None."""
     if library == "torchvision":
         return lambda jpegs: decode_jpegs(jpegs, device)
-    if library == "nvimgcodec":
+    name, _, backend = library.partition(":")
+    if name == "nvimgcodec":
         from mmscale.data.nvimgcodec_decode import NvImgCodecJpegs
 
-        return NvImgCodecJpegs(device)
-    raise ValueError(f"unknown JPEG decoder library {library!r} (torchvision or nvimgcodec)")
+        return NvImgCodecJpegs(device, backend or "default")
+    raise ValueError(f"unknown JPEG decoder library {library!r} (one of {', '.join(GPU_DECODERS)})")
 
 
 def nvjpeg_available(device: torch.device | str = "cuda", library: str = "torchvision") -> tuple[bool, str]:

@@ -7,6 +7,12 @@ DALI decodes with), takes a whole batch in one call, runs its own CPU threads fo
 of decoding, and can use the hardware JPEG engines of A100/H100-class GPUs. Its images reach
 torch through DLPack without a copy.
 
+Which of its JPEG decoders runs is a choice (``BACKENDS``): the library's default lets every
+backend take part, and for images under about 1 MP its CUDA decoder leaves Huffman decoding to host
+threads (nvJPEG's hybrid mode); ``hw`` sends the batch to the hardware engines first, with the CUDA
+decoder for what they refuse; ``cuda`` uses the CUDA decoder alone. Both named variants decode
+Huffman on the GPU, so that the host threads stay free for the DataLoader's workers.
+
 It is optional: ``pip install nvidia-nvimgcodec-cu13 nvidia-nvjpeg`` (cu12 builds for CUDA 12).
 Like torchvision's path, a stream it cannot decode comes back as None, and the caller retries it
 on the CPU path, which decodes it or names the reason it is skipped.
@@ -21,6 +27,12 @@ import torch
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install nvidia-nvimgcodec-cu13 nvidia-nvjpeg (or the -cu12 build for CUDA 12)"
+BACKENDS = {  # variant -> the library's BackendKind names, in order of preference (None: its default)
+    "default": None,
+    "hw": ("HW_GPU_ONLY", "GPU_ONLY"),
+    "cuda": ("GPU_ONLY",),
+}
+GPU_HUFFMAN = "nvjpeg_cuda_decoder:hybrid_huffman_threshold=0"  # the named variants' decoder option
 
 
 def installed() -> bool:
@@ -53,8 +65,11 @@ class NvImgCodecJpegs:
     RGB without EXIF rotation, as torchvision's decoder and the CPU path give it.
     """
 
-    def __init__(self, device: torch.device | str):
+    def __init__(self, device: torch.device | str, backend: str = "default"):
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown nvImageCodec backend {backend!r} (one of {', '.join(BACKENDS)})")
         self.device = torch.device(device)
+        self.backend = backend
         self.decoder = None
         self.params = None
         self.failed_batches = 0  # whole-batch failures (every image then went to the CPU path)
@@ -63,7 +78,12 @@ class NvImgCodecJpegs:
         nvimgcodec = import_nvimgcodec()
         if self.device.type == "cuda":
             index = self.device.index if self.device.index is not None else torch.cuda.current_device()
-            self.decoder = nvimgcodec.Decoder(device_id=index)
+            kinds = BACKENDS[self.backend]
+            if kinds is None:
+                self.decoder = nvimgcodec.Decoder(device_id=index)
+            else:
+                backends = [nvimgcodec.Backend(getattr(nvimgcodec.BackendKind, kind)) for kind in kinds]
+                self.decoder = nvimgcodec.Decoder(device_id=index, backends=backends, options=GPU_HUFFMAN)
         else:  # the library's CPU backends (its tests and the CPU stand-in of the GPU path)
             self.decoder = nvimgcodec.Decoder(device_id=nvimgcodec.NVIMGCODEC_DEVICE_CPU_ONLY)
         self.params = nvimgcodec.DecodeParams(apply_exif_orientation=False,
