@@ -118,3 +118,12 @@ def test_ddp_takes_the_configured_bucket_size(tmp_path):
         assert json.load(open(tmp_path / f"rank{rank}.json"))["bucket_bytes_cap"] == 100 * 2**20
     with pytest.raises(ConfigError, match="train.ddp_bucket_mb"):
         TrainConfig(ddp_bucket_mb=0).validate()
+
+
+def test_ddp_bucket_size_defaults_to_the_mode_and_an_explicit_size_wins():
+    from mmscale.train.config import TrainConfig
+
+    assert TrainConfig(compile=False).bucket_cap_mb() == 25  # torch's default
+    assert TrainConfig(compile=True).bucket_cap_mb() == 400  # fewer compiled subgraphs (BENCHMARKS.md)
+    assert TrainConfig(compile=True, ddp_bucket_mb=100).bucket_cap_mb() == 100
+    TrainConfig(ddp_bucket_mb=None).validate()

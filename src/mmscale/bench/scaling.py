@@ -263,7 +263,7 @@ def worker(spec_path: str) -> None:
     model = wrap_model(model, spec["strategy"] if env.active else "none", env, device,
                        param_dtype=precision.sharded_param_dtype,
                        reshard_after_forward=train_cfg.fsdp_reshard_after_forward,
-                       bucket_cap_mb=train_cfg.ddp_bucket_mb)
+                       bucket_cap_mb=train_cfg.bucket_cap_mb())
     optimizer = build_optimizer(model, train_cfg.lr, train_cfg.weight_decay, train_cfg.beta2,
                                 fused=train_cfg.fused_adamw and device.type == "cuda")
     step = TrainStep(model, optimizer, precision=precision, compile=train_cfg.compile,

@@ -15,6 +15,10 @@ from mmscale.errors import ConfigError
 from mmscale.model.config import ModelConfig
 
 
+EAGER_DDP_BUCKET_MB = 25  # torch's default
+COMPILED_DDP_BUCKET_MB = 400  # fewer compiled subgraphs per step (train.ddp_bucket_mb)
+
+
 @dataclass
 class TrainConfig:
     steps: int = 1000
@@ -53,10 +57,11 @@ class TrainConfig:
     """Under DDP with ``compile``: split the compiled graph at DDP's gradient buckets so that their
     all-reduces overlap backward (torch's default). ``false``: one graph, all-reduced after
     backward. On two H200s ``false`` ran 0.92x the split (BENCHMARKS.md): the overlap pays."""
-    ddp_bucket_mb: int = 25
-    """DDP's gradient bucket size in MB (``bucket_cap_mb``; 25 is torch's default). Under
-    ``compile`` each bucket is also a compiled subgraph, each with its own host-side runtime cost;
-    larger buckets mean fewer subgraphs and less overlap of the all-reduce with backward."""
+    ddp_bucket_mb: int | None = None
+    """DDP's gradient bucket size in MB (``bucket_cap_mb``). None: 25 (torch's default) in eager
+    mode, 400 under ``compile``, where each bucket is also a compiled subgraph with its own
+    host-side runtime cost. Measured on two H200s, compiled, per-rank batch 128 (BENCHMARKS.md):
+    400 MB ran 1.13x the 25 MB step and 1.05x the 100 MB one; eager DDP was not measured apart."""
     fp8: Literal["off", "tensorwise", "rowwise"] = "off"
     """FP8 matmuls through torchao's float8 recipe (Hopper GPUs, with bf16 autocast; needs torchao).
     Measured 0.73x the bf16 step for ``base`` on H100 (BENCHMARKS.md): it pays only on wider layers."""
@@ -101,8 +106,16 @@ class TrainConfig:
     peak_tflops: float = 0.0
     """Device peak for MFU in TFLOP/s (0 = look up the bf16 dense peak of the GPU in a table)."""
 
+    def bucket_cap_mb(self) -> int:
+        """The DDP bucket size this job runs with (``ddp_bucket_mb``, or its default for the mode)."""
+        if self.ddp_bucket_mb is not None:
+            return self.ddp_bucket_mb
+        return COMPILED_DDP_BUCKET_MB if self.compile else EAGER_DDP_BUCKET_MB
+
     def validate(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_samples", "ddp_bucket_mb"):
+        if self.ddp_bucket_mb is not None and self.ddp_bucket_mb < 1:
+            raise ConfigError("train.ddp_bucket_mb", f"must be >= 1 or unset, got {self.ddp_bucket_mb}")
+        for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}", f"must be >= 1, got {getattr(self, name)}")
         for name in ("warmup_steps", "checkpoint_every", "eval_every", "num_threads", "time_limit_s",
