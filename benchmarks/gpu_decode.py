@@ -339,10 +339,13 @@ def main() -> None:
                 fn = decode
             else:
                 fn = lambda c, decode=decode: to_model_input(resize_to_square(decode(c), S))  # noqa: E731
-            if threads:
-                rows.append(time_threads(name, fn, chunks, int(threads[2:]), total, device))
-            else:
-                rows.append(time_loader(name, endless(lambda: chunks), total, device, fn, 0))
+            try:  # a decoder that fails at its first batch is a finding, not the end of the run
+                if threads:
+                    rows.append(time_threads(name, fn, chunks, int(threads[2:]), total, device))
+                else:
+                    rows.append(time_loader(name, endless(lambda: chunks), total, device, fn, 0))
+            except Exception as exc:
+                rows.append(Row(name, 0, 0.0, 0.0, 0, note=f"failed: {type(exc).__name__}: {exc}"))
 
     by = {r.pipeline: r for r in rows}
     ref_rate = by["reference_dataloader"].img_per_s

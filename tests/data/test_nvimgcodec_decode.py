@@ -153,8 +153,8 @@ def test_config_names_the_field_when_the_library_is_missing(monkeypatch):
 
 @pytest.mark.parametrize("library, backends, options", [
     ("nvimgcodec", None, ""),  # the library's own choice
-    ("nvimgcodec:hw", ["hw", "gpu"], "nvjpeg_cuda_decoder:hybrid_huffman_threshold=0"),
-    ("nvimgcodec:cuda", ["gpu"], "nvjpeg_cuda_decoder:hybrid_huffman_threshold=0"),
+    ("nvimgcodec:hw", ["hw", "hybrid"], "nvjpeg_cuda_decoder:hybrid_huffman_threshold=0"),
+    ("nvimgcodec:cuda", ["hybrid"], "nvjpeg_cuda_decoder:hybrid_huffman_threshold=0"),
 ])
 def test_each_variant_asks_for_its_backends_on_the_gpu(stand_in, library, backends, options):
     from mmscale.data.gpu_decode import jpeg_decoder

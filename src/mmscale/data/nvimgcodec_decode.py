@@ -10,8 +10,10 @@ torch through DLPack without a copy.
 Which of its JPEG decoders runs is a choice (``BACKENDS``): the library's default lets every
 backend take part, and for images under about 1 MP its CUDA decoder leaves Huffman decoding to host
 threads (nvJPEG's hybrid mode); ``hw`` sends the batch to the hardware engines first, with the CUDA
-decoder for what they refuse; ``cuda`` uses the CUDA decoder alone. Both named variants decode
-Huffman on the GPU, so that the host threads stay free for the DataLoader's workers.
+decoder for what they refuse; ``cuda`` uses the CUDA decoder alone. Both named variants set its
+Huffman threshold to 0, so that Huffman decoding runs on the GPU and the host threads stay free
+for the DataLoader's workers. (The library files that decoder under ``HYBRID_CPU_GPU``; asking
+for ``GPU_ONLY`` alone finds no JPEG decoder and fails.)
 
 It is optional: ``pip install nvidia-nvimgcodec-cu13 nvidia-nvjpeg`` (cu12 builds for CUDA 12).
 Like torchvision's path, a stream it cannot decode comes back as None, and the caller retries it
@@ -29,8 +31,8 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install nvidia-nvimgcodec-cu13 nvidia-nvjpeg (or the -cu12 build for CUDA 12)"
 BACKENDS = {  # variant -> the library's BackendKind names, in order of preference (None: its default)
     "default": None,
-    "hw": ("HW_GPU_ONLY", "GPU_ONLY"),
-    "cuda": ("GPU_ONLY",),
+    "hw": ("HW_GPU_ONLY", "HYBRID_CPU_GPU"),
+    "cuda": ("HYBRID_CPU_GPU",),  # the library files its nvJPEG CUDA decoder under this kind
 }
 GPU_HUFFMAN = "nvjpeg_cuda_decoder:hybrid_huffman_threshold=0"  # the named variants' decoder option
 
