@@ -75,8 +75,9 @@ class DataConfig:
     ``nvimgcodec`` lets the library choose its backends, and for images under about 1 MP it then
     decodes Huffman on host threads; ``nvimgcodec:hw`` puts the hardware JPEG engines first and
     ``nvimgcodec:cuda`` uses only the CUDA decoder, both decoding Huffman on the GPU. Measured on
-    one H200 (BENCHMARKS.md): plain ``nvimgcodec`` ran at 0.70x torchvision's images/s, so
-    torchvision stays the default. ``benchmarks/gpu_decode.py`` measures all of them."""
+    one H200 (BENCHMARKS.md): ``nvimgcodec`` ran 0.70x torchvision's pipeline images/s,
+    ``nvimgcodec:hw`` 0.79x and ``nvimgcodec:cuda`` 0.36x, so torchvision stays the default.
+    ``benchmarks/gpu_decode.py`` measures all of them."""
     decode_probe_steps: int | None = None
     """``decode=auto`` in training: timed steps per input path (at least) before the faster one is
     kept; None: ``2 * num_workers``, at least 16. When workers deliver in rounds (some batches
