@@ -16,6 +16,7 @@ EPILOG = """examples:
 Overrides are dotted key=value pairs over the preset/file (TOML values: 3, 1e-4, true, "text").
 Tables: data.* (where samples are, image size, workers), model.* (encoders, fusion, losses),
 train.* (steps, batch_size = global batch per optimizer step, precision, compile, checkpoints).
+`mmscale config --preset tiny train` lists every key with its value and what it does.
 Writes config.json, metrics.jsonl, tensorboard/, checkpoint.pt and result.json to train.out_dir."""
 
 

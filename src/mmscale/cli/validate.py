@@ -31,7 +31,8 @@ def register(subparsers) -> None:
                     "schema-checked results.json and a self-contained report.html.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="config overrides (mmscale config --preset cpu validate lists the keys)")
     parser.add_argument("--preset", default="cpu", help="cpu (this machine, minutes) or gpu (one GPU, base model)")
     parser.add_argument("--config", default=None, help="TOML file layered over the preset")
     parser.add_argument("--data", default=None, metavar="DIR", help="your dataset (default: synthesize one)")

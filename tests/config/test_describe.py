@@ -1,0 +1,67 @@
+"""Config keys listed with their docstrings, read back from the dataclass source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mmscale.config.describe import describe, field_docs, select, toml_value
+from mmscale.validate import load_configs
+
+
+@dataclass
+class Inner:
+    depth: int = 2
+    """How deep."""
+
+
+@dataclass
+class Outer:
+    name: str = "a"
+    """The name.
+
+    A second paragraph."""
+    undocumented: float = 1.0
+    inner: Inner = field(default_factory=Inner)
+    """A nested table."""
+    tags: list[str] = field(default_factory=list)
+    """Free labels."""
+
+
+def test_docs_follow_their_field_and_missing_ones_stay_missing():
+    docs = field_docs(Outer)
+    assert docs["name"] == "The name.\n\nA second paragraph."
+    assert "undocumented" not in docs and docs["tags"] == "Free labels."
+
+
+def test_nested_tables_flatten_in_order_with_values_and_defaults():
+    keys = describe(Outer(name="b", inner=Inner(depth=5)), "t")
+    assert [k.key for k in keys] == ["t.name", "t.undocumented", "t.inner.depth", "t.tags"]
+    by = {k.key: k for k in keys}
+    assert by["t.name"].value == "b" and by["t.name"].default == "a" and by["t.name"].changed
+    assert by["t.inner.depth"].doc == "How deep." and by["t.inner.depth"].value == 5
+    assert by["t.undocumented"].doc == "" and not by["t.undocumented"].changed
+    assert by["t.tags"].type == "list[str]" and by["t.tags"].default == []
+
+
+def test_select_by_prefix():
+    keys = describe(Outer(), "t")
+    assert [k.key for k in select(keys, ["t.inner"])] == ["t.inner.depth"]
+    assert [k.key for k in select(keys, ["t.na", "t.tags"])] == ["t.name", "t.tags"]
+    assert select(keys, []) == keys
+    assert [k.key for k in select(describe(Outer(), "t") + describe(Inner(), "t.name_x"), ["t.name"])] == ["t.name"]
+
+
+def test_values_print_as_overrides_spell_them():
+    assert [toml_value(v) for v in (None, True, 'say "hi"', [1, "a"], 2.5)] == [
+        "unset", "true", '"say \\"hi\\""', '[1, "a"]', "2.5"]
+
+
+def test_every_key_of_the_product_is_documented():
+    """A key users can set must say what it does: ``mmscale config`` prints this text."""
+    from mmscale.serve.config import ServeConfig
+
+    configs = load_configs(None)
+    tables = {"data": configs.job.data, "model": configs.job.model, "train": configs.job.train,
+              "serve": ServeConfig(), "validate": configs.validate}
+    undocumented = [k.key for name, obj in tables.items() for k in describe(obj, name) if not k.doc]
+    assert undocumented == []
