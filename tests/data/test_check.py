@@ -17,7 +17,22 @@ def test_counts_every_bad_class(mixed_dataset, tmp_path):
     out = tmp_path / "bad.jsonl"
     report.write_bad_list(out)
     listed = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(listed) == 10 and set(listed[0]) == {"reason", "path", "line", "detail"}
+    assert len(listed) == 10 and set(listed[0]) == {"reason", "path", "line", "detail", "listed_in"}
+    by = {b["reason"]: b for b in listed}
+    # a bad image: the image is the file at fault, the manifest line that named it comes with it
+    assert by["missing_file"]["path"].endswith("img/nope.jpg") and by["missing_file"]["listed_in"] == str(manifest)
+    assert by["malformed_line"]["path"] == str(manifest) and by["malformed_line"]["listed_in"] == ""
+    missing = next(b for b in report.bad if b.reason == "missing_file")
+    assert missing.where() == f"{missing.path} (listed at {manifest}:{lines['missing_file']})"
+
+
+def test_strict_on_a_bad_image_names_the_manifest_line_and_the_image(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"")
+    (tmp_path / "m.jsonl").write_text('{"image": "a.jpg", "caption": "x"}\n')
+    with pytest.raises(DataError) as info:
+        check_dataset(str(tmp_path / "m.jsonl"), strict=True, num_workers=0)
+    assert info.value.path == str(tmp_path / "m.jsonl") and info.value.line == 1
+    assert "empty_file" in str(info.value) and "a.jpg" in str(info.value)
 
 
 def test_strict_names_file_line_reason(mixed_dataset):

@@ -99,8 +99,8 @@ def run_check(args) -> int:
         table.add_row(f"  {reason}", str(n))
     console = Console()
     for bad in report.bad[:10]:
-        line = f":{bad.line}" if bad.line is not None else ""
-        console.print(f"[yellow]skip[/] {bad.reason}: {bad.path}{line} {bad.detail}", markup=True, highlight=False)
+        detail = f": {bad.detail}" if bad.detail else ""
+        console.print(f"[yellow]skip[/] {bad.reason}: {bad.where()}{detail}", markup=True, highlight=False)
     if len(report.bad) > 10:
         console.print(f"... and {len(report.bad) - 10} more" + ("" if args.bad_list else " (--bad-list FILE lists all)"))
     if args.bad_list:

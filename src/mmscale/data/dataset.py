@@ -61,8 +61,7 @@ class IndexedDataset(Dataset):
     def _bad(self, i: int, path: str, reason: str, detail: str) -> BadSample:
         """A bad sample named by its image path and the manifest file:line that listed it."""
         file, line = self.index.source(i)
-        where = f"listed at {file}:{line}"
-        return BadSample(reason, path, line, f"{detail}; {where}" if detail else where)
+        return BadSample(reason, path, line, detail, listed_in=file)
 
 
 class RawIndexedDataset(IndexedDataset):

@@ -33,18 +33,32 @@ class SkipReason(str, enum.Enum):
 
 @dataclass(frozen=True)
 class BadSample:
-    """Where a skipped sample came from, and why; ``line`` is 1-based when known."""
+    """Where a skipped sample came from, and why; ``line`` is 1-based when known.
+
+    ``path`` is the file at fault: the manifest for a bad line, the image for a bad image. For an
+    image, ``listed_in`` is the manifest that named it and ``line`` is that manifest's line."""
 
     reason: str
     path: str
     line: int | None = None
     detail: str = ""
+    listed_in: str = ""
+
+    def where(self) -> str:
+        """``file:line``, or ``image (listed at manifest:line)`` for an image named by a manifest."""
+        if self.listed_in:
+            return f"{self.path} (listed at {self.listed_in}" + (f":{self.line})" if self.line is not None else ")")
+        return self.path + (f":{self.line}" if self.line is not None else "")
 
     def as_dict(self) -> dict:
-        return {"reason": self.reason, "path": self.path, "line": self.line, "detail": self.detail}
+        return {"reason": self.reason, "path": self.path, "line": self.line, "detail": self.detail,
+                "listed_in": self.listed_in}
 
     def to_error(self) -> DataError:
-        """The error ``--strict`` raises for this sample."""
+        """The error ``--strict`` raises for this sample: the manifest line that named an image."""
+        if self.listed_in:
+            detail = f"image {self.path}" + (f": {self.detail}" if self.detail else "")
+            return DataError(self.listed_in, f"{self.reason} ({detail})", line=self.line)
         reason = self.reason + (f" ({self.detail})" if self.detail else "")
         return DataError(self.path, reason, line=self.line)
 
