@@ -88,7 +88,9 @@ def image_and_captions(body: bytes, content_type: str, query_captions: list[str]
     if kind and kind not in IMAGE_TYPES:
         raise RequestError(415, "unsupported_media_type",
                            f"Content-Type {kind!r}: send the image file as the body "
-                           f"({', '.join(IMAGE_TYPES)}) or JSON with image_b64")
+                           f"({', '.join(IMAGE_TYPES)}) with captions in the query, e.g. curl "
+                           f"--data-binary @cat.jpg -H 'Content-Type: image/jpeg' '.../v1/match?caption=a+cat', "
+                           f"or JSON with image_b64 (multipart forms are not read)")
     return body, list(query_captions)
 
 
