@@ -157,3 +157,10 @@ def test_sections_on_synthetic_tensors_alone_synthesize_no_dataset(tmp_path, mon
     validate_mod.validate("cpu", out_dir=tmp_path / "run2", show_progress=False,
                           overrides=['validate.sections=["data"]', "validate.synth_samples=50"])
     assert (tmp_path / "run2" / "data" / "train.jsonl").is_file() and seen[-1] == tmp_path / "run2" / "data"
+
+
+def test_scaling_verdicts_judge_gpus_only():
+    from mmscale.validate_sections import scaling_level
+
+    assert [scaling_level(e, "cuda") for e in (0.93, 0.85, 0.6)] == ["pass", "pass", "warn"]
+    assert [scaling_level(e, "cpu") for e in (0.93, 0.6)] == ["info", "info"]  # gloo smoke test

@@ -51,3 +51,11 @@ def test_report_opens_in_headless_chromium(tmp_path, helpers):
     by_id = {s["id"]: s for s in seen["sections"]}
     assert {"summary", "section-batchsweep", "section-load", "section-datascale", "environment"} <= set(by_id)
     assert all(s["chars"] > 0 for s in seen["sections"]), seen["sections"]
+
+
+def test_a_dict_cell_reads_as_key_value_pairs_not_json():
+    from mmscale.report.html import fmt
+
+    assert fmt({"choice": "cpu", "step_ms": {"cpu": 304.4458, "gpu": None}, "ok": True}) == \
+        "choice: cpu; step_ms: {cpu: 304.4, gpu: –}; ok: yes"
+    assert fmt([1.5, 2]) == "[1.5,2]" and fmt(None) == "–"

@@ -38,8 +38,9 @@ img{max-width:100%;height:auto} pre{background:#f7f7f7;padding:.6rem;overflow-x:
 """
 
 
-def fmt(value) -> str:
-    """Numbers to 4 significant digits, containers to compact JSON, None to an en dash."""
+def fmt(value, nested: bool = False) -> str:
+    """Numbers to 4 significant digits, a dict to ``key: value`` pairs (a nested one in braces),
+    lists to compact JSON, None to an en dash."""
     if value is None:
         return "–"
     if isinstance(value, bool):
@@ -50,7 +51,10 @@ def fmt(value) -> str:
         if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
             return f"{value:.3e}"
         return f"{value:.4g}"
-    if isinstance(value, (list, dict)):
+    if isinstance(value, dict):
+        text = ("; " if not nested else ", ").join(f"{k}: {fmt(v, nested=True)}" for k, v in value.items())
+        return "{" + text + "}" if nested else (text if len(text) <= 400 else text[:397] + "...")
+    if isinstance(value, list):
         text = json.dumps(value, separators=(",", ":"))
         return text if len(text) <= 80 else text[:77] + "..."
     return str(value)
