@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # transformers imports torchao's quantizer when torchao is installed (the fp8 extra), and
+        # torch then logs a deprecation notice per enum it registers: nothing a user can act on
+        logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     if not getattr(args, "run", None):
         parser.print_help()
         return 1
