@@ -30,6 +30,7 @@ def enable_activation_checkpointing(model: nn.Module) -> None:
     model = unwrap(model)
     model.image_encoder.backbone.set_grad_checkpointing(True)  # timm
     bert = model.text_encoder.bert  # transformers renamed the switch in 5.x; older names still work
+    bert.config.use_cache = False  # an encoder keeps no KV cache; said here, transformers stays quiet
     enable = getattr(bert, "activation_checkpointing_enable", None)
     if enable is not None:
         enable(activation_checkpointing_kwargs={"use_reentrant": False})
