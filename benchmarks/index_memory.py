@@ -167,7 +167,7 @@ def measure(layout: str, n: int, workers: int, stride: int, batch_size: int, int
 
     thread = threading.Thread(target=sample, daemon=True)
     iterator = iter(loader)
-    first = next(iterator)  # all workers forked and working
+    next(iterator)  # all workers forked and working
     done[0] += min(batch_size, len(visit))
     start_mem = tree_memory()
     thread.start()
