@@ -72,9 +72,10 @@ class DataConfig:
     ``pip install nvidia-nvimgcodec-cu13 nvidia-nvjpeg``), one call per batch with its own host
     threads and, on A100/H100-class GPUs, the hardware JPEG engines. torchvision's call takes the
     GIL back once per image, which stalls it beside the training step (BENCHMARKS.md).
-    ``nvimgcodec`` lets the library choose its backends, and for images under about 1 MP it then
-    decodes Huffman on host threads; ``nvimgcodec:hw`` puts the hardware JPEG engines first and
-    ``nvimgcodec:cuda`` uses only the CUDA decoder, both decoding Huffman on the GPU. Measured on
+    ``nvimgcodec`` lets the library choose among all its backends (its CUDA decoder, by default,
+    leaves Huffman decoding of images under about 1 MP to host threads); ``nvimgcodec:hw`` puts the
+    hardware JPEG engines first and ``nvimgcodec:cuda`` uses only the CUDA decoder, both with
+    Huffman decoding on the GPU. Which backend the default used on our JPEGs was not checked. Measured on
     one H200 (BENCHMARKS.md): ``nvimgcodec`` ran 0.70x torchvision's pipeline images/s,
     ``nvimgcodec:hw`` 0.79x and ``nvimgcodec:cuda`` 0.36x, so torchvision stays the default.
     ``benchmarks/gpu_decode.py`` measures all of them."""

@@ -8,8 +8,8 @@ of decoding, and can use the hardware JPEG engines of A100/H100-class GPUs. Its 
 torch through DLPack without a copy.
 
 Which of its JPEG decoders runs is a choice (``BACKENDS``): the library's default lets every
-backend take part, and for images under about 1 MP its CUDA decoder leaves Huffman decoding to host
-threads (nvJPEG's hybrid mode); ``hw`` sends the batch to the hardware engines first, with the CUDA
+backend take part (which one took our JPEGs was not checked), and its CUDA decoder by default
+leaves Huffman decoding of images under about 1 MP to host threads (nvJPEG's hybrid mode); ``hw`` sends the batch to the hardware engines first, with the CUDA
 decoder for what they refuse; ``cuda`` uses the CUDA decoder alone. Both named variants set its
 Huffman threshold to 0, so that Huffman decoding runs on the GPU and the host threads stay free
 for the DataLoader's workers. (The library files that decoder under ``HYBRID_CPU_GPU``; asking
