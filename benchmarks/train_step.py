@@ -12,7 +12,10 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
 - ``hf_blip_itm``: ``BlipForImageTextRetrieval`` (ITM head, random init from config, 224 px,
   bf16 autocast) as the peer users would reach for.
 - ``ours_fp8`` (only when named in ``--variants``): ours with torchao FP8 matmuls (``--fp8``,
-  ``--fp8-layers``). ``--attention`` pins every row's SDPA kernel, to compare kernels.
+  ``--fp8-layers``).
+- ``ours_bf16_weights`` (only when named): ours with a bf16 model and fp32 master weights in
+  AdamW instead of autocast (``mmscale.train.master_weights``): activations and the residual
+  stream in bf16. ``--attention`` pins every row's SDPA kernel, to compare kernels.
 
 FLOPs per step are counted once per row with ``FlopCounterMode``; MFU is over the bf16 dense
 peak of the GPU (table in ``mmscale.train.flops``) or ``--peak-tflops``.
@@ -35,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VARIANTS = ("reference_fp32", "reference_bf16", "reference_bf16_compile", "ours", "hf_blip_itm")
-EXTRA_VARIANTS = ("ours_fp8",)  # run only when named in --variants
+EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights")  # run only when named in --variants
 
 
 @dataclass
@@ -66,6 +69,7 @@ class Settings:
     fused_adamw: bool
     tf32: bool
     fp8: bool = False
+    bf16_weights: bool = False  # bf16 model, fp32 master copies in AdamW, no autocast
 
 
 SETTINGS = {
@@ -74,6 +78,7 @@ SETTINGS = {
     "reference_bf16_compile": Settings("reference_bf16_compile", "reference", "bf16", True, False, False),
     "ours": Settings("ours", "fused", "bf16", True, True, True),
     "ours_fp8": Settings("ours_fp8", "fused", "bf16", True, True, True, fp8=True),
+    "ours_bf16_weights": Settings("ours_bf16_weights", "fused", "bf16", True, True, True, bf16_weights=True),
 }
 
 
@@ -178,8 +183,16 @@ def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
         from mmscale.train.fp8 import convert_linears_to_fp8
 
         row.fp8_linears = len(convert_linears_to_fp8(model, args.fp8, args.fp8_layers))
-    optimizer = build_optimizer(model, 1e-4, 0.05, fused=settings.fused_adamw and device.type == "cuda")
+    fused = settings.fused_adamw and device.type == "cuda"
     precision = Precision.resolve(settings.precision, device)
+    if settings.bf16_weights:
+        from mmscale.train.master_weights import MasterWeightAdamW
+
+        model.to(torch.bfloat16)
+        optimizer = MasterWeightAdamW(model, lambda m: build_optimizer(m, 1e-4, 0.05, fused=fused))
+        precision = Precision.resolve("fp32", device)  # no autocast: the model is bf16 already
+    else:
+        optimizer = build_optimizer(model, 1e-4, 0.05, fused=fused)
     pixels, ids, mask = synthetic_batch(cfg, args.batch, device)
     flops = count_train_flops(model, pixels, ids, mask, precision.autocast())
     step = TrainStep(model, optimizer, None, precision, compile=use_compile, grad_clip=1.0,

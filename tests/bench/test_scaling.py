@@ -50,6 +50,7 @@ def test_cpu_smoke_runs_torchrun_with_two_gloo_ranks(tmp_path):
     assert all(0 < r.issue_ms <= r.step_ms for r in two)
     strong_two = next(r for r in two if r.regime == "strong")
     assert strong_two.global_batch == 6 and strong_two.per_rank_batch == 3  # the global batch asked for
+    assert (tmp_path / "log-ddp-2.txt").is_file()  # the launch's console is kept for reading later
 
 
 def test_a_failed_launch_is_recorded_not_raised(tmp_path, monkeypatch):

@@ -342,17 +342,18 @@ def model_step_factory(model_cfg, train_cfg, variant: str, device: str) -> StepF
     import torch
 
     from mmscale.model import MultimodalModel
-    from mmscale.train.optim import build_optimizer
+    from mmscale.train.optim import build_train_optimizer, cast_weights
+    from mmscale.train.precision import Precision
     from mmscale.train.step import TrainStep
     from mmscale.train.synthetic import synthetic_batch
 
     fields = {k: v for k, v in VARIANTS[variant].items() if k != "parallel"}
     cfg = dataclasses.replace(train_cfg, **fields)
     torch.manual_seed(cfg.seed)
-    model = MultimodalModel(model_cfg).to(device)
-    optimizer = build_optimizer(model, cfg.lr, cfg.weight_decay, cfg.beta2,
-                                fused=cfg.fused_adamw and device.startswith("cuda"))
-    train_step = TrainStep(model, optimizer, precision=cfg.precision, compile=cfg.compile,
+    model = cast_weights(MultimodalModel(model_cfg).to(device), cfg)
+    optimizer = build_train_optimizer(model, cfg)
+    precision = Precision.resolve(cfg.precision, torch.device(device), cfg.weights)
+    train_step = TrainStep(model, optimizer, precision=precision, compile=cfg.compile,
                            checkpointing=cfg.activation_checkpointing, grad_clip=cfg.grad_clip)
     train_step(*synthetic_batch(model_cfg, 1, device))
 

@@ -83,9 +83,12 @@ def launch(world_size: int, strategy: str, model_cfg: dict, train_cfg: dict, per
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
            f"--nproc_per_node={world_size}", "-m", "mmscale.bench.scaling", "--worker", str(spec_path)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    # every launch's console is kept: warnings, recompilations (TORCH_LOGS) and NCCL's own lines
+    log = out_dir / f"log-{strategy}-{world_size}.txt"
+    log.write_text((proc.stdout or "") + (proc.stderr or ""))
     if proc.returncode != 0 or not result_path.is_file():
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise RuntimeError(f"torchrun {strategy} x{world_size} exited {proc.returncode}: {tail}")
+        raise RuntimeError(f"torchrun {strategy} x{world_size} exited {proc.returncode} (whole log: {log}): {tail}")
     found = json.loads(result_path.read_text())
     return found["rows"], found["errors"]
 
@@ -102,6 +105,10 @@ def run_scaling(model_cfg, train_cfg, world_sizes: list[int], strategies: list[s
     global_batch = strong_global_batch or per_rank_batch * max(world_sizes)
     rows, errors = [], []
     for strategy in strategies:
+        if strategy == "fsdp" and train_cfg.weights == "bf16":
+            errors.append({"strategy": strategy, "world_size": 0, "error": "train.weights=bf16 is not built "
+                           "for FSDP2 (it gathers its weights in bf16 itself); run it with train.weights=fp32"})
+            continue
         for world in sorted(world_sizes):
             splits = global_batch % world == 0 and global_batch >= world
             if not splits:
@@ -240,7 +247,7 @@ def worker(spec_path: str) -> None:
     from mmscale.train.config import TrainConfig
     from mmscale.bench import scaling_comm
     from mmscale.train.distributed import init_distributed, resolve_device, sharded_blocks, wrap_model
-    from mmscale.train.optim import build_optimizer
+    from mmscale.train.optim import build_train_optimizer, cast_weights
     from mmscale.train.precision import Precision
     from mmscale.train.step import TrainStep
     from mmscale.train.synthetic import synthetic_batch
@@ -251,8 +258,8 @@ def worker(spec_path: str) -> None:
     env = init_distributed("cuda" if spec["device"].startswith("cuda") else "cpu")
     device = resolve_device("cuda" if spec["device"].startswith("cuda") else "cpu", env)
     torch.manual_seed(train_cfg.seed)
-    model = MultimodalModel(model_cfg).to(device)
-    precision = Precision.resolve(train_cfg.precision, device)
+    model = cast_weights(MultimodalModel(model_cfg).to(device), train_cfg)
+    precision = Precision.resolve(train_cfg.precision, device, train_cfg.weights)
     block_params = sum(p.numel() for block in sharded_blocks(model) for p in block.parameters())
     root_params = sum(p.numel() for p in model.parameters()) - block_params
     gather_dtype = precision.sharded_param_dtype or torch.float32
@@ -264,8 +271,7 @@ def worker(spec_path: str) -> None:
                        param_dtype=precision.sharded_param_dtype,
                        reshard_after_forward=train_cfg.fsdp_reshard_after_forward,
                        bucket_cap_mb=train_cfg.bucket_cap_mb())
-    optimizer = build_optimizer(model, train_cfg.lr, train_cfg.weight_decay, train_cfg.beta2,
-                                fused=train_cfg.fused_adamw and device.type == "cuda")
+    optimizer = build_train_optimizer(model, train_cfg)
     step = TrainStep(model, optimizer, precision=precision, compile=train_cfg.compile,
                      ddp_graph_split=train_cfg.compile_ddp_buckets,
                      checkpointing=train_cfg.activation_checkpointing, grad_clip=train_cfg.grad_clip)

@@ -35,6 +35,8 @@ class ImageEncoder(nn.Module):
         self.width = self.backbone.num_features
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        # a bf16 model (train.weights=bf16) takes its pixels in bf16; under autocast weights are fp32
+        pixels = pixels.to(next(self.backbone.parameters()).dtype)
         tokens = self.backbone.forward_features(pixels)
         if tokens.ndim == 4:  # convnets return (B, C, H, W): flatten to tokens, mean token first
             tokens = tokens.flatten(2).transpose(1, 2)

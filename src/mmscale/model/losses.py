@@ -12,7 +12,7 @@ def itc_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch
     image_emb, text_emb: (B, E), already L2-normalized; logit_scale: scalar = 1 / temperature.
     Pair i is the positive of row i; every other row of the batch is a negative.
     """
-    logits = logit_scale * image_emb @ text_emb.t()  # (B, B)
+    logits = (logit_scale * image_emb @ text_emb.t()).float()  # (B, B); softmax in fp32 for bf16 models
     target = torch.arange(logits.shape[0], device=logits.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 

@@ -80,7 +80,7 @@ class MultimodalModel(nn.Module):
         return image_tokens if self.cfg.fusion == "reference" else image_tokens[:, :1]
 
     def scale(self) -> torch.Tensor:
-        return self.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE).squeeze(0)
+        return self.logit_scale.float().exp().clamp(max=MAX_LOGIT_SCALE).squeeze(0)
 
     # --- training objective ---------------------------------------------------------------
     def forward(self, pixels, ids, mask) -> dict[str, torch.Tensor]:

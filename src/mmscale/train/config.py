@@ -62,6 +62,14 @@ class TrainConfig:
     mode, 400 under ``compile``, where each bucket is also a compiled subgraph with its own
     host-side runtime cost. Measured on two H200s, compiled, per-rank batch 128 (BENCHMARKS.md):
     400 MB ran 1.13x the 25 MB step and 1.05x the 100 MB one; eager DDP was not measured apart."""
+    weights: Literal["fp32", "bf16"] = "fp32"
+    """``fp32``: fp32 weights under ``precision``'s autocast. ``bf16``: the model itself in bf16,
+    without autocast (activations and the residual stream in bf16, half the bytes for the
+    memory-bound norms and elementwise kernels), and AdamW on fp32 copies of the weights, written
+    back after each step (``mmscale.train.master_weights``). Checkpoints hold the fp32 copies.
+    Measured on an H200 (``base``, batch 128, compiled): 1.04x the autocast step and 0.7 GiB less
+    (BENCHMARKS.md). Needs ``precision`` bf16 (or auto); not with ``parallel=fsdp`` or ``fp8``;
+    under DDP the gradients are all-reduced in bf16."""
     fp8: Literal["off", "tensorwise", "rowwise"] = "off"
     """FP8 matmuls through torchao's float8 recipe (Hopper GPUs, with bf16 autocast; needs torchao).
     Measured 0.73x the bf16 step for ``base`` on H100 (BENCHMARKS.md): it pays only on wider layers."""
@@ -128,6 +136,15 @@ class TrainConfig:
             raise ConfigError("train.min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio}")
         if not 0 < self.beta2 < 1:
             raise ConfigError("train.beta2", f"must be in (0, 1), got {self.beta2}")
+        if self.weights == "bf16":
+            if self.precision not in ("auto", "bf16"):
+                raise ConfigError("train.weights", f"bf16 weights compute in bf16; train.precision={self.precision} "
+                                  "asks for another precision (use bf16 or auto)")
+            if self.parallel == "fsdp":
+                raise ConfigError("train.weights", "bf16 weights with fp32 copies are not built for "
+                                  "parallel=fsdp (FSDP2 gathers its weights in bf16 itself)")
+            if self.fp8 != "off":
+                raise ConfigError("train.weights", "bf16 weights are not combined with train.fp8")
         if self.compile_mode != "default" and not self.compile:
             raise ConfigError("train.compile_mode", f"{self.compile_mode!r} needs train.compile=true")
         if self.batch_size % self.grad_accum:

@@ -29,7 +29,7 @@ from mmscale.train.evaluate import evaluate_retrieval
 from mmscale.train.flops import count_train_flops, mfu, peak_tflops
 from mmscale.train.fp8 import convert_linears_to_fp8
 from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
-from mmscale.train.optim import build_optimizer, build_scheduler
+from mmscale.train.optim import build_scheduler, build_train_optimizer, cast_weights
 from mmscale.train.precision import Precision
 from mmscale.train.state import restore_training_state, save_training_state
 from mmscale.train.step import TrainStep
@@ -89,7 +89,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     out_dir = Path(cfg.out_dir)
     micro_batch = job.check_world(env.world_size)  # fails before any work if the batch cannot split
     device = _setup_device(cfg, env)
-    precision = Precision.resolve(cfg.precision, device)
+    precision = Precision.resolve(cfg.precision, device, cfg.weights)
     checkpoint_path = out_dir / "checkpoint.pt"
     if cfg.resume and not checkpoint_path.is_file():
         from mmscale.errors import CheckpointError
@@ -98,7 +98,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     torch.manual_seed(cfg.seed)
 
     tokenizer = load_job_tokenizer(job)
-    model = MultimodalModel(job.model).to(device)
+    model = cast_weights(MultimodalModel(job.model).to(device), cfg)
     if cfg.fp8 != "off":
         convert_linears_to_fp8(model, cfg.fp8, cfg.fp8_layers)
     rank_batch = micro_batch * cfg.grad_accum
@@ -106,8 +106,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                                     param_dtype=precision.sharded_param_dtype,
                                     reshard_after_forward=cfg.fsdp_reshard_after_forward,
                                     bucket_cap_mb=cfg.bucket_cap_mb())
-    optimizer = build_optimizer(wrapped, cfg.lr, cfg.weight_decay, cfg.beta2,
-                                fused=cfg.fused_adamw)
+    optimizer = build_train_optimizer(wrapped, cfg)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
     step_fn = TrainStep(wrapped, optimizer, scheduler, precision, compile=cfg.compile,
                         compile_mode=None if cfg.compile_mode == "default" else cfg.compile_mode,
@@ -127,7 +126,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
         (out_dir / "config.json").write_text(json.dumps(to_dict(job), indent=2))
     writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main)
     peak = peak_tflops(device, cfg.peak_tflops)
-    result = TrainResult(world_size=env.world_size, device=str(device), precision=precision.name,
+    result = TrainResult(world_size=env.world_size, device=str(device), precision=precision.label,
                          resumed_from_step=start_step, out_dir=str(out_dir))
     # under torchrun every rank must reach the decision (a broadcast) at the same step: the probe
     # windows are then fixed (no waiting for a late batch, which each rank would see at its own step)

@@ -25,6 +25,28 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, beta2: flo
                              eps=1e-6, fused=fused or None)
 
 
+def build_train_optimizer(model: nn.Module, cfg):
+    """The optimizer a ``TrainConfig`` asks for: AdamW over the model's weights, or under
+    ``weights=bf16`` AdamW over their fp32 copies (``MasterWeightAdamW``). The model must
+    already have the weights' dtype (``cast_weights``)."""
+    from mmscale.train.master_weights import MasterWeightAdamW
+
+    def build(module: nn.Module) -> torch.optim.AdamW:
+        return build_optimizer(module, cfg.lr, cfg.weight_decay, cfg.beta2, fused=cfg.fused_adamw)
+
+    return MasterWeightAdamW(model, build) if cfg.weights == "bf16" else build(model)
+
+
+def cast_weights(model: nn.Module, cfg) -> nn.Module:
+    """The model in the dtype ``train.weights`` names (before DDP wraps it)."""
+    return model.to(torch.bfloat16) if cfg.weights == "bf16" else model
+
+
+def torch_optimizer(optimizer) -> torch.optim.Optimizer:
+    """The ``torch.optim`` object an LR scheduler drives (the inner AdamW of the fp32 copies)."""
+    return getattr(optimizer, "optimizer", optimizer)
+
+
 def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: float) -> float:
     """Multiplier of the peak LR at optimizer step ``step`` (0-based): linear up, cosine down."""
     if warmup_steps and step < warmup_steps:
@@ -36,5 +58,5 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
 
 def build_scheduler(optimizer, warmup_steps: int, total_steps: int, min_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_cosine(step, warmup_steps, total_steps, min_ratio)
+        torch_optimizer(optimizer), lambda step: warmup_cosine(step, warmup_steps, total_steps, min_ratio)
     )

@@ -24,6 +24,8 @@ def gather_state(model, optimizer) -> tuple[dict, dict]:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
         return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if hasattr(optimizer, "master_state"):  # bf16 weights: the fp32 copies are the model's weights
+        return optimizer.master_state(unwrap(model)), optimizer.state_dict()
     return unwrap(model).state_dict(), optimizer.state_dict()
 
 
@@ -62,6 +64,8 @@ def restore_training_state(path, job, model, optimizer, scheduler, scaler) -> in
     else:
         unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if hasattr(optimizer, "load_master_state"):  # the fp32 copies, before bf16 rounding
+            optimizer.load_master_state(unwrap(model), state["model"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state["scaler"]:
         scaler.load_state_dict(state["scaler"])

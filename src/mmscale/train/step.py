@@ -74,7 +74,9 @@ class TrainStep:
         if compile and not ddp_graph_split:
             # read by dynamo when it first compiles, so it is set for the process, not a scope
             torch._dynamo.config.optimize_ddp = False
-        self.forward = torch.compile(model, mode=compile_mode) if compile else model
+        # static shapes: a second batch size (the strong-scaling regime, a short last batch) gets
+        # its own specialized graph instead of turning the first graph's batch dimension symbolic
+        self.forward = torch.compile(model, mode=compile_mode, dynamic=False) if compile else model
         # CUDA graph trees reuse a graph's output memory on its next replay; marking each step's
         # start tells them the previous step's outputs are done with
         self.mark_step = compile and compile_mode == "reduce-overhead"
@@ -82,6 +84,7 @@ class TrainStep:
         self.precision, self.grad_accum, self.grad_clip = precision, grad_accum, grad_clip
         self.scaler = precision.grad_scaler()
         self.params = [p for p in model.parameters() if p.requires_grad]
+        self.clip_params = getattr(optimizer, "masters", self.params)
 
     def __call__(self, pixels, ids, mask) -> dict[str, torch.Tensor]:
         self.model.train()
@@ -100,8 +103,11 @@ class TrainStep:
                 totals[key] = totals.get(key, 0) + value.detach().float() / self.grad_accum
         if self.scaler:
             self.scaler.unscale_(self.optimizer)
+        gather = getattr(self.optimizer, "gather_grads", None)
+        if gather is not None:  # bf16 weights: clip and step the fp32 copies (train.master_weights)
+            gather()
         if self.grad_clip:
-            totals["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+            totals["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.clip_params, self.grad_clip)
         if self.scaler:
             self.scaler.step(self.optimizer)
             self.scaler.update()
