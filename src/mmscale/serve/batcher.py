@@ -131,13 +131,13 @@ class DynamicBatcher:
                 self.cond.wait()
             first = self.queue[0]
             deadline = first.enqueued_s + self.max_wait_s
-            while not self.stopping:
+            while True:  # the count that ends the wait is the count the batch is cut from
                 same = sum(1 for p in self.queue if p.item.task == first.item.task)
                 left_s = deadline - time.monotonic()
-                if same >= self.max_batch or left_s <= 0:
+                if self.stopping or same >= self.max_batch or left_s <= 0:
                     break
                 self.cond.wait(left_s)
-            ready = min(self.max_batch, sum(1 for p in self.queue if p.item.task == first.item.task))
+            ready = min(self.max_batch, same)
             take = min(ready, max(1, self.fit(ready))) if self.fit else ready
             batch, rest = [], collections.deque()
             taken_s = time.monotonic()
