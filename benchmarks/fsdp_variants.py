@@ -24,6 +24,9 @@ times the choices that change what FSDP2 does per step, side by side, with DDP a
   compiled subgraphs, each with its own host-side runtime cost, and less overlap. The compiled
   rows without a size in their name use 25 MB, torch's default (400 is the default under compile
   since this comparison).
+- ``ddp_compiled_bf16_weights`` (only when named): ``ddp_compiled_bucket400`` with a bf16 model and
+  fp32 master copies in AdamW (``train.weights=bf16``), its gradients averaged in fp32 by a DDP
+  communication hook.
 
 Each row: median step of the slowest rank, samples/s over all ranks, the host time until the step
 call returned (``issue_ms``: near the step time = the host sets the pace), peak memory, and the
@@ -56,9 +59,10 @@ VARIANTS = {
     "ddp_compiled_one_graph": {"strategy": "ddp", "compile": True, "one_graph": True, "bucket_mb": 25},
     "ddp_compiled_bucket100": {"strategy": "ddp", "compile": True, "bucket_mb": 100},
     "ddp_compiled_bucket400": {"strategy": "ddp", "compile": True, "bucket_mb": 400},
+    "ddp_compiled_bf16_weights": {"strategy": "ddp", "compile": True, "bucket_mb": 400, "bf16_weights": True},
 }
 ONLY_WHEN_NAMED = {"ddp_2d_mask", "ddp_compiled", "ddp_compiled_one_graph", "ddp_compiled_bucket100",
-                   "ddp_compiled_bucket400"}
+                   "ddp_compiled_bucket400", "ddp_compiled_bf16_weights"}
 DEFAULT_VARIANTS = [name for name in VARIANTS if name not in ONLY_WHEN_NAMED]
 SMOKE = ["data.image_size=32", "data.max_text_len=8", "model.image_size=32", "model.image_patch_size=8", "model.image_depth=1",
          "model.text_encoder=bert-tiny", "model.max_text_len=8", "model.hidden_dim=32", "model.num_heads=2",
@@ -97,20 +101,29 @@ def build(name, configs, env, device):
 
     from mmscale.model import MultimodalModel
     from mmscale.train.distributed import wrap_model
+    from mmscale.train.master_weights import MasterWeightAdamW
     from mmscale.train.optim import build_optimizer
     from mmscale.train.precision import Precision
     from mmscale.train.step import TrainStep
 
     spec = VARIANTS[name]
     train = configs.job.train
-    precision = Precision.resolve(train.precision, device)
+    weights = "bf16" if spec.get("bf16_weights") else "fp32"
+    precision = Precision.resolve(train.precision, device, weights)
     gather = None if spec.get("gather") == "fp32" else precision.sharded_param_dtype
     torch.manual_seed(train.seed)
-    model = wrap_model(MultimodalModel(configs.job.model).to(device), spec["strategy"], env, device,
+    model = MultimodalModel(configs.job.model).to(device)
+    if weights == "bf16":
+        model = model.to(torch.bfloat16)
+    model = wrap_model(model, spec["strategy"], env, device,
                        param_dtype=gather, reshard_after_forward=not spec.get("keep"),
                        bucket_cap_mb=spec.get("bucket_mb", train.bucket_cap_mb()))
-    optimizer = build_optimizer(model, train.lr, train.weight_decay, train.beta2,
-                                fused=device.type == "cuda" and not spec.get("foreach"))
+
+    def adamw(module):
+        return build_optimizer(module, train.lr, train.weight_decay, train.beta2,
+                               fused=device.type == "cuda" and not spec.get("foreach"))
+
+    optimizer = MasterWeightAdamW(model, adamw) if weights == "bf16" else adamw(model)
     clip = 0.0 if spec.get("noclip") else train.grad_clip
     if spec.get("compile"):
         # optimize_ddp is read when dynamo compiles; TrainStep only ever turns it off, so set both ways

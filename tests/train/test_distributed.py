@@ -28,11 +28,13 @@ def worker(rank: int, world: int, port: int, overrides: list[str], out: str) -> 
         json.dump(result.as_dict(), handle)
 
 
-@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
-def test_two_processes_on_gloo_train_a_few_steps(parallel, tiny_dataset, tmp_path):
+@pytest.mark.parametrize("parallel, extra", [
+    ("ddp", []), ("fsdp", []), ("ddp", ["train.weights=bf16", "train.precision=bf16"]),
+])
+def test_two_processes_on_gloo_train_a_few_steps(parallel, extra, tiny_dataset, tmp_path):
     overrides = TINY_OVERRIDES + [f"data.path={tiny_dataset}", f"train.out_dir={tmp_path}", "train.steps=3",
                                   f"train.parallel={parallel}", "train.checkpoint_every=2",
-                                  "train.eval_samples=4", "train.device=cpu"]
+                                  "train.eval_samples=4", "train.device=cpu", *extra]
     # fork: the workers inherit the imported libraries instead of importing them again (seconds each)
     mp.start_processes(worker, args=(2, free_port(), overrides, str(tmp_path)), nprocs=2, join=True,
                        start_method="fork")
@@ -45,6 +47,7 @@ def test_two_processes_on_gloo_train_a_few_steps(parallel, tiny_dataset, tmp_pat
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["step"] == 3
     assert state["model"]["itm_head.weight"].shape == (2, 64)
+    assert state["model"]["itm_head.weight"].dtype == torch.float32  # bf16 weights store their fp32 copies
 
 
 def join_gloo(rank: int, world: int, port: int):
@@ -127,3 +130,56 @@ def test_ddp_bucket_size_defaults_to_the_mode_and_an_explicit_size_wins():
     assert TrainConfig(compile=True).bucket_cap_mb() == 400  # fewer compiled subgraphs (BENCHMARKS.md)
     assert TrainConfig(compile=True, ddp_bucket_mb=100).bucket_cap_mb() == 100
     TrainConfig(ddp_bucket_mb=None).validate()
+
+
+def bf16_reduce_worker(rank: int, world: int, port: int, out: str) -> None:
+    """A bf16 model under the product's DDP wrapper; record the averaged gradient."""
+    from mmscale.train.distributed import wrap_model
+
+    env = join_gloo(rank, world, port)
+    layer = torch.nn.Linear(1, 1, bias=False).to(torch.bfloat16)
+    layer.cfg = ModelConfigStub()
+    model = wrap_model(layer, "ddp", env, torch.device("cpu"))
+    x = torch.tensor([[1.0 if rank == 0 else 2.0**-8]], dtype=torch.bfloat16)
+    model(x).sum().backward()  # this rank's gradient of the weight is x
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
+        json.dump({"grad": layer.weight.grad.item(), "dtype": str(layer.weight.grad.dtype)}, handle)
+    torch.distributed.destroy_process_group()
+
+
+class ModelConfigStub:
+    itm_weight = 1.0  # what wrap_model reads of a MultimodalModel's config
+
+
+def test_ddp_averages_bf16_gradients_through_the_hook(tmp_path):
+    """Gradients 1, 2**-8, 2**-8 on three ranks: the fp32 mean 1.0078125 / 3 is 0.3359375 in
+    bf16 (summed in bf16, 1 + 2**-8 would round back to 1 twice: 0.333984375). gloo already sums
+    bf16 in fp32, so this checks the hook's average end to end; the dtype on the link is checked
+    below, where NCCL's bf16 sums would round."""
+    mp.start_processes(bf16_reduce_worker, args=(3, free_port(), str(tmp_path)), nprocs=3, join=True,
+                       start_method="fork")
+    for rank in range(3):
+        result = json.load(open(tmp_path / f"rank{rank}.json"))
+        assert result["dtype"] == "torch.bfloat16"
+        assert result["grad"] == 0.3359375
+
+
+def test_the_hook_sends_fp32_and_stores_the_mean_in_bf16(monkeypatch):
+    from mmscale.train import distributed
+
+    sent = []
+
+    def all_reduce(tensor, group=None, async_op=False):  # three ranks holding the same bucket
+        sent.append(tensor.dtype)
+        future = torch.futures.Future()
+        future.set_result([tensor * 3])
+        return type("Work", (), {"get_future": lambda self: future})()
+
+    monkeypatch.setattr(distributed.dist, "all_reduce", all_reduce)
+    monkeypatch.setattr(distributed.dist, "get_world_size", lambda group=None: 3)
+    grads = torch.tensor([1.0, 2.0**-8, 3.0], dtype=torch.bfloat16)
+    bucket = type("Bucket", (), {"buffer": lambda self: grads})()
+    out = distributed.fp32_all_reduce_hook(None, bucket).wait()
+    assert sent == [torch.float32]
+    assert out is grads and out.dtype == torch.bfloat16
+    assert out.tolist() == [1.0, 2.0**-8, 3.0]  # the mean of three equal buckets

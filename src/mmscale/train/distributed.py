@@ -87,8 +87,29 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
 
     device_ids = [device.index] if device.type == "cuda" else None
     # with itm_weight=0 the fusion and ITM head get no gradient; DDP must be told to expect that
-    return DDP(model, device_ids=device_ids, find_unused_parameters=model.cfg.itm_weight == 0,
-               bucket_cap_mb=bucket_cap_mb)
+    ddp = DDP(model, device_ids=device_ids, find_unused_parameters=model.cfg.itm_weight == 0,
+              bucket_cap_mb=bucket_cap_mb)
+    if any(p.dtype == torch.bfloat16 for p in model.parameters()):  # train.weights=bf16
+        ddp.register_comm_hook(None, fp32_all_reduce_hook)
+    return ddp
+
+
+def fp32_all_reduce_hook(group, bucket):
+    """DDP communication hook: average a bf16 gradient bucket in fp32, then store it in bf16.
+
+    Summed in bf16, each rank's gradient is rounded to 8 mantissa bits at every addition;
+    Megatron-LM reduces bf16 gradients in fp32 for that reason. The bytes on the link are those
+    of fp32 DDP, and the gradients kept are still bf16 (the fp32 copies take them from there).
+    """
+    buffer = bucket.buffer()
+    wide = buffer.to(torch.float32).div_(dist.get_world_size(group))
+    future = dist.all_reduce(wide, group=group, async_op=True).get_future()
+
+    def narrow(done):
+        buffer.copy_(done.value()[0])
+        return buffer
+
+    return future.then(narrow)
 
 
 def all_reduce_mean(value: torch.Tensor, env: DistEnv) -> torch.Tensor:
