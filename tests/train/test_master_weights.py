@@ -54,8 +54,8 @@ def test_updates_too_small_for_bf16_accumulate_in_the_copies():
     opt = MasterWeightAdamW(module, lambda m: torch.optim.SGD(m.parameters(), lr=1e-3))
     for _ in range(10):
         weight.grad = torch.ones_like(weight)  # each update 1e-3, bf16 resolves 2**-7 near 1.0
-        opt.gather_grads()
         opt.step()
+        opt.zero_grad()
     torch.testing.assert_close(opt.masters[0], torch.full((4,), 0.99), rtol=0, atol=1e-6)
     assert torch.equal(weight.detach(), torch.full((4,), 0.99).to(torch.bfloat16))
     plain = torch.nn.Parameter(torch.ones(4, dtype=torch.bfloat16))
@@ -92,3 +92,13 @@ def test_master_state_round_trip_restores_copies_and_weights():
         assert torch.equal(a, b)
     for a, b in zip(opt.params, twin_opt.params):
         assert torch.equal(a, b)
+
+
+def test_a_weight_without_gradient_is_left_alone_as_plain_adamw_leaves_it():
+    model = bf16_model()
+    opt = master_optimizer(model, weight_decay=0.5)
+    untouched, trained = model.itm_head.weight.detach().clone(), model.image_head.weight.detach().clone()
+    # ITC only (itm_weight=0): the ITM head gets no gradient, so decay must not shrink it
+    TrainStep(model, opt, precision="fp32", grad_clip=1.0)(*synthetic_batch(model.cfg, 4))
+    assert torch.equal(model.itm_head.weight, untouched)
+    assert not torch.equal(model.image_head.weight, trained)  # while the step did move the others

@@ -27,8 +27,8 @@ class MasterWeightAdamW:
         so its parameter groups (decay or not) are chosen by the same rule as for the model."""
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.masters = [p.detach().float().clone().requires_grad_(True) for p in self.params]
-        for master in self.masters:
-            master.grad = torch.zeros_like(master)
+        self.grad_buffers = [torch.zeros_like(m) for m in self.masters]  # reused every step
+        self.gathered = False
         self.optimizer = build_optimizer(_MasterModule(model, self.params, self.masters))
 
     @property
@@ -41,22 +41,29 @@ class MasterWeightAdamW:
 
     @torch.no_grad()
     def gather_grads(self) -> None:
-        """fp32 gradients from the bf16 ones (a missing gradient counts as zero)."""
-        pairs = [(m.grad, p.grad) for m, p in zip(self.masters, self.params) if p.grad is not None]
-        missing = [m.grad for m, p in zip(self.masters, self.params) if p.grad is None]
-        if pairs:
-            torch._foreach_copy_([m for m, _ in pairs], [g for _, g in pairs])
-        if missing:
-            torch._foreach_zero_(missing)
+        """fp32 gradients from the bf16 ones. A weight without a gradient leaves its copy without
+        one too, so AdamW skips it (no decay, no moment update), as it would the weight itself."""
+        present = [i for i, p in enumerate(self.params) if p.grad is not None]
+        for master in self.masters:
+            master.grad = None
+        for i in present:
+            self.masters[i].grad = self.grad_buffers[i]
+        if present:
+            torch._foreach_copy_([self.grad_buffers[i] for i in present], [self.params[i].grad for i in present])
+        self.gathered = True
 
     @torch.no_grad()
     def step(self) -> None:
+        if not self.gathered:  # TrainStep gathers before clipping; a bare step gathers here
+            self.gather_grads()
         self.optimizer.step()
         torch._foreach_copy_(self.params, self.masters)
+        self.gathered = False
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for param in self.params:
             param.grad = None if set_to_none else (param.grad.zero_() if param.grad is not None else None)
+        self.gathered = False
 
     def state_dict(self) -> dict:
         """AdamW's state; the fp32 copies themselves travel as the model's state (``master_state``)."""
