@@ -26,7 +26,9 @@ times the choices that change what FSDP2 does per step, side by side, with DDP a
   since this comparison).
 - ``ddp_compiled_bf16_weights`` (only when named): ``ddp_compiled_bucket400`` with a bf16 model and
   fp32 master copies in AdamW (``train.weights=bf16``), its gradients averaged in fp32 by a DDP
-  communication hook.
+  communication hook; ``ddp_compiled_bf16_weights_bf16_reduce``: the same, all-reduced in bf16
+  without the hook. On two ranks each sum is one addition of two halved bf16 gradients, rounded
+  to bf16 once either way; from three ranks on, bf16 sums round at every hop.
 
 Each row: median step of the slowest rank, samples/s over all ranks, the host time until the step
 call returned (``issue_ms``: near the step time = the host sets the pace), peak memory, and the
@@ -60,9 +62,11 @@ VARIANTS = {
     "ddp_compiled_bucket100": {"strategy": "ddp", "compile": True, "bucket_mb": 100},
     "ddp_compiled_bucket400": {"strategy": "ddp", "compile": True, "bucket_mb": 400},
     "ddp_compiled_bf16_weights": {"strategy": "ddp", "compile": True, "bucket_mb": 400, "bf16_weights": True},
+    "ddp_compiled_bf16_weights_bf16_reduce": {"strategy": "ddp", "compile": True, "bucket_mb": 400,
+                                              "bf16_weights": True, "bf16_reduce": True},
 }
 ONLY_WHEN_NAMED = {"ddp_2d_mask", "ddp_compiled", "ddp_compiled_one_graph", "ddp_compiled_bucket100",
-                   "ddp_compiled_bucket400", "ddp_compiled_bf16_weights"}
+                   "ddp_compiled_bucket400", "ddp_compiled_bf16_weights", "ddp_compiled_bf16_weights_bf16_reduce"}
 DEFAULT_VARIANTS = [name for name in VARIANTS if name not in ONLY_WHEN_NAMED]
 SMOKE = ["data.image_size=32", "data.max_text_len=8", "model.image_size=32", "model.image_patch_size=8", "model.image_depth=1",
          "model.text_encoder=bert-tiny", "model.max_text_len=8", "model.hidden_dim=32", "model.num_heads=2",
@@ -117,7 +121,8 @@ def build(name, configs, env, device):
         model = model.to(torch.bfloat16)
     model = wrap_model(model, spec["strategy"], env, device,
                        param_dtype=gather, reshard_after_forward=not spec.get("keep"),
-                       bucket_cap_mb=spec.get("bucket_mb", train.bucket_cap_mb()))
+                       bucket_cap_mb=spec.get("bucket_mb", train.bucket_cap_mb()),
+                       fp32_grad_reduce=not spec.get("bf16_reduce"))
 
     def adamw(module):
         return build_optimizer(module, train.lr, train.weight_decay, train.beta2,

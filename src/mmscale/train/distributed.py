@@ -55,7 +55,7 @@ def sharded_blocks(model: nn.Module) -> list[nn.Module]:
 
 def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.device,
                param_dtype: torch.dtype | None = None, reshard_after_forward: bool = True,
-               bucket_cap_mb: int = 25) -> nn.Module:
+               bucket_cap_mb: int = 25, fp32_grad_reduce: bool = True) -> nn.Module:
     """Return the module to train: the model itself, DDP(model) or the FSDP2-sharded model.
 
     FSDP2 only: ``param_dtype`` is the dtype blocks compute in once gathered (bf16 under bf16
@@ -63,7 +63,8 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
     gradient reduction and optimizer stay fp32). ``reshard_after_forward=False`` keeps each block's
     gathered weights from forward to backward: one all-gather fewer per block per step, for the
     memory of the gathered weights. DDP only: ``bucket_cap_mb``, the gradient bucket size (each
-    bucket is one all-reduce, and under ``torch.compile`` one compiled subgraph).
+    bucket is one all-reduce, and under ``torch.compile`` one compiled subgraph); and for a bf16
+    model ``fp32_grad_reduce``, averaging its gradients in fp32 (``fp32_all_reduce_hook``).
     """
     if not env.active or strategy == "none":
         return model
@@ -89,7 +90,7 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
     # with itm_weight=0 the fusion and ITM head get no gradient; DDP must be told to expect that
     ddp = DDP(model, device_ids=device_ids, find_unused_parameters=model.cfg.itm_weight == 0,
               bucket_cap_mb=bucket_cap_mb)
-    if any(p.dtype == torch.bfloat16 for p in model.parameters()):  # train.weights=bf16
+    if fp32_grad_reduce and any(p.dtype == torch.bfloat16 for p in model.parameters()):  # train.weights=bf16
         ddp.register_comm_hook(None, fp32_all_reduce_hook)
     return ddp
 
