@@ -42,7 +42,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 = no clipping)."""
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    """``auto``: bf16 autocast on CUDA, fp32 on CPU; ``fp16`` uses a gradient scaler."""
+    """``auto``: bf16 autocast on CUDA, fp32 on CPU (bf16 under ``weights=bf16``); ``fp16`` uses a
+    gradient scaler."""
     compile: bool = False
     """Wrap the model in ``torch.compile``."""
     compile_mode: Literal["default", "reduce-overhead", "max-autotune-no-cudagraphs"] = "default"
@@ -67,9 +68,10 @@ class TrainConfig:
     without autocast (activations and the residual stream in bf16, half the bytes for the
     memory-bound norms and elementwise kernels), and AdamW on fp32 copies of the weights, written
     back after each step (``mmscale.train.master_weights``). Checkpoints hold the fp32 copies.
-    Measured on an H200 (``base``, batch 128, compiled): 1.04x the autocast step and 0.7 GiB less
-    (BENCHMARKS.md). Needs ``precision`` bf16 (or auto); not with ``parallel=fsdp`` or ``fp8``;
-    under DDP the gradients are all-reduced in bf16."""
+    Measured (``base``, batch 128, compiled, BENCHMARKS.md): 1.04x-1.07x the autocast step on one
+    H200 with 0.7 GiB less, 1.07x under DDP on two; in one 1,000-step A/B the same recall, the loss
+    1-3% higher. Needs ``precision`` bf16 (or auto); not with ``parallel=fsdp`` or ``fp8``. Under
+    DDP the bf16 gradients are averaged in fp32 (a communication hook)."""
     fp8: Literal["off", "tensorwise", "rowwise"] = "off"
     """FP8 matmuls through torchao's float8 recipe (Hopper GPUs, with bf16 autocast; needs torchao).
     Measured 0.73x the bf16 step for ``base`` on H100 (BENCHMARKS.md): it pays only on wider layers."""
