@@ -30,6 +30,8 @@ def test_pipeline_cli_on_cpu(tmp_path, capsys):
     assert "CUDA" in variants[("input", "gpu_decode")]["skipped"]
     assert variants[("compile", "compile")]["skipped"]
     assert variants[("fusion_precision", "fused_bf16")]["samples_per_s"] > 0
+    assert variants[("fusion_precision", "fused_bf16_weights")]["extra"]["weights"] == "bf16"
+    assert variants[("fusion_precision", "fused_bf16_weights")]["samples_per_s"] > 0
     assert "overhead_pct" in variants[("monitor_overhead", "monitor_on")]["extra"]
     assert {r["impl"] for r in result["attention"]} == {"reference", "fused"}
     assert all(r["ms"] > 0 for r in result["attention"])

@@ -132,18 +132,21 @@ class PipelineContext:
         cfg = dataclasses.replace(self.data_cfg, decode=decode, **options)
         return build_loader(cfg, self.batch_size, self.tokenizer, device=self.device)
 
-    def train_step(self, model: dict | None = None, precision: str | None = None, compile: bool = False):
+    def train_step(self, model: dict | None = None, precision: str | None = None, compile: bool = False,
+                   weights: str | None = None):
         from mmscale.model import MultimodalModel
-        from mmscale.train.optim import build_optimizer
+        from mmscale.train.optim import build_train_optimizer, cast_weights
+        from mmscale.train.precision import Precision
         from mmscale.train.step import TrainStep
 
         model_cfg = dataclasses.replace(self.job.model, **(model or {}))
         torch.manual_seed(self.job.train.seed)
-        net = MultimodalModel(model_cfg).to(self.device)
-        t = self.job.train
-        optimizer = build_optimizer(net, t.lr, t.weight_decay, fused=self.device.type == "cuda" and t.fused_adamw)
-        return TrainStep(net, optimizer, precision=precision or t.precision, compile=compile,
-                         grad_clip=t.grad_clip)
+        t = dataclasses.replace(self.job.train, weights=weights or self.job.train.weights,
+                                fused_adamw=self.device.type == "cuda" and self.job.train.fused_adamw)
+        net = cast_weights(MultimodalModel(model_cfg).to(self.device), t)
+        optimizer = build_train_optimizer(net, t)
+        return TrainStep(net, optimizer, precision=Precision.resolve(precision or t.precision, self.device, t.weights),
+                         compile=compile, grad_clip=t.grad_clip)
 
 
 @dataclass

@@ -160,10 +160,14 @@ def _synthetic_rows(ctx, group: str, variants: list[tuple[str, dict]]) -> list[V
 def fusion_precision_variants(ctx) -> list[VariantRow]:
     bf16_ok = ctx.device.type == "cpu" or torch.cuda.is_bf16_supported()
     return _synthetic_rows(ctx, "fusion_precision", [
-        ("reference_fp32", {"model": {"fusion": "reference", "fusion_layers": 0}, "precision": "fp32"}),
-        ("fused_fp32", {"model": {"fusion": "fused", "fusion_layers": 0}, "precision": "fp32"}),
+        ("reference_fp32", {"model": {"fusion": "reference", "fusion_layers": 0}, "precision": "fp32",
+                            "weights": "fp32"}),
+        ("fused_fp32", {"model": {"fusion": "fused", "fusion_layers": 0}, "precision": "fp32", "weights": "fp32"}),
         ("fused_bf16", {"model": {"fusion": "fused", "fusion_layers": 0}, "precision": "bf16",
-                        "skip": "" if bf16_ok else "bf16 not supported on this GPU"}),
+                        "weights": "fp32", "skip": "" if bf16_ok else "bf16 not supported on this GPU"}),
+        # the model itself in bf16, AdamW on fp32 copies (train.weights=bf16)
+        ("fused_bf16_weights", {"model": {"fusion": "fused", "fusion_layers": 0}, "precision": "bf16",
+                                "weights": "bf16", "skip": "" if bf16_ok else "bf16 not supported on this GPU"}),
     ])
 
 

@@ -60,6 +60,13 @@ class MasterWeightAdamW:
         torch._foreach_copy_(self.params, self.masters)
         self.gathered = False
 
+    def register_step_pre_hook(self, hook):
+        """Hooks on the inner AdamW's step (stage timers): they see the fp32 copies' step."""
+        return self.optimizer.register_step_pre_hook(hook)
+
+    def register_step_post_hook(self, hook):
+        return self.optimizer.register_step_post_hook(hook)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         for param in self.params:
             param.grad = None if set_to_none else (param.grad.zero_() if param.grad is not None else None)
