@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmscale.cli import build_parser, main
+from mmscale.cli import build_parser, main, parse
 from mmscale.errors import DataError
 
 
@@ -34,3 +34,27 @@ def test_user_error_is_one_line(capsys, monkeypatch):
     err = capsys.readouterr().err
     assert err.strip() == "mmscale: error: data/train.jsonl:7: field 'caption' missing field"
     assert "Traceback" not in err
+
+
+def test_overrides_may_follow_flags():
+    args = parse(build_parser(), ["train", "--preset", "tiny", "data.path=d", "--no-progress", "train.steps=1",
+                                  "--resume", "train.batch_size=8"])
+    assert args.overrides == ["data.path=d", "train.steps=1", "train.batch_size=8"]
+    assert args.no_progress and args.resume
+
+
+def test_verbose_may_follow_the_command():
+    assert parse(build_parser(), ["data", "check", "m.jsonl", "-v"]).verbose
+
+
+def test_config_takes_prefixes_after_flags():
+    assert parse(build_parser(), ["config", "--preset", "tiny", "train", "--changed", "model"]).items == ["train", "model"]
+
+
+def test_an_unknown_flag_is_the_commands_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse(build_parser(), ["bench", "data", "--data", "d", "--bogus"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "mmscale bench data: error: unrecognized arguments: --bogus" in err
+    assert err.startswith("usage: mmscale bench data")

@@ -68,3 +68,9 @@ def test_shipped_presets_load(preset):
     assert preset in list_presets()
     job = load_config(TrainJob, preset=preset)
     assert job.model.image_size == job.data.image_size
+
+
+def test_a_missing_dataset_says_how_to_make_one(tmp_path, capsys):
+    code = main(["train", "--preset", "tiny", f"data.path={tmp_path / 'nothing'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "'data.path'" in err and "mmscale data synth" in err and "Traceback" not in err

@@ -57,3 +57,16 @@ def test_report_rerenders_and_compare_gates_on_regressions(capsys, tmp_path):
 def test_report_on_a_directory_without_results_is_a_clear_error(capsys, tmp_path):
     assert main(["report", str(tmp_path)]) == 2
     assert "no results.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_failed_section_fails_the_command_with_or_without_json(monkeypatch, capsys, tmp_path, as_json):
+    import mmscale.validate
+
+    sections = {"data": {"status": "failed", "reason": "constructed", "verdicts": []},
+                "train": {"status": "ok", "reason": "", "verdicts": []}}
+    monkeypatch.setattr(mmscale.validate, "validate", lambda **kwargs: {"sections": sections})
+    argv = ["validate", "--out", str(tmp_path)] + (["--json"] if as_json else [])
+    assert main(argv) == 1
+    if as_json:
+        assert json.loads(capsys.readouterr().out)["sections"]["data"]["status"] == "failed"

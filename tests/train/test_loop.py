@@ -44,3 +44,58 @@ def test_fp8_training_runs_through_the_loop_and_resumes_from_its_checkpoint(tiny
     assert result.steps == 2 and result.loss > 0
     resumed = train(load_config(TrainJob, preset="tiny", overrides=base + ["train.steps=3", "train.resume=true"]))
     assert resumed.steps == 1  # steps run by this process: 3 - the 2 restored
+
+
+def tiny_job(data, out_dir, *extra):
+    return load_config(TrainJob, preset="tiny", overrides=TINY_OVERRIDES + [
+        f"data.path={data}", f"train.out_dir={out_dir}", *extra])
+
+
+def test_a_batch_of_only_bad_samples_is_a_counted_step_without_update(tiny_dataset, tmp_path):
+    """8 good rows, 8 rows naming missing images, a broken line: unshuffled, step 2 reads only bad ones."""
+    good = (tiny_dataset / "train.jsonl").read_text().splitlines()[:8]
+    bad = [json.dumps({"image": f"gone/{i}.png", "caption": "a red square"}) for i in range(8)]
+    manifest = tiny_dataset / "half_bad.jsonl"
+    manifest.write_text("\n".join(good + bad + ["{not json"]) + "\n")
+    result = train(tiny_job(manifest, tmp_path, "data.shuffle=false", "train.steps=2"))
+    assert result.steps == 2 and result.empty_steps == 1
+    assert result.samples == 8  # the samples the model saw, not steps x batch
+    assert result.skipped_samples == 8 and result.skipped_manifest_rows == 1
+    assert result.skip_reasons == {"missing_file": 8, "malformed_line": 1}
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert {"step": 2, "data/empty_batch_skipped_samples": 8} in rows
+    assert result.eval["split"] == "train"  # one manifest file: its pairs are training pairs
+
+
+def test_resuming_a_finished_run_fails_before_touching_it(tiny_dataset, tmp_path):
+    import pytest
+
+    from mmscale.errors import ConfigError
+
+    train(tiny_job(tiny_dataset, tmp_path, "train.steps=2"))
+    before = (tmp_path / "result.json").read_text()
+    with pytest.raises(ConfigError) as err:
+        train(tiny_job(tiny_dataset, tmp_path, "train.steps=2", "train.resume=true"))
+    assert err.value.field == "train.steps" and "already at step 2" in str(err.value)
+    assert (tmp_path / "result.json").read_text() == before
+
+
+def test_a_fresh_run_in_a_used_folder_starts_its_metrics_again(tiny_dataset, tmp_path):
+    train(tiny_job(tiny_dataset, tmp_path, "train.steps=3"))
+    result = train(tiny_job(tiny_dataset, tmp_path, "train.steps=1"))
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in rows if "loss/total" in r] == [1]
+    assert result.eval["split"] == "val"
+
+
+def test_cuda_asked_for_without_a_gpu_names_the_field(tiny_dataset, tmp_path):
+    import pytest
+    import torch
+
+    from mmscale.errors import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError) as err:
+        train(tiny_job(tiny_dataset, tmp_path, "train.device=cuda"))
+    assert err.value.field == "train.device"

@@ -272,7 +272,7 @@ def worker(spec_path: str) -> None:
                        reshard_after_forward=train_cfg.fsdp_reshard_after_forward,
                        bucket_cap_mb=train_cfg.bucket_cap_mb())
     optimizer = build_train_optimizer(model, train_cfg)
-    step = TrainStep(model, optimizer, precision=precision, compile=train_cfg.compile,
+    step = TrainStep(model, optimizer, precision=precision, compile=train_cfg.compile, compile_dynamic=False,
                      ddp_graph_split=train_cfg.compile_ddp_buckets,
                      checkpointing=train_cfg.activation_checkpointing, grad_clip=train_cfg.grad_clip)
     regimes = [("weak", spec["per_rank_batch"])]

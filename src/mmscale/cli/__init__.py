@@ -18,7 +18,6 @@ from mmscale import __version__
 from mmscale.errors import MmscaleError
 
 
-
 def command_modules(prefix: str = "") -> list:
     """The CLI modules found in this package: top-level commands, or ``bench_*`` ones."""
     found = []
@@ -53,9 +52,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parse_args``, except that KEY=VALUE overrides may follow flags (``train --resume
+    train.steps=9``) and ``-v`` may follow the command; anything else unknown is an error from
+    the command's own parser, with its usage."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, extra = parser.parse_known_args(argv)
+    unknown = []
+    for token in extra:
+        if token in ("-v", "--verbose"):
+            args.verbose = True
+        elif hasattr(args, "overrides") and "=" in token and not token.startswith("-"):
+            args.overrides = [*args.overrides, token]
+        elif hasattr(args, "items") and not token.startswith("-"):  # mmscale config: prefixes too
+            args.items = [*args.items, token]
+        else:
+            unknown.append(token)
+    if unknown:
+        command_parser(parser, argv).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def command_parser(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The (sub)command parser that ``argv`` names: ``mmscale bench data ...`` -> bench data's."""
+    for token in argv:
+        choices = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if choices is None:
+            break
+        if token in choices:
+            parser = choices[token]
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

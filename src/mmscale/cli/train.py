@@ -42,6 +42,7 @@ def run(args) -> int:
 
     overrides = list(args.overrides) + (["train.resume=true"] if args.resume else [])
     job = load_config(TrainJob, preset=args.preset, file=args.config, overrides=overrides)
+    _check_data_path(job.data.path)
     result = train(job, show_progress=False if args.no_progress else None)
     if result.world_size > 1 and not _is_rank_zero():
         return 0
@@ -53,17 +54,45 @@ def run(args) -> int:
     device = result.device.split(":")[0] if result.world_size > 1 else result.device
     print(f"trained {result.steps} steps, {result.samples} samples in {result.wall_s:.1f} s "
           f"({result.samples_per_s:.1f} samples/s) on {result.world_size} x {device}, {result.precision}")
-    print(f"final loss {result.loss:.4f} (itc {result.loss_itc:.4f}, itm {result.loss_itm:.4f})"
-          + (f", MFU {100 * result.mfu:.1f}%" if result.mfu is not None else ""))
+    if result.resumed_from_step:
+        print(f"resumed from step {result.resumed_from_step}")
+    if result.loss is None:
+        print("no step updated the model: every batch was bad samples")
+    else:
+        print(f"final loss {result.loss:.4f} (itc {result.loss_itc:.4f}, itm {result.loss_itm:.4f})"
+              + (f", MFU {100 * result.mfu:.1f}%" if result.mfu is not None else ""))
+    if result.skip_reasons:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(result.skip_reasons.items()))
+        print(f"skipped {result.skipped_manifest_rows} manifest rows and {result.skipped_samples} samples "
+              f"at load ({reasons})" + (f"; {result.empty_steps} steps had no good sample" if result.empty_steps else "")
+              + "; `mmscale data check` lists them by file and line")
     if ev:
-        print(f"val recall@1/5/10 image->text {ev['i2t_r1']:.3f}/{ev['i2t_r5']:.3f}/{ev['i2t_r10']:.3f}, "
+        where = ("recall@1/5/10 on training pairs (data.path is one file: no val split)"
+                 if ev.get("split") == "train" else "val recall@1/5/10")
+        print(f"{where}: image->text {ev['i2t_r1']:.3f}/{ev['i2t_r5']:.3f}/{ev['i2t_r10']:.3f}, "
               f"text->image {ev['t2i_r1']:.3f}/{ev['t2i_r5']:.3f}/{ev['t2i_r10']:.3f} "
               f"(chance@1 {ev['chance_r1']:.4f}, {ev['samples']} pairs)")
     if result.decode:
         reason = result.decode_probe.get("reason", "") if result.decode_probe else ""
+        if reason == f"decode={result.decode}":  # the path was asked for, not chosen
+            reason = ""
         print(f"input path: decode={result.decode}" + (f" ({reason})" if reason else ""))
     print(f"results in {result.out_dir}")
     return 0
+
+
+def _check_data_path(path: str) -> None:
+    """A missing dataset is the first thing a new user meets: say what data.path is and how to
+    make one, before any model is built."""
+    from pathlib import Path
+
+    from mmscale.errors import ConfigError
+
+    if any(ch in path for ch in "*?[{") or Path(path).exists():
+        return
+    raise ConfigError("data.path", f"{path} does not exist. Point data.path at a dataset (a directory "
+                      f"with train.jsonl/val.jsonl, a manifest file, or shards), or make a synthetic one: "
+                      f"mmscale data synth --n 5000 --out {path}")
 
 
 def _is_rank_zero() -> bool:

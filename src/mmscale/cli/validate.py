@@ -52,12 +52,13 @@ def run(args) -> int:
                        file=args.config, show_progress=not (args.no_progress or args.json), merge=args.merge)
     sections = {name: {"status": s["status"], "reason": s["reason"], "verdicts": s["verdicts"]}
                 for name, s in results["sections"].items()}
-    if args.json:
+    failed = any(s["status"] == "failed" for s in sections.values())
+    if args.json:  # the same exit status as the table: CI gates read it
         print(json.dumps({"run_dir": args.out, "sections": sections}, indent=1))
-        return 0
+        return 1 if failed else 0
     for name, s in sections.items():
         print(f"{name:<11} {s['status']:<11} {s['reason'] or ''}")
         for v in s["verdicts"]:
             print(f"    {v['level'].upper():<5} {v['text']}")
     print(f"results: {args.out}/results.json   report: {args.out}/report.html")
-    return 1 if any(s["status"] == "failed" for s in sections.values()) else 0
+    return 1 if failed else 0

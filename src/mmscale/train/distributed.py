@@ -43,6 +43,11 @@ def init_distributed(device_type: str) -> DistEnv:
 
 
 def resolve_device(choice: str, env: DistEnv) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        from mmscale.errors import ConfigError
+
+        raise ConfigError("train.device", "cuda was asked for, but torch sees no CUDA device here "
+                          "(use train.device=cpu or auto)")
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         return torch.device("cuda", env.local_rank)
     return torch.device("cpu")

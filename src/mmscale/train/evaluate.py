@@ -16,12 +16,16 @@ def embed_split(model, batches, device, precision) -> tuple[torch.Tensor, torch.
     """(N, E) image and text embeddings, in val order, as float32 on the CPU."""
     images, texts = [], []
     for batch in batches:
+        if len(batch) == 0:  # every sample bad: counted by the loader, nothing to embed
+            continue
         pixels = to_model_input(batch.images, device)
         ids = batch.input_ids.to(device, non_blocking=True)
         mask = batch.attention_mask.to(device, non_blocking=True)
         with precision.autocast():
             images.append(model.image_embedding(pixels).float().cpu())
             texts.append(model.text_embedding(ids, mask).float().cpu())
+    if not images:
+        return torch.empty(0), torch.empty(0)
     return torch.cat(images), torch.cat(texts)
 
 
@@ -45,6 +49,20 @@ def evaluate_retrieval(job, model, tokenizer, env, device, precision) -> dict:
         image_emb, text_emb = embed_split(model, split.epoch(0), device, precision)
     finally:
         model.train(was_training)
+    if image_emb.shape[0] < 2:  # bad samples left fewer than two pairs to rank
+        return {}
     out = retrieval_recall(image_emb, text_emb)
     out["samples"] = int(image_emb.shape[0])
+    # a single manifest file is its own every split: then these pairs are training samples
+    out["split"] = "train" if _same_files(job.data, cfg.eval_split) else cfg.eval_split
     return out
+
+
+def _same_files(data_cfg, split: str) -> bool:
+    from mmscale.data.readers import resolve_source
+
+    try:
+        return resolve_source(data_cfg.path, data_cfg.format, split).files == \
+            resolve_source(data_cfg.path, data_cfg.format, "train").files
+    except Exception:  # noqa: BLE001 - a source that does not resolve has no train split to match
+        return False

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,7 @@ import torch
 
 from mmscale.config.load import to_dict
 from mmscale.data.normalize import to_model_input
+from mmscale.data.skips import SkipCounter
 from mmscale.model.multimodal import MultimodalModel
 from mmscale.train import distributed as dist_utils
 from mmscale.train.config import TrainJob
@@ -33,6 +35,8 @@ from mmscale.train.optim import build_scheduler, build_train_optimizer, cast_wei
 from mmscale.train.precision import Precision
 from mmscale.train.state import restore_training_state, save_training_state
 from mmscale.train.step import TrainStep
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,6 +58,9 @@ class TrainResult:
     precision: str = "fp32"
     resumed_from_step: int = 0
     skipped_samples: int = 0
+    empty_steps: int = 0  # steps whose whole batch was bad samples: no update, counted in skipped_samples
+    skipped_manifest_rows: int = 0  # rows of the train manifest that never became samples (file:line)
+    skip_reasons: dict = field(default_factory=dict)  # reason -> count, manifest rows and samples
     decode: str = ""  # input path the run ended on: cpu | gpu
     decode_probe: dict = field(default_factory=dict)  # decode=auto: plan, choice, per-path step_ms
     eval: dict = field(default_factory=dict)
@@ -116,6 +123,14 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     start_step = 0
     if cfg.resume:
         start_step = restore_training_state(checkpoint_path, job, wrapped, optimizer, scheduler, step_fn.scaler)
+        if start_step >= cfg.steps:  # before anything in out_dir is written
+            from mmscale.errors import ConfigError
+
+            raise ConfigError("train.steps", f"{checkpoint_path} is already at step {start_step}, so "
+                              f"train.steps={cfg.steps} leaves nothing to run (raise train.steps to continue)")
+    elif checkpoint_path.is_file() and env.is_main:
+        log.warning("%s holds a checkpoint of an earlier run; this fresh run replaces it and its "
+                    "metrics.jsonl (pass --resume to continue it, or set train.out_dir)", out_dir)
     # decode=auto: which input paths to probe (CUDA + nvjpeg: gpu, then cpu) or the one to use
     plan = plan_decode(job.data, device, cfg.steps - start_step, paths=list(decode_paths) if decode_paths else None)
     train_data = SplitBatches(job, "train", rank_batch, tokenizer, env, device,
@@ -124,7 +139,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(to_dict(job), indent=2))
-    writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main)
+    writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main, append=cfg.resume)
     peak = peak_tflops(device, cfg.peak_tflops)
     result = TrainResult(world_size=env.world_size, device=str(device), precision=precision.label,
                          resumed_from_step=start_step, out_dir=str(out_dir))
@@ -139,6 +154,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     started = time.perf_counter()
     progress = _progress(show_progress and env.is_main, cfg.steps, start_step)
     losses = {}
+    skips, used_samples = SkipCounter(), 0  # this rank's bad samples by reason, and its good ones
     done = start_step  # optimizer steps completed, resumed ones included
     with progress:
         for step in range(start_step, cfg.steps):
@@ -151,6 +167,15 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
             window.data_wait_s += wait_s
             total_wait_s += wait_s
             result.skipped_samples += batch.skips.skipped
+            skips.merge(batch.skips)
+            used_samples += len(batch)
+            if len(batch) == 0:  # every sample of this batch was bad: the step is skipped, counted
+                _skip_empty_batch(batch, step, env)
+                result.empty_steps += 1
+                done = step + 1
+                writer.write({"step": done, "data/empty_batch_skipped_samples": batch.skips.skipped})
+                progress.update(progress.task_ids[0], completed=done)
+                continue
             if not flops_per_step:
                 flops_per_step = cfg.grad_accum * count_train_flops(
                     model, pixels[:micro_batch], ids[:micro_batch], mask[:micro_batch], precision.autocast()
@@ -194,7 +219,13 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
         writer.write({"step": done, **_prefixed(result.eval, "eval/")})
     writer.close()
     final = {k: v.item() for k, v in losses.items()}  # one sync at the end
-    result.steps, result.samples, result.wall_s = steps_run, steps_run * cfg.batch_size, wall_s
+    index_skips = train_data.loader.index_skips  # bad manifest rows: found once, when indexed
+    result.skipped_manifest_rows = index_skips.skipped
+    skips.merge(index_skips)
+    result.skip_reasons = dict(skips.by_reason)
+    # samples the model really saw, over all ranks (a batch with bad samples is short)
+    used = dist_utils.all_reduce_mean(torch.tensor([float(used_samples)], device=device), env)
+    result.steps, result.samples, result.wall_s = steps_run, round(used.item() * env.world_size), wall_s
     result.samples_per_s = result.samples / wall_s if wall_s else 0.0
     result.loss, result.loss_itc, result.loss_itm = final.get("loss"), final.get("loss_itc"), final.get("loss_itm")
     result.flops_per_step = flops_per_step
@@ -204,6 +235,19 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     if env.is_main:
         (out_dir / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
     return result
+
+
+def _skip_empty_batch(batch, step: int, env) -> None:
+    """One process moves on to the next batch (the step keeps its number, so a resume reads the
+    same batches). Under torchrun the other ranks would wait in the gradient all-reduce for a rank
+    that has nothing to reduce, so the run stops with the reasons instead."""
+    reasons = ", ".join(f"{reason}: {n}" for reason, n in batch.skips.by_reason.items()) or "no samples"
+    if env.active:
+        from mmscale.errors import DataError
+
+        raise DataError("data.path", f"every sample of rank {env.rank}'s batch at step {step + 1} was bad "
+                        f"({reasons}); find them with `mmscale data check`")
+    log.warning("step %d: every sample of the batch was bad (%s); no update this step", step + 1, reasons)
 
 
 def _strategy(parallel: str, env) -> str:

@@ -32,16 +32,18 @@ def peak_gpu_gib(device: torch.device) -> float:
 
 
 class MetricsWriter:
-    """Appends one JSON object per row; mirrors numeric fields to TensorBoard when asked."""
+    """One JSON object per row; mirrors numeric fields to TensorBoard when asked. ``append``: a
+    resumed run continues the file; a fresh run starts it again (rows of an earlier run in the
+    same folder would otherwise read as this run's)."""
 
-    def __init__(self, out_dir: str | Path, tensorboard: bool = True, enabled: bool = True):
+    def __init__(self, out_dir: str | Path, tensorboard: bool = True, enabled: bool = True, append: bool = True):
         self.enabled = enabled
         self.path = Path(out_dir) / "metrics.jsonl"
         self.tb = None
         if not enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.path, "a")
+        self.handle = open(self.path, "a" if append else "w")
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter

@@ -64,7 +64,8 @@ class TrainStep:
 
     def __init__(self, model: nn.Module, optimizer, scheduler=None, precision: Precision | str = "fp32",
                  compile: bool = False, grad_accum: int = 1, checkpointing: bool = False,
-                 grad_clip: float = 0.0, compile_mode: str | None = None, ddp_graph_split: bool = True):
+                 grad_clip: float = 0.0, compile_mode: str | None = None, ddp_graph_split: bool = True,
+                 compile_dynamic: bool | None = None):
         if isinstance(precision, str):
             device = next(unwrap(model).parameters()).device
             precision = Precision.resolve(precision, device)
@@ -74,9 +75,10 @@ class TrainStep:
         if compile and not ddp_graph_split:
             # read by dynamo when it first compiles, so it is set for the process, not a scope
             torch._dynamo.config.optimize_ddp = False
-        # static shapes: a second batch size (the strong-scaling regime, a short last batch) gets
-        # its own specialized graph instead of turning the first graph's batch dimension symbolic
-        self.forward = torch.compile(model, mode=compile_mode, dynamic=False) if compile else model
+        # compile_dynamic=None (torch's default): a second batch size, such as a batch shortened
+        # by bad samples, turns the batch dimension symbolic once, instead of one recompile per
+        # size. Benchmarks that run a few fixed sizes pass False: one static graph per size.
+        self.forward = torch.compile(model, mode=compile_mode, dynamic=compile_dynamic) if compile else model
         # CUDA graph trees reuse a graph's output memory on its next replay; marking each step's
         # start tells them the previous step's outputs are done with
         self.mark_step = compile and compile_mode == "reduce-overhead"
