@@ -62,3 +62,9 @@ def test_every_key_of_the_product_is_documented():
     keys = load_keys(None, None, [])
     assert {k.key.split(".")[0] for k in keys} == set(TABLES)
     assert [k.key for k in keys if not k.doc] == []
+
+
+def test_a_table_name_selects_its_own_keys_not_a_longer_table():
+    keys = describe(Inner(), "v.data") + describe(Inner(), "v.datascale")
+    assert {k.key for k in select(keys, ["v.data"])} == {k.key for k in describe(Inner(), "v.data")}
+    assert {k.key for k in select(keys, ["v.datas"])} == {k.key for k in describe(Inner(), "v.datascale")}

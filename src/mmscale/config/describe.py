@@ -81,13 +81,22 @@ def describe(obj: Any, prefix: str) -> list[ConfigKey]:
 
 
 def select(keys: list[ConfigKey], prefixes: list[str]) -> list[ConfigKey]:
-    """The keys each of ``prefixes`` names: the key itself when one is spelled out in full, else
-    every key that starts with it (``train.ddp`` finds ``train.ddp_bucket_mb``); all when none."""
+    """The keys each of ``prefixes`` names: the key itself when one is spelled out in full; else
+    the table it names (``validate.data`` -> ``validate.data.*``, not ``validate.datascale.*``);
+    else every key that starts with it (``train.ddp`` finds ``train.ddp_bucket_mb``). All when none."""
     if not prefixes:
         return keys
     names = {k.key for k in keys}
-    wanted = [(p, p in names) for p in prefixes]
-    return [k for k in keys if any(k.key == p if exact else k.key.startswith(p) for p, exact in wanted)]
+
+    def matcher(prefix: str):
+        if prefix in names:
+            return lambda key: key == prefix
+        if any(name.startswith(prefix + ".") for name in names):
+            return lambda key: key.startswith(prefix + ".")
+        return lambda key: key.startswith(prefix)
+
+    wanted = [matcher(p) for p in prefixes]
+    return [k for k in keys if any(match(k.key) for match in wanted)]
 
 
 def toml_value(value: Any) -> str:

@@ -253,6 +253,9 @@ def _skip_empty_batch(batch, step: int, env) -> None:
 def _strategy(parallel: str, env) -> str:
     if parallel == "auto":
         return "ddp" if env.active else "none"
+    if parallel in ("ddp", "fsdp") and not env.active:
+        log.warning("train.parallel=%s needs several processes; this is one, so it trains unwrapped "
+                    "(launch with torchrun --nproc-per-node N -m mmscale.cli train ...)", parallel)
     return parallel
 
 
