@@ -24,11 +24,16 @@ class DataError(MmscaleError):
 
 
 class ConfigError(MmscaleError):
-    """A config key that is unknown, of the wrong type or impossible; names the field."""
+    """A config key that is unknown, of the wrong type or impossible; names the field.
+
+    A ``field`` that starts with ``-`` is a command-line flag (``--n``), and the message names it
+    the way argparse does (``argument --n: ...``) rather than as a config field.
+    """
 
     def __init__(self, field: str, reason: str):
         self.field, self.reason = field, reason
-        super().__init__(f"config field '{field}': {reason}")
+        where = f"argument {field}" if field.startswith("-") else f"config field '{field}'"
+        super().__init__(f"{where}: {reason}")
 
 
 class CheckpointError(MmscaleError):

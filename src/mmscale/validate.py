@@ -154,6 +154,17 @@ class ValidateConfig:
             raise ConfigError("validate.monitor_interval_s", "must be > 0")
         if self.scaling.per_rank_batch < 1 or self.scaling.strong_global_batch < 0:
             raise ConfigError("validate.scaling", "per_rank_batch must be >= 1 and strong_global_batch >= 0")
+        strategies = ("ddp", "fsdp")  # what mmscale.bench.scaling launches
+        for name in self.scaling.strategies:
+            if name not in strategies:
+                raise ConfigError("validate.scaling.strategies",
+                                  f"unknown strategy {name!r} (known: {', '.join(strategies)})")
+        from mmscale.bench.batchsweep import VARIANTS
+
+        for name in self.batchsweep.variants:
+            if name not in VARIANTS:
+                raise ConfigError("validate.batchsweep.variants",
+                                  f"unknown variant {name!r} (known: {', '.join(VARIANTS)})")
         if self.synth_format not in ("files", "wds"):
             raise ConfigError("validate.synth_format", f"must be 'files' or 'wds', got {self.synth_format!r}")
 

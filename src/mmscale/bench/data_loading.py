@@ -11,6 +11,9 @@ Variants (rows), all over the first ``n_images`` samples of one manifest, page c
   no batching, no inter-process transfer of pixels: the ceiling for ``ours_cpu``;
 - ``decode_only_full``: the same without ``Image.draft`` (full-resolution JPEG decode).
 DataLoader variants are timed after ``warmup_batches`` batches, so worker start-up is excluded.
+The page-cache warm-up also vets every image (read + reduced-scale decode): a missing or
+undecodable one is counted as a skip with its reason and left out of every variant, since the
+reference pipeline has no skip handling of its own (ours skips the same samples itself).
 With ``repeats`` > 1 the variants run in alternating order and each row is the median run.
 """
 
@@ -22,6 +25,8 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
+
+WARMUP_BATCHES = 2  # untimed DataLoader batches before timing starts (worker start-up)
 
 
 @dataclass
@@ -39,6 +44,18 @@ class DataLoadingRow:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def min_images(batch_size: int, warmup_batches: int = WARMUP_BATCHES) -> int:
+    """Fewest usable images the DataLoader variants can time: the warm-up batches plus one image."""
+    return batch_size * warmup_batches + 1
+
+
+def _vet(path: str, max_pixels: int) -> None:
+    """Read the file (warming the page cache) and decode it at a reduced scale; ``SampleSkip`` if bad."""
+    from mmscale.data.image import decode_image, read_bytes
+
+    decode_image(read_bytes(path), 16, max_pixels, draft=True)
 
 
 def _timed_batches(iterable, warmup_batches: int, on_batch) -> tuple[int, float]:
@@ -78,23 +95,49 @@ def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, ba
                        image_size: int = 224, warmup_batches: int = 2, device: str | None = None,
                        variants: tuple[str, ...] = ("reference_loop", "reference_dataloader", "ours_cpu",
                                                     "decode_only", "decode_only_full"),
-                       repeats: int = 1, progress=None) -> list[DataLoadingRow]:
-    """Run each variant ``repeats`` times over the same files; one row per variant (the median run)."""
+                       repeats: int = 1, progress=None, skips=None) -> list[DataLoadingRow]:
+    """Run each variant ``repeats`` times over the same files; one row per variant (the median run).
+
+    Bad manifest rows and bad images among the first ``n_images`` are skipped, not fatal; they are
+    counted by reason in ``skips`` (a ``SkipCounter``) when one is given.
+    """
     from mmscale.data.config import DataConfig
+    from mmscale.data.image import SampleSkip
     from mmscale.data.loader import build_loader
     from mmscale.data.normalize import to_model_input
     from mmscale.data.readers import read_manifest
     from mmscale.data.reference import MultiModalDataset, reference_loader, reference_tokenizer
+    from mmscale.data.skips import BadSample, SkipCounter
     from mmscale.data.tokenizer import load_tokenizer
+    from mmscale.errors import DataError
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    index = read_manifest(data_path, limit=n_images)
-    paths = [index.path(i) for i in range(len(index))]
-    captions = [index.caption(i) for i in range(len(index))]
-    for p in paths:  # warm the page cache so no variant pays the first disk read
-        with open(p, "rb") as f:
-            f.read()
+    if n_images < 1 or batch_size < 1 or repeats < 1 or workers < 0 or warmup_batches < 0:
+        raise ValueError(f"need n_images, batch_size, repeats >= 1 and workers, warmup_batches >= 0; got "
+                         f"{n_images}, {batch_size}, {repeats}, {workers}, {warmup_batches}")
+    skips = skips if skips is not None else SkipCounter()
+    max_pixels = DataConfig().max_pixels  # the limit ours applies, so both sides skip the same images
+    index = read_manifest(data_path, limit=n_images, counter=skips)
+    paths, captions = [], []
+    for i in range(len(index)):  # warm the page cache so no variant pays the first disk read
+        path = index.path(i)
+        try:
+            _vet(path, max_pixels)
+        except SampleSkip as skip:
+            skips.add(skip.reason, BadSample(skip.reason.value, path, detail=skip.detail))
+            continue
+        skips.add_used()
+        paths.append(path)
+        captions.append(index.caption(i))
+    need = min_images(batch_size, warmup_batches)
+    if len(paths) < need:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(skips.by_reason.items()))
+        raise DataError(data_path, f"{len(paths)} usable images among the first {skips.read} samples"
+                                   + (f" (skipped: {reasons})" if reasons else "")
+                                   + f"; the DataLoader variants need at least {need} ({warmup_batches} "
+                                     f"untimed warm-up batches of {batch_size}, then one timed image)")
+
     def say(text: str) -> None:
         if progress:
             progress(text)

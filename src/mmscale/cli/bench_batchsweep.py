@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from mmscale.cli.bench import name_list
+
 ORDER = 40
+
+
+def _known_variants() -> list[str]:
+    from mmscale.bench.batchsweep import VARIANTS
+
+    return list(VARIANTS)
 
 
 def add_common(parser) -> None:
@@ -57,7 +65,8 @@ def register(subparsers) -> None:
                "  mmscale bench batchsweep --preset cpu --variants fp32 validate.batchsweep.memory_cap_gib=0.3",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--variants", default=None, help="comma-separated: fp32,bf16,bf16+ckpt,fp32+ckpt,fsdp")
+    parser.add_argument("--variants", type=name_list(_known_variants, "variant"), default=None,
+                        help="comma-separated: fp32,bf16,bf16+ckpt,fp32+ckpt,fsdp")
     add_common(parser)
     parser.set_defaults(run=run)
 
@@ -67,7 +76,7 @@ def run(args) -> int:
 
     overrides = list(args.overrides)
     if args.variants:
-        names = ",".join(f'"{v.strip()}"' for v in args.variants.split(","))
+        names = ",".join(f'"{v}"' for v in args.variants)
         overrides.append(f"validate.batchsweep.variants=[{names}]")
     section = run_one_section("batchsweep", args.preset, overrides, args.config, None, args.out,
                               show_progress=not args.json)

@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from mmscale.cli.bench import at_least
+
 ORDER = 10
 TARGET_SPEEDUP = 1.6  # ours_cpu over reference_dataloader at equal workers
 
@@ -24,20 +26,42 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None, metavar="PATH",
                         help="dataset dir or manifest (default: synthesize --n images into --out)")
-    parser.add_argument("--n", type=int, default=512, help="images per variant (default 512)")
-    parser.add_argument("--workers", type=int, default=None,
+    parser.add_argument("--n", type=at_least(1), default=512,
+                        help="images per variant (default 512; at least 2 x --batch-size + 1, for the "
+                             "two untimed warm-up batches)")
+    parser.add_argument("--workers", type=at_least(0), default=None,
                         help="DataLoader workers for (b), (c), (d) (default: min(8, cores))")
-    parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
-    parser.add_argument("--repeats", type=int, default=1,
+    parser.add_argument("--batch-size", type=at_least(1), default=32, help="batch size (default 32)")
+    parser.add_argument("--repeats", type=at_least(1), default=1,
                         help="runs per variant, in alternating order; rows are medians (default 1)")
     parser.add_argument("--out", default="runs/bench_data", metavar="DIR", help="results (and synthesized data)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.set_defaults(run=run)
 
 
+def check_args(args) -> None:
+    """Refuse impossible flag values before anything runs (also for callers that bypass argparse)."""
+    from mmscale.bench.data_loading import WARMUP_BATCHES, min_images
+    from mmscale.errors import ConfigError
+
+    for flag, value, minimum in (("--n", args.n, 1), ("--batch-size", args.batch_size, 1),
+                                 ("--repeats", args.repeats, 1), ("--workers", args.workers, 0)):
+        if value is not None and value < minimum:
+            raise ConfigError(flag, f"must be >= {minimum}, got {value}")
+    need = min_images(args.batch_size)
+    if args.n < need:
+        largest_batch = (args.n - 1) // WARMUP_BATCHES
+        fix = f"raise --n to {need}" + (f" or lower --batch-size to {largest_batch}" if largest_batch >= 1 else "")
+        raise ConfigError("--n", f"{args.n} images are too few for --batch-size {args.batch_size}: the warm-up "
+                                 f"needs at least {need} ({WARMUP_BATCHES} untimed batches of {args.batch_size}, "
+                                 f"then at least one timed image); {fix}")
+
+
 def run(args) -> int:
     from mmscale.bench.data_loading import bench_data_loading, speedup
+    from mmscale.data.skips import SkipCounter
 
+    check_args(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = args.data
@@ -49,9 +73,15 @@ def run(args) -> int:
             synthesize(int(args.n / 0.9) + 1, data, progress=not args.json and sys.stderr.isatty())
     workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
     say = None if args.json else (lambda text: print(f"running {text} ...", file=sys.stderr))
+    skips = SkipCounter()
     rows = bench_data_loading(data, n_images=args.n, workers=workers, batch_size=args.batch_size,
-                              repeats=args.repeats, progress=say)
-    result = {"data": data, "workers": workers, "repeats": args.repeats, "rows": [r.as_dict() for r in rows],
+                              repeats=args.repeats, progress=say, skips=skips)
+    if skips.skipped and not args.json:
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(skips.by_reason.items()))
+        print(f"skipped {skips.skipped} of the first {skips.read} samples ({reasons}); every variant runs on "
+              f"the other {skips.used}", file=sys.stderr)
+    result = {"data": data, "workers": workers, "repeats": args.repeats, "skips": skips.as_dict(),
+              "rows": [r.as_dict() for r in rows],
               "speedup_ours_vs_reference_dataloader": speedup(rows), "target_speedup": TARGET_SPEEDUP}
     (out / "data_loading.json").write_text(json.dumps(result, indent=1))
     if args.json:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mmscale.cli.bench import at_least, number_list
 from mmscale.cli.bench_batchsweep import add_common, print_section
 
 ORDER = 30
@@ -20,9 +21,10 @@ def register(subparsers) -> None:
                "  mmscale bench datascale --preset cpu --sizes 500,1000,2000 --out runs/ds",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--sizes", default=None, help="comma-separated N values (default: the preset's)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per size (default: the preset's)")
-    parser.add_argument("--repeats", type=int, default=None, help="runs per size, for a noise estimate")
+    parser.add_argument("--sizes", type=number_list(int, 1), default=None,
+                        help="comma-separated N values, each >= 1 (default: the preset's)")
+    parser.add_argument("--epochs", type=at_least(1), default=None, help="epochs per size (default: the preset's)")
+    parser.add_argument("--repeats", type=at_least(1), default=None, help="runs per size, for a noise estimate")
     parser.add_argument("--data", default=None, metavar="DIR", help="dataset (default: synthesize one in --out)")
     add_common(parser)
     parser.set_defaults(run=run)
@@ -33,8 +35,8 @@ def run(args) -> int:
 
     overrides = list(args.overrides)
     if args.sizes:
-        overrides.append(f"validate.datascale.sizes=[{args.sizes}]")
-        overrides.append(f"validate.synth_samples={int(max(int(s) for s in args.sizes.split(',')) / 0.9) + 1}")
+        overrides.append(f"validate.datascale.sizes=[{','.join(map(str, args.sizes))}]")
+        overrides.append(f"validate.synth_samples={int(max(args.sizes) / 0.9) + 1}")
     if args.epochs:
         overrides.append(f"validate.datascale.epochs={args.epochs}")
     if args.repeats:

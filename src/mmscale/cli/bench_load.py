@@ -5,13 +5,21 @@ from __future__ import annotations
 import argparse
 import json
 
+from mmscale.cli.bench import at_least, number_list
 from mmscale.cli.serve import add_server_options
 
 ORDER = 60
 
+# argparse ``type=`` for the load levels: '' means none; anything else must be positive numbers
+concurrency_levels = number_list(int, 1, allow_empty=True)
+rate_levels = number_list(float, 0, exclusive=True, allow_empty=True)
 
-def parse_levels(text: str, kind=int) -> list:
-    return [kind(x) for x in text.split(",") if x.strip()] if text else []
+
+def parse_levels(text, kind=int) -> list:
+    """Levels from a flag value: already a list (parsed by argparse ``type=``) or comma-separated text."""
+    if isinstance(text, list):
+        return text
+    return (concurrency_levels if kind is int else rate_levels)(text or "")
 
 
 def run(args) -> int:
@@ -26,7 +34,7 @@ def run(args) -> int:
         captions_per_request=args.captions, timeout_s=args.timeout_s, warmup_s=args.warmup_s,
     )
     if not args.url and not args.spawn:
-        raise ConfigError("url", "give --url URL of a running server, or --spawn to start one")
+        raise ConfigError("--url", "give --url URL of a running server, or --spawn to start one")
     if args.spawn:
         from mmscale.bench.load_spawn import SpawnedServer
 
@@ -93,20 +101,21 @@ def register(subparsers) -> None:
     target.add_argument("--spawn", action="store_true", help="start `mmscale serve` on a free loopback port")
     parser.add_argument("--label", default="server", help="name for the rows with --url")
     parser.add_argument("--endpoint", default="match", choices=["match", "embed_image", "embed_text"])
-    parser.add_argument("--concurrency", default="1,2,4,8,16,32,64,128,256",
-                        help="closed-loop levels, comma-separated ('' skips)")
-    parser.add_argument("--rates", default="", help="open-loop Poisson rates in req/s, comma-separated")
+    parser.add_argument("--concurrency", type=concurrency_levels, default="1,2,4,8,16,32,64,128,256",
+                        help="closed-loop levels, comma-separated integers >= 1 ('' skips)")
+    parser.add_argument("--rates", type=rate_levels, default="",
+                        help="open-loop Poisson rates in req/s, comma-separated numbers > 0")
     parser.add_argument("--window-s", type=float, default=3.0, help="measurement window (default 3 s)")
-    parser.add_argument("--max-windows", type=int, default=5, help="window budget per level (default 5)")
+    parser.add_argument("--max-windows", type=at_least(1), default=5, help="window budget per level (default 5)")
     parser.add_argument("--tolerance", type=float, default=0.10, help="stability tolerance (default 0.10)")
-    parser.add_argument("--max-requests", type=int, default=20000, help="request budget per window")
-    parser.add_argument("--processes", type=int, default=2, help="client processes (default 2)")
+    parser.add_argument("--max-requests", type=at_least(1), default=20000, help="request budget per window")
+    parser.add_argument("--processes", type=at_least(1), default=2, help="client processes (default 2)")
     parser.add_argument("--slo", default="p99=100ms", help="latency objective, e.g. p99=100ms")
     parser.add_argument("--search", default="none", choices=["none", "concurrency", "rate"],
                         help="search the highest load meeting --slo")
     parser.add_argument("--dataset", help="dataset dir/manifest for real JPEGs + captions (default: generated)")
-    parser.add_argument("--payloads", type=int, default=64, help="distinct requests to cycle through")
-    parser.add_argument("--captions", type=int, default=4, help="captions per /v1/match request")
+    parser.add_argument("--payloads", type=at_least(1), default=64, help="distinct requests to cycle through")
+    parser.add_argument("--captions", type=at_least(1), default=4, help="captions per /v1/match request")
     parser.add_argument("--timeout-s", type=float, default=30.0)
     parser.add_argument("--warmup-s", type=float, default=1.0)
     parser.add_argument("--token", help="bearer token (also passed to a spawned server)")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from mmscale.cli.bench import at_least, name_list
 from mmscale.cli.bench_batchsweep import add_common, print_section
 
 ORDER = 50
+STRATEGIES = ("ddp", "fsdp")  # what mmscale.bench.scaling launches (ValidateConfig.validate checks the same)
 
 
 def register(subparsers) -> None:
@@ -22,8 +24,10 @@ def register(subparsers) -> None:
         epilog="examples:\n  mmscale bench scaling --preset gpu\n  mmscale bench scaling --preset cpu --cpu-smoke",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--strategies", default=None, help="comma-separated: ddp,fsdp")
-    parser.add_argument("--max-gpus", type=int, default=None, help="largest world size (default: all GPUs)")
+    parser.add_argument("--strategies", type=name_list(STRATEGIES, "strategy", "strategies"), default=None,
+                        help=f"comma-separated: {','.join(STRATEGIES)}")
+    parser.add_argument("--max-gpus", type=at_least(0), default=None,
+                        help="largest world size (default or 0: all GPUs)")
     parser.add_argument("--cpu-smoke", action="store_true", help="1 and 2 CPU processes when there are no GPUs")
     add_common(parser)
     parser.set_defaults(run=run)
@@ -34,7 +38,7 @@ def run(args) -> int:
 
     overrides = list(args.overrides)
     if args.strategies:
-        names = ",".join(f'"{s.strip()}"' for s in args.strategies.split(","))
+        names = ",".join(f'"{s}"' for s in args.strategies)
         overrides.append(f"validate.scaling.strategies=[{names}]")
     if args.max_gpus:
         overrides.append(f"validate.scaling.max_world={args.max_gpus}")
