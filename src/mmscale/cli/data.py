@@ -28,12 +28,19 @@ def register(subparsers) -> None:
                "  mmscale data synth --n 100000 --out data/synth-wds --format wds --seed 1",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     synth.add_argument("--n", type=int, required=True, help="number of samples (train + val)")
-    synth.add_argument("--out", required=True, metavar="DIR", help="output directory (created)")
+    synth.add_argument("--out", required=True, metavar="DIR",
+                       help="output directory (created); one that already holds a dataset is refused "
+                            "unless --overwrite")
+    synth.add_argument("--overwrite", action="store_true",
+                       help="replace the dataset already in --out: first delete its train/val manifests, "
+                            "images/NNNN/*.jpg and train/val-*.tar shards (nothing else in DIR)")
     synth.add_argument("--format", choices=("files", "wds"), default="files",
                        help="files: train.jsonl/val.jsonl + images/; wds: train-*.tar/val-*.tar shards")
     synth.add_argument("--seed", type=int, default=0, help="same seed, same bytes (default 0)")
     synth.add_argument("--val-frac", type=float, default=0.1, help="fraction held out as val (default 0.1)")
-    synth.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    synth.add_argument("--workers", type=int, default=None,
+                       help="rendering processes, >= 1 (default: one per core; 1: render in this process; "
+                            "never more than there are 16-sample chunks)")
     synth.add_argument("--json", action="store_true", help="print the result as one JSON object")
     synth.set_defaults(run=run_synth)
 
@@ -52,7 +59,8 @@ def register(subparsers) -> None:
                                                           "(default: the manifest's directory)")
     check.add_argument("--split", default="train", help="which split of a directory (default train)")
     check.add_argument("--strict", action="store_true", help="stop with an error at the first bad sample")
-    check.add_argument("--bad-list", default=None, metavar="FILE", help="write every bad sample as JSON lines")
+    check.add_argument("--bad-list", default=None, metavar="FILE",
+                       help="write every bad sample as JSON lines (its directory is created)")
     check.add_argument("--json", action="store_true",
                        help='print only {"read", "used", "skipped", "by_reason"} as JSON')
     check.add_argument("--max-pixels", type=int, default=64_000_000, help="pixel limit (default 64M)")
@@ -63,26 +71,36 @@ def register(subparsers) -> None:
 
 def run_synth(args) -> int:
     from mmscale.data.synth import synthesize
+    from mmscale.errors import ConfigError
 
-    result = synthesize(args.n, args.out, fmt=args.format, seed=args.seed, val_frac=args.val_frac,
-                        workers=args.workers, progress=not args.json and sys.stderr.isatty())
+    try:
+        result = synthesize(args.n, args.out, fmt=args.format, seed=args.seed, val_frac=args.val_frac,
+                            workers=args.workers, progress=not args.json and sys.stderr.isatty(),
+                            overwrite=args.overwrite)
+    except ConfigError as exc:  # the library names its parameters; here they are flags
+        if exc.field.startswith("-"):
+            raise
+        raise ConfigError("--" + exc.field.replace("_", "-"), exc.reason) from None
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0
     print(f"wrote {result.n_train} train + {result.n_val} val samples ({args.format}) to {result.out_dir}")
-    print(f"{result.img_per_s:.1f} img/s on {result.workers} processes, {result.seconds:.1f} s, "
+    processes = "1 process" if result.workers == 1 else f"{result.workers} processes"
+    print(f"{result.img_per_s:.1f} img/s on {processes}, {result.seconds:.1f} s, "
           f"mean JPEG {result.mean_kb:.1f} kB")
     return 0
 
 
 def run_check(args) -> int:
-    from mmscale.data.check import check_dataset
+    from mmscale.data.check import check_dataset, prepare_output
 
+    if args.bad_list:  # before the (long) check, so a bad path is refused at once
+        prepare_output(args.bad_list, "--bad-list")
     report = check_dataset(args.manifest, args.format, args.image_root, args.split, max_pixels=args.max_pixels,
                            strict=args.strict, num_workers=args.workers,
                            progress=not args.json and sys.stderr.isatty())
     if args.bad_list:
-        report.write_bad_list(args.bad_list)
+        report.write_bad_list(args.bad_list, flag="--bad-list")
     if args.json:
         print(json.dumps(report.as_dict()))
         return 0

@@ -21,7 +21,9 @@ FLAGS = {  # flag -> ServeConfig field
 def add_server_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``serve`` and ``bench load --spawn``."""
     model = parser.add_mutually_exclusive_group()
-    model.add_argument("--checkpoint", help="training checkpoint to serve (weights + model config)")
+    model.add_argument("--checkpoint", metavar="PATH",
+                       help="training checkpoint to serve (weights + model config): the checkpoint.pt "
+                            "that mmscale train writes in train.out_dir, e.g. runs/train/checkpoint.pt")
     model.add_argument("--preset", help="serve random-init weights of this preset (tiny, base, ...)")
     parser.add_argument("--config", help="TOML file whose [serve] table overrides the defaults")
     parser.add_argument("--server", choices=["batched", "naive"], help="batched (default) or the naive one-forward-per-request peer")
@@ -92,12 +94,17 @@ def fix_quotes(override: str) -> str:
 
 def run(args) -> int:
     from mmscale.errors import ConfigError
-    from mmscale.serve.run import build_predictor, serve
+    from mmscale.serve.run import build_predictor, check_checkpoint, check_device, check_port_free, serve
 
     cfg = build_config(args)
     cfg.validate()
     if not args.checkpoint and not args.preset:
         raise ConfigError("serve.model", "give --checkpoint PATH or --preset NAME (e.g. --preset tiny)")
+    # everything that can be refused without the model is, before the model is built
+    if args.checkpoint:
+        check_checkpoint(args.checkpoint)
+    check_device(cfg)
+    check_port_free(cfg)
     model_overrides = [o for o in args.overrides if o.startswith("model.")]
     predictor = build_predictor(cfg, args.checkpoint, args.preset, model_overrides)
     serve(cfg, predictor)
@@ -111,7 +118,8 @@ def register(subparsers) -> None:
         description=(
             "Serve image-text matching and embeddings over HTTP (FastAPI + uvicorn).\n\n"
             "  mmscale serve --preset tiny                      # random-init tiny model on 127.0.0.1:8000\n"
-            "  mmscale serve --checkpoint runs/x/last.pt --max-batch 64 --max-wait-ms 3\n"
+            "  mmscale serve --checkpoint runs/train/checkpoint.pt --max-batch 64 --max-wait-ms 3\n"
+            "                                      # what mmscale train wrote (train.out_dir)\n"
             "  mmscale serve --preset base --host 0.0.0.0 --token SECRET\n"
             "  mmscale serve --preset base --frontends 8 --cuda-graphs --max-batch 256 --max-wait-ms 1\n"
             "                                      # GPU, as measured: c=256 4,574 req/s at p99 69 ms, c=1\n"

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 
 from mmscale.data.config import DataConfig
 from mmscale.data.skips import BadSample, SkipCounter
+from mmscale.errors import ConfigError
 
 
 @dataclass
@@ -27,11 +28,30 @@ class CheckReport:
         """Exactly ``{"read", "used", "skipped", "by_reason"}``."""
         return self.counter.as_dict()
 
-    def write_bad_list(self, path: str | Path) -> None:
-        """One JSON object per bad sample: reason, path, line, detail."""
-        with open(path, "w", encoding="utf-8") as f:
-            for bad in self.bad:
-                f.write(json.dumps(bad.as_dict()) + "\n")
+    def write_bad_list(self, path: str | Path, flag: str = "bad_list") -> None:
+        """One JSON object per bad sample: reason, path, line, detail (the directory is created)."""
+        prepare_output(path, flag)
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                for bad in self.bad:
+                    f.write(json.dumps(bad.as_dict()) + "\n")
+        except OSError as exc:
+            raise ConfigError(flag, f"cannot write {path} ({exc.strerror or exc})") from None
+
+
+def prepare_output(path: str | Path, flag: str) -> None:
+    """Make sure ``path`` can be written as a file: create its directory; refuse a directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(flag, f"{path} is a directory: give a file name, e.g. {path / 'bad.jsonl'}")
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(flag, f"cannot write {path}: {blocking} is a file, not a directory")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(flag, f"cannot create the directory {path.parent} for {path} "
+                                f"({exc.strerror or exc})") from None
 
 
 class _Statuses:

@@ -98,7 +98,8 @@ def _read_jsonl(path: str, rows: _Rows) -> None:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                rows.skip(SkipReason.malformed_line, path, line_no, f"not JSON ({exc.msg})")
+                reason = exc.msg.removesuffix(" at")  # "Invalid control character at" + where
+                rows.skip(SkipReason.malformed_line, path, line_no, f"not JSON ({reason} at column {exc.colno})")
                 continue
             if not isinstance(obj, dict):
                 rows.skip(SkipReason.malformed_line, path, line_no, f"expected an object, got {type(obj).__name__}")

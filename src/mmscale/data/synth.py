@@ -12,6 +12,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import re
 import tarfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -92,21 +93,78 @@ class _ShardWriter:
             self.tar = None
 
 
+_MANIFEST_RE = re.compile(r"(train|val)\.jsonl")
+_SHARD_RE = re.compile(r"(train|val)-\d{6}\.tar")
+_IMAGE_DIR_RE = re.compile(r"\d{4}")
+_IMAGE_RE = re.compile(r"\d{7}\.jpg")
+
+
+def previous_dataset(out: Path) -> list[Path]:
+    """The files an earlier ``synthesize`` wrote into ``out``, in either layout: ``train.jsonl``,
+    ``val.jsonl``, ``images/NNNN/NNNNNNN.jpg`` and ``{train,val}-NNNNNN.tar``. Nothing else."""
+    if not out.is_dir():
+        return []
+    found = [p for p in out.iterdir()
+             if p.is_file() and (_MANIFEST_RE.fullmatch(p.name) or _SHARD_RE.fullmatch(p.name))]
+    n_top = len(found)
+    images = out / "images"
+    if images.is_dir():
+        for folder in sorted(images.iterdir()):
+            if folder.is_dir() and _IMAGE_DIR_RE.fullmatch(folder.name):
+                found += sorted(p for p in folder.iterdir() if p.is_file() and _IMAGE_RE.fullmatch(p.name))
+    return sorted(found[:n_top]) + found[n_top:]  # manifests and shards first, then images
+
+
+def _remove_previous(out: Path, files: list[Path]) -> None:
+    """Delete ``files`` (from ``previous_dataset``), then the image folders they leave empty."""
+    for path in files:
+        path.unlink()
+    images = out / "images"
+    if images.is_dir():
+        for folder in images.iterdir():
+            if folder.is_dir() and _IMAGE_DIR_RE.fullmatch(folder.name) and not any(folder.iterdir()):
+                folder.rmdir()
+        if not any(images.iterdir()):
+            images.rmdir()
+
+
 def synthesize(n: int, out_dir: str | os.PathLike, fmt: str = "files", seed: int = 0, val_frac: float = 0.1,
-               workers: int | None = None, progress: bool = True) -> SynthResult:
-    """Render ``n`` scenes into ``out_dir``; the last ``round(n * val_frac)`` indices are ``val``."""
+               workers: int | None = None, progress: bool = True, overwrite: bool = True) -> SynthResult:
+    """Render ``n`` scenes into ``out_dir``; the last ``round(n * val_frac)`` indices are ``val``.
+
+    ``workers``: processes that render (None: one per core; 1: render in this process). A dataset
+    already in ``out_dir`` (the files ``previous_dataset`` lists) is never mixed with the new one:
+    ``overwrite`` removes those files first (other files in ``out_dir`` are left alone); with
+    ``overwrite=False`` it is a ``ConfigError`` (the CLI's default, ``--overwrite`` to replace).
+    """
     if n < 1:
         raise ConfigError("n", f"must be >= 1, got {n}")
     if fmt not in ("files", "wds"):
         raise ConfigError("format", f"must be 'files' or 'wds', got {fmt!r}")
     if not 0.0 <= val_frac < 1.0:
         raise ConfigError("val_frac", f"must be in [0, 1), got {val_frac}")
+    if workers is not None and workers < 1:
+        raise ConfigError("workers", f"must be >= 1 (1 renders in this process; leave it out for one per core), "
+                                     f"got {workers}")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ConfigError("out", f"{out} exists and is not a directory: give a directory (it is created)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("out", f"cannot create directory {out} ({exc.strerror or exc})") from None
+    previous = previous_dataset(out)
+    if previous:
+        if not overwrite:
+            raise ConfigError("out", f"{out} already holds a dataset ({len(previous)} files, e.g. "
+                                     f"{previous[0].relative_to(out)}): pass --overwrite to replace it, "
+                                     "or choose another --out")
+        _remove_previous(out, previous)
     n_val = int(round(n * val_frac))
     n_train = n - n_val
-    workers = max(1, workers or os.cpu_count() or 1)
     bounds = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
+    # processes that really run: never more than there are chunks to render
+    workers = min(workers or os.cpu_count() or 1, len(bounds))
     if fmt == "files":
         tasks, fn = [(seed, a, b, str(out)) for a, b in bounds], _render_and_write_chunk
     else:

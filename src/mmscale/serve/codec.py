@@ -44,21 +44,22 @@ def check_image_header(data: bytes, max_pixels: int) -> tuple[int, int]:
     return width, height
 
 
-def check_captions(captions: list, cfg: ServeConfig, required: bool = True) -> list[str]:
+def check_captions(captions: list, cfg: ServeConfig, required: bool = True, field: str = "captions") -> list[str]:
+    """``field``: the name the client sent them under (``captions``, or ``texts`` on /v1/embed/text)."""
     if not isinstance(captions, list) or not all(isinstance(c, str) for c in captions):
-        raise RequestError(400, "bad_request", "captions must be a list of strings")
+        raise RequestError(400, "bad_request", f"'{field}' must be a list of strings")
     if required and not captions:
-        raise RequestError(400, "bad_request", "at least one caption is required")
+        raise RequestError(400, "bad_request", f"at least one entry in '{field}' is required")
     if len(captions) > cfg.max_captions:
-        raise RequestError(400, "limit_exceeded", f"{len(captions)} captions, more than "
+        raise RequestError(400, "limit_exceeded", f"{len(captions)} {field}, more than "
                            f"max_captions={cfg.max_captions}", limit="max_captions")
     for i, caption in enumerate(captions):
         if len(caption) > cfg.max_caption_chars:
-            raise RequestError(400, "limit_exceeded", f"caption {i} has {len(caption)} characters, "
+            raise RequestError(400, "limit_exceeded", f"{field}[{i}] has {len(caption)} characters, "
                                f"more than max_caption_chars={cfg.max_caption_chars}",
                                limit="max_caption_chars")
         if not caption.strip():
-            raise RequestError(400, "bad_request", f"caption {i} is empty")
+            raise RequestError(400, "bad_request", f"{field}[{i}] is empty")
     return captions
 
 
@@ -102,10 +103,14 @@ def decode_request(task: str, body: bytes, content_type: str, query_captions: li
                            f"max_body_bytes={cfg.max_body_bytes}", limit="max_body_bytes")
     if task == "embed_text":
         data = parse_json(body)
-        return Item(task, captions=check_captions(data.get("texts"), cfg))
+        if "texts" not in data:
+            keys = ", ".join(repr(k) for k in list(data)[:5]) or "none"
+            raise RequestError(400, "bad_request", f"JSON body needs 'texts' (a list of strings), got keys: {keys}")
+        return Item(task, captions=check_captions(data["texts"], cfg, field="texts"))
     image, captions = image_and_captions(body, content_type, query_captions)
     check_image_header(image, cfg.max_image_pixels)
-    captions = check_captions(captions, cfg, required=(task == "match"))
+    field = "captions" if content_type.split(";")[0].strip().lower() == "application/json" else "caption"
+    captions = check_captions(captions, cfg, required=(task == "match"), field=field)
     return Item(task, image_bytes=image, captions=captions if task == "match" else [])
 
 

@@ -8,12 +8,15 @@ HTTP front ends as child processes on the same socket.
 
 from __future__ import annotations
 
+import errno
 import logging
 import signal
 import socket
 import threading
 import sys
+from pathlib import Path
 
+from mmscale.errors import CheckpointError, ConfigError
 from mmscale.serve.config import ServeConfig
 
 log = logging.getLogger(__name__)
@@ -28,6 +31,9 @@ def build_predictor(cfg: ServeConfig, checkpoint: str | None = None, preset: str
     from mmscale.serve.model_loader import load_model
     from mmscale.serve.predictor import ModelPredictor
 
+    check_device(cfg)  # before any model is built: a missing GPU is a clear error, not a driver traceback
+    if checkpoint:
+        check_checkpoint(checkpoint)
     if cfg.cpu_threads:
         torch.set_num_threads(cfg.cpu_threads)
     model, _ = load_model(checkpoint, preset, model_overrides)
@@ -37,18 +43,74 @@ def build_predictor(cfg: ServeConfig, checkpoint: str | None = None, preset: str
                           max_graph_batch=cfg.cuda_graph_max_batch)
 
 
+def check_device(cfg: ServeConfig) -> None:
+    """Refuse ``--device cuda`` / ``--image-decode cuda`` where torch finds no CUDA device."""
+    if "cuda" not in (cfg.device, cfg.image_decode):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    field, flag = ("serve.device", "--device") if cfg.device == "cuda" else ("serve.image_decode", "--image-decode")
+    built = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", built without CUDA")
+    raise ConfigError(field, f"{flag} cuda, but no CUDA device is available here ({built}, or no NVIDIA "
+                             f"driver/GPU visible); use {flag} cpu or auto")
+
+
+def check_checkpoint(checkpoint: str) -> None:
+    """Refuse a ``--checkpoint`` that is not a file, saying where ``mmscale train`` puts one."""
+    path = Path(checkpoint)
+    if path.is_file():
+        return
+    written = "mmscale train writes OUT_DIR/checkpoint.pt (OUT_DIR: train.out_dir, default runs/train)"
+    if path.is_dir():
+        hint = f"; did you mean --checkpoint {path / 'checkpoint.pt'}?" if (path / "checkpoint.pt").is_file() else ""
+        raise CheckpointError(path, f"is a directory, not a checkpoint file: {written}{hint}")
+    raise CheckpointError(path, f"not found: --checkpoint takes a training checkpoint file; {written}")
+
+
 def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     """A bound TCP socket. ``reuse_port``: several processes bind the same port and the kernel
-    spreads incoming connections over those listening (the ``--frontends N`` front ends)."""
+    spreads incoming connections over those listening (the ``--frontends N`` front ends).
+
+    A port in use (or not allowed, or a host that is not this machine's) is a ``ConfigError``
+    naming the port or host, not an ``OSError`` traceback."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise bind_error(host, port, exc) from None
     sock.set_inheritable(True)
     return sock
+
+
+def bind_error(host: str, port: int, exc: OSError) -> ConfigError:
+    """The user-facing error for a failed ``bind((host, port))``."""
+    if exc.errno == errno.EADDRINUSE:
+        return ConfigError("serve.port", f"port {port} on {host} is already in use (another server?): stop "
+                                         "it, or pick another port with --port (--port 0 picks a free one)")
+    if exc.errno == errno.EACCES:
+        return ConfigError("serve.port", f"not allowed to bind port {port} on {host} (ports below 1024 need "
+                                         "privileges): pick another port with --port")
+    reason = exc.strerror or str(exc)
+    return ConfigError("serve.host", f"cannot bind {host}:{port} ({reason}): --host must be an address or "
+                                     "name of this machine, e.g. 127.0.0.1 or 0.0.0.0")
+
+
+def check_port_free(cfg: ServeConfig) -> None:
+    """Bind and release ``cfg.port`` once, so that a port in use is refused before the model loads.
+
+    Bound without ``SO_REUSEPORT`` even for ``--frontends N``: a port another server already
+    shares that way counts as in use, instead of silently splitting its traffic with this one."""
+    if cfg.port == 0:
+        return
+    bind_socket(cfg.host, cfg.port).close()
 
 
 def serve(cfg: ServeConfig, predictor, announce=print) -> None:

@@ -35,19 +35,39 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(path, "not found (train without --resume, or point train.out_dir at the run)")
+        raise CheckpointError(path, "not found (mmscale train writes checkpoint.pt in train.out_dir: check the "
+                                    "path, or train without --resume)")
     if path.stat().st_size == 0:
         raise CheckpointError(path, "empty file (truncated write); delete it to start over")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # zip reader / unpickler errors of a damaged file
         raise CheckpointError(
-            path, f"truncated or corrupt ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+            path, f"truncated or corrupt ({type(exc).__name__}: {_first_words(exc)}); "
             "delete it or restore an earlier copy"
         ) from None
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(path, "not an mmscale training checkpoint (format_version missing)")
     return state
+
+
+def _first_words(exc: Exception, limit: int = 160) -> str:
+    """The gist of a loader error for a one-line message: its first sentence (torch's run on for
+    several), cut at a word boundary, never mid-word, when still longer than ``limit``."""
+    message = str(exc)
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    end = text.find(". ")
+    if end != -1:
+        text = text[: end + 1]
+    marker = "WeightsUnpickler error:"  # torch puts the actual reason after its advice
+    if marker in message:
+        reason = next((line.strip() for line in message.split(marker, 1)[1].splitlines() if line.strip()), "")
+        text = f"{text.rstrip('.')}: {reason}" if reason else text
+    if len(text) > limit:
+        cut = text.rfind(" ", 0, limit)
+        text = text[: cut if cut > 0 else limit].rstrip(" ,;:") + " ..."
+    return text or "no detail"
 
 
 def rng_state() -> dict:
