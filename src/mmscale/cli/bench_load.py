@@ -100,24 +100,27 @@ def register(subparsers) -> None:
     target.add_argument("--url", help="base URL of a running server (e.g. http://127.0.0.1:8000)")
     target.add_argument("--spawn", action="store_true", help="start `mmscale serve` on a free loopback port")
     parser.add_argument("--label", default="server", help="name for the rows with --url")
-    parser.add_argument("--endpoint", default="match", choices=["match", "embed_image", "embed_text"])
+    parser.add_argument("--endpoint", default="match", choices=["match", "embed_image", "embed_text"],
+                        help="what each request asks: /v1/match (image + captions, default), or one embedding")
     parser.add_argument("--concurrency", type=concurrency_levels, default="1,2,4,8,16,32,64,128,256",
                         help="closed-loop levels, comma-separated integers >= 1 ('' skips)")
     parser.add_argument("--rates", type=rate_levels, default="",
                         help="open-loop Poisson rates in req/s, comma-separated numbers > 0")
     parser.add_argument("--window-s", type=float, default=3.0, help="measurement window (default 3 s)")
-    parser.add_argument("--max-windows", type=at_least(1), default=5, help="window budget per level (default 5)")
+    parser.add_argument("--max-windows", type=at_least(1), default=5,
+                        help="window budget per level (default 5); a level is stable once 3 windows agree")
     parser.add_argument("--tolerance", type=float, default=0.10, help="stability tolerance (default 0.10)")
     parser.add_argument("--max-requests", type=at_least(1), default=20000, help="request budget per window")
     parser.add_argument("--processes", type=at_least(1), default=2, help="client processes (default 2)")
-    parser.add_argument("--slo", default="p99=100ms", help="latency objective, e.g. p99=100ms")
+    parser.add_argument("--slo", default="p99=100ms",
+                        help="latency objective (default p99=100ms): the best level meeting it is reported")
     parser.add_argument("--search", default="none", choices=["none", "concurrency", "rate"],
                         help="search the highest load meeting --slo")
     parser.add_argument("--dataset", help="dataset dir/manifest for real JPEGs + captions (default: generated)")
     parser.add_argument("--payloads", type=at_least(1), default=64, help="distinct requests to cycle through")
     parser.add_argument("--captions", type=at_least(1), default=4, help="captions per /v1/match request")
-    parser.add_argument("--timeout-s", type=float, default=30.0)
-    parser.add_argument("--warmup-s", type=float, default=1.0)
+    parser.add_argument("--timeout-s", type=float, default=30.0, help="per-request timeout; counted as an error (default 30)")
+    parser.add_argument("--warmup-s", type=float, default=1.0, help="load before each level's first window, not measured (default 1)")
     parser.add_argument("--token", help="bearer token (also passed to a spawned server)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     parser.add_argument("--out", help="write results JSON here")

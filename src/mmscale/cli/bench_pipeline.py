@@ -34,10 +34,10 @@ def register(subparsers) -> None:
     parser.add_argument("--synth-samples", type=int, default=0,
                         help="size of the synthetic set made when --data is not given (default: enough)")
     parser.add_argument("--out", default="runs/pipeline", help="output directory")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto (default): cuda when present")
     parser.add_argument("--batch-size", type=int, default=0, help="samples per step (default: preset's)")
-    parser.add_argument("--steps", type=int, default=10, help="timed steps per run")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before each run")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per run (default 10)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before each run (default 2)")
     parser.add_argument("--only", default="", help="comma list of parts besides the main run: "
                         "input,fusion_precision,compile,monitor_overhead,attention,workers")
     parser.add_argument("--text-lens", default="32,64,128,256,512", help="attention sweep text lengths")

@@ -54,7 +54,8 @@ def register(subparsers) -> None:
                "  mmscale data check annotations/captions_val2017.json --image-root val2017 --strict",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("manifest", help="manifest file, shard (pattern) or dataset directory")
-    check.add_argument("--format", choices=("auto", "jsonl", "csv", "coco", "wds"), default="auto")
+    check.add_argument("--format", choices=("auto", "jsonl", "csv", "coco", "wds"), default="auto",
+                       help="manifest format (default auto: from the file name)")
     check.add_argument("--image-root", default=None, help="directory image paths are relative to "
                                                           "(default: the manifest's directory)")
     check.add_argument("--split", default="train", help="which split of a directory (default train)")

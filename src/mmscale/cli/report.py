@@ -11,7 +11,7 @@ def register(subparsers) -> None:
         description="Check RUN_DIR/results.json against its schema and render the self-contained "
                     "report.html again (plots redrawn from the stored figures; nothing is re-measured).",
     )
-    parser.add_argument("run_dir", metavar="RUN_DIR")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by mmscale validate or a bench command")
     parser.add_argument("--out", default=None, help="write the HTML here (default: RUN_DIR/report.html)")
     parser.set_defaults(run=run)
 

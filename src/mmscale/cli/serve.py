@@ -36,7 +36,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prepare-ahead", action="store_true", default=None,
                         help="decode/tokenize the next batch on a second thread while the current one runs "
                              "(default: one thread does both in turn)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto (default): cuda when present")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="auto: bf16 on cuda, fp32 on cpu")
     parser.add_argument("--image-decode", choices=["auto", "cpu", "cuda"], help="auto: batched nvjpeg on cuda")
     parser.add_argument("--compile", action="store_true", default=None,
@@ -51,10 +51,11 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
                              "69), the rest go next; CUDA and --compile only (default 48; 0: never cut)")
     parser.add_argument("--frontends", type=int,
                         help="HTTP front-end processes feeding one model process (default 1: one process)")
-    parser.add_argument("--max-body-bytes", type=int)
-    parser.add_argument("--max-image-pixels", type=int)
-    parser.add_argument("--max-captions", type=int)
-    parser.add_argument("--max-caption-chars", type=int)
+    parser.add_argument("--max-body-bytes", type=int, help="largest request body; 413 beyond it (default 8 MiB)")
+    parser.add_argument("--max-image-pixels", type=int,
+                        help="largest image, width x height, read from its header; 413 beyond it (default 4096x4096)")
+    parser.add_argument("--max-captions", type=int, help="most captions in one request; 400 beyond it (default 16)")
+    parser.add_argument("--max-caption-chars", type=int, help="longest caption in characters; 400 beyond it (default 1000)")
     parser.add_argument("--max-text-tokens", type=int, help="tokens per caption fed to the model (default 32)")
     parser.add_argument("--tokenizer", help="tokenizer.json or vocab.txt (default: $MMSCALE_TOKENIZER, then the installed package)")
     parser.add_argument("--cpu-threads", type=int, help="torch threads on CPU (default: torch's)")
