@@ -8,12 +8,13 @@ import json
 ORDER = 10
 
 EPILOG = """examples:
-  mmscale validate --preset cpu --out runs/demo            (about 5-8 minutes on 2 CPU cores)
+  mmscale validate --preset cpu --out runs/demo            (a few minutes on 2 CPU cores)
   mmscale validate --preset gpu --data data/coco --out runs/h100
-  mmscale validate --preset cpu validate.datascale.sizes=[200,400] validate.sections=["datascale"]
-  mmscale validate --preset gpu --out runs/h100 validate.sections=[data,pipeline,datascale]
-  mmscale validate --preset gpu --out runs/h100 --merge validate.sections=[batchsweep,load,scaling]
+  mmscale validate --preset cpu 'validate.datascale.sizes=[200,400]' 'validate.sections=["datascale"]'
+  mmscale validate --preset gpu --out runs/h100 'validate.sections=[data,pipeline,datascale]'
+  mmscale validate --preset gpu --out runs/h100 --merge 'validate.sections=[batchsweep,load,scaling]'
                                                (one suite in two commands, one results.json)
+  Overrides with brackets are quoted: zsh and other shells would expand them.
 
 Sections, in order: data (loader throughput), pipeline (step breakdown, bottleneck), datascale
 (time and memory vs N), batchsweep (memory vs batch to the first OOM, what-if variants), load
@@ -33,10 +34,10 @@ def register(subparsers) -> None:
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides (mmscale config --preset cpu validate lists the keys)")
-    parser.add_argument("--preset", default="cpu", help="cpu (this machine, minutes) or gpu (one GPU, base model)")
+    parser.add_argument("--preset", default="cpu", help="cpu (default: this machine, minutes) or gpu (one GPU, base model)")
     parser.add_argument("--config", default=None, help="TOML file layered over the preset")
     parser.add_argument("--data", default=None, metavar="DIR", help="your dataset (default: synthesize one)")
-    parser.add_argument("--out", default="runs/validate", metavar="RUN_DIR", help="where results go")
+    parser.add_argument("--out", default="runs/validate", metavar="RUN_DIR", help="where results.json and report.html go (default runs/validate)")
     parser.add_argument("--merge", action="store_true",
                         help="keep the sections an earlier invocation wrote into RUN_DIR (same config) and add "
                              "this one's: split a long suite into several commands with validate.sections=[...]")
