@@ -48,3 +48,27 @@ def test_long_reason_is_cut_at_a_word_boundary():
 def test_missing_checkpoint_message_names_what_train_writes(tmp_path):
     with pytest.raises(CheckpointError, match="not found.*mmscale train writes checkpoint.pt in train.out_dir"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_weights_that_do_not_fit_name_each_mismatch(tmp_path):
+    import dataclasses
+
+    import pytest
+    import torch
+
+    from mmscale.config.load import load_config
+    from mmscale.errors import CheckpointError
+    from mmscale.model import ModelConfig, MultimodalModel
+    from mmscale.serve.model_loader import load_model
+    from mmscale.train.checkpoint import save_checkpoint
+
+    cfg = load_config(ModelConfig, preset="tiny", section="model")
+    state = MultimodalModel(cfg).state_dict()
+    state.pop("itm_head.weight")
+    state["itm_head.bias"] = torch.zeros(3)
+    path = save_checkpoint(tmp_path / "checkpoint.pt", {"model": state, "model_config": dataclasses.asdict(cfg),
+                                                        "step": 1})
+    with pytest.raises(CheckpointError) as err:
+        load_model(str(path), None, [])
+    message = str(err.value)
+    assert 'Missing key(s) in state_dict: "itm_head.weight"' in message and "size mismatch for itm_head.bias" in message

@@ -26,8 +26,10 @@ def load_model(checkpoint: str | None = None, preset: str | None = None,
         model = MultimodalModel(cfg)
         try:
             model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise CheckpointError(checkpoint, f"weights do not fit the saved config ({str(exc)[:200]})") from None
+        except RuntimeError as exc:  # torch lists each mismatch on its own line after a header
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = "; ".join(lines[1:4] or lines[:1]) + ("; ..." if len(lines) > 4 else "")
+            raise CheckpointError(checkpoint, f"weights do not fit the saved config: {detail}") from None
         log.info("loaded %s (step %s)", checkpoint, state.get("step"))
     elif preset:
         cfg = load_config(ModelConfig, preset=preset, overrides=list(overrides), section="model")
