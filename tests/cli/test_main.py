@@ -41,6 +41,7 @@ def test_overrides_may_follow_flags():
                                   "--resume", "train.batch_size=8"])
     assert args.overrides == ["data.path=d", "train.steps=1", "train.batch_size=8"]
     assert args.no_progress and args.resume
+    assert parse(build_parser(), ["train", "--resume", "--", "train.lr=2"]).overrides == ["train.lr=2"]
 
 
 def test_verbose_may_follow_the_command():

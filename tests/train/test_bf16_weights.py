@@ -27,6 +27,7 @@ def losses(path):
     (["train.precision=fp32"], "train.weights"),
     (["train.parallel=fsdp"], "train.weights"),
     (["train.fp8=tensorwise"], "train.weights"),
+    (["train.grad_accum=2"], "train.weights"),
 ])
 def test_settings_that_cannot_go_with_bf16_weights_name_the_field(tmp_path, setting, field):
     with pytest.raises(ConfigError) as err:

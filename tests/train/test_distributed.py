@@ -140,7 +140,7 @@ def bf16_reduce_worker(rank: int, world: int, port: int, out: str) -> None:
     layer = torch.nn.Linear(1, 1, bias=False).to(torch.bfloat16)
     layer.cfg = ModelConfigStub()
     model = wrap_model(layer, "ddp", env, torch.device("cpu"))
-    x = torch.tensor([[1.0 if rank == 0 else 2.0**-8]], dtype=torch.bfloat16)
+    x = torch.tensor([[3.0 if rank == 2 else 1.0]], dtype=torch.bfloat16)
     model(x).sum().backward()  # this rank's gradient of the weight is x
     with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
         json.dump({"grad": layer.weight.grad.item(), "dtype": str(layer.weight.grad.dtype)}, handle)
@@ -152,16 +152,15 @@ class ModelConfigStub:
 
 
 def test_ddp_averages_bf16_gradients_through_the_hook(tmp_path):
-    """Gradients 1, 2**-8, 2**-8 on three ranks: the fp32 mean 1.0078125 / 3 is 0.3359375 in
-    bf16 (summed in bf16, 1 + 2**-8 would round back to 1 twice: 0.333984375). gloo already sums
-    bf16 in fp32, so this checks the hook's average end to end; the dtype on the link is checked
-    below, where NCCL's bf16 sums would round."""
+    """Gradients 1, 1, 3 on three ranks. The hook averages in fp32: 5/3 is 1.6640625 in bf16.
+    Without it DDP divides each bf16 gradient by 3 first (1/3 -> 0.333984375) and sums those:
+    1.671875. (The dtype on the link is checked below.)"""
     mp.start_processes(bf16_reduce_worker, args=(3, free_port(), str(tmp_path)), nprocs=3, join=True,
                        start_method="fork")
     for rank in range(3):
         result = json.load(open(tmp_path / f"rank{rank}.json"))
         assert result["dtype"] == "torch.bfloat16"
-        assert result["grad"] == 0.3359375
+        assert result["grad"] == 1.6640625
 
 
 def test_the_hook_sends_fp32_and_stores_the_mean_in_bf16(monkeypatch):

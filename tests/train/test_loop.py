@@ -65,6 +65,11 @@ def test_a_batch_of_only_bad_samples_is_a_counted_step_without_update(tiny_datas
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert {"step": 2, "data/empty_batch_skipped_samples": 8} in rows
     assert result.eval["split"] == "train"  # one manifest file: its pairs are training pairs
+    import torch
+
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert float(saved["optimizer"]["state"][0]["step"]) == 1.0  # AdamW stepped once: step 2 made no update
+    assert saved["scheduler"]["last_epoch"] == 2 and saved["step"] == 2  # the schedule follows the step number
 
 
 def test_resuming_a_finished_run_fails_before_touching_it(tiny_dataset, tmp_path):

@@ -95,3 +95,17 @@ def test_reduce_overhead_marks_each_step_for_cuda_graph_trees(monkeypatch):
     assert marks == [1, 1] and compiled[-1] == ("reduce-overhead", None)
     TrainStep(model, build_optimizer(model, 1e-3, 0.0), compile=True, compile_dynamic=False)
     assert compiled[-1] == (None, False)  # benchmarks of fixed sizes: one static graph per size
+
+
+def test_a_short_batch_still_syncs_on_its_last_micro_batch_and_weighs_by_samples(monkeypatch):
+    """Batch 3 with grad_accum=4 splits into 3 chunks of 1: the third must sync (DDP all-reduce)."""
+    from mmscale.train import step as step_module
+
+    synced = []
+    monkeypatch.setattr(step_module, "grad_sync", lambda model, enabled: synced.append(enabled) or
+                        __import__("contextlib").nullcontext())
+    model = small_model()
+    pixels, ids, mask = synthetic_batch(model.cfg, 3)
+    out = TrainStep(model, build_optimizer(model, 1e-3, 0.0), grad_accum=4)(pixels, ids, mask)
+    assert synced == [False, False, True]
+    assert torch.isfinite(out["loss"])

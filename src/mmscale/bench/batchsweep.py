@@ -312,11 +312,13 @@ def analyze(rows: list[BatchRow], capacity_bytes: int | None) -> dict:
 # TrainConfig fields over the job's own. FSDP needs a process group of several ranks: on one
 # device it shards over nothing, so it is measured by the scaling benchmark under torchrun.
 VARIANTS: dict[str, dict] = {
-    "fp32": {"precision": "fp32", "activation_checkpointing": False},
+    # fp32 rows pin fp32 weights (a job's train.weights=bf16 would make them bf16 models); bf16 rows
+    # keep the job's weights, so they measure what the job would train
+    "fp32": {"precision": "fp32", "activation_checkpointing": False, "weights": "fp32"},
     "bf16": {"precision": "bf16", "activation_checkpointing": False},
     "bf16+ckpt": {"precision": "bf16", "activation_checkpointing": True},
-    "fp32+ckpt": {"precision": "fp32", "activation_checkpointing": True},
-    "fsdp": {"precision": "bf16", "activation_checkpointing": False, "parallel": "fsdp"},
+    "fp32+ckpt": {"precision": "fp32", "activation_checkpointing": True, "weights": "fp32"},
+    "fsdp": {"precision": "bf16", "activation_checkpointing": False, "parallel": "fsdp", "weights": "fp32"},
 }
 
 

@@ -141,7 +141,9 @@ class PipelineContext:
 
         model_cfg = dataclasses.replace(self.job.model, **(model or {}))
         torch.manual_seed(self.job.train.seed)
-        t = dataclasses.replace(self.job.train, weights=weights or self.job.train.weights,
+        # a precision asked for without weights: fp32 pins fp32 weights, as a bf16 model has no fp32 mode
+        weights = weights or ("fp32" if precision == "fp32" else self.job.train.weights)
+        t = dataclasses.replace(self.job.train, weights=weights,
                                 fused_adamw=self.device.type == "cuda" and self.job.train.fused_adamw)
         net = cast_weights(MultimodalModel(model_cfg).to(self.device), t)
         optimizer = build_train_optimizer(net, t)

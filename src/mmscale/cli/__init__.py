@@ -60,6 +60,8 @@ def parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.N
     args, extra = parser.parse_known_args(argv)
     unknown = []
     for token in extra:
+        if token == "--":  # "the rest are positionals": they are read the same way
+            continue
         if token in ("-v", "--verbose"):
             args.verbose = True
         elif hasattr(args, "overrides") and "=" in token and not token.startswith("-"):

@@ -70,7 +70,8 @@ class TrainConfig:
     back after each step (``mmscale.train.master_weights``). Checkpoints hold the fp32 copies.
     Measured (``base``, batch 128, compiled, BENCHMARKS.md): 1.04x-1.07x the autocast step on one
     H200 with 0.7 GiB less, 1.07x under DDP on two; in one 1,000-step A/B the same recall, the loss
-    1-3% higher. Needs ``precision`` bf16 (or auto); not with ``parallel=fsdp`` or ``fp8``. Under
+    1-3% higher. Needs ``precision`` bf16 (or auto); not with ``parallel=fsdp``, ``fp8`` or
+    ``grad_accum`` > 1 (its micro-batch sums would round in bf16). Under
     DDP the bf16 gradients are averaged in fp32 (a communication hook)."""
     fp8: Literal["off", "tensorwise", "rowwise"] = "off"
     """FP8 matmuls through torchao's float8 recipe (Hopper GPUs, with bf16 autocast; needs torchao).
@@ -147,6 +148,9 @@ class TrainConfig:
                                   "parallel=fsdp (FSDP2 gathers its weights in bf16 itself)")
             if self.fp8 != "off":
                 raise ConfigError("train.weights", "bf16 weights are not combined with train.fp8")
+            if self.grad_accum > 1:  # micro-batch gradients would be summed in bf16 on the weights
+                raise ConfigError("train.weights", "bf16 weights sum micro-batch gradients in bf16; with "
+                                  f"train.grad_accum={self.grad_accum} use train.weights=fp32")
         if self.compile_mode != "default" and not self.compile:
             raise ConfigError("train.compile_mode", f"{self.compile_mode!r} needs train.compile=true")
         if self.batch_size % self.grad_accum:

@@ -166,26 +166,25 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
             wait_s = time.perf_counter() - t_wait
             window.data_wait_s += wait_s
             total_wait_s += wait_s
-            result.skipped_samples += batch.skips.skipped
             skips.merge(batch.skips)
             used_samples += len(batch)
-            if len(batch) == 0:  # every sample of this batch was bad: the step is skipped, counted
+            if len(batch) == 0:  # every sample of this batch was bad: no update, the step counted
                 _skip_empty_batch(batch, step, env)
                 result.empty_steps += 1
-                done = step + 1
-                writer.write({"step": done, "data/empty_batch_skipped_samples": batch.skips.skipped})
-                progress.update(progress.task_ids[0], completed=done)
-                continue
-            if not flops_per_step:
-                flops_per_step = cfg.grad_accum * count_train_flops(
-                    model, pixels[:micro_batch], ids[:micro_batch], mask[:micro_batch], precision.autocast()
-                )
-            losses = step_fn(pixels, ids, mask)
-            window.steps += 1
+                if scheduler is not None:
+                    scheduler.step()  # the learning-rate schedule follows the step number
+                writer.write({"step": step + 1, "data/empty_batch_skipped_samples": batch.skips.skipped})
+            else:
+                if not flops_per_step:
+                    flops_per_step = cfg.grad_accum * count_train_flops(
+                        model, pixels[:micro_batch], ids[:micro_batch], mask[:micro_batch], precision.autocast()
+                    )
+                losses = step_fn(pixels, ids, mask)
+                window.steps += 1
             done = step + 1
             progress.update(progress.task_ids[0], completed=done)
             last = done == cfg.steps
-            logged = done % cfg.log_every == 0 or last
+            logged = bool(window.steps) and (done % cfg.log_every == 0 or last)
             if logged:
                 row = _log_row(done, losses, window, rank_batch * env.world_size, flops_per_step, peak,
                                optimizer, device, env)
@@ -195,7 +194,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
             if cfg.time_limit_s and (logged or not env.active) and not last:
                 if _time_is_up(started, cfg.time_limit_s, env, device):
                     last = True
-                    if not logged:
+                    if not logged and window.steps:
                         writer.write(_log_row(done, losses, window, rank_batch * env.world_size,
                                               flops_per_step, peak, optimizer, device, env))
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and not last:
@@ -219,22 +218,39 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
         writer.write({"step": done, **_prefixed(result.eval, "eval/")})
     writer.close()
     final = {k: v.item() for k, v in losses.items()}  # one sync at the end
-    index_skips = train_data.loader.index_skips  # bad manifest rows: found once, when indexed
+    # every rank's bad samples and used ones (a batch with bad samples is short); the manifest's
+    # bad rows once, as every rank indexes the same manifest
+    reasons = _summed_over_ranks(skips.by_reason, env)
+    index_skips = train_data.loader.index_skips
+    result.skipped_samples = sum(reasons.values())
+    result.samples = _summed_over_ranks({"used": used_samples}, env)["used"]
     result.skipped_manifest_rows = index_skips.skipped
-    skips.merge(index_skips)
-    result.skip_reasons = dict(skips.by_reason)
-    # samples the model really saw, over all ranks (a batch with bad samples is short)
-    used = dist_utils.all_reduce_mean(torch.tensor([float(used_samples)], device=device), env)
-    result.steps, result.samples, result.wall_s = steps_run, round(used.item() * env.world_size), wall_s
+    for reason, n in index_skips.by_reason.items():
+        reasons[reason] = reasons.get(reason, 0) + n
+    result.skip_reasons = reasons
+    result.steps, result.wall_s = steps_run, wall_s
     result.samples_per_s = result.samples / wall_s if wall_s else 0.0
     result.loss, result.loss_itc, result.loss_itm = final.get("loss"), final.get("loss_itc"), final.get("loss_itm")
     result.flops_per_step = flops_per_step
-    result.mfu = mfu(flops_per_step, steps_run, wall_s, peak)
+    result.mfu = mfu(flops_per_step, steps_run - result.empty_steps, wall_s, peak)  # steps that computed
     result.peak_gpu_gib, result.peak_rss_gib = peak_gpu_gib(device), peak_rss_gib()
     result.data_wait_pct = 100 * total_wait_s / wall_s if wall_s else 0.0
     if env.is_main:
         (out_dir / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
     return result
+
+
+def _summed_over_ranks(counts: dict[str, int], env) -> dict[str, int]:
+    """Integer counts summed over the ranks of a torchrun job (the keys may differ by rank)."""
+    if not env.active:
+        return dict(counts)
+    gathered = [None] * env.world_size
+    torch.distributed.all_gather_object(gathered, dict(counts))
+    total: dict[str, int] = {}
+    for part in gathered:
+        for key, n in part.items():
+            total[key] = total.get(key, 0) + n
+    return total
 
 
 def _skip_empty_batch(batch, step: int, env) -> None:

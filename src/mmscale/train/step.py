@@ -93,21 +93,23 @@ class TrainStep:
         if self.mark_step:
             torch.compiler.cudagraph_mark_step_begin()
         totals: dict[str, torch.Tensor] = {}
-        chunks = zip(pixels.chunk(self.grad_accum), ids.chunk(self.grad_accum), mask.chunk(self.grad_accum))
+        # a batch shortened by bad samples may split into fewer or uneven micro-batches: the last
+        # one still syncs gradients, and each weighs by its share of the samples
+        chunks = list(zip(pixels.chunk(self.grad_accum), ids.chunk(self.grad_accum), mask.chunk(self.grad_accum)))
         for index, (px, tok, msk) in enumerate(chunks):
-            last = index == self.grad_accum - 1
-            with grad_sync(self.model, last):
+            share = px.shape[0] / pixels.shape[0]
+            with grad_sync(self.model, index == len(chunks) - 1):
                 with self.precision.autocast():
                     out = self.forward(px, tok, msk)
-                loss = out["loss"] / self.grad_accum
+                loss = out["loss"] * share
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
             for key, value in out.items():
-                totals[key] = totals.get(key, 0) + value.detach().float() / self.grad_accum
-        if self.scaler:
-            self.scaler.unscale_(self.optimizer)
+                totals[key] = totals.get(key, 0) + value.detach().float() * share
         gather = getattr(self.optimizer, "gather_grads", None)
         if gather is not None:  # bf16 weights: clip and step the fp32 copies (train.master_weights)
             gather()
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
         if self.grad_clip:
             totals["grad_norm"] = torch.nn.utils.clip_grad_norm_(self.clip_params, self.grad_clip)
         if self.scaler:
