@@ -16,15 +16,16 @@ import argparse
 import sys
 
 from mmscale.cli import bench_data
+from mmscale.cli.bench import at_least
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=None, help="dataset dir or manifest (default: synthesize)")
-    parser.add_argument("--n", type=int, default=2000, help="images per variant")
-    parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default min(8, cores))")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3, help="runs per variant (median reported)")
+    parser.add_argument("--n", type=at_least(1), default=2000, help="images per variant")
+    parser.add_argument("--workers", type=at_least(0), default=None, help="DataLoader workers (default min(8, cores))")
+    parser.add_argument("--batch-size", type=at_least(1), default=32)
+    parser.add_argument("--repeats", type=at_least(1), default=3, help="runs per variant (median reported)")
     parser.add_argument("--out", default="runs/data_loading")
     parser.add_argument("--json", action="store_true")
     return bench_data.run(parser.parse_args(argv))

@@ -21,6 +21,19 @@ def run_cli(argv, capsys) -> tuple[int, str]:
 
 
 @pytest.fixture
+def section_overrides(monkeypatch) -> list[str]:
+    """The overrides a bench command hands its validate section (which then does not run)."""
+    seen: list[str] = []
+
+    def fake(name, preset, overrides, *rest, **kw):
+        seen.extend(overrides)
+        return {"status": "ok", "reason": "", "verdicts": [], "rows": []}
+
+    monkeypatch.setattr("mmscale.validate.run_one_section", fake)
+    return seen
+
+
+@pytest.fixture
 def nothing_runs(monkeypatch):
     """Fail the test if a section would be run (torchrun launched, a sweep started)."""
     def launched(*args, **kwargs):
@@ -56,16 +69,18 @@ def test_data_counts_must_be_at_least_one(flag, tmp_path, capsys, nothing_runs):
     assert code == 2 and f"argument {flag}: must be >= 1, got 0" in err
 
 
-def test_data_run_checks_values_that_bypass_argparse(tmp_path, nothing_runs):
-    """benchmarks/data_loading.py calls bench_data.run with its own parser (plain type=int)."""
-    import argparse
+def test_the_benchmark_script_takes_the_same_flag_checks(capsys, nothing_runs):
+    """benchmarks/data_loading.py has its own parser over bench_data.run: the same types refuse 0."""
+    import importlib.util
+    from pathlib import Path
 
-    from mmscale.cli import bench_data
-
-    args = argparse.Namespace(data=str(tmp_path), n=64, workers=1, batch_size=4, repeats=0, out=str(tmp_path),
-                              json=True)
-    with pytest.raises(ConfigError, match="argument --repeats: must be >= 1, got 0"):
-        bench_data.run(args)
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "data_loading.py"
+    spec = importlib.util.spec_from_file_location("data_loading_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with pytest.raises(SystemExit) as exc:
+        script.main(["--repeats", "0"])
+    assert exc.value.code == 2 and "argument --repeats: must be >= 1, got 0" in capsys.readouterr().err
 
 
 # -- bench datascale -----------------------------------------------------------------------------
@@ -78,17 +93,10 @@ def test_datascale_sizes_must_be_positive_integers(value, shown, capsys, nothing
     assert "argument --sizes:" in err and shown in err and "usage:" in err
 
 
-def test_datascale_sizes_reach_the_config(monkeypatch, capsys):
-    seen = {}
-
-    def fake(name, preset, overrides, *rest, **kw):
-        seen["overrides"] = overrides
-        return {"status": "ok", "reason": "", "verdicts": [], "rows": []}
-
-    monkeypatch.setattr("mmscale.validate.run_one_section", fake)
+def test_datascale_sizes_reach_the_config(section_overrides, capsys):
     assert main(["bench", "datascale", "--sizes", " 500, 1000 ", "--epochs", "2"]) == 0
-    assert "validate.datascale.sizes=[500,1000]" in seen["overrides"]
-    assert "validate.synth_samples=1112" in seen["overrides"] and "validate.datascale.epochs=2" in seen["overrides"]
+    assert "validate.datascale.sizes=[500,1000]" in section_overrides
+    assert "validate.synth_samples=1112" in section_overrides and "validate.datascale.epochs=2" in section_overrides
 
 
 def test_datascale_epochs_zero_is_refused(capsys, nothing_runs):
@@ -141,16 +149,9 @@ def test_scaling_lists_every_unknown_strategy(capsys, nothing_runs):
     assert code == 2 and "unknown strategies 'nope', 'DDP' (known: ddp, fsdp)" in err
 
 
-def test_scaling_known_strategies_reach_the_config(monkeypatch, capsys):
-    seen = {}
-
-    def fake(name, preset, overrides, *rest, **kw):
-        seen["overrides"] = overrides
-        return {"status": "ok", "reason": "", "verdicts": [], "rows": []}
-
-    monkeypatch.setattr("mmscale.validate.run_one_section", fake)
+def test_scaling_known_strategies_reach_the_config(section_overrides, capsys):
     assert main(["bench", "scaling", "--strategies", "fsdp, ddp", "--cpu-smoke"]) == 0
-    assert 'validate.scaling.strategies=["fsdp","ddp"]' in seen["overrides"]
+    assert 'validate.scaling.strategies=["fsdp","ddp"]' in section_overrides
 
 
 def test_batchsweep_unknown_variant_fails_up_front(capsys, nothing_runs):

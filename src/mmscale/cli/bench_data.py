@@ -40,14 +40,11 @@ def register(subparsers) -> None:
 
 
 def check_args(args) -> None:
-    """Refuse impossible flag values before anything runs (also for callers that bypass argparse)."""
+    """Refuse an --n too small for --batch-size before anything runs (each alone is checked by
+    its argparse type)."""
     from mmscale.bench.data_loading import WARMUP_BATCHES, min_images
     from mmscale.errors import ConfigError
 
-    for flag, value, minimum in (("--n", args.n, 1), ("--batch-size", args.batch_size, 1),
-                                 ("--repeats", args.repeats, 1), ("--workers", args.workers, 0)):
-        if value is not None and value < minimum:
-            raise ConfigError(flag, f"must be >= {minimum}, got {value}")
     need = min_images(args.batch_size)
     if args.n < need:
         largest_batch = (args.n - 1) // WARMUP_BATCHES
