@@ -16,6 +16,13 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
 - ``ours_bf16_weights`` (only when named): ours with a bf16 model and fp32 master weights in
   AdamW instead of autocast (``mmscale.train.master_weights``): activations and the residual
   stream in bf16. ``--attention`` pins every row's SDPA kernel, to compare kernels.
+- ``ours_graphs``, ``ours_bf16_weights_graphs`` (only when named): the same two compiled with
+  ``mode="reduce-overhead"``: the forward and backward replay as CUDA graphs, no per-kernel
+  launches from the host.
+
+``--kernels N`` profiles N more steps of every row and prints where its device time goes:
+milliseconds per step of matmuls, attention, norms, GELU, other elementwise kernels and the
+optimizer, and the host gap (wall time in which no kernel ran); see ``mmscale.bench.kernel_time``.
 
 FLOPs per step are counted once per row with ``FlopCounterMode``; MFU is over the bf16 dense
 peak of the GPU (table in ``mmscale.train.flops``) or ``--peak-tflops``.
@@ -38,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VARIANTS = ("reference_fp32", "reference_bf16", "reference_bf16_compile", "ours", "hf_blip_itm")
-EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights")  # run only when named in --variants
+EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights", "ours_graphs", "ours_bf16_weights_graphs")  # run only when named in --variants
 
 
 @dataclass
@@ -58,6 +65,7 @@ class StepRow:
     compile_s: float = 0.0  # warmup time (includes torch.compile's compilation)
     fp8_linears: int = 0  # linears running FP8 matmuls (--fp8)
     attention: str = "auto"  # SDPA backend pinned with --attention
+    kernels: dict | None = None  # --kernels: device ms per step by kernel kind, host gap
 
 
 @dataclass
@@ -70,6 +78,7 @@ class Settings:
     tf32: bool
     fp8: bool = False
     bf16_weights: bool = False  # bf16 model, fp32 master copies in AdamW, no autocast
+    compile_mode: str | None = None  # this row's torch.compile mode (else --compile-mode)
 
 
 SETTINGS = {
@@ -79,6 +88,9 @@ SETTINGS = {
     "ours": Settings("ours", "fused", "bf16", True, True, True),
     "ours_fp8": Settings("ours_fp8", "fused", "bf16", True, True, True, fp8=True),
     "ours_bf16_weights": Settings("ours_bf16_weights", "fused", "bf16", True, True, True, bf16_weights=True),
+    "ours_graphs": Settings("ours_graphs", "fused", "bf16", True, True, True, compile_mode="reduce-overhead"),
+    "ours_bf16_weights_graphs": Settings("ours_bf16_weights_graphs", "fused", "bf16", True, True, True,
+                                         bf16_weights=True, compile_mode="reduce-overhead"),
 }
 
 
@@ -104,6 +116,8 @@ def parse_args(argv=None):
                         help="ours_fp8: torchao's filter of the linears that pay, or every one that fits")
     parser.add_argument("--attention", default="auto", choices=["auto", "flash", "cudnn", "efficient"],
                         help="pin every row's SDPA to one backend (auto: torch picks)")
+    parser.add_argument("--kernels", type=int, default=0, metavar="N",
+                        help="after timing, profile N more steps per row and print device ms by kernel kind")
     parser.add_argument("--out", default=None, help="directory for train_step.json")
     parser.add_argument("overrides", nargs="*", help="model overrides, e.g. model.fusion_layers=2")
     args = parser.parse_args(argv)
@@ -196,9 +210,19 @@ def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
     pixels, ids, mask = synthetic_batch(cfg, args.batch, device)
     flops = count_train_flops(model, pixels, ids, mask, precision.autocast())
     step = TrainStep(model, optimizer, None, precision, compile=use_compile, grad_clip=1.0,
-                     compile_mode=args.compile_mode)
-    times, warmup_s = time_steps(lambda: step(pixels, ids, mask), lambda: _sync(device), args.warmup, args.steps)
-    return finish_row(row, times, flops, peak, device, warmup_s)
+                     compile_mode=settings.compile_mode or args.compile_mode)
+    return measure(row, lambda: step(pixels, ids, mask), flops, args, device, peak)
+
+
+def measure(row: StepRow, step, flops: int, args, device, peak) -> StepRow:
+    """Time the row's steps, then (``--kernels``) profile a few more for the kernel breakdown."""
+    times, warmup_s = time_steps(step, lambda: _sync(device), args.warmup, args.steps)
+    finish_row(row, times, flops, peak, device, warmup_s)
+    if args.kernels:
+        from mmscale.bench.kernel_time import profile_steps
+
+        row.kernels = profile_steps(step, lambda: _sync(device), args.kernels)
+    return row
 
 
 def build_blip(args, device):
@@ -251,8 +275,7 @@ def run_blip(args, device, peak) -> StepRow:
     with counter:
         loss_fn().backward()
     model.zero_grad(set_to_none=True)
-    times, warmup_s = time_steps(step, lambda: _sync(device), args.warmup, args.steps)
-    return finish_row(row, times, counter.get_total_flops(), peak, device, warmup_s)
+    return measure(row, step, counter.get_total_flops(), args, device, peak)
 
 
 def _sync(device) -> None:
@@ -345,6 +368,11 @@ def main(argv=None) -> dict:
         (Path(args.out) / "train_step.json").write_text(json.dumps(result, indent=2))
     print(f"{gpu}, torch {torch.__version__}, preset {args.preset}, batch {args.batch}, peak {peak} TFLOP/s")
     print(format_table(rows, ratio))
+    profiled = {r.variant: r.kernels for r in rows if r.kernels}
+    if profiled:
+        from mmscale.bench.kernel_time import format_breakdown
+
+        print(format_breakdown(profiled))
     return result
 
 

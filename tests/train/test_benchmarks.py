@@ -34,3 +34,18 @@ def test_train_step_fp8_row_converts_linears_and_runs(tmp_path, load_benchmark):
     assert rows["ours_fp8"]["fp8_linears"] > 0 and rows["ours"]["fp8_linears"] == 0
     assert {row["attention"] for row in result["rows"]} == {"flash"}
     assert "ours_over_ours_fp8" in result["ratios"]
+
+
+def test_train_step_kernels_flag_profiles_each_row(load_benchmark, capsys):
+    """--kernels adds a profiled breakdown per row; on CPU no device kernels run, so all the
+    profiled wall time is host time."""
+    bench = load_benchmark("train_step")
+    result = bench.main(["--smoke", "--steps", "1", "--warmup", "0", "--kernels", "1",
+                         "--variants", "ours,ours_bf16_weights_graphs"])
+    rows = {row["variant"]: row for row in result["rows"]}
+    assert rows["ours_bf16_weights_graphs"]["status"] == "ok (compile off)"
+    for row in rows.values():
+        kernels = row["kernels"]
+        assert kernels["wall_ms"] > 0 and kernels["busy_ms"] == 0
+        assert kernels["host_gap_ms"] == pytest.approx(kernels["wall_ms"])
+    assert "kernel ms per step" in capsys.readouterr().out

@@ -1,0 +1,118 @@
+"""Where a step's device time goes: the kernels of a ``torch.profiler`` trace summed by kind.
+
+Counting before optimizing needs the split of a step into matmuls, attention, norms, GELU,
+other elementwise work and the optimizer, and the time no kernel runs at all (host gaps:
+launch overhead, syncs). The trace is read from its Chrome-trace export rather than from the
+profiler's Python event objects, whose fields differ between torch versions; the export's
+``cat`` and ``name`` fields are what Perfetto shows, so the table can be checked by eye.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import time
+from pathlib import Path
+
+# first match wins: attention before matmuls (CUTLASS attention kernels say "cutlass"), matmul
+# templates before the generic Inductor rule
+CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("attention", r"fmha|flash|attention|sdpa|cudnn_generated"),
+    ("matmul", r"nvjet|gemm|cutlass|xmma|splitkreduce|cublas|triton_tem_"),
+    ("layer_norm", r"layer_norm|layernorm"),
+    ("gelu", r"gelu"),
+    ("optimizer", r"adam|multi_tensor_apply|foreach"),
+    ("conv", r"conv|implicit_convolve|wgrad|dgrad"),
+    ("elementwise", r"^triton_|elementwise|reduce_kernel|vectorized"),
+    ("copy_memset", r"^memcpy|^memset|copy_kernel"),
+)
+_COMPILED = tuple((name, re.compile(pattern, re.IGNORECASE)) for name, pattern in CATEGORIES)
+DEVICE_EVENT_KINDS = ("kernel", "gpu_memcpy", "gpu_memset")
+
+
+def category(kernel_name: str) -> str:
+    """The kind of one kernel, from its name; ``other`` when no rule matches."""
+    for name, pattern in _COMPILED:
+        if pattern.search(kernel_name):
+            return name
+    return "other"
+
+
+def busy_us(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of (start, end) intervals: time some kernel ran, overlaps counted once."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
+
+
+def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
+                     kinds: tuple[str, ...] = DEVICE_EVENT_KINDS) -> dict:
+    """Per-step milliseconds by category, the busy time, and the host gap (wall minus busy).
+
+    ``events`` are Chrome-trace events (``cat``, ``name``, ``ts`` and ``dur`` in microseconds);
+    only those whose ``cat`` is in ``kinds`` count.
+    """
+    if steps < 1:
+        raise ValueError("steps must be >= 1")
+    by_category: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    intervals = []
+    for event in events:
+        if event.get("cat") not in kinds or "dur" not in event:
+            continue
+        kind = category(str(event.get("name", "")))
+        by_category[kind] = by_category.get(kind, 0.0) + float(event["dur"])
+        counts[kind] = counts.get(kind, 0) + 1
+        intervals.append((float(event["ts"]), float(event["ts"]) + float(event["dur"])))
+    busy_ms = busy_us(intervals) / 1000 / steps
+    return {
+        "ms": {k: v / 1000 / steps for k, v in sorted(by_category.items(), key=lambda kv: -kv[1])},
+        "kernels_per_step": {k: counts[k] / steps for k in counts},
+        "sum_ms": sum(by_category.values()) / 1000 / steps,
+        "busy_ms": busy_ms,
+        "wall_ms": wall_ms_per_step,
+        "host_gap_ms": max(0.0, wall_ms_per_step - busy_ms),
+    }
+
+
+def profile_steps(step, sync, steps: int = 5, kinds: tuple[str, ...] = DEVICE_EVENT_KINDS,
+                  trace_path: str | Path | None = None) -> dict:
+    """Run ``step`` ``steps`` times under the profiler (device synced around the window) and
+    break the trace down; ``trace_path`` keeps the Chrome trace (opens in Perfetto)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(ProfilerActivity.CUDA)
+    sync()
+    with profile(activities=activities) as prof:
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        wall_ms = 1000 * (time.perf_counter() - started) / steps
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(trace_path) if trace_path else Path(tmp) / "trace.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        prof.export_chrome_trace(str(path))
+        events = json.loads(path.read_text()).get("traceEvents", [])
+    return kernel_breakdown(events, steps, wall_ms, kinds)
+
+
+def format_breakdown(rows: dict[str, dict]) -> str:
+    """One line per variant: ms per step by category, busy, wall, host gap."""
+    kinds = [name for name, _ in CATEGORIES] + ["other"]
+    present = [k for k in kinds if any(k in r["ms"] for r in rows.values())]
+    header = f"{'variant':<28}" + "".join(f"{k[:11]:>12}" for k in present)
+    header += f"{'busy':>9}{'wall':>9}{'host gap':>10}"
+    lines = ["kernel ms per step (profiled steps):", header]
+    for variant, r in rows.items():
+        line = f"{variant:<28}" + "".join(f"{r['ms'].get(k, 0.0):>12.2f}" for k in present)
+        lines.append(line + f"{r['busy_ms']:>9.2f}{r['wall_ms']:>9.2f}{r['host_gap_ms']:>10.2f}")
+    return "\n".join(lines)

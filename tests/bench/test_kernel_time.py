@@ -1,0 +1,59 @@
+"""The kernel breakdown: names to kinds, overlaps counted once, host gap, a real profiler trace."""
+
+import pytest
+import torch
+
+from mmscale.bench.kernel_time import busy_us, category, format_breakdown, kernel_breakdown, profile_steps
+
+
+@pytest.mark.parametrize("name, kind", [
+    ("nvjet_tst_128x256_64x4_2x1_v_bz_coopB_TNN", "matmul"),
+    ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", "matmul"),
+    ("triton_tem_fused_addmm_0", "matmul"),
+    ("cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_3_64x64x64", "attention"),
+    ("fmha_cutlassB_bf16_aligned_64x64_k64_sm80", "attention"),
+    ("triton_per_fused_add_native_layer_norm_native_layer_norm_backward_7", "layer_norm"),
+    ("triton_poi_fused_gelu_gelu_backward_12", "gelu"),
+    ("void at::native::(anonymous namespace)::multi_tensor_apply_kernel<FusedAdamMathFunctor>", "optimizer"),
+    ("triton_red_fused__to_copy_sum_3", "elementwise"),
+    ("Memset (Device)", "copy_memset"),
+    ("some_unknown_kernel", "other"),
+])
+def test_category_of_kernel_names(name, kind):
+    assert category(name) == kind
+
+
+def test_busy_time_counts_overlaps_once():
+    assert busy_us([(0, 10), (5, 15), (20, 25), (21, 22)]) == 20
+    assert busy_us([]) == 0
+
+
+def test_breakdown_per_step_and_host_gap():
+    events = [
+        {"cat": "kernel", "name": "nvjet_a", "ts": 0, "dur": 4000},
+        {"cat": "kernel", "name": "triton_poi_fused_gelu_1", "ts": 4000, "dur": 1000},
+        {"cat": "kernel", "name": "nvjet_b", "ts": 10000, "dur": 4000},
+        {"cat": "gpu_memset", "name": "Memset (Device)", "ts": 13000, "dur": 2000},  # overlaps nvjet_b
+        {"cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 9000},  # host op: not device time
+    ]
+    out = kernel_breakdown(events, steps=2, wall_ms_per_step=10.0)
+    assert out["ms"] == {"matmul": 4.0, "copy_memset": 1.0, "gelu": 0.5}
+    assert list(out["ms"]) == ["matmul", "copy_memset", "gelu"]  # largest first
+    assert out["sum_ms"] == pytest.approx(5.5)
+    assert out["busy_ms"] == pytest.approx(5.0)  # 0-5 ms and 10-15 ms, over 2 steps
+    assert out["host_gap_ms"] == pytest.approx(5.0)
+    assert out["kernels_per_step"]["matmul"] == 1.0
+    with pytest.raises(ValueError):
+        kernel_breakdown(events, steps=0, wall_ms_per_step=1.0)
+
+
+def test_profile_steps_reads_a_real_trace(tmp_path):
+    """The profiler's own Chrome-trace export is parsed; host ops stand in for kernels on CPU."""
+    x = torch.randn(64, 64)
+    trace = tmp_path / "t" / "trace.json"
+    out = profile_steps(lambda: x @ x, lambda: None, steps=3, kinds=("cpu_op",), trace_path=trace)
+    assert trace.exists()
+    assert out["busy_ms"] > 0 and out["wall_ms"] > 0
+    assert out["kernels_per_step"]["other"] >= 1  # aten::matmul and aten::mm, once per step
+    table = format_breakdown({"toy": out})
+    assert "toy" in table and "host gap" in table
