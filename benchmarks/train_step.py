@@ -19,6 +19,9 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
 - ``ours_graphs``, ``ours_bf16_weights_graphs`` (only when named): the same two compiled with
   ``mode="reduce-overhead"``: the forward and backward replay as CUDA graphs, no per-kernel
   launches from the host.
+- ``ours_step_graph``, ``ours_bf16_weights_step_graph`` (only when named): the whole step
+  (forward, backward, clipping, AdamW) captured once as one CUDA graph and replayed
+  (``mmscale.train.step_graph``, ``train.step_graph``).
 
 ``--kernels N`` profiles N more steps of every row and prints where its device time goes:
 milliseconds per step of matmuls, attention, norms, GELU, other elementwise kernels and the
@@ -45,7 +48,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VARIANTS = ("reference_fp32", "reference_bf16", "reference_bf16_compile", "ours", "hf_blip_itm")
-EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights", "ours_graphs", "ours_bf16_weights_graphs")  # run only when named in --variants
+EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights", "ours_graphs", "ours_bf16_weights_graphs",
+                  "ours_step_graph", "ours_bf16_weights_step_graph")  # run only when named in --variants
 
 
 @dataclass
@@ -58,6 +62,7 @@ class StepRow:
     step_ms: float = 0.0  # median over the timed steps
     step_ms_p90: float = 0.0
     samples_per_s: float = 0.0
+    samples_per_s_pipelined: float = 0.0  # steps back to back, one sync at the end (time_pipelined)
     gflops_per_sample: float = 0.0  # counted with FlopCounterMode, forward + backward
     tflops_per_s: float = 0.0
     mfu: float | None = None
@@ -79,6 +84,7 @@ class Settings:
     fp8: bool = False
     bf16_weights: bool = False  # bf16 model, fp32 master copies in AdamW, no autocast
     compile_mode: str | None = None  # this row's torch.compile mode (else --compile-mode)
+    step_graph: bool = False  # the whole step as one CUDA graph (needs CUDA; else uncaptured)
 
 
 SETTINGS = {
@@ -91,6 +97,9 @@ SETTINGS = {
     "ours_graphs": Settings("ours_graphs", "fused", "bf16", True, True, True, compile_mode="reduce-overhead"),
     "ours_bf16_weights_graphs": Settings("ours_bf16_weights_graphs", "fused", "bf16", True, True, True,
                                          bf16_weights=True, compile_mode="reduce-overhead"),
+    "ours_step_graph": Settings("ours_step_graph", "fused", "bf16", True, True, True, step_graph=True),
+    "ours_bf16_weights_step_graph": Settings("ours_bf16_weights_step_graph", "fused", "bf16", True, True, True,
+                                             bf16_weights=True, step_graph=True),
 }
 
 
@@ -138,7 +147,10 @@ def resolve_device(choice: str):
 
 
 def time_steps(step, sync, warmup: int, steps: int) -> tuple[list[float], float]:
-    """Per-step wall times in ms (each ends with a device sync) and the warmup's seconds."""
+    """Per-step wall times in ms (each ends with a device sync) and the warmup's seconds.
+
+    A sync after every step shows each step's time, and also leaves the device idle while the
+    host prepares the next one; ``time_pipelined`` measures without it."""
     started = time.perf_counter()
     for _ in range(warmup):
         step()
@@ -151,6 +163,17 @@ def time_steps(step, sync, warmup: int, steps: int) -> tuple[list[float], float]
         sync()  # host-device sync: the step's time must include its kernels
         times.append(1000 * (time.perf_counter() - t0))
     return times, warmup_s
+
+
+def time_pipelined(step, sync, steps: int) -> float:
+    """Mean ms per step over ``steps`` steps issued back to back, one sync at the end: how a
+    training loop runs (it reads losses every few steps), the host queueing ahead of the device."""
+    sync()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    return 1000 * (time.perf_counter() - started) / steps
 
 
 def finish_row(row: StepRow, times: list[float], flops: int, peak, device, warmup_s: float) -> StepRow:
@@ -198,19 +221,27 @@ def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
 
         row.fp8_linears = len(convert_linears_to_fp8(model, args.fp8, args.fp8_layers))
     fused = settings.fused_adamw and device.type == "cuda"
+    graphed = settings.step_graph and device.type == "cuda"
+    if settings.step_graph and not graphed:
+        row.status = "ok (no CUDA: step not captured)"
     precision = Precision.resolve(settings.precision, device)
     if settings.bf16_weights:
         from mmscale.train.master_weights import MasterWeightAdamW
 
         model.to(torch.bfloat16)
-        optimizer = MasterWeightAdamW(model, lambda m: build_optimizer(m, 1e-4, 0.05, fused=fused))
+        optimizer = MasterWeightAdamW(model, lambda m: build_optimizer(m, 1e-4, 0.05, fused=fused,
+                                                                       capturable=graphed))
         precision = Precision.resolve("fp32", device)  # no autocast: the model is bf16 already
     else:
-        optimizer = build_optimizer(model, 1e-4, 0.05, fused=fused)
+        optimizer = build_optimizer(model, 1e-4, 0.05, fused=fused, capturable=graphed)
     pixels, ids, mask = synthetic_batch(cfg, args.batch, device)
     flops = count_train_flops(model, pixels, ids, mask, precision.autocast())
     step = TrainStep(model, optimizer, None, precision, compile=use_compile, grad_clip=1.0,
                      compile_mode=settings.compile_mode or args.compile_mode)
+    if graphed:
+        from mmscale.train.step_graph import graph_train_step
+
+        step = graph_train_step(step, device, warmup_steps=max(1, args.warmup - 2))
     return measure(row, lambda: step(pixels, ids, mask), flops, args, device, peak)
 
 
@@ -218,6 +249,7 @@ def measure(row: StepRow, step, flops: int, args, device, peak) -> StepRow:
     """Time the row's steps, then (``--kernels``) profile a few more for the kernel breakdown."""
     times, warmup_s = time_steps(step, lambda: _sync(device), args.warmup, args.steps)
     finish_row(row, times, flops, peak, device, warmup_s)
+    row.samples_per_s_pipelined = row.batch / (time_pipelined(step, lambda: _sync(device), args.steps) / 1000)
     if args.kernels:
         from mmscale.bench.kernel_time import profile_steps
 
@@ -324,20 +356,27 @@ def run_variant(name: str, args, device, peak) -> StepRow:
 
 
 def ratios(rows: list[StepRow]) -> dict[str, float]:
-    """ours over each other row's samples/s (pure function of the rows)."""
+    """Each row's samples/s over the baselines' (pure function of the rows): ``ours`` over every
+    other row, and each other ``ours_*`` row over the references it is measured against."""
     ok = {r.variant: r.samples_per_s for r in rows if r.status.startswith("ok") and r.samples_per_s}
-    if "ours" not in ok:
-        return {}
-    return {f"ours_over_{name}": ok["ours"] / value for name, value in ok.items() if name != "ours"}
+    out = {}
+    if "ours" in ok:
+        out.update({f"ours_over_{name}": ok["ours"] / value for name, value in ok.items()
+                    if name != "ours" and not name.startswith("ours_")})
+    for name in (n for n in ok if n.startswith("ours_")):
+        for base in ("reference_fp32", "reference_bf16_compile", "ours"):
+            if base in ok:
+                out[f"{name}_over_{base}"] = ok[name] / ok[base]
+    return out
 
 
 def format_table(rows: list[StepRow], ratio: dict[str, float]) -> str:
-    lines = [f"{'variant':<24} {'samples/s':>10} {'step ms':>9} {'GFLOP/sample':>13} {'TFLOP/s':>8} "
-             f"{'MFU':>6} {'peak GiB':>9}  status"]
+    lines = [f"{'variant':<28} {'samples/s':>10} {'pipelined':>10} {'step ms':>9} {'GFLOP/sample':>13} "
+             f"{'TFLOP/s':>8} {'MFU':>6} {'peak GiB':>9}  status"]
     for r in rows:
         mfu = f"{100 * r.mfu:.1f}%" if r.mfu is not None else "-"
-        lines.append(f"{r.variant:<24} {r.samples_per_s:>10.1f} {r.step_ms:>9.1f} {r.gflops_per_sample:>13.2f} "
-                     f"{r.tflops_per_s:>8.1f} {mfu:>6} {r.peak_gpu_gib:>9.1f}  {r.status}")
+        lines.append(f"{r.variant:<28} {r.samples_per_s:>10.1f} {r.samples_per_s_pipelined:>10.1f} {r.step_ms:>9.1f} "
+                     f"{r.gflops_per_sample:>13.2f} {r.tflops_per_s:>8.1f} {mfu:>6} {r.peak_gpu_gib:>9.1f}  {r.status}")
     for key, value in ratio.items():
         lines.append(f"{key}: {value:.2f}x")
     return "\n".join(lines)

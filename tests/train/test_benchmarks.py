@@ -24,6 +24,18 @@ def test_ratios_are_ours_over_each_row(load_benchmark):
     assert bench.ratios(rows) == {"ours_over_reference_fp32": pytest.approx(3.0)}
 
 
+def test_ratios_of_the_other_ours_rows_are_over_the_references_and_ours(load_benchmark):
+    bench = load_benchmark("train_step")
+    rows = [bench.StepRow("ours", 4, "cpu", samples_per_s=200.0),
+            bench.StepRow("ours_step_graph", 4, "cpu", samples_per_s=250.0),
+            bench.StepRow("reference_fp32", 4, "cpu", samples_per_s=25.0),
+            bench.StepRow("reference_bf16_compile", 4, "cpu", samples_per_s=100.0)]
+    assert bench.ratios(rows) == pytest.approx({
+        "ours_over_reference_fp32": 8.0, "ours_over_reference_bf16_compile": 2.0,
+        "ours_step_graph_over_reference_fp32": 10.0, "ours_step_graph_over_reference_bf16_compile": 2.5,
+        "ours_step_graph_over_ours": 1.25})
+
+
 def test_train_step_fp8_row_converts_linears_and_runs(tmp_path, load_benchmark):
     pytest.importorskip("torchao")
     bench = load_benchmark("train_step")
@@ -33,7 +45,7 @@ def test_train_step_fp8_row_converts_linears_and_runs(tmp_path, load_benchmark):
     assert rows["ours_fp8"]["status"].startswith("ok"), rows["ours_fp8"]["status"]
     assert rows["ours_fp8"]["fp8_linears"] > 0 and rows["ours"]["fp8_linears"] == 0
     assert {row["attention"] for row in result["rows"]} == {"flash"}
-    assert "ours_over_ours_fp8" in result["ratios"]
+    assert "ours_fp8_over_ours" in result["ratios"]
 
 
 def test_train_step_kernels_flag_profiles_each_row(load_benchmark, capsys):

@@ -73,6 +73,12 @@ class TrainConfig:
     1-3% higher. Needs ``precision`` bf16 (or auto); not with ``parallel=fsdp``, ``fp8`` or
     ``grad_accum`` > 1 (its micro-batch sums would round in bf16). Under
     DDP the bf16 gradients are averaged in fp32 (a communication hook)."""
+    step_graph: bool = False
+    """Capture the whole step (forward, backward, clipping, AdamW) as one CUDA graph after a few
+    warm-up steps and replay it for every full batch (``mmscale.train.step_graph``); a batch
+    shortened by bad samples runs uncaptured. The host then launches one graph per step instead
+    of ~1,500 kernels. One CUDA process only; not with ``grad_accum`` > 1, ``precision=fp16`` or
+    ``compile_mode=reduce-overhead``. MEASURED"""
     fp8: Literal["off", "tensorwise", "rowwise"] = "off"
     """FP8 matmuls through torchao's float8 recipe (Hopper GPUs, with bf16 autocast; needs torchao).
     Measured 0.73x the bf16 step for ``base`` on H100 (BENCHMARKS.md): it pays only on wider layers."""
@@ -151,6 +157,14 @@ class TrainConfig:
             if self.grad_accum > 1:  # micro-batch gradients would be summed in bf16 on the weights
                 raise ConfigError("train.weights", "bf16 weights sum micro-batch gradients in bf16; with "
                                   f"train.grad_accum={self.grad_accum} use train.weights=fp32")
+        if self.step_graph:
+            refusal = ("grad_accum" if self.grad_accum > 1 else "precision" if self.precision == "fp16"
+                       else "compile_mode" if self.compile_mode == "reduce-overhead"
+                       else "device" if self.device == "cpu" else None)
+            if refusal:
+                raise ConfigError("train.step_graph", f"cannot capture the step with train.{refusal}="
+                                  f"{getattr(self, refusal)} (it needs one CUDA process, grad_accum=1, "
+                                  "no fp16 scaler, and no reduce-overhead graphs inside)")
         if self.compile_mode != "default" and not self.compile:
             raise ConfigError("train.compile_mode", f"{self.compile_mode!r} needs train.compile=true")
         if self.batch_size % self.grad_accum:

@@ -22,6 +22,7 @@ import torch
 from mmscale.config.load import to_dict
 from mmscale.data.normalize import to_model_input
 from mmscale.data.skips import SkipCounter
+from mmscale.errors import ConfigError
 from mmscale.model.multimodal import MultimodalModel
 from mmscale.train import distributed as dist_utils
 from mmscale.train.config import TrainJob
@@ -35,6 +36,7 @@ from mmscale.train.optim import build_scheduler, build_train_optimizer, cast_wei
 from mmscale.train.precision import Precision
 from mmscale.train.state import restore_training_state, save_training_state
 from mmscale.train.step import TrainStep
+from mmscale.train.step_graph import GraphUnsupported, graph_train_step
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,14 @@ def _setup_device(cfg, env):
     return device
 
 
+def _graph_step(step_fn: TrainStep, device):
+    """``train.step_graph``: the step captured whole after its warm-up; refusals name the field."""
+    try:
+        return graph_train_step(step_fn, device)
+    except GraphUnsupported as exc:
+        raise ConfigError("train.step_graph", str(exc)) from None
+
+
 def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = None) -> TrainResult:
     cfg = job.train
     out_dir = Path(cfg.out_dir)
@@ -113,6 +123,9 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                                     param_dtype=precision.sharded_param_dtype,
                                     reshard_after_forward=cfg.fsdp_reshard_after_forward,
                                     bucket_cap_mb=cfg.bucket_cap_mb())
+    if cfg.step_graph and (device.type != "cuda" or env.active):
+        raise ConfigError("train.step_graph", "captures the step of one CUDA process; this run has "
+                          f"device {device.type} and {env.world_size} process(es)")
     optimizer = build_train_optimizer(wrapped, cfg)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
     step_fn = TrainStep(wrapped, optimizer, scheduler, precision, compile=cfg.compile,
@@ -120,12 +133,12 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                         ddp_graph_split=cfg.compile_ddp_buckets,
                         grad_accum=cfg.grad_accum, checkpointing=cfg.activation_checkpointing,
                         grad_clip=cfg.grad_clip)
+    if cfg.step_graph:
+        step_fn = _graph_step(step_fn, device)
     start_step = 0
     if cfg.resume:
         start_step = restore_training_state(checkpoint_path, job, wrapped, optimizer, scheduler, step_fn.scaler)
         if start_step >= cfg.steps:  # before anything in out_dir is written
-            from mmscale.errors import ConfigError
-
             raise ConfigError("train.steps", f"{checkpoint_path} is already at step {start_step}, so "
                               f"train.steps={cfg.steps} leaves nothing to run (raise train.steps to continue)")
     elif checkpoint_path.is_file() and env.is_main:
@@ -289,7 +302,7 @@ def _log_row(step, losses, window, global_batch, flops_per_step, peak, optimizer
     # the .item() above is this log step's one host-device sync: the window's time is now real
     elapsed = time.perf_counter() - window.started
     compute_s = max(0.0, elapsed - window.data_wait_s)
-    row = {"step": step, "lr": optimizer.param_groups[0]["lr"]}
+    row = {"step": step, "lr": float(optimizer.param_groups[0]["lr"])}  # a device tensor under step_graph
     row.update({f"loss/{k.removeprefix('loss_') if k != 'loss' else 'total'}": v for k, v in values.items()})
     row.update({
         "throughput/samples_per_s": window.steps * global_batch / elapsed if elapsed else 0.0,

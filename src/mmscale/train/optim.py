@@ -19,8 +19,17 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, lr: float, weight_decay: float, beta2: float = 0.98,
-                    fused: bool = False) -> torch.optim.AdamW:
-    """``fused=True`` runs one CUDA kernel for all parameters instead of a loop of small ones."""
+                    fused: bool = False, capturable: bool = False) -> torch.optim.AdamW:
+    """``fused=True`` runs one CUDA kernel for all parameters instead of a loop of small ones.
+
+    ``capturable=True`` makes the step safe to capture in a CUDA graph (``train.step_graph``):
+    step counts stay on the device, and the learning rate is a device tensor that the LR
+    scheduler fills in place, so a replayed step reads the current rate instead of the one
+    the capture saw."""
+    if capturable:
+        device = next(p.device for p in model.parameters())
+        return torch.optim.AdamW(param_groups(model, weight_decay), lr=torch.tensor(lr, device=device),
+                                 betas=(0.9, beta2), eps=1e-6, fused=fused or None, capturable=True)
     return torch.optim.AdamW(param_groups(model, weight_decay), lr=lr, betas=(0.9, beta2),
                              eps=1e-6, fused=fused or None)
 
@@ -32,7 +41,8 @@ def build_train_optimizer(model: nn.Module, cfg):
     from mmscale.train.master_weights import MasterWeightAdamW
 
     def build(module: nn.Module) -> torch.optim.AdamW:
-        return build_optimizer(module, cfg.lr, cfg.weight_decay, cfg.beta2, fused=cfg.fused_adamw)
+        return build_optimizer(module, cfg.lr, cfg.weight_decay, cfg.beta2, fused=cfg.fused_adamw,
+                               capturable=cfg.step_graph)
 
     return MasterWeightAdamW(model, build) if cfg.weights == "bf16" else build(model)
 

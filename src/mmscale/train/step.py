@@ -89,6 +89,14 @@ class TrainStep:
         self.clip_params = getattr(optimizer, "masters", self.params)
 
     def __call__(self, pixels, ids, mask) -> dict[str, torch.Tensor]:
+        totals = self.update(pixels, ids, mask)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return totals
+
+    def update(self, pixels, ids, mask) -> dict[str, torch.Tensor]:
+        """Everything of a step but the LR schedule's host-side advance: the part that only
+        launches device work, so that a CUDA graph can capture it (``train.step_graph``)."""
         self.model.train()
         if self.mark_step:
             torch.compiler.cudagraph_mark_step_begin()
@@ -118,6 +126,4 @@ class TrainStep:
         else:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if self.scheduler is not None:
-            self.scheduler.step()
         return totals
