@@ -31,6 +31,8 @@ PATHS = ("cpu", "gpu", "auto")
 EXTRA_PATHS = {  # --paths only
     "gpu_process": ["data.decode=gpu", "data.decode_process=true"],  # the decoder in its own process
     "gpu_graphs": ["data.decode=gpu", "train.compile_mode=reduce-overhead"],  # the step from CUDA graphs
+    "gpu_bf16": ["data.decode=gpu", "train.weights=bf16"],  # bf16 weights, fp32 copies in AdamW
+    "gpu_bf16_step_graph": ["data.decode=gpu", "train.weights=bf16", "train.step_graph=true"],  # + one graph
     "gpu_nvimgcodec": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec"],  # nvImageCodec decodes
     "gpu_nvimgcodec_hw": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec:hw"],  # its hardware engines first
     "gpu_nvimgcodec_cuda": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec:cuda"],  # its CUDA decoder only
@@ -51,7 +53,8 @@ def parse(argv=None):
     parser.add_argument("--cpu-stand-in", action="store_true", help="without CUDA, run the gpu path's code on CPU")
     parser.add_argument("--paths", default=",".join(PATHS),
                         help="runs to make, from cpu,gpu,auto,gpu_process (gpu with the decoder in its own "
-                             "process), gpu_graphs (gpu with train.compile_mode=reduce-overhead), gpu_nvimgcodec "
+                             "process), gpu_graphs (gpu with train.compile_mode=reduce-overhead), gpu_bf16 (gpu with "
+                             "train.weights=bf16), gpu_bf16_step_graph (that and train.step_graph=true), gpu_nvimgcodec "
                              "(gpu with data.gpu_decoder=nvimgcodec), gpu_nvimgcodec_hw and gpu_nvimgcodec_cuda (its two "
                              "named backends); auto's ratios need cpu, gpu and auto")
     return parser.parse_args(argv)
