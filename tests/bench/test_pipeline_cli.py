@@ -29,6 +29,7 @@ def test_pipeline_cli_on_cpu(tmp_path, capsys):
     assert variants[("input", "dataloader_cpu_decode")]["speedup"] is not None
     assert "CUDA" in variants[("input", "gpu_decode")]["skipped"]
     assert variants[("compile", "compile")]["skipped"]
+    assert variants[("compile", "compile_step_graph")]["skipped"]  # CPU: neither compile nor CUDA graphs
     assert variants[("fusion_precision", "fused_bf16")]["samples_per_s"] > 0
     assert variants[("fusion_precision", "fused_bf16_weights")]["extra"]["weights"] == "bf16"
     assert variants[("fusion_precision", "fused_bf16_weights")]["samples_per_s"] > 0

@@ -36,3 +36,20 @@ def test_quiet_stops_a_plain_dataloaders_persistent_workers():
     workers = list(loader._iterator._workers)
     quiet(batches, loader)
     assert not any(w.is_alive() for w in workers)
+
+
+
+def test_the_step_graph_row_is_skipped_without_cuda_even_when_compile_runs_on_cpu(monkeypatch):
+    from types import SimpleNamespace
+
+    from mmscale.bench import pipeline_variants
+
+    asked = {}
+    monkeypatch.setattr(pipeline_variants, "_synthetic_rows",
+                        lambda ctx, group, variants: asked.update(dict(variants)) or [])
+    for device, compile_on_cpu in (("cpu", True), ("cpu", False)):
+        ctx = SimpleNamespace(device=torch.device(device), cfg=SimpleNamespace(compile_on_cpu=compile_on_cpu))
+        pipeline_variants.compile_variants(ctx)
+        assert asked["compile_step_graph"]["step_graph"] is True
+        assert asked["compile_step_graph"]["skip"], (device, compile_on_cpu)
+        assert bool(asked["compile"]["skip"]) == (not compile_on_cpu)

@@ -133,7 +133,7 @@ class PipelineContext:
         return build_loader(cfg, self.batch_size, self.tokenizer, device=self.device)
 
     def train_step(self, model: dict | None = None, precision: str | None = None, compile: bool = False,
-                   weights: str | None = None):
+                   weights: str | None = None, step_graph: bool = False):
         from mmscale.model import MultimodalModel
         from mmscale.train.optim import build_train_optimizer, cast_weights
         from mmscale.train.precision import Precision
@@ -143,12 +143,17 @@ class PipelineContext:
         torch.manual_seed(self.job.train.seed)
         # a precision asked for without weights: fp32 pins fp32 weights, as a bf16 model has no fp32 mode
         weights = weights or ("fp32" if precision == "fp32" else self.job.train.weights)
-        t = dataclasses.replace(self.job.train, weights=weights,
+        t = dataclasses.replace(self.job.train, weights=weights, step_graph=step_graph,
                                 fused_adamw=self.device.type == "cuda" and self.job.train.fused_adamw)
         net = cast_weights(MultimodalModel(model_cfg).to(self.device), t)
         optimizer = build_train_optimizer(net, t)
-        return TrainStep(net, optimizer, precision=Precision.resolve(precision or t.precision, self.device, t.weights),
+        step = TrainStep(net, optimizer, precision=Precision.resolve(precision or t.precision, self.device, t.weights),
                          compile=compile, grad_clip=t.grad_clip)
+        if step_graph:  # captured in the last warm-up step, so that every timed step is a replay
+            from mmscale.train.step_graph import graph_train_step
+
+            return graph_train_step(step, self.device, warmup_steps=max(0, self.warmup - 1))
+        return step
 
 
 @dataclass

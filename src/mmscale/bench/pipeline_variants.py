@@ -175,7 +175,12 @@ def compile_variants(ctx) -> list[VariantRow]:
     skip = ""
     if ctx.device.type != "cuda" and not ctx.cfg.compile_on_cpu:
         skip = "CPU run: torch.compile takes longer than the whole CPU budget (pass --compile-on-cpu)"
-    return _synthetic_rows(ctx, "compile", [("eager", {}), ("compile", {"compile": True, "skip": skip})])
+    graph_skip = skip or ("" if ctx.device.type == "cuda" else "needs CUDA (the step captured as a CUDA graph)")
+    return _synthetic_rows(ctx, "compile", [
+        ("eager", {}), ("compile", {"compile": True, "skip": skip}),
+        # the whole step (forward, backward, clipping, AdamW) as one CUDA graph (train.step_graph)
+        ("compile_step_graph", {"compile": True, "step_graph": True, "skip": graph_skip}),
+    ])
 
 
 def monitor_overhead(ctx) -> list[VariantRow]:

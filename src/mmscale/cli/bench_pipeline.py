@@ -16,8 +16,8 @@ What it prints: each stage's share of the step (data wait, host-to-device copy, 
 text encoder and fusion forward, loss, backward, optimizer), the GPU idle fraction, a verdict
 (input-bound / compute-bound / launch/host-bound) with the evidence, then the what-if variants
 measured in the same run: naive loop vs DataLoader vs GPU decode, reference fusion fp32 vs fused
-bf16, eager vs torch.compile, the monitor's own overhead, and the attention sweep. Variants that
-cannot run on this machine are listed with the reason. Writes results.json and monitor.jsonl to
+bf16, eager vs torch.compile vs the whole step as one CUDA graph, the monitor's own overhead, and
+the attention sweep. Variants that cannot run on this machine are listed with the reason. Writes results.json and monitor.jsonl to
 --out; --trace writes a torch.profiler trace that opens in https://ui.perfetto.dev."""
 
 

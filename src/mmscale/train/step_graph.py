@@ -66,6 +66,14 @@ class GraphedTrainStep:
         self.uncaptured = 0  # steps run outside the graph (warm-up and odd-shaped batches)
 
     @property
+    def model(self):
+        return self.step.model
+
+    @property
+    def optimizer(self):
+        return self.step.optimizer
+
+    @property
     def scaler(self):
         """The wrapped step's gradient scaler (always None: fp16 is refused), for checkpoints."""
         return self.step.scaler
