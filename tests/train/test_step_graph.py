@@ -164,3 +164,22 @@ def test_step_graph_without_a_gpu_is_refused_before_training(tiny_dataset, tmp_p
         train(tiny_job(tiny_dataset, tmp_path, "train.step_graph=true"))
     assert err.value.field == "train.step_graph"
     assert not (tmp_path / "metrics.jsonl").exists()
+
+
+class FailingGraph(RecordingGraph):
+    def record(self, fn):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+
+def test_a_failed_capture_is_logged_and_training_goes_on_uncaptured(caplog):
+    base = small_model()
+    twin = copy.deepcopy(base)
+    plain = make_step(twin)
+    graphed = GraphedTrainStep(make_step(base), warmup_steps=1, graph_factory=FailingGraph)
+    with caplog.at_level("WARNING"):
+        for pixels, ids, mask in batches(base.cfg):
+            torch.testing.assert_close(graphed(pixels, ids, mask)["loss"], plain(pixels, ids, mask)["loss"])
+    assert "capturing the step failed" in caplog.text and "not permitted" in graphed.failed
+    assert (graphed.replays, graphed.uncaptured) == (0, 6)
+    for (name, a), (_, b) in zip(base.named_parameters(), twin.named_parameters()):
+        torch.testing.assert_close(a, b, msg=name)

@@ -14,7 +14,11 @@ What capture needs, and what this class does about it:
   learning-rate tensor (``build_optimizer(capturable=True)``);
 - warm-up before capture on a side stream (compilation, cuBLAS handles, AdamW's state), as
   torch's CUDA-graph notes ask; those warm-up steps are real training steps;
-- outputs are the graph's own tensors, overwritten by the next replay: callers get copies.
+- outputs are the graph's own tensors, overwritten by the next replay: callers get copies;
+- capture is thread-local: the GPU input path decodes on its own threads and streams meanwhile,
+  which a process-wide capture would refuse;
+- a capture that fails anyway is logged once, and training goes on uncaptured: a capture
+  launches no kernels, so the step it held is simply run again the ordinary way.
 
 Single process only: DDP's all-reduce inside a capture and gradient accumulation are refused
 by ``check_graphable``, which names what stands in the way.
@@ -22,9 +26,14 @@ by ``check_graphable``, which names what stands in the way.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from mmscale.train.step import TrainStep
+
+
+log = logging.getLogger(__name__)
 
 
 class GraphUnsupported(ValueError):
@@ -63,7 +72,8 @@ class GraphedTrainStep:
         self.static_inputs: tuple[torch.Tensor, ...] = ()
         self.static_outputs: dict[str, torch.Tensor] = {}
         self.replays = 0
-        self.uncaptured = 0  # steps run outside the graph (warm-up and odd-shaped batches)
+        self.uncaptured = 0  # steps run outside the graph (warm-up, odd-shaped batches, no graph)
+        self.failed = ""  # why capture failed; then every step runs uncaptured
 
     @property
     def model(self):
@@ -80,6 +90,9 @@ class GraphedTrainStep:
 
     def __call__(self, pixels, ids, mask) -> dict[str, torch.Tensor]:
         inputs = (pixels, ids, mask)
+        if self.failed:
+            self.uncaptured += 1
+            return self.step(*inputs)
         if self.graph is not None:
             if not self._matches(inputs):
                 self.uncaptured += 1
@@ -89,7 +102,16 @@ class GraphedTrainStep:
             self.warmup_left -= 1
             self.uncaptured += 1
             return self._on_side_stream(lambda: self.step(*inputs))
-        self._capture(inputs)
+        try:
+            self._capture(inputs)
+        except Exception as exc:  # an op that cannot be captured: train on without the graph, loudly
+            self.failed = f"{type(exc).__name__}: {exc}"
+            self.graph, self.static_inputs, self.static_outputs = None, (), {}
+            log.warning("train.step_graph: capturing the step failed (%s); training goes on uncaptured",
+                        self.failed)
+            self.step.optimizer.zero_grad(set_to_none=True)
+            self.uncaptured += 1
+            return self.step(*inputs)
         return self._replay(inputs)
 
     def _matches(self, inputs) -> bool:
@@ -117,7 +139,7 @@ class GraphedTrainStep:
         if self.stream is None:
             self.stream = torch.cuda.Stream()
         torch.cuda.synchronize()
-        with torch.cuda.graph(self.graph, stream=self.stream):
+        with torch.cuda.graph(self.graph, stream=self.stream, capture_error_mode="thread_local"):
             self.static_outputs = self.step.update(*self.static_inputs)
 
     def _replay(self, inputs) -> dict[str, torch.Tensor]:
