@@ -183,3 +183,18 @@ def test_a_failed_capture_is_logged_and_training_goes_on_uncaptured(caplog):
     assert (graphed.replays, graphed.uncaptured) == (0, 6)
     for (name, a), (_, b) in zip(base.named_parameters(), twin.named_parameters()):
         torch.testing.assert_close(a, b, msg=name)
+
+
+def test_resume_keeps_the_device_learning_rate_tensor_a_graph_reads(tmp_path):
+    from mmscale.train.optim import load_optimizer_state
+
+    model = small_model()
+    optimizer = build_optimizer(model, 1e-2, 0.0, capturable=True)
+    live = [group["lr"] for group in optimizer.param_groups]
+    saved_state = optimizer.state_dict()
+    for group in saved_state["param_groups"]:
+        group["lr"] = torch.tensor(3e-3)  # as a checkpoint loaded with map_location="cpu" holds it
+    torch.save(saved_state, tmp_path / "opt.pt")
+    load_optimizer_state(optimizer, torch.load(tmp_path / "opt.pt", weights_only=True))
+    for group, lr in zip(optimizer.param_groups, live):
+        assert group["lr"] is lr and float(lr) == pytest.approx(3e-3)

@@ -52,6 +52,18 @@ def cast_weights(model: nn.Module, cfg) -> nn.Module:
     return model.to(torch.bfloat16) if cfg.weights == "bf16" else model
 
 
+def load_optimizer_state(optimizer, saved: dict) -> None:
+    """``optimizer.load_state_dict(saved)``, except that a device learning-rate tensor
+    (``capturable=True``) keeps its identity and device: a captured step graph reads that very
+    tensor, and a checkpoint loaded to the CPU would otherwise put a CPU copy in its place."""
+    live = [group["lr"] for group in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, lr in zip(optimizer.param_groups, live):
+        if isinstance(lr, torch.Tensor):
+            lr.fill_(float(group["lr"]))
+            group["lr"] = lr
+
+
 def torch_optimizer(optimizer) -> torch.optim.Optimizer:
     """The ``torch.optim`` object an LR scheduler drives (the inner AdamW of the fp32 copies)."""
     return getattr(optimizer, "optimizer", optimizer)

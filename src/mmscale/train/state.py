@@ -12,6 +12,7 @@ import dataclasses
 from mmscale.errors import CheckpointError
 from mmscale.train import distributed as dist_utils
 from mmscale.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mmscale.train.optim import load_optimizer_state
 from mmscale.train.step import unwrap
 
 
@@ -63,7 +64,7 @@ def restore_training_state(path, job, model, optimizer, scheduler, scaler) -> in
                        options=StateDictOptions(full_state_dict=True))
     else:
         unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(optimizer, state["optimizer"])
         if hasattr(optimizer, "load_master_state"):  # the fp32 copies, before bf16 rounding
             optimizer.load_master_state(unwrap(model), state["model"])
     scheduler.load_state_dict(state["scheduler"])
