@@ -160,7 +160,7 @@ def test_step_graph_without_a_gpu_is_refused_before_training(tiny_dataset, tmp_p
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    with pytest.raises(ConfigError, match="one CUDA process") as err:
+    with pytest.raises(ConfigError, match="needs a CUDA device") as err:
         train(tiny_job(tiny_dataset, tmp_path, "train.step_graph=true"))
     assert err.value.field == "train.step_graph"
     assert not (tmp_path / "metrics.jsonl").exists()

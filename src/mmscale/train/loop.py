@@ -93,10 +93,10 @@ def _setup_device(cfg, env):
     return device
 
 
-def _graph_step(step_fn: TrainStep, device):
+def _graph_step(step_fn: TrainStep, device, env):
     """``train.step_graph``: the step captured whole after its warm-up; refusals name the field."""
     try:
-        return graph_train_step(step_fn, device)
+        return graph_train_step(step_fn, device, distributed=env.active)
     except GraphUnsupported as exc:
         raise ConfigError("train.step_graph", str(exc)) from None
 
@@ -123,9 +123,6 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                                     param_dtype=precision.sharded_param_dtype,
                                     reshard_after_forward=cfg.fsdp_reshard_after_forward,
                                     bucket_cap_mb=cfg.bucket_cap_mb())
-    if cfg.step_graph and (device.type != "cuda" or env.active):
-        raise ConfigError("train.step_graph", "captures the step of one CUDA process; this run has "
-                          f"device {device.type} and {env.world_size} process(es)")
     optimizer = build_train_optimizer(wrapped, cfg)
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
     step_fn = TrainStep(wrapped, optimizer, scheduler, precision, compile=cfg.compile,
@@ -134,7 +131,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                         grad_accum=cfg.grad_accum, checkpointing=cfg.activation_checkpointing,
                         grad_clip=cfg.grad_clip)
     if cfg.step_graph:
-        step_fn = _graph_step(step_fn, device)
+        step_fn = _graph_step(step_fn, device, env)
     start_step = 0
     if cfg.resume:
         start_step = restore_training_state(checkpoint_path, job, wrapped, optimizer, scheduler, step_fn.scaler)
