@@ -2,6 +2,11 @@
 JPEG files three times (decode=cpu, gpu, auto) and compare samples/s, data-wait share, and the
 path auto kept with the figures its probe measured. JSON rows go to --out; the table ends with
 auto's ratio to the faster fixed path (whole run, probe included, and steady state after it).
+``--paths`` also takes the ``synthetic*`` runs: the same loop on one device-resident batch, the
+partner a from-files run is held against (target: from files >= 95% of synthetic, steady state).
+
+    PYTHONPATH=src python3 benchmarks/decode_auto.py --out runs/da --paths \
+        synthetic_bf16_step_graph,gpu_bf16_step_graph,synthetic_bf16,gpu_bf16 data.num_workers=16
 
     PYTHONPATH=src python3 benchmarks/decode_auto.py --out runs/decode_auto data.num_workers=16 \\
         train.compile=false                                               (GPU, eager, 4.6 min on H100)
@@ -37,6 +42,16 @@ EXTRA_PATHS = {  # --paths only
     "gpu_nvimgcodec_hw": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec:hw"],  # its hardware engines first
     "gpu_nvimgcodec_cuda": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec:cuda"],  # its CUDA decoder only
 }
+# --paths only: the same loop on one device-resident batch, repeated. No input cost, so these are
+# the from-files runs' partners: "from files >= 95% of synthetic" compares a gpu* row with the
+# synthetic* row of the same settings, in the same process
+SYNTHETIC_PATHS = {
+    "synthetic": [],
+    "synthetic_bf16": ["train.weights=bf16"],
+    "synthetic_bf16_step_graph": ["train.weights=bf16", "train.step_graph=true"],
+}
+PARTNERS = {"gpu": "synthetic", "cpu": "synthetic", "gpu_bf16": "synthetic_bf16",
+            "gpu_bf16_step_graph": "synthetic_bf16_step_graph"}
 SAME_FRAC = 0.02  # fixed paths closer than this are a tie: either choice is right
 
 
@@ -56,7 +71,9 @@ def parse(argv=None):
                              "process), gpu_graphs (gpu with train.compile_mode=reduce-overhead), gpu_bf16 (gpu with "
                              "train.weights=bf16), gpu_bf16_step_graph (that and train.step_graph=true), gpu_nvimgcodec "
                              "(gpu with data.gpu_decoder=nvimgcodec), gpu_nvimgcodec_hw and gpu_nvimgcodec_cuda (its two "
-                             "named backends); auto's ratios need cpu, gpu and auto")
+                             "named backends); synthetic, synthetic_bf16, synthetic_bf16_step_graph: the same loop "
+                             "on one device-resident batch (the partners of gpu, gpu_bf16, gpu_bf16_step_graph); "
+                             "auto's ratios need cpu, gpu and auto")
     return parser.parse_args(argv)
 
 
@@ -75,7 +92,11 @@ def load_job(args, data: str, decode: str, out_dir: Path):
     from mmscale.config.load import load_config
     from mmscale.train import TrainJob
 
-    fixed = EXTRA_PATHS.get(decode, [f"data.decode={decode}"]) + [f"data.path={data}", f"train.out_dir={out_dir}", f"train.steps={args.steps}",
+    if decode in SYNTHETIC_PATHS:  # one injected loader under auto: exactly that one is built
+        path_settings = ["data.decode=auto"] + SYNTHETIC_PATHS[decode]
+    else:
+        path_settings = EXTRA_PATHS.get(decode, [f"data.decode={decode}"])
+    fixed = path_settings + [f"data.path={data}", f"train.out_dir={out_dir}", f"train.steps={args.steps}",
              f"train.time_limit_s={args.max_run_s}", "train.checkpoint_every=0", "train.eval_every=0",
              "train.eval_samples=1",  # evaluation is not what is compared: one sample skips it
              "train.log_every=10", "train.tensorboard=false", "train.progress=false"]
@@ -94,6 +115,46 @@ def stand_in_paths(decode: str, cuda: bool):
     if decode == "auto":
         return paths, "auto"
     return {decode: paths[decode]}, "auto"  # one injected path: auto builds exactly that one
+
+
+class RepeatedBatch:
+    """A loader's first batch, moved to the device once and yielded forever: the training loop
+    with no input cost. Its skips are counted once (the batch is read once)."""
+
+    def __init__(self, loader, device):
+        self.loader, self.device = loader, device
+        self.opened, self.sampler = loader.opened, loader.sampler
+
+    @property
+    def index_skips(self):
+        return self.loader.index_skips
+
+    def close(self) -> None:
+        self.loader.close()
+
+    def __iter__(self):
+        import dataclasses
+
+        from mmscale.data.skips import SkipCounter
+
+        first = next(iter(self.loader)).to(self.device)
+        yield first
+        again = dataclasses.replace(first, skips=SkipCounter())
+        while True:
+            yield again
+
+
+def synthetic_paths(cuda: bool) -> dict:
+    """The injected loader of a synthetic* run: the cpu path's first batch, repeated on the device."""
+    import torch
+
+    from mmscale.data.loader import build_loader
+
+    def repeated(cfg, batch_size, tokenizer, device=None, **kwargs):
+        loader = build_loader(cfg, batch_size, tokenizer, device=device, **{**kwargs, "decode": "cpu"})
+        return RepeatedBatch(loader, torch.device("cuda") if cuda else torch.device("cpu"))
+
+    return {"cpu": repeated}
 
 
 def steady(rows: list[dict], batch: int, after_step: int) -> dict:
@@ -124,18 +185,21 @@ def run_one(args, data: str, decode: str, cuda: bool, after_step: int) -> dict:
     metrics = out_dir / "metrics.jsonl"
     if metrics.exists():
         metrics.unlink()  # rows of an earlier run would mix in
-    if decode in EXTRA_PATHS and not cuda:
+    if (decode in EXTRA_PATHS or (decode in SYNTHETIC_PATHS and SYNTHETIC_PATHS[decode])) and not cuda:
         return {"path": decode, "skipped": "needs CUDA"}
     if decode.startswith("gpu") and not cuda and not args.cpu_stand_in:
         return {"path": decode, "skipped": "no CUDA (pass --cpu-stand-in to run the gpu path's code on CPU)"}
-    paths, config_decode = (None, decode) if cuda or not args.cpu_stand_in else stand_in_paths(decode, cuda)
+    if decode in SYNTHETIC_PATHS:
+        paths, config_decode = synthetic_paths(cuda), decode
+    else:
+        paths, config_decode = (None, decode) if cuda or not args.cpu_stand_in else stand_in_paths(decode, cuda)
     job = load_job(args, data, config_decode, out_dir)
     started = time.perf_counter()
     result = train(job, show_progress=False, decode_paths=paths)
     wall_s = time.perf_counter() - started
     (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # GBs for base; not what is measured
     rows = [json.loads(line) for line in open(metrics)]
-    row = {"path": decode, "kept": result.decode, "steps": result.steps, "samples_per_s": result.samples_per_s,
+    row = {"path": decode, "kept": "synthetic" if decode in SYNTHETIC_PATHS else result.decode, "steps": result.steps, "samples_per_s": result.samples_per_s,
            "data_wait_pct": result.data_wait_pct, "loop_s": result.wall_s, "run_s": wall_s,
            **steady(rows, job.train.batch_size, after_step), "probe": result.decode_probe}
     gc.collect()
@@ -166,6 +230,22 @@ def ratios(rows: dict) -> dict:
     out["auto_kept"] = auto["kept"]
     out["auto_kept_the_faster"] = auto["kept"] == best["path"] or (gap is not None and gap < SAME_FRAC)
     return out
+
+
+def partner_ratios(rows: dict) -> dict:
+    """Each from-files run's steady samples/s over its synthetic partner's (target >= 0.95)."""
+    out = {}
+    for path, partner in PARTNERS.items():
+        files, synthetic = rows.get(path, {}), rows.get(partner, {})
+        if files.get("steady_samples_per_s") and synthetic.get("steady_samples_per_s"):
+            out[f"{path}_vs_{partner}_steady"] = files["steady_samples_per_s"] / synthetic["steady_samples_per_s"]
+    return out
+
+
+def print_partners(partners: dict) -> None:
+    for key, ratio in partners.items():
+        files, partner = key.removesuffix("_steady").split("_vs_")
+        print(f"{'from files / synthetic, steady: ' + files:<46} {ratio:.3f}x (of {partner})")
 
 
 def fmt(value, spec: str) -> str:
@@ -230,6 +310,7 @@ def main(argv=None) -> int:
         print(f"running decode={path} ...", flush=True)
         rows[path] = run_one(args, data, path, cuda, after_step)
     summary = ratios(rows) if set(PATHS) <= set(rows) else {}
+    summary["files_vs_synthetic"] = partner_ratios(rows)
     summary.update({"device": torch.cuda.get_device_name() if cuda else "cpu", "preset": args.preset,
                     "steps": args.steps, "steady_from_step": after_step, "overrides": list(args.overrides),
                     "wall_s": time.perf_counter() - started})
@@ -238,6 +319,7 @@ def main(argv=None) -> int:
         print_table(rows, summary)
     else:
         print_rows(rows)
+    print_partners(summary["files_vs_synthetic"])
     print(f"\nwall {summary['wall_s']:.0f} s; JSON: {args.out / 'decode_auto.json'}")
     return 0
 

@@ -44,3 +44,54 @@ def test_ratios_and_steady_windows(load_benchmark):
     assert summary["auto_vs_fixed_same_path_steady"] == pytest.approx(0.99)
     run["gpu"]["steady_samples_per_s"] = 101.0  # a 1% gap: either choice is right
     assert bench.ratios(run)["auto_kept_the_faster"]
+
+
+def test_synthetic_partner_runs_the_loop_on_one_device_batch(tmp_path, capsys, load_benchmark):
+    bench = load_benchmark("decode_auto")
+    code = bench.main(["--preset", "tiny", "--device", "cpu", "--steps", "20", "--synth", "64",
+                       "--paths", "cpu,synthetic,synthetic_bf16", "--out", str(tmp_path),
+                       "data.num_workers=0", "data.image_size=32", "model.image_size=32",
+                       "model.image_patch_size=16", "model.image_depth=1", "train.batch_size=4",
+                       "train.num_threads=1"])
+    assert code == 0
+    result = json.loads((tmp_path / "decode_auto.json").read_text())
+    runs = result["runs"]
+    assert runs["synthetic"]["kept"] == "synthetic" and runs["synthetic"]["steps"] == 20
+    assert runs["synthetic_bf16"]["skipped"] == "needs CUDA"
+    # 20 steps of 4 samples from 64: the cpu run reads the set more than once, the partner one batch
+    assert runs["cpu"]["steps"] == 20
+    ratio = result["summary"]["files_vs_synthetic"]["cpu_vs_synthetic_steady"]
+    assert ratio == pytest.approx(runs["cpu"]["steady_samples_per_s"] / runs["synthetic"]["steady_samples_per_s"])
+    assert "from files / synthetic, steady: cpu" in capsys.readouterr().out
+
+
+def test_repeated_batch_counts_its_skips_once(load_benchmark):
+    import torch
+
+    from mmscale.data.batch import Batch
+    from mmscale.data.skips import SkipCounter, SkipReason
+
+    bench = load_benchmark("decode_auto")
+    skips = SkipCounter()
+    skips.add(SkipReason.corrupt_image, "a.jpg")
+
+    class OneBatch:
+        opened = sampler = None
+        index_skips = SkipCounter()
+        closed = False
+
+        def __iter__(self):
+            yield Batch(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.ones(2, 3, dtype=torch.long),
+                        torch.ones(2, 3, dtype=torch.long), ["a", "b"], skips)
+
+        def close(self):
+            self.closed = True
+
+    inner = OneBatch()
+    repeated = bench.RepeatedBatch(inner, torch.device("cpu"))
+    stream = iter(repeated)
+    batches = [next(stream) for _ in range(3)]
+    assert [b.skips.skipped for b in batches] == [1, 0, 0]
+    assert all(b.images is batches[1].images for b in batches[1:])
+    repeated.close()
+    assert inner.closed
