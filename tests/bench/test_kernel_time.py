@@ -43,6 +43,9 @@ def test_breakdown_per_step_and_host_gap():
     assert out["busy_ms"] == pytest.approx(5.0)  # 0-5 ms and 10-15 ms, over 2 steps
     assert out["host_gap_ms"] == pytest.approx(5.0)
     assert out["kernels_per_step"]["matmul"] == 1.0
+    assert out["top"][0] == {"name": "nvjet_a", "kind": "matmul", "ms": 2.0, "per_step": 0.5}
+    assert [k["name"] for k in out["top"]] == ["nvjet_a", "nvjet_b", "Memset (Device)", "triton_poi_fused_gelu_1"]
+    assert [k["name"] for k in kernel_breakdown(events, steps=2, wall_ms_per_step=10.0, top=1)["top"]] == ["nvjet_a"]
     with pytest.raises(ValueError):
         kernel_breakdown(events, steps=0, wall_ms_per_step=1.0)
 
@@ -57,3 +60,4 @@ def test_profile_steps_reads_a_real_trace(tmp_path):
     assert out["kernels_per_step"]["other"] >= 1  # aten::matmul and aten::mm, once per step
     table = format_breakdown({"toy": out})
     assert "toy" in table and "host gap" in table
+    assert "longest kernels, toy" in table and out["top"][0]["name"] in table

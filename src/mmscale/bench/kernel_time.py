@@ -29,6 +29,8 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
 )
 _COMPILED = tuple((name, re.compile(pattern, re.IGNORECASE)) for name, pattern in CATEGORIES)
 DEVICE_EVENT_KINDS = ("kernel", "gpu_memcpy", "gpu_memset")
+TOP_KERNELS = 12  # the longest kernels by name: what a category's time is made of
+NAME_CHARS = 160  # templated C++ kernel names run to thousands of characters
 
 
 def category(kernel_name: str) -> str:
@@ -51,8 +53,9 @@ def busy_us(intervals: list[tuple[float, float]]) -> float:
 
 
 def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
-                     kinds: tuple[str, ...] = DEVICE_EVENT_KINDS) -> dict:
-    """Per-step milliseconds by category, the busy time, and the host gap (wall minus busy).
+                     kinds: tuple[str, ...] = DEVICE_EVENT_KINDS, top: int = TOP_KERNELS) -> dict:
+    """Per-step milliseconds by category, the busy time, the host gap (wall minus busy), and the
+    ``top`` kernel names by time (a category says where to look; the names say which kernels).
 
     ``events`` are Chrome-trace events (``cat``, ``name``, ``ts`` and ``dur`` in microseconds);
     only those whose ``cat`` is in ``kinds`` count.
@@ -62,12 +65,17 @@ def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
     by_category: dict[str, float] = {}
     counts: dict[str, int] = {}
     intervals = []
+    by_name: dict[str, list] = {}  # name -> [kind, total us, count]
     for event in events:
         if event.get("cat") not in kinds or "dur" not in event:
             continue
-        kind = category(str(event.get("name", "")))
+        name = str(event.get("name", ""))
+        kind = category(name)
         by_category[kind] = by_category.get(kind, 0.0) + float(event["dur"])
         counts[kind] = counts.get(kind, 0) + 1
+        entry = by_name.setdefault(name[:NAME_CHARS], [kind, 0.0, 0])
+        entry[1] += float(event["dur"])
+        entry[2] += 1
         intervals.append((float(event["ts"]), float(event["ts"]) + float(event["dur"])))
     busy_ms = busy_us(intervals) / 1000 / steps
     return {
@@ -77,6 +85,8 @@ def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
         "busy_ms": busy_ms,
         "wall_ms": wall_ms_per_step,
         "host_gap_ms": max(0.0, wall_ms_per_step - busy_ms),
+        "top": [{"name": name, "kind": kind, "ms": us / 1000 / steps, "per_step": n / steps}
+                for name, (kind, us, n) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]],
     }
 
 
@@ -115,4 +125,8 @@ def format_breakdown(rows: dict[str, dict]) -> str:
     for variant, r in rows.items():
         line = f"{variant:<28}" + "".join(f"{r['ms'].get(k, 0.0):>12.2f}" for k in present)
         lines.append(line + f"{r['busy_ms']:>9.2f}{r['wall_ms']:>9.2f}{r['host_gap_ms']:>10.2f}")
+    for variant, r in rows.items():
+        if r.get("top"):
+            lines.append(f"longest kernels, {variant} (ms per step, launches per step, kind, name):")
+            lines += [f"  {k['ms']:>7.2f} {k['per_step']:>5g}  {k['kind']:<11} {k['name'][:100]}" for k in r["top"]]
     return "\n".join(lines)
