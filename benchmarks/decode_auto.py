@@ -38,6 +38,8 @@ EXTRA_PATHS = {  # --paths only
     "gpu_graphs": ["data.decode=gpu", "train.compile_mode=reduce-overhead"],  # the step from CUDA graphs
     "gpu_bf16": ["data.decode=gpu", "train.weights=bf16"],  # bf16 weights, fp32 copies in AdamW
     "gpu_bf16_step_graph": ["data.decode=gpu", "train.weights=bf16", "train.step_graph=true"],  # + one graph
+    "cpu_bf16": ["data.decode=cpu", "train.weights=bf16"],  # the workers decode, bf16 weights
+    "cpu_bf16_step_graph": ["data.decode=cpu", "train.weights=bf16", "train.step_graph=true"],  # + one graph
     "gpu_nvimgcodec": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec"],  # nvImageCodec decodes
     "gpu_nvimgcodec_hw": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec:hw"],  # its hardware engines first
     "gpu_nvimgcodec_cuda": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec:cuda"],  # its CUDA decoder only
@@ -50,8 +52,8 @@ SYNTHETIC_PATHS = {
     "synthetic_bf16": ["train.weights=bf16"],
     "synthetic_bf16_step_graph": ["train.weights=bf16", "train.step_graph=true"],
 }
-PARTNERS = {"gpu": "synthetic", "cpu": "synthetic", "gpu_bf16": "synthetic_bf16",
-            "gpu_bf16_step_graph": "synthetic_bf16_step_graph"}
+PARTNERS = {"gpu": "synthetic", "cpu": "synthetic", "gpu_bf16": "synthetic_bf16", "cpu_bf16": "synthetic_bf16",
+            "gpu_bf16_step_graph": "synthetic_bf16_step_graph", "cpu_bf16_step_graph": "synthetic_bf16_step_graph"}
 SAME_FRAC = 0.02  # fixed paths closer than this are a tie: either choice is right
 
 
@@ -69,7 +71,8 @@ def parse(argv=None):
     parser.add_argument("--paths", default=",".join(PATHS),
                         help="runs to make, from cpu,gpu,auto,gpu_process (gpu with the decoder in its own "
                              "process), gpu_graphs (gpu with train.compile_mode=reduce-overhead), gpu_bf16 (gpu with "
-                             "train.weights=bf16), gpu_bf16_step_graph (that and train.step_graph=true), gpu_nvimgcodec "
+                             "train.weights=bf16), gpu_bf16_step_graph (that and train.step_graph=true), cpu_bf16 and "
+                             "cpu_bf16_step_graph (the same with decode=cpu), gpu_nvimgcodec "
                              "(gpu with data.gpu_decoder=nvimgcodec), gpu_nvimgcodec_hw and gpu_nvimgcodec_cuda (its two "
                              "named backends); synthetic, synthetic_bf16, synthetic_bf16_step_graph: the same loop "
                              "on one device-resident batch (the partners of gpu, gpu_bf16, gpu_bf16_step_graph); "
