@@ -163,6 +163,24 @@ def test_ddp_averages_bf16_gradients_through_the_hook(tmp_path):
         assert result["grad"] == 1.6640625
 
 
+def test_two_ranks_average_bf16_gradients_exactly_without_the_hook():
+    """Why two ranks skip the hook: halving is exact in bf16 and the sum of two halves is rounded
+    once, so DDP's bf16 mean equals the fp32 mean rounded to bf16, value for value."""
+    from mmscale.train.distributed import fp32_reduce_pays
+
+    gen = torch.Generator().manual_seed(0)
+    a = (torch.randn(100_000, generator=gen) * 10.0 ** torch.randint(-6, 6, (100_000,), generator=gen)).bfloat16()
+    b = (torch.randn(100_000, generator=gen) * 10.0 ** torch.randint(-6, 6, (100_000,), generator=gen)).bfloat16()
+    fp32_mean = ((a.float() + b.float()) / 2).bfloat16()
+    ddp_bf16_mean = a / 2 + b / 2  # DDP's default hook: divide by the world size, then sum
+    assert torch.equal(fp32_mean, ddp_bf16_mean)
+    c = torch.full_like(a, 3.0)
+    three_fp32 = ((a.float() + b.float() + c.float()) / 3).bfloat16()
+    three_bf16 = a / 3 + b / 3 + c / 3
+    assert not torch.equal(three_fp32, three_bf16)  # three ranks round differently: the hook pays
+    assert [fp32_reduce_pays(n) for n in (2, 3, 8)] == [False, True, True]
+
+
 def test_the_hook_sends_fp32_and_stores_the_mean_in_bf16(monkeypatch):
     from mmscale.train import distributed
 

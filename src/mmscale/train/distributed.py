@@ -60,7 +60,7 @@ def sharded_blocks(model: nn.Module) -> list[nn.Module]:
 
 def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.device,
                param_dtype: torch.dtype | None = None, reshard_after_forward: bool = True,
-               bucket_cap_mb: int = 25, fp32_grad_reduce: bool = True) -> nn.Module:
+               bucket_cap_mb: int = 25, fp32_grad_reduce: bool | None = None) -> nn.Module:
     """Return the module to train: the model itself, DDP(model) or the FSDP2-sharded model.
 
     FSDP2 only: ``param_dtype`` is the dtype blocks compute in once gathered (bf16 under bf16
@@ -69,7 +69,8 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
     gathered weights from forward to backward: one all-gather fewer per block per step, for the
     memory of the gathered weights. DDP only: ``bucket_cap_mb``, the gradient bucket size (each
     bucket is one all-reduce, and under ``torch.compile`` one compiled subgraph); and for a bf16
-    model ``fp32_grad_reduce``, averaging its gradients in fp32 (``fp32_all_reduce_hook``).
+    model ``fp32_grad_reduce``, averaging its gradients in fp32 (``fp32_all_reduce_hook``);
+    None: only where that changes the result (``fp32_reduce_pays``).
     """
     if not env.active or strategy == "none":
         return model
@@ -95,9 +96,22 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
     # with itm_weight=0 the fusion and ITM head get no gradient; DDP must be told to expect that
     ddp = DDP(model, device_ids=device_ids, find_unused_parameters=model.cfg.itm_weight == 0,
               bucket_cap_mb=bucket_cap_mb)
+    if fp32_grad_reduce is None:
+        fp32_grad_reduce = fp32_reduce_pays(env.world_size)
     if fp32_grad_reduce and any(p.dtype == torch.bfloat16 for p in model.parameters()):  # train.weights=bf16
         ddp.register_comm_hook(None, fp32_all_reduce_hook)
     return ddp
+
+
+def fp32_reduce_pays(world_size: int) -> bool:
+    """Whether averaging bf16 gradients in fp32 gives other gradients than DDP's bf16 all-reduce.
+
+    On two ranks it does not: DDP halves each bf16 gradient (exact: a power of two) and the sum
+    of the two halves is rounded to bf16 once, as the fp32 average is. So the hook is pure cost
+    there: on two H200s, compiled ``base``, 0.94x-0.96x the step without it (BENCHMARKS.md).
+    From three ranks on, a bf16 ring sum rounds at every addition, and the hook pays for itself.
+    """
+    return world_size > 2
 
 
 def fp32_all_reduce_hook(group, bucket):
