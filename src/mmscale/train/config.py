@@ -69,10 +69,11 @@ class TrainConfig:
     memory-bound norms and elementwise kernels), and AdamW on fp32 copies of the weights, written
     back after each step (``mmscale.train.master_weights``). Checkpoints hold the fp32 copies.
     Measured (``base``, batch 128, compiled, BENCHMARKS.md): 1.04x-1.07x the autocast step on one
-    H200 with 0.7 GiB less, 1.07x under DDP on two; in one 1,000-step A/B the same recall, the loss
-    1-3% higher. Needs ``precision`` bf16 (or auto); not with ``parallel=fsdp``, ``fp8`` or
-    ``grad_accum`` > 1 (its micro-batch sums would round in bf16). Under
-    DDP the bf16 gradients are averaged in fp32 (a communication hook)."""
+    H200 with 0.7 GiB less, 1.03x-1.07x the autocast step under DDP on two; in one 1,000-step A/B
+    the same recall, the loss 1-3% higher. Needs ``precision`` bf16 (or auto); not with
+    ``parallel=fsdp``, ``fp8`` or ``grad_accum`` > 1 (its micro-batch sums would round in bf16).
+    Under DDP on three or more ranks the bf16 gradients are averaged in fp32 (a communication
+    hook); on two, DDP's bf16 mean is the same value, and the hook would cost 4-7%."""
     step_graph: bool = False
     """Capture the whole step (forward, backward, clipping, AdamW) as one CUDA graph after a few
     warm-up steps and replay it for every full batch (``mmscale.train.step_graph``); a batch
