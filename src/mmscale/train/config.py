@@ -81,9 +81,11 @@ class TrainConfig:
     of ~1,500 kernels. One CUDA process only; not with ``grad_accum`` > 1, ``precision=fp16`` or
     ``compile_mode=reduce-overhead``. Measured (``base``, batch 128, compiled, one H200,
     BENCHMARKS.md): 1.06x-1.08x with ``weights=bf16`` and 1.05x-1.09x with autocast; the time the
-    GPU idled per step fell from 6.9 to 2.1 ms. Not yet measured with ``data.decode=gpu``: its one
-    run stopped at the capture, before the capture was made thread-local. A capture that fails is
-    logged and the run goes on uncaptured."""
+    GPU idled per step fell from 6.9 to 2.1 ms. From JPEG files: 1.01x with
+    ``data.decode=gpu``, 1.075x with ``decode=cpu`` (the training thread leaves the host to the
+    input path). The logged data wait then reads high: a replayed graph returns before the device
+    is done, and the rest of the step is counted as waiting for the next batch. A capture that
+    fails is logged and the run goes on uncaptured."""
     fp8: Literal["off", "tensorwise", "rowwise"] = "off"
     """FP8 matmuls through torchao's float8 recipe (Hopper GPUs, with bf16 autocast; needs torchao).
     Measured 0.73x the bf16 step for ``base`` on H100 (BENCHMARKS.md): it pays only on wider layers."""
