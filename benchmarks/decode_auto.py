@@ -5,7 +5,7 @@ auto's ratio to the faster fixed path (whole run, probe included, and steady sta
 ``--paths`` also takes the ``synthetic*`` runs: the same loop on one device-resident batch, the
 partner a from-files run is held against (target: from files >= 95% of synthetic, steady state).
 
-    PYTHONPATH=src python3 benchmarks/decode_auto.py --out runs/da --paths \
+    PYTHONPATH=src python3 benchmarks/decode_auto.py --out runs/da --paths \\
         synthetic_bf16_step_graph,gpu_bf16_step_graph,synthetic_bf16,gpu_bf16 data.num_workers=16
 
     PYTHONPATH=src python3 benchmarks/decode_auto.py --out runs/decode_auto data.num_workers=16 \\
@@ -75,7 +75,7 @@ def parse(argv=None):
                              "cpu_bf16_step_graph (the same with decode=cpu), gpu_nvimgcodec "
                              "(gpu with data.gpu_decoder=nvimgcodec), gpu_nvimgcodec_hw and gpu_nvimgcodec_cuda (its two "
                              "named backends); synthetic, synthetic_bf16, synthetic_bf16_step_graph: the same loop "
-                             "on one device-resident batch (the partners of gpu, gpu_bf16, gpu_bf16_step_graph); "
+                             "on one device-resident batch (the partners of the cpu* and gpu* runs of the same settings); "
                              "auto's ratios need cpu, gpu and auto")
     return parser.parse_args(argv)
 
