@@ -181,6 +181,35 @@ def test_two_ranks_average_bf16_gradients_exactly_without_the_hook():
     assert [fp32_reduce_pays(n) for n in (2, 3, 8)] == [False, True, True]
 
 
+def two_rank_bf16_worker(rank: int, world: int, port: int, out: str) -> None:
+    """A bf16 model under the product's DDP wrapper on two ranks: record the averaged gradient and
+    how often the fp32 hook ran."""
+    from mmscale.train import distributed
+
+    calls = []
+    hook = distributed.fp32_all_reduce_hook
+    distributed.fp32_all_reduce_hook = lambda group, bucket: calls.append(1) or hook(group, bucket)
+    env = join_gloo(rank, world, port)
+    layer = torch.nn.Linear(1, 1, bias=False).to(torch.bfloat16)
+    layer.cfg = ModelConfigStub()
+    model = distributed.wrap_model(layer, "ddp", env, torch.device("cpu"))
+    x = torch.tensor([[1.0 if rank == 0 else 1.0 + 2.0**-7]], dtype=torch.bfloat16)
+    model(x).sum().backward()
+    with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
+        json.dump({"grad": layer.weight.grad.item(), "hook_calls": len(calls)}, handle)
+    torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_leave_bf16_gradients_to_ddp_and_get_the_same_mean(tmp_path):
+    """Gradients 1 and 1 + 2^-7: the mean 1 + 2^-8 rounds to 1.0 in bf16 (ties to even) with or
+    without the hook; on two ranks the hook does not run."""
+    mp.start_processes(two_rank_bf16_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
+    for rank in range(2):
+        result = json.load(open(tmp_path / f"rank{rank}.json"))
+        assert result == {"grad": torch.tensor(1.0 + 2.0**-8).bfloat16().item(), "hook_calls": 0}
+
+
 def test_the_hook_sends_fp32_and_stores_the_mean_in_bf16(monkeypatch):
     from mmscale.train import distributed
 
