@@ -52,8 +52,20 @@ SYNTHETIC_PATHS = {
     "synthetic_bf16": ["train.weights=bf16"],
     "synthetic_bf16_step_graph": ["train.weights=bf16", "train.step_graph=true"],
 }
+# --paths only: a from-files run whose loader is iterated once per epoch (workers idle from each
+# epoch's last batch until the next epoch's first is asked for), as training read before it streamed
+# across epochs: the endless stream's effect, side by side. Path settings, then the input path built
+PER_EPOCH_PATHS = {
+    "cpu_bf16_per_epoch": (["train.weights=bf16"], "cpu"),
+    "gpu_bf16_per_epoch": (["train.weights=bf16"], "gpu"),
+    "cpu_bf16_step_graph_per_epoch": (["train.weights=bf16", "train.step_graph=true"], "cpu"),
+    "gpu_bf16_step_graph_per_epoch": (["train.weights=bf16", "train.step_graph=true"], "gpu"),
+}
 PARTNERS = {"gpu": "synthetic", "cpu": "synthetic", "gpu_bf16": "synthetic_bf16", "cpu_bf16": "synthetic_bf16",
-            "gpu_bf16_step_graph": "synthetic_bf16_step_graph", "cpu_bf16_step_graph": "synthetic_bf16_step_graph"}
+            "gpu_bf16_step_graph": "synthetic_bf16_step_graph", "cpu_bf16_step_graph": "synthetic_bf16_step_graph",
+            "cpu_bf16_per_epoch": "synthetic_bf16", "gpu_bf16_per_epoch": "synthetic_bf16",
+            "cpu_bf16_step_graph_per_epoch": "synthetic_bf16_step_graph",
+            "gpu_bf16_step_graph_per_epoch": "synthetic_bf16_step_graph"}
 SAME_FRAC = 0.02  # fixed paths closer than this are a tie: either choice is right
 
 
@@ -76,6 +88,9 @@ def parse(argv=None):
                              "(gpu with data.gpu_decoder=nvimgcodec), gpu_nvimgcodec_hw and gpu_nvimgcodec_cuda (its two "
                              "named backends); synthetic, synthetic_bf16, synthetic_bf16_step_graph: the same loop "
                              "on one device-resident batch (the partners of the cpu* and gpu* runs of the same settings); "
+                             "cpu_bf16_per_epoch, gpu_bf16_per_epoch and their _step_graph_per_epoch forms: cpu_bf16 / "
+                             "gpu_bf16 (/ _step_graph) with the loader iterated once per epoch instead of one endless "
+                             "iteration; "
                              "auto's ratios need cpu, gpu and auto")
     return parser.parse_args(argv)
 
@@ -97,6 +112,8 @@ def load_job(args, data: str, decode: str, out_dir: Path):
 
     if decode in SYNTHETIC_PATHS:  # one injected loader under auto: exactly that one is built
         path_settings = ["data.decode=auto"] + SYNTHETIC_PATHS[decode]
+    elif decode in PER_EPOCH_PATHS:
+        path_settings = ["data.decode=auto"] + PER_EPOCH_PATHS[decode][0]
     else:
         path_settings = EXTRA_PATHS.get(decode, [f"data.decode={decode}"])
     fixed = path_settings + [f"data.path={data}", f"train.out_dir={out_dir}", f"train.steps={args.steps}",
@@ -147,6 +164,16 @@ class RepeatedBatch:
             yield again
 
 
+def per_epoch_paths(path: str) -> dict:
+    """The injected loader of a *_per_epoch run: ``path``'s own loader, iterated once per epoch."""
+    from mmscale.data.loader import build_loader
+
+    def per_epoch(*args, **kwargs):
+        return build_loader(*args, **{**kwargs, "decode": path, "endless": False})
+
+    return {path: per_epoch}
+
+
 def synthetic_paths(cuda: bool) -> dict:
     """The injected loader of a synthetic* run: the cpu path's first batch, repeated on the device."""
     import torch
@@ -188,12 +215,15 @@ def run_one(args, data: str, decode: str, cuda: bool, after_step: int) -> dict:
     metrics = out_dir / "metrics.jsonl"
     if metrics.exists():
         metrics.unlink()  # rows of an earlier run would mix in
-    if (decode in EXTRA_PATHS or (decode in SYNTHETIC_PATHS and SYNTHETIC_PATHS[decode])) and not cuda:
+    if (decode in EXTRA_PATHS or decode in PER_EPOCH_PATHS
+            or (decode in SYNTHETIC_PATHS and SYNTHETIC_PATHS[decode])) and not cuda:
         return {"path": decode, "skipped": "needs CUDA"}
     if decode.startswith("gpu") and not cuda and not args.cpu_stand_in:
         return {"path": decode, "skipped": "no CUDA (pass --cpu-stand-in to run the gpu path's code on CPU)"}
     if decode in SYNTHETIC_PATHS:
         paths, config_decode = synthetic_paths(cuda), decode
+    elif decode in PER_EPOCH_PATHS:
+        paths, config_decode = per_epoch_paths(PER_EPOCH_PATHS[decode][1]), decode
     else:
         paths, config_decode = (None, decode) if cuda or not args.cpu_stand_in else stand_in_paths(decode, cuda)
     job = load_job(args, data, config_decode, out_dir)

@@ -7,6 +7,10 @@ ending with a float batch on the training device):
                         tokenizer call per sample) in a DataLoader with --workers workers
   ours_cpu_decode       mmscale's loader, decode=cpu (DCT-scaled PIL decode, uint8, batch
                         tokenization), normalize on the device
+  ours_*_per_epoch      ours_cpu_decode / ours_gpu_decode / ours_raw_only re-iterated once per pass,
+                        as before training streamed across epochs: the workers sit idle from the
+                        end of each pass until the next pass's first batch is asked for (every
+                        ours_* row without the suffix reads passes as one endless iteration)
   ours_gpu_decode       mmscale's loader, decode=gpu: workers read bytes + tokenize, nvjpeg batch
                         decode + antialiased resize + normalize on the GPU, side-stream prefetch;
                         one thread reads raw batches, another decodes (data.decode_threads=2)
@@ -240,12 +244,13 @@ def main() -> None:
     tok = load_tokenizer()
     base = DataConfig(path=str(data_dir / "train.jsonl"), image_size=S, num_workers=W, max_text_len=128)
 
-    def ours(name, finish, decode, raw_only=False, **options) -> Row:
-        """Time one of our loaders, then stop it: its generator (a decode thread) and its workers."""
+    def ours(name, finish, decode, raw_only=False, per_epoch=False, **options) -> Row:
+        """Time one of our loaders, then stop it: its generator (a decode thread) and its workers.
+        ``per_epoch``: iterate the loader once per pass instead of one endless iteration."""
         import dataclasses
 
         loader = build_loader(dataclasses.replace(base, decode=decode, **options), B, tok, device=device,
-                              decode=decode)
+                              decode=decode, endless=not per_epoch)
         batches = endless(lambda: loader.dataloader if raw_only else loader)
         try:
             row = time_loader(name, batches, total, device, finish, W)
@@ -260,8 +265,10 @@ def main() -> None:
         return row
 
     # 2. ours, CPU decode
-    if wanted("ours_cpu_decode"):
-        rows.append(ours("ours_cpu_decode", lambda b: to_model_input(b.images, device), "cpu"))
+    for name in ("ours_cpu_decode", "ours_cpu_decode_per_epoch"):
+        if wanted(name):
+            rows.append(ours(name, lambda b: to_model_input(b.images, device), "cpu",
+                             per_epoch=name.endswith("_per_epoch")))
     # 3. ours, GPU decode, and its variants; then ceilings on bytes in memory
     if device.type == "cuda":
         ok, why = nvjpeg_available(device)
@@ -294,6 +301,8 @@ def main() -> None:
 
     loader_rows = {  # name -> (finish, keyword options of build_loader's DataConfig, context)
         "ours_gpu_decode": (normalize, {}, contextlib.nullcontext),
+        "ours_gpu_decode_per_epoch": (normalize, {"per_epoch": True}, contextlib.nullcontext),
+        "ours_raw_only_per_epoch": (None, {"per_epoch": True}, contextlib.nullcontext),
         "ours_gpu_decode_nvimgcodec": (normalize, {"gpu_decoder": "nvimgcodec"}, contextlib.nullcontext),
         "ours_gpu_decode_nvimgcodec_hw": (normalize, {"gpu_decoder": "nvimgcodec:hw"}, contextlib.nullcontext),
         "ours_gpu_decode_nvimgcodec_cuda": (normalize, {"gpu_decoder": "nvimgcodec:cuda"}, contextlib.nullcontext),
@@ -362,6 +371,9 @@ def main() -> None:
         "nvimgcodec_vs_reference": (rate("ours_gpu_decode_nvimgcodec") / ref_rate
                                     if rate("ours_gpu_decode_nvimgcodec") else None),
         "cpu_vs_reference": rate("ours_cpu_decode") / ref_rate if rate("ours_cpu_decode") else None,
+        "endless_vs_per_epoch": {kind: rate(f"ours_{kind}") / rate(f"ours_{kind}_per_epoch")
+                                 for kind in ("cpu_decode", "gpu_decode", "raw_only")
+                                 if rate(f"ours_{kind}") and rate(f"ours_{kind}_per_epoch")},
         "threads_vs_inline": (rate("ours_gpu_decode") / rate("ours_gpu_decode_inline")
                               if rate("ours_gpu_decode_inline") and rate("ours_gpu_decode") else None),
         "target": ">= 12000 img/s and >= 4.5x reference_dataloader (one H100, 16 cores)",
@@ -377,6 +389,8 @@ def main() -> None:
         print(f"{r.pipeline:<28} {r.images:>8} {r.seconds:>8.2f} {r.img_per_s:>10.1f} {ratio:>13}  {r.note}")
     if summary["threads_vs_inline"]:
         print(f"decode threads (2) / inline: {summary['threads_vs_inline']:.2f}x")
+    for kind, ratio in summary["endless_vs_per_epoch"].items():
+        print(f"ours_{kind}: one endless iteration / once per pass: {ratio:.2f}x")
     if summary["nvimgcodec_vs_reference"] and summary["gpu_vs_reference"]:
         print(f"nvimgcodec / torchvision decoder, whole pipeline: "
               f"{summary['nvimgcodec_vs_reference'] / summary['gpu_vs_reference']:.2f}x")

@@ -14,12 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_gpu_decode_script_on_cpu(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sys, "argv", ["gpu_decode.py", "--device", "cpu", "--n", "24", "--batch-size", "4",
-                                      "--workers", "1", "--passes", "1", "--width", "96", "--height", "64",
+                                      "--workers", "1", "--passes", "2", "--width", "96", "--height", "64",
                                       "--image-size", "32", "--out", str(tmp_path)])
     runpy.run_path(str(ROOT / "benchmarks" / "gpu_decode.py"), run_name="__main__")
     result = json.loads((tmp_path / "gpu_decode.json").read_text())
     rows = {r["pipeline"]: r for r in result["rows"]}
     assert rows["reference_dataloader"]["img_per_s"] > 0 and rows["ours_cpu_decode"]["img_per_s"] > 0
+    assert rows["ours_cpu_decode_per_epoch"]["img_per_s"] > 0 and "cpu_decode" in result["endless_vs_per_epoch"]
     assert "not CUDA" in rows["ours_gpu_decode"]["note"] and "not CUDA" in rows["ours_gpu_decode_switch0.5ms"]["note"]
     assert "vs reference" in capsys.readouterr().out
 
@@ -95,7 +96,7 @@ def test_gpu_decode_script_gpu_rows_run_with_cpu_stand_ins(tmp_path, monkeypatch
     names = ["ours_gpu_decode", "ours_gpu_decode_nvimgcodec", "ours_raw_only", "gpu_decode_resize",
              "gpu_decode_only_nvimgcodec", "gpu_decode_resize_nvimgcodec_t2"]
     monkeypatch.setattr(sys, "argv", ["gpu_decode.py", "--device", "cpu", "--n", "24", "--batch-size", "4",
-                                      "--workers", "1", "--passes", "1", "--width", "96", "--height", "64",
+                                      "--workers", "1", "--passes", "2", "--width", "96", "--height", "64",
                                       "--image-size", "32", "--out", str(tmp_path), "--rows", ",".join(names),
                                       "--cpu-stand-in"])
     runpy.run_path(str(ROOT / "benchmarks" / "gpu_decode.py"), run_name="__main__")

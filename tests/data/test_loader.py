@@ -137,3 +137,45 @@ def test_webdataset_shards(tmp_path, tokenizer):
     assert loader.skips.as_dict() == {"read": 6, "used": 3, "skipped": 3,
                                       "by_reason": {"empty_caption": 1, "missing_field": 1, "not_an_image": 1}}
     assert batches[0].images.shape[1:] == (3, 32, 32)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_endless_loader_yields_the_per_epoch_batches_and_their_positions(good_dataset, tokenizer, workers):
+    c = cfg(good_dataset, shuffle=True, seed=3, num_workers=workers, prefetch_factor=2)
+    expected, positions = [], []
+    for epoch in (1, 2, 3):  # 12 samples, batches of 5, drop_last: two batches an epoch
+        once = build_loader(c, 5, tokenizer, epoch=epoch, start_sample=5 if epoch == 1 else 0)
+        for b in once:
+            expected.append(b.indices.tolist())
+            positions.append(once.state_dict())
+        positions[-1] = {"epoch": epoch + 1, "sample_offset": 0}  # the epoch's end names the next
+    endless = build_loader(c, 5, tokenizer, epoch=1, start_sample=5, endless=True)
+    got, states = [], []
+    for b in endless:
+        got.append(b.indices.tolist())
+        states.append(endless.state_dict())
+        if len(got) == len(expected):
+            break
+    endless.close()
+    assert got == expected and states == positions
+
+
+def test_endless_loader_asks_for_the_next_epoch_before_this_one_is_used(good_dataset, tokenizer, monkeypatch):
+    from mmscale.data import sampler as sampler_module
+
+    handed = []  # batches of indices given to the workers, in order
+    inner = sampler_module.EpochBatches.__iter__
+
+    def recording(self):
+        for batch in inner(self):
+            handed.append(batch)
+            yield batch
+    monkeypatch.setattr(sampler_module.EpochBatches, "__iter__", recording)
+    loader = build_loader(cfg(good_dataset, num_workers=2, prefetch_factor=2), 4, tokenizer, endless=True)
+    stream = iter(loader)
+    used = [next(stream).indices.tolist() for _ in range(3)]  # 12 samples: epoch 0 is 3 batches
+    assert loader.state_dict() == {"epoch": 1, "sample_offset": 0}
+    # the workers were already given epoch 1's batches (read ahead across the boundary)
+    assert len(handed) > 3 and handed[:3] == used and sorted(sum(handed[3:6], [])) == list(range(12))
+    stream.close()
+    loader.close()

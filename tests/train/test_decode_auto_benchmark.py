@@ -95,3 +95,17 @@ def test_repeated_batch_counts_its_skips_once(load_benchmark):
     assert all(b.images is batches[1].images for b in batches[1:])
     repeated.close()
     assert inner.closed
+
+
+def test_per_epoch_runs_build_their_path_iterated_once_per_epoch(tiny_dataset, load_benchmark):
+    from mmscale.data.config import DataConfig
+    from tests.data.conftest import FakeTokenizer
+
+    bench = load_benchmark("decode_auto")
+    cfg = DataConfig(path=str(tiny_dataset), image_size=32, max_text_len=16, num_workers=0)
+    for run, (_, path) in bench.PER_EPOCH_PATHS.items():
+        assert bench.PARTNERS[run].startswith("synthetic")
+        build = bench.per_epoch_paths(path)[path]
+        loader = build(cfg, 8, FakeTokenizer(), endless=True, decode="auto")  # what training asks for
+        assert loader.epochs is None and loader.decode == path  # overridden: one pass per iteration
+        assert len(list(loader)) == 6  # 48 samples: the pass ends

@@ -104,3 +104,20 @@ def test_cuda_asked_for_without_a_gpu_names_the_field(tiny_dataset, tmp_path):
     with pytest.raises(ConfigError) as err:
         train(tiny_job(tiny_dataset, tmp_path, "train.device=cuda"))
     assert err.value.field == "train.device"
+
+
+def test_training_streams_across_epochs_and_evaluation_reads_one(tiny_dataset, tmp_path, monkeypatch):
+    from mmscale.train import data as train_data
+
+    built = []  # (split, endless) of every loader the run builds
+    real = train_data.build_loader
+
+    def recording(*args, **kw):
+        built.append((kw["split"], kw["endless"]))
+        return real(*args, **kw)
+    monkeypatch.setattr(train_data, "build_loader", recording)
+    result = train(load_config(TrainJob, preset="tiny", overrides=TINY_OVERRIDES + [
+        f"data.path={tiny_dataset}", f"train.out_dir={tmp_path}", "train.steps=8"]))  # 6 batches an epoch
+    assert result.steps == 8 and result.samples == 64  # the stream went on into the second epoch
+    assert ("train", True) in built and ("val", False) in built
+    assert ("train", False) not in built and ("val", True) not in built

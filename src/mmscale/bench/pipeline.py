@@ -126,11 +126,12 @@ class PipelineContext:
         return self._reference_tokenizer
 
     def loader(self, decode: str, **options):
-        """``options``: other ``DataConfig`` fields for this loader (e.g. ``decode_threads``)."""
+        """``options``: other ``DataConfig`` fields for this loader (e.g. ``decode_threads``).
+        Endless, as training reads: the workers go on into the next pass without a pause."""
         from mmscale.data.loader import build_loader
 
         cfg = dataclasses.replace(self.data_cfg, decode=decode, **options)
-        return build_loader(cfg, self.batch_size, self.tokenizer, device=self.device)
+        return build_loader(cfg, self.batch_size, self.tokenizer, device=self.device, endless=True)
 
     def train_step(self, model: dict | None = None, precision: str | None = None, compile: bool = False,
                    weights: str | None = None, step_graph: bool = False):

@@ -6,6 +6,10 @@ config and ``start_sample=sample_offset, epoch=epoch`` continues with the very n
 same permutation (map-style manifests; WebDataset shards restart their epoch). That also lets
 training switch input paths mid-epoch (``decode=auto`` probes both): close one loader, build the
 other at the same position with ``reuse=`` the first, so the manifest is indexed once.
+
+``endless=True`` (training's stream): one iteration runs epoch after epoch (``EpochBatches``), so
+the workers start the next epoch's batches while this one's last are still being used. The
+batches are the same as re-iterating once per epoch; the wait at each epoch's start is gone.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from mmscale.data.config import DataConfig
 from mmscale.data.dataset import IndexedDataset, RawIndexedDataset
 from mmscale.data.index import ManifestIndex
 from mmscale.data.readers import read_manifest, resolve_source
-from mmscale.data.sampler import ResumableSampler
+from mmscale.data.sampler import EpochBatches, ResumableSampler
 from mmscale.data.skips import SkipCounter
 from mmscale.data.wds import WdsDataset
 
@@ -72,8 +76,9 @@ class Loader:
 
     def __init__(self, cfg: DataConfig, opened: OpenedDataset, dataloader: DataLoader,
                  sampler: ResumableSampler | None, batch_size: int, epoch: int, start_sample: int,
-                 gpu_decoder=None):
+                 gpu_decoder=None, epochs: EpochBatches | None = None):
         self.cfg, self.opened, self.dataloader, self.sampler = cfg, opened, dataloader, sampler
+        self.epochs = epochs  # set: one iteration never ends (see ``build_loader``'s ``endless``)
         self.batch_size, self.epoch, self.sample_offset = batch_size, epoch, start_sample
         self.gpu_decoder = gpu_decoder
         self.decode = "cpu" if gpu_decoder is None else "gpu"  # the input path this loader runs
@@ -118,13 +123,30 @@ class Loader:
             self.sampler.set_epoch(self.epoch, self.sample_offset)
         elif hasattr(self.opened.dataset, "set_epoch"):
             self.opened.dataset.set_epoch(self.epoch)
+        if self.epochs is not None:
+            yield from self._endless()
+            return
         for batch in self._batches():
-            self.sample_offset += batch.skips.read
-            self.skips.merge(batch.skips)
-            if self.cfg.strict and batch.skips.skipped:
-                raise batch.skips.examples[0].to_error()
+            self._count(batch)
             yield batch
         self.epoch, self.sample_offset = self.epoch + 1, 0
+
+    def _count(self, batch) -> None:
+        self.sample_offset += batch.skips.read
+        self.skips.merge(batch.skips)
+        if self.cfg.strict and batch.skips.skipped:
+            raise batch.skips.examples[0].to_error()
+
+    def _endless(self):
+        """Epoch after epoch in one iteration; the position rolls over where ``EpochBatches``
+        ends each epoch, so ``state_dict`` names the next batch's epoch and offset."""
+        end = self.epochs.epoch_end(self.sample_offset)
+        for batch in self._batches():
+            self._count(batch)
+            if self.sample_offset >= end:
+                self.epoch, self.sample_offset = self.epoch + 1, 0
+                end = self.epochs.epoch_end(0)
+            yield batch
 
 
 def shutdown_workers(dataloader: DataLoader) -> None:
@@ -140,7 +162,7 @@ def shutdown_workers(dataloader: DataLoader) -> None:
 def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch.device | str | None = None,
                  drop_last: bool = True, split: str = "train", start_sample: int = 0, epoch: int = 0,
                  rank: int = 0, world_size: int = 1, shuffle: bool | None = None, decode: str | None = None,
-                 reuse: Loader | None = None) -> Loader:
+                 reuse: Loader | None = None, endless: bool = False) -> Loader:
     """A ``Loader`` over ``data_cfg.path``'s ``split``.
 
     ``device``: where training runs; decides pinning and (``decode=auto|gpu``) GPU decode.
@@ -150,7 +172,8 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
     whose manifest index this one shares.
     ``start_sample``/``epoch``: resume position (see ``Loader.state_dict``). ``rank``/``world_size``:
     this process's share under data parallelism. ``shuffle`` overrides ``data_cfg.shuffle``
-    (evaluation passes False).
+    (evaluation passes False). ``endless``: one iteration runs epoch after epoch without a pause
+    between them (indexed manifests; WebDataset shards still end each epoch's iteration).
     """
     data_cfg.validate()
     if batch_size < 1:
@@ -173,10 +196,15 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
                   pin_memory=data_cfg.pin_memory and device.type == "cuda" and mode == "cpu",
                   persistent_workers=data_cfg.persistent_workers and workers > 0,
                   prefetch_factor=data_cfg.prefetch_factor if workers > 0 else None)
-    sampler = None
+    sampler = epochs = None
     if opened.index is not None:
         sampler = ResumableSampler(len(opened.dataset), data_cfg.seed, shuffle, start_sample, rank, world_size)
-        dataloader = DataLoader(opened.dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)
+        if endless:
+            epochs = EpochBatches(sampler, batch_size, drop_last)
+            dataloader = DataLoader(opened.dataset, batch_sampler=epochs, **common)
+        else:
+            dataloader = DataLoader(opened.dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+                                    **common)
     else:
         dataloader = DataLoader(opened.dataset, batch_size=batch_size, drop_last=drop_last, **common)
     gpu_decoder = None
@@ -189,7 +217,7 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
             gpu_decoder = DecodeProcess(data_cfg.image_size, data_cfg.max_pixels, device, data_cfg.gpu_decoder)
         else:
             gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device, data_cfg.gpu_decoder)
-    return Loader(data_cfg, opened, dataloader, sampler, batch_size, epoch, start_sample, gpu_decoder)
+    return Loader(data_cfg, opened, dataloader, sampler, batch_size, epoch, start_sample, gpu_decoder, epochs)
 
 
 def resolve_mode(data_cfg: DataConfig, device: torch.device, split: str = "train") -> str:

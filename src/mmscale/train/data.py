@@ -31,11 +31,14 @@ class SplitBatches:
     ``decode``: the input path to build (``cpu`` | ``gpu``); None resolves ``data.decode``.
     ``loader_factories``: path name -> a ``build_loader``-like callable, for paths that are not
     ``build_loader`` itself (tests stand in a slowed CPU loader for ``gpu``).
+    ``endless``: build loaders whose one iteration runs epoch after epoch (training's ``stream``:
+    no pause at epoch boundaries); leave False where ``epoch`` is read (evaluation).
     """
 
     def __init__(self, job, split: str, batch_size: int, tokenizer, env, device, drop_last: bool = True,
-                 decode: str | None = None, loader_factories: dict | None = None):
+                 decode: str | None = None, loader_factories: dict | None = None, endless: bool = False):
         self.job, self.split, self.batch_size, self.tokenizer = job, split, batch_size, tokenizer
+        self.endless = endless
         self.rank, self.world = (env.rank, env.world_size) if env is not None else (0, 1)
         self.device, self.drop_last = device, drop_last
         self.decode, self.loader_factories = decode, dict(loader_factories or {})
@@ -49,7 +52,8 @@ class SplitBatches:
         factory = self.loader_factories.get(self.decode, build_loader)
         return factory(self.job.data, self.batch_size, self.tokenizer, device=self.device,
                        drop_last=self.drop_last, split=self.split, start_sample=start_sample,
-                       epoch=epoch, rank=self.rank, world_size=self.world, decode=self.decode, reuse=reuse)
+                       epoch=epoch, rank=self.rank, world_size=self.world, decode=self.decode, reuse=reuse,
+                       endless=self.endless)
 
     def use_decode(self, decode: str) -> None:
         """Later ``stream`` calls read through the ``decode`` path; the current loader's workers

@@ -145,7 +145,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     plan = plan_decode(job.data, device, cfg.steps - start_step, paths=list(decode_paths) if decode_paths else None)
     train_data = SplitBatches(job, "train", rank_batch, tokenizer, env, device,
                               decode=plan.paths[0] if job.data.decode == "auto" else None,
-                              loader_factories=decode_paths)
+                              loader_factories=decode_paths, endless=True)
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(to_dict(job), indent=2))
