@@ -22,6 +22,9 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
 - ``ours_step_graph``, ``ours_bf16_weights_step_graph`` (only when named): the whole step
   (forward, backward, clipping, AdamW) captured once as one CUDA graph and replayed
   (``mmscale.train.step_graph``, ``train.step_graph``).
+- ``ours_bf16_weights_step_graph_cdt`` (only when named): that row compiled with Inductor's
+  ``coordinate_descent_tuning`` (each generated kernel's block sizes tuned by timing them, a
+  longer compile): do the memory-bound GELU/LayerNorm kernels run nearer the bandwidth?
 
 ``--kernels N`` profiles N more steps of every row and prints where its device time goes:
 milliseconds per step of matmuls, attention, norms, GELU, other elementwise kernels and the
@@ -49,7 +52,8 @@ from pathlib import Path
 
 VARIANTS = ("reference_fp32", "reference_bf16", "reference_bf16_compile", "ours", "hf_blip_itm")
 EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights", "ours_graphs", "ours_bf16_weights_graphs",
-                  "ours_step_graph", "ours_bf16_weights_step_graph")  # run only when named in --variants
+                  "ours_step_graph", "ours_bf16_weights_step_graph",
+                  "ours_bf16_weights_step_graph_cdt")  # run only when named in --variants
 
 
 @dataclass
@@ -85,6 +89,7 @@ class Settings:
     bf16_weights: bool = False  # bf16 model, fp32 master copies in AdamW, no autocast
     compile_mode: str | None = None  # this row's torch.compile mode (else --compile-mode)
     step_graph: bool = False  # the whole step as one CUDA graph (needs CUDA; else uncaptured)
+    inductor: tuple = ()  # (name, value) pairs of torch._inductor.config for this row's compile
 
 
 SETTINGS = {
@@ -100,6 +105,9 @@ SETTINGS = {
     "ours_step_graph": Settings("ours_step_graph", "fused", "bf16", True, True, True, step_graph=True),
     "ours_bf16_weights_step_graph": Settings("ours_bf16_weights_step_graph", "fused", "bf16", True, True, True,
                                              bf16_weights=True, step_graph=True),
+    "ours_bf16_weights_step_graph_cdt": Settings("ours_bf16_weights_step_graph_cdt", "fused", "bf16", True, True,
+                                                 True, bf16_weights=True, step_graph=True,
+                                                 inductor=(("coordinate_descent_tuning", True),)),
 }
 
 
@@ -242,7 +250,10 @@ def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
         from mmscale.train.step_graph import graph_train_step
 
         step = graph_train_step(step, device, warmup_steps=max(1, args.warmup - 2))
-    return measure(row, lambda: step(pixels, ids, mask), flops, args, device, peak)
+    import torch._inductor.config as inductor_config
+
+    with inductor_config.patch(dict(settings.inductor)):  # read when the first steps compile
+        return measure(row, lambda: step(pixels, ids, mask), flops, args, device, peak)
 
 
 def measure(row: StepRow, step, flops: int, args, device, peak) -> StepRow:

@@ -61,3 +61,21 @@ def test_train_step_kernels_flag_profiles_each_row(load_benchmark, capsys):
         assert kernels["wall_ms"] > 0 and kernels["busy_ms"] == 0
         assert kernels["host_gap_ms"] == pytest.approx(kernels["wall_ms"])
     assert "kernel ms per step" in capsys.readouterr().out
+
+
+def test_a_rows_inductor_settings_hold_while_it_runs_and_only_then(load_benchmark, monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    bench = load_benchmark("train_step")
+    seen = {}
+    measure = bench.measure
+
+    def recording(row, *args, **kwargs):
+        seen[row.variant] = inductor_config.coordinate_descent_tuning
+        return measure(row, *args, **kwargs)
+    monkeypatch.setattr(bench, "measure", recording)
+    result = bench.main(["--smoke", "--steps", "1", "--warmup", "0",
+                         "--variants", "ours_bf16_weights_step_graph_cdt,ours_bf16_weights_step_graph"])
+    assert all(row["status"].startswith("ok") for row in result["rows"])
+    assert seen == {"ours_bf16_weights_step_graph_cdt": True, "ours_bf16_weights_step_graph": False}
+    assert inductor_config.coordinate_descent_tuning is False
