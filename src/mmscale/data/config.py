@@ -40,7 +40,9 @@ class DataConfig:
     pin_memory: bool = True
     """Pin batches in page-locked memory for async host-to-device copies (only when CUDA is used)."""
     persistent_workers: bool = True
-    """Keep workers alive between epochs (saves their start-up and re-fork of the index)."""
+    """Keep workers alive between iterations (saves their start-up and re-fork of the index): an
+    evaluation pass after another, WebDataset epochs. Training over an indexed manifest reads one
+    iteration for all its epochs, so its workers go on into the next epoch without a pause."""
     strict: bool = False
     """Raise ``DataError`` on the first bad sample instead of counting and skipping it."""
     max_pixels: int = 64_000_000
@@ -54,7 +56,9 @@ class DataConfig:
     decode: Literal["cpu", "gpu", "auto"] = "cpu"
     """Where images are decoded: ``cpu`` (PIL in workers), ``gpu`` (nvjpeg on the device),
     ``auto`` (training with CUDA and nvjpeg: a few real steps on each path, then the faster one is
-    kept and logged; otherwise cpu)."""
+    kept and logged; otherwise cpu). Measured on one-H200 hosts with 16 cores (``base``, batch 128,
+    640x480 JPEGs): 16 workers with ``cpu`` kept training at 0.97-1.01 of its speed on synthetic
+    batches, ``gpu`` at 0.87-0.97 (hosts with fewer cores per GPU were not measured)."""
     decode_threads: int = 2
     """GPU decode: background threads of the training process that feed the step. 2 (default): one
     reads raw batches from the workers, one decodes them with nvjpeg; 1: one thread does both; 0:
