@@ -252,6 +252,10 @@ def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
         step = graph_train_step(step, device, warmup_steps=max(1, args.warmup - 2))
     import torch._inductor.config as inductor_config
 
+    if settings.inductor and use_compile:
+        # dynamo reuses a graph compiled for an earlier row's model of the same class (parameters
+        # are graph inputs): without a reset this row would run that row's kernels, untuned
+        torch._dynamo.reset()
     with inductor_config.patch(dict(settings.inductor)):  # read when the first steps compile
         return measure(row, lambda: step(pixels, ids, mask), flops, args, device, peak)
 

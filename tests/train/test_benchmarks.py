@@ -64,6 +64,7 @@ def test_train_step_kernels_flag_profiles_each_row(load_benchmark, capsys):
 
 
 def test_a_rows_inductor_settings_hold_while_it_runs_and_only_then(load_benchmark, monkeypatch):
+    import torch
     import torch._inductor.config as inductor_config
 
     bench = load_benchmark("train_step")
@@ -74,8 +75,29 @@ def test_a_rows_inductor_settings_hold_while_it_runs_and_only_then(load_benchmar
         seen[row.variant] = inductor_config.coordinate_descent_tuning
         return measure(row, *args, **kwargs)
     monkeypatch.setattr(bench, "measure", recording)
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
     result = bench.main(["--smoke", "--steps", "1", "--warmup", "0",
                          "--variants", "ours_bf16_weights_step_graph_cdt,ours_bf16_weights_step_graph"])
+    assert resets == []  # --smoke compiles nothing: no compiled graph to throw away
     assert all(row["status"].startswith("ok") for row in result["rows"])
     assert seen == {"ours_bf16_weights_step_graph_cdt": True, "ours_bf16_weights_step_graph": False}
     assert inductor_config.coordinate_descent_tuning is False
+
+
+def test_a_compiled_row_with_inductor_settings_starts_from_a_fresh_dynamo_cache(load_benchmark, monkeypatch):
+    """Dynamo would reuse the previous row's compiled graph (same model class), and the row's
+    Inductor settings would never reach a compile."""
+    import torch
+
+    bench = load_benchmark("train_step")
+    resets = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
+    monkeypatch.setattr(bench, "measure", lambda row, *a, **k: row)
+    args = bench.parse_args(["--smoke"])
+    args.no_compile = False  # compile is what the reset is for; measure is stubbed, so nothing runs
+    device = torch.device("cpu")
+    bench.run_ours_or_reference(bench.SETTINGS["ours_bf16_weights_step_graph"], args, device, None)
+    assert resets == []
+    bench.run_ours_or_reference(bench.SETTINGS["ours_bf16_weights_step_graph_cdt"], args, device, None)
+    assert resets == [1]
