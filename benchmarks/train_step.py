@@ -397,6 +397,18 @@ def format_table(rows: list[StepRow], ratio: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def write_result(args, gpu: str, peak, rows: list[StepRow]) -> dict:
+    """The result of the rows so far; written to ``--out`` as ``train_step.json``."""
+    import torch
+
+    result = {"device": gpu, "torch": torch.__version__, "preset": args.preset, "batch": args.batch,
+              "peak_tflops": peak, "rows": [dataclasses.asdict(r) for r in rows], "ratios": ratios(rows)}
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "train_step.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     import torch
@@ -409,19 +421,22 @@ def main(argv=None) -> dict:
     unknown = sorted(set(names) - set(VARIANTS + EXTRA_VARIANTS))
     if unknown:
         raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS + EXTRA_VARIANTS)}")
-    with attention_backend(args.attention):
-        rows = [run_variant(name, args, device, peak) for name in names]
-    for row in rows:
-        row.attention = args.attention
-    ratio = ratios(rows)
+    if not names:
+        raise SystemExit(f"--variants names no row; known: {', '.join(VARIANTS + EXTRA_VARIANTS)}")
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    result = {"device": gpu, "torch": torch.__version__, "preset": args.preset, "batch": args.batch,
-              "peak_tflops": peak, "rows": [dataclasses.asdict(r) for r in rows], "ratios": ratio}
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "train_step.json").write_text(json.dumps(result, indent=2))
+    rows = []
+    with attention_backend(args.attention):
+        for name in names:
+            started = time.perf_counter()
+            row = run_variant(name, args, device, peak)
+            row.attention = args.attention
+            rows.append(row)
+            # each row as it ends, and the JSON so far: a run cut by a time limit keeps its finished rows
+            print(f"[{len(rows)}/{len(names)}] {name}: {row.samples_per_s:,.1f} samples/s, {row.status}, "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
+            result = write_result(args, gpu, peak, rows)
     print(f"{gpu}, torch {torch.__version__}, preset {args.preset}, batch {args.batch}, peak {peak} TFLOP/s")
-    print(format_table(rows, ratio))
+    print(format_table(rows, result["ratios"]))
     profiled = {r.variant: r.kernels for r in rows if r.kernels}
     if profiled:
         from mmscale.bench.kernel_time import format_breakdown

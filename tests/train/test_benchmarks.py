@@ -13,7 +13,9 @@ def test_train_step_smoke_runs_every_row(tmp_path, capsys, load_benchmark):
     assert all(row["samples_per_s"] > 0 and row["gflops_per_sample"] > 0 for row in result["rows"])
     assert "ours_over_reference_fp32" in result["ratios"]
     assert json.loads((tmp_path / "train_step.json").read_text())["batch"] == 4
-    assert "ours_over_hf_blip_itm" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "ours_over_hf_blip_itm" in out
+    assert out.index(f"[1/{len(bench.VARIANTS)}] reference_fp32:") < out.index("variant ")  # each row as it ends
 
 
 def test_ratios_are_ours_over_each_row(load_benchmark):
