@@ -164,3 +164,20 @@ def test_scaling_verdicts_judge_gpus_only():
 
     assert [scaling_level(e, "cuda") for e in (0.93, 0.85, 0.6)] == ["pass", "pass", "warn"]
     assert [scaling_level(e, "cpu") for e in (0.93, 0.6)] == ["info", "info"]  # gloo smoke test
+
+
+def test_one_benchmark_alone_writes_its_own_monitor_timeline(tmp_path):
+    """``mmscale bench batchsweep`` (and datascale, scaling) samples the hardware like validate does."""
+    section = validate_mod.run_one_section(
+        "batchsweep", "cpu", ["validate.batchsweep.start_batch=2", "validate.batchsweep.max_batch=2",
+                              "validate.batchsweep.timed_steps=1", 'validate.batchsweep.variants=["fp32"]',
+                              "data.image_size=32", "model.image_size=32", "model.image_depth=1",
+                              "train.num_threads=1", "validate.monitor_interval_s=0.05"],
+        out_dir=tmp_path, show_progress=False)
+    assert section["status"] == "ok"
+    doc = json.loads((tmp_path / "batchsweep.json").read_text())
+    rows = [json.loads(line) for line in open(tmp_path / "batchsweep.monitor.jsonl")]
+    samples = [r for r in rows if "mark" not in r]
+    assert doc["monitor"]["summary"]["n_samples"] >= len(samples) >= 2
+    assert all("cpu_pct" in r for r in samples)
+    assert [r["mark"] for r in rows if "mark" in r] == ["batchsweep start"]

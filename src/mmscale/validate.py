@@ -364,13 +364,15 @@ def run_one_section(name: str, preset: str | None, overrides: list[str] = (), fi
                     show_progress: bool = True) -> dict:
     """One section alone (what ``mmscale bench datascale|batchsweep|scaling`` run), as a section dict.
 
-    Writes ``<name>.json`` (the section plus config and environment) into ``out_dir``.
+    Writes ``<name>.json`` (the section plus config and environment) and the hardware monitor's
+    timeline of the run, ``<name>.monitor.jsonl`` (one name per benchmark: several share one
+    ``out_dir``), into ``out_dir``; the JSON carries the monitor's summary.
     """
     import json
 
     from mmscale.bench.environment import fingerprint
     from mmscale.report.results import to_plain
-    from mmscale.validate_sections import RUNNERS
+    from mmscale.validate_sections import RUNNERS, monitor_section
 
     configs = load_configs(preset, list(overrides), file)
     run_dir = Path(out_dir)
@@ -386,10 +388,16 @@ def run_one_section(name: str, preset: str | None, overrides: list[str] = (), fi
             data_path = prepare_data(configs.validate, data_dir, run_dir, configs.job, say)
             job = dataclasses.replace(configs.job, data=dataclasses.replace(configs.job.data, path=str(data_path)))
             configs = dataclasses.replace(configs, job=job)
-        ctx = Context(configs, run_dir, data_path, device, None, say)
-        section = run_section(name, RUNNERS[name], ctx)
+        monitor = _start_monitor(configs.validate.monitor_interval_s)
+        ctx = Context(configs, run_dir, data_path, device, monitor, say)
+        try:
+            section = run_section(name, RUNNERS[name], ctx)
+        finally:
+            if monitor is not None:
+                monitor.stop()
         if progress is not None:
             progress.advance(task)
-    doc = {"section": section, "config": configs.as_dict(), "environment": fingerprint()}
+    doc = {"section": section, "monitor": monitor_section(monitor, run_dir, f"{name}.monitor.jsonl"),
+           "config": configs.as_dict(), "environment": fingerprint()}
     (run_dir / f"{name}.json").write_text(json.dumps(to_plain(doc), indent=1))
     return section

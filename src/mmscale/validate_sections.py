@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+from pathlib import Path
 
 from mmscale.report.results import metric, new_section, verdict
 from mmscale.validate_charts import batchsweep_charts, datascale_charts, monitor_charts, scaling_charts
@@ -283,12 +284,13 @@ RUNNERS = {
 
 # -- monitor and headline metrics ----------------------------------------------------------------
 
-def monitor_section(monitor, run_dir) -> dict:
+def monitor_section(monitor, run_dir, file_name: str = "monitor.jsonl") -> dict:
+    """The monitor's report section; writes its timeline to ``run_dir/file_name``."""
     if monitor is None:
         return new_section(TITLES["monitor"], "unavailable", "the hardware monitor could not start")
     section = new_section(TITLES["monitor"])
     rows = monitor.rows()
-    monitor.write_jsonl(run_dir / "monitor.jsonl")
+    monitor.write_jsonl(Path(run_dir) / file_name)
     summary = monitor.summary()
     section["summary"] = {k: v for k, v in summary.items() if not isinstance(v, dict)}
     fields = summary.get("fields") or {}
@@ -301,7 +303,7 @@ def monitor_section(monitor, run_dir) -> dict:
     else:
         gpu = f"no GPU fields ({summary.get('gpu_note') or 'no NVML device'})"
     section["verdicts"].append(verdict("info", f"{len(rows)} samples over {summary.get('span_s') or 0:.0f} s "
-                                       f"at {summary.get('achieved_hz') or 0:.1f} Hz; {gpu}; full series in monitor.jsonl"))
+                                       f"at {summary.get('achieved_hz') or 0:.1f} Hz; {gpu}; full series in {file_name}"))
     return section
 
 

@@ -141,6 +141,8 @@ def training_runner(job, device: str, progress: Callable[[str], None] | None = N
     ``epochs * (N // batch_size)`` so every size sees its data the same number of times.
     Periodic evaluation and checkpoints are off; the trainer's final evaluation still runs,
     which is why the fit uses the trainer's own loop time rather than the whole run's.
+    The trainer's own hardware monitor is off too: its folder is temporary, and the caller's
+    monitor (``validate``, ``bench datascale``) already samples the whole sweep.
     """
     import dataclasses
     import tempfile
@@ -155,7 +157,7 @@ def training_runner(job, device: str, progress: Callable[[str], None] | None = N
                 data=dataclasses.replace(job.data, limit=n_samples),
                 train=dataclasses.replace(job.train, steps=steps, out_dir=out_dir, eval_every=0,
                                           checkpoint_every=0, tensorboard=False, progress=False,
-                                          time_limit_s=0.0, device=device.split(":")[0],
+                                          time_limit_s=0.0, monitor_interval_s=0.0, device=device.split(":")[0],
                                           eval_samples=min(job.train.eval_samples, 64)),
             )
             if progress:

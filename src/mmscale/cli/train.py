@@ -17,7 +17,8 @@ Overrides are dotted key=value pairs over the preset/file (TOML values: 3, 1e-4,
 Tables: data.* (where samples are, image size, workers), model.* (encoders, fusion, losses),
 train.* (steps, batch_size = global batch per optimizer step, precision, compile, checkpoints).
 `mmscale config --preset tiny train` lists every key with its value and what it does.
-Writes config.json, metrics.jsonl, tensorboard/, checkpoint.pt and result.json to train.out_dir."""
+Writes config.json, metrics.jsonl, monitor.jsonl (hardware timeline, 5 Hz, a mark per log step),
+tensorboard/, checkpoint.pt and result.json to train.out_dir."""
 
 
 def register(subparsers) -> None:
@@ -77,8 +78,22 @@ def run(args) -> int:
         if reason == f"decode={result.decode}":  # the path was asked for, not chosen
             reason = ""
         print(f"input path: decode={result.decode}" + (f" ({reason})" if reason else ""))
+    if result.monitor:
+        print(_monitor_line(result.monitor))
     print(f"results in {result.out_dir}")
     return 0
+
+
+def _monitor_line(summary: dict) -> str:
+    """One line of the hardware timeline's figures: what a slowing step is read against."""
+    fields = summary["fields"]
+    parts = [f"hardware: {summary['samples']} samples"]
+    for key, label, unit in (("gpu0_sm_clock_mhz", "SM clock", " MHz"), ("gpu0_temp_c", "GPU", " C"),
+                             ("gpu0_power_w", "power", " W"), ("sys_cpu_pct", "host CPU", "%")):
+        stats = fields.get(key)
+        if stats and stats["min"] is not None:
+            parts.append(f"{label} {stats['min']:.0f}-{stats['max']:.0f}{unit}")
+    return ", ".join(parts) + f" ({summary['file']})"
 
 
 def _check_data_path(path: str) -> None:

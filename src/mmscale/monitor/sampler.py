@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -89,19 +90,34 @@ class HardwareMonitor:
         ctx = mp.get_context("fork")  # the child only reads NVML and /proc: no CUDA, no imports
         self._t0_s = time.perf_counter()  # CLOCK_MONOTONIC: the same clock in parent and child
         self.started_unix_s = time.time()
+        # stop is a message on the pipe, not an Event: a sampler killed inside Event.wait leaves
+        # the Event's lock held, and the parent's set() would then block forever
         self._conn, child_conn = ctx.Pipe()
-        self._child_stop = ctx.Event()
         params = dict(interval_s=self.interval_s, max_rows=self.timeline.max_rows, use_nvml=self.use_nvml,
                       use_gpm=self.use_gpm, stream_path=self.stream_path, process=False,
                       watch_pid=os.getpid())
-        self._child = ctx.Process(target=_child_main, args=(child_conn, self._child_stop, params, self._t0_s),
+        self._child = ctx.Process(target=_child_main, args=(child_conn, params, self._t0_s),
                                   name="mmscale-monitor", daemon=True)
         self._child.start()
         return self
 
     def _stop_child(self) -> None:
-        self._child_stop.set()
-        state = self._conn.recv() if self._conn.poll(30) else None
+        try:
+            self._conn.send("stop")
+        except OSError:
+            pass  # the sampler is gone; the loop below finds it dead
+        state = None
+        deadline_s = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline_s:  # a child killed by a signal sends nothing: do not wait it out
+                if self._conn.poll(0.05):
+                    state = self._conn.recv()
+                    break
+                if not self._child.is_alive():
+                    state = self._conn.recv() if self._conn.poll(0) else None
+                    break
+        except (OSError, EOFError):
+            state = None  # the sampler died mid-reply or its end of the pipe was reset
         self._child.join(timeout=10)
         self._child = None
         if state is None:
@@ -248,10 +264,20 @@ class HardwareMonitor:
         }
 
 
-def _child_main(conn, stop_event, params: dict, t0_s: float) -> None:
-    """The sampler process: sample until told to stop, then send the state back once."""
+def _child_main(conn, params: dict, t0_s: float) -> None:
+    """The sampler process: sample until told to stop, then send the state back once.
+
+    Ctrl-C reaches the whole process group; the parent stops the sampler in its own time, so the
+    child ignores SIGINT rather than die with a traceback. A parent killed outright (``kill -9``)
+    never stops it: the child notices its parent is gone and exits within a second instead of
+    sampling forever as an orphan."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent_pid = params["watch_pid"]  # taken before the fork: a parent already gone is seen too
     monitor = HardwareMonitor(**params).start(t0_s=t0_s)
-    stop_event.wait()
+    while not conn.poll(1.0):  # the parent's "stop"
+        if os.getppid() != parent_pid:
+            monitor.stop()
+            return
     monitor.stop()
     conn.send(monitor._state())
     conn.close()

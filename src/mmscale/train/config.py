@@ -110,7 +110,7 @@ class TrainConfig:
     seed: int = 0
     """Seed of weights, hard-negative sampling and dropout."""
     out_dir: str = "runs/train"
-    """Where metrics.jsonl, TensorBoard events, checkpoint.pt and result.json go."""
+    """Where metrics.jsonl, monitor.jsonl, TensorBoard events, checkpoint.pt and result.json go."""
     checkpoint_every: int = 0
     """Write a checkpoint every K optimizer steps (0 = only at the end)."""
     resume: bool = False
@@ -129,6 +129,12 @@ class TrainConfig:
     """Show a progress bar on the console (rank 0 only)."""
     peak_tflops: float = 0.0
     """Device peak for MFU in TFLOP/s (0 = look up the bf16 dense peak of the GPU in a table)."""
+    monitor_interval_s: float = 0.2
+    """Seconds between hardware samples (GPU utilization, SM clock, power, temperature through
+    NVML; CPU, RSS, RAM, disk reads through psutil) written to ``out_dir/monitor.jsonl`` with a
+    mark at every log step, so a step that slows can be read against clocks and CPU load. The
+    sampler is a separate process of the first rank (one per host would see the same GPUs);
+    0 = no monitor."""
 
     def bucket_cap_mb(self) -> int:
         """The DDP bucket size this job runs with (``ddp_bucket_mb``, or its default for the mode)."""
@@ -143,7 +149,7 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}", f"must be >= 1, got {getattr(self, name)}")
         for name in ("warmup_steps", "checkpoint_every", "eval_every", "num_threads", "time_limit_s",
-                     "peak_tflops", "grad_clip", "weight_decay"):
+                     "peak_tflops", "grad_clip", "weight_decay", "monitor_interval_s"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}", f"must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:

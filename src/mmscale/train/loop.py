@@ -32,6 +32,7 @@ from mmscale.train.evaluate import evaluate_retrieval
 from mmscale.train.flops import count_train_flops, mfu, peak_tflops
 from mmscale.train.fp8 import convert_linears_to_fp8
 from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
+from mmscale.train.monitoring import finish_monitor, mark_step, start_monitor
 from mmscale.train.optim import build_scheduler, build_train_optimizer, cast_weights
 from mmscale.train.precision import Precision
 from mmscale.train.state import restore_training_state, save_training_state
@@ -66,6 +67,7 @@ class TrainResult:
     decode: str = ""  # input path the run ended on: cpu | gpu
     decode_probe: dict = field(default_factory=dict)  # decode=auto: plan, choice, per-path step_ms
     eval: dict = field(default_factory=dict)
+    monitor: dict = field(default_factory=dict)  # train.monitor_interval_s: the timeline's file and field stats
     out_dir: str = ""
 
     def as_dict(self) -> dict:
@@ -77,9 +79,13 @@ def train(job: TrainJob, show_progress: bool | None = None, decode_paths: dict |
     ``data.decode=auto`` they are the paths probed, on any device (tests inject a slowed one)."""
     cfg = job.train
     env = dist_utils.init_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
+    monitor = None
     try:
-        return _train(job, env, cfg.progress if show_progress is None else show_progress, decode_paths)
+        monitor = start_monitor(cfg.monitor_interval_s, env.is_main)
+        return _train(job, env, cfg.progress if show_progress is None else show_progress, decode_paths, monitor)
     finally:
+        if monitor is not None:
+            monitor.stop()  # a failed run's sampler process must not outlive it (no-op once stopped)
         dist_utils.shutdown(env)
 
 
@@ -101,7 +107,8 @@ def _graph_step(step_fn: TrainStep, device, env):
         raise ConfigError("train.step_graph", str(exc)) from None
 
 
-def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = None) -> TrainResult:
+def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = None,
+           monitor=None) -> TrainResult:
     cfg = job.train
     out_dir = Path(cfg.out_dir)
     micro_batch = job.check_world(env.world_size)  # fails before any work if the batch cannot split
@@ -199,6 +206,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                 row = _log_row(done, losses, window, rank_batch * env.world_size, flops_per_step, peak,
                                optimizer, device, env)
                 writer.write(row)
+                mark_step(monitor, done)
                 window = _Window()
             # one process checks its clock every step; under torchrun only at log steps (a broadcast)
             if cfg.time_limit_s and (logged or not env.active) and not last:
@@ -227,6 +235,9 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     if env.is_main:
         writer.write({"step": done, **_prefixed(result.eval, "eval/")})
     writer.close()
+    if env.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    result.monitor = finish_monitor(monitor, out_dir)
     final = {k: v.item() for k, v in losses.items()}  # one sync at the end
     # every rank's bad samples and used ones (a batch with bad samples is short); the manifest's
     # bad rows once, as every rank indexes the same manifest
