@@ -235,9 +235,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     if env.is_main:
         writer.write({"step": done, **_prefixed(result.eval, "eval/")})
     writer.close()
-    if env.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    result.monitor = finish_monitor(monitor, out_dir)
+    result.monitor = finish_monitor(monitor, out_dir)  # write_jsonl makes the folder
     final = {k: v.item() for k, v in losses.items()}  # one sync at the end
     # every rank's bad samples and used ones (a batch with bad samples is short); the manifest's
     # bad rows once, as every rank indexes the same manifest
