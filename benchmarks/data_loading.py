@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=at_least(1), default=3, help="runs per variant (median reported)")
     parser.add_argument("--out", default="runs/data_loading")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--monitor-interval", type=float, default=0.2,
+                        help="hardware monitor sample interval in seconds (0: off); timeline beside the JSON")
     return bench_data.run(parser.parse_args(argv))
 
 

@@ -47,3 +47,24 @@ def test_repeats_report_the_median_run(tmp_path):
                               variants=("ours_cpu", "decode_only"), repeats=3)
     assert [r.variant for r in rows] == ["ours_cpu", "decode_only"] and all(r.repeats == 3 for r in rows)
     assert rows[0].vs_reference_dataloader == 0.0  # no baseline row in this run
+
+
+def test_the_run_has_a_hardware_monitor_beside_it(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["bench", "data", "--n", "16", "--workers", "1", "--batch-size", "4", "--out", str(out),
+                 "--monitor-interval", "0.05"]) == 0
+    result = json.loads((out / "data_loading.json").read_text())
+    assert result["monitor"]["samples"] >= 2 and "cpu_pct" in result["monitor"]["fields"]
+    rows = [json.loads(line) for line in (out / "data_loading.monitor.jsonl").read_text().splitlines()]
+    assert len(rows) == result["monitor"]["samples"] and all("sys_cpu_pct" in r for r in rows)
+    assert f"hardware: {len(rows)} samples" in capsys.readouterr().out
+
+
+def test_monitor_off_and_a_negative_interval(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["bench", "data", "--n", "16", "--workers", "1", "--batch-size", "4", "--out", str(out),
+                 "--monitor-interval", "0", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["monitor"] == {}
+    assert not (out / "data_loading.monitor.jsonl").exists()
+    assert main(["bench", "data", "--n", "16", "--batch-size", "4", "--out", str(out), "--monitor-interval", "-1"]) != 0
+    assert "--monitor-interval" in capsys.readouterr().err

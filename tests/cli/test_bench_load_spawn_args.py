@@ -1,6 +1,8 @@
-"""``bench load --spawn`` forwards the server's scaling options to ``mmscale serve``."""
+"""``bench load --spawn`` forwards the server's scaling and monitor options to ``mmscale serve``."""
 
 import argparse
+
+import pytest
 
 from mmscale.cli import bench_load
 
@@ -26,3 +28,13 @@ def test_admission_and_prepare_ahead_reach_the_spawned_server():
     assert out[out.index("--max-queue-ms") + 1] == "120.0" and "--prepare-ahead" in out
     plain = bench_load.spawn_args(parse(["load", "--spawn"]))
     assert "--max-queue-ms" not in plain and "--prepare-ahead" not in plain
+
+
+def test_the_monitor_is_asked_of_the_spawned_server_and_refused_with_url():
+    from mmscale.errors import ConfigError
+
+    out = bench_load.spawn_args(parse(["load", "--spawn", "--monitor", "t.jsonl", "--monitor-interval", "0.5"]))
+    assert out[out.index("--monitor") + 1] == "t.jsonl" and out[out.index("--monitor-interval") + 1] == "0.5"
+    assert "--monitor" not in bench_load.spawn_args(parse(["load", "--spawn"]))
+    with pytest.raises(ConfigError, match="--monitor"):
+        bench_load.run(parse(["load", "--url", "http://127.0.0.1:9", "--monitor", "t.jsonl"]))

@@ -31,17 +31,6 @@ def test_train_cli_human_output(dataset, tmp_path, capsys):
     assert "hardware: " in out and "host CPU" in out and str(tmp_path / "monitor.jsonl") in out
 
 
-def test_monitor_line_reads_gpu_fields_when_present():
-    from mmscale.cli.train import _monitor_line
-
-    stats = {"gpu0_sm_clock_mhz": {"min": 1500.0, "max": 1980.0, "mean": 1900.0},
-             "gpu0_temp_c": {"min": 40.0, "max": 71.0, "mean": 60.0},
-             "sys_cpu_pct": {"min": 5.0, "max": 93.0, "mean": 50.0}}
-    line = _monitor_line({"samples": 12, "fields": stats, "file": "runs/x/monitor.jsonl"})
-    assert line == ("hardware: 12 samples, SM clock 1500-1980 MHz, GPU 40-71 C, host CPU 5-93% "
-                    "(runs/x/monitor.jsonl)")
-
-
 @pytest.mark.parametrize(
     "override,field",
     [

@@ -113,6 +113,15 @@ def test_timeline_files(tmp_path):
     assert len(streamed) == mon.summary()["n_samples"]
 
 
+def test_streamed_samples_can_be_read_while_the_monitor_runs(tmp_path):
+    """A server's timeline is read while it serves: each sample is on disk, whole, once taken."""
+    stream = tmp_path / "stream.jsonl"
+    with HardwareMonitor(interval_s=0.02, use_nvml=False, stream_path=stream):
+        time.sleep(0.2)
+        text = stream.read_text()
+    assert text.endswith("\n") and len([json.loads(x) for x in text.splitlines()]) >= 3
+
+
 def test_bad_interval_is_refused():
     with pytest.raises(ValueError):
         HardwareMonitor(interval_s=0)

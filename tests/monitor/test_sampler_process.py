@@ -1,7 +1,8 @@
-"""The sampler process against signals: Ctrl-C, a killed sampler, a killed parent."""
+"""The sampler process against signals: Ctrl-C, SIGTERM, a killed sampler, a killed parent."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -56,3 +57,31 @@ def test_the_sampler_exits_when_its_parent_is_killed():
     while _alive(child_pid) and time.monotonic() < deadline_s:
         time.sleep(0.1)
     assert not _alive(child_pid)
+
+
+def test_sigterm_ends_the_sampler_whole_and_stop_reads_its_figures_back(tmp_path):
+    """SIGTERM to a server's process group (``timeout``, systemd) reaches the sampler before the
+    server has drained: the sampler closes its file and exits, and the figures are not lost."""
+    stream = tmp_path / "timeline.jsonl"
+    stream.write_text('{"t_s": 0.0, "cpu_pct": 1000.0}\n')  # an earlier run's row: not this monitor's
+    mon = HardwareMonitor(interval_s=0.02, use_nvml=False, stream_path=stream).start()
+    time.sleep(0.2)
+    os.kill(mon._child.pid, signal.SIGTERM)
+    mon._child.join(timeout=5)
+    assert mon._child.exitcode == 0  # exited on its own, cleanly, not killed by the signal
+    mon.stop()
+    lines = stream.read_text().splitlines()[1:]
+    rows = [json.loads(line) for line in lines]  # every line whole
+    summary = mon.summary()
+    assert summary["n_samples"] == len(rows) >= 5 and summary["fields"]["cpu_pct"]["max"] < 1000
+    assert mon.last_row == rows[-1] and summary["span_s"] == rows[-1]["t_s"]
+
+
+def test_a_killed_sampler_with_a_stream_still_has_figures(tmp_path):
+    stream = tmp_path / "timeline.jsonl"
+    mon = HardwareMonitor(interval_s=0.02, use_nvml=False, stream_path=stream).start()
+    time.sleep(0.2)
+    os.kill(mon._child.pid, signal.SIGKILL)
+    mon.stop()
+    assert mon.summary()["n_samples"] == len(stream.read_text().splitlines()) >= 5
+    assert "read back" in mon.gpu_reason

@@ -29,6 +29,13 @@ def test_admission_and_pipeline_flags_reach_the_config():
     assert (default.max_queue_ms, default.prepare_ahead) == (0.0, False)
 
 
+def test_monitor_flags_reach_the_config(tmp_path):
+    cfg = build_config(parse(["--preset", "tiny", "--monitor", str(tmp_path / "m.jsonl"), "--monitor-interval", "0.5"]))
+    assert (cfg.monitor_file, cfg.monitor_interval_s) == (str(tmp_path / "m.jsonl"), 0.5)
+    default = build_config(parse(["--preset", "tiny"]))
+    assert (default.monitor_file, default.monitor_interval_s) == (None, 0.2)
+
+
 def test_trim_setting_reaches_the_batcher_as_the_predictors_cut():
     from mmscale.serve.app import make_runner
     from mmscale.serve.metrics import ServerMetrics
@@ -66,7 +73,10 @@ def test_http_parser_is_chosen_like_uvicorn_and_a_missing_one_is_refused(monkeyp
                                          (["--set", "serve.http=fast"], "serve.http"),
                                          (["--max-queue-ms", "-1"], "serve.max_queue_ms"),
                                          (["--set", "serve.trim_batches_above=-1"], "serve.trim_batches_above"),
-                                         (["--cuda-graph-max-batch", "0"], "serve.cuda_graph_max_batch")])
+                                         (["--cuda-graph-max-batch", "0"], "serve.cuda_graph_max_batch"),
+                                         (["--monitor-interval", "0"], "serve.monitor_interval_s"),
+                                         (["--monitor-interval", "-0.5"], "serve.monitor_interval_s"),
+                                         (["--monitor", ""], "serve.monitor_file")])
 def test_bad_values_name_the_field(argv, field):
     with pytest.raises(ConfigError, match=field):
         build_config(parse(["--preset", "tiny", *argv])).validate()

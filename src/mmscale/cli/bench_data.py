@@ -35,6 +35,10 @@ def register(subparsers) -> None:
     parser.add_argument("--repeats", type=at_least(1), default=1,
                         help="runs per variant, in alternating order; rows are medians (default 1)")
     parser.add_argument("--out", default="runs/bench_data", metavar="DIR", help="results (and synthesized data)")
+    parser.add_argument("--monitor-interval", type=float, default=0.2, metavar="SECONDS",
+                        help="hardware monitor beside the run, one sample per SECONDS (default 0.2; 0: off): "
+                             "its timeline goes to OUT/data_loading.monitor.jsonl and its summary into the JSON, "
+                             "so a slow variant can be read against host CPU and disk reads")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
     parser.set_defaults(run=run)
 
@@ -59,6 +63,10 @@ def run(args) -> int:
     from mmscale.data.skips import SkipCounter
 
     check_args(args)
+    if args.monitor_interval < 0:
+        from mmscale.errors import ConfigError
+
+        raise ConfigError("--monitor-interval", f"must be >= 0 seconds (0: no monitor), got {args.monitor_interval}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = args.data
@@ -71,21 +79,53 @@ def run(args) -> int:
     workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
     say = None if args.json else (lambda text: print(f"running {text} ...", file=sys.stderr))
     skips = SkipCounter()
-    rows = bench_data_loading(data, n_images=args.n, workers=workers, batch_size=args.batch_size,
-                              repeats=args.repeats, progress=say, skips=skips)
+    monitor = start_monitor(args.monitor_interval)
+    try:
+        rows = bench_data_loading(data, n_images=args.n, workers=workers, batch_size=args.batch_size,
+                                  repeats=args.repeats, progress=say, skips=skips)
+    finally:
+        if monitor is not None:
+            monitor.stop()  # a failed run's sampler process must not outlive it
+    monitor_brief = finish_monitor(monitor, out / MONITOR_FILE)
     if skips.skipped and not args.json:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(skips.by_reason.items()))
         print(f"skipped {skips.skipped} of the first {skips.read} samples ({reasons}); every variant runs on "
               f"the other {skips.used}", file=sys.stderr)
     result = {"data": data, "workers": workers, "repeats": args.repeats, "skips": skips.as_dict(),
               "rows": [r.as_dict() for r in rows],
-              "speedup_ours_vs_reference_dataloader": speedup(rows), "target_speedup": TARGET_SPEEDUP}
+              "speedup_ours_vs_reference_dataloader": speedup(rows), "target_speedup": TARGET_SPEEDUP,
+              "monitor": monitor_brief}
     (out / "data_loading.json").write_text(json.dumps(result, indent=1))
     if args.json:
         print(json.dumps(result))
         return 0
     print_table(rows, speedup(rows))
+    if monitor_brief:
+        from mmscale.monitor.brief import monitor_line
+
+        print(monitor_line(monitor_brief))
     return 0
+
+
+MONITOR_FILE = "data_loading.monitor.jsonl"
+
+
+def start_monitor(interval_s: float):
+    """A started ``HardwareMonitor`` (a forked sampler process), or None with ``interval_s`` 0."""
+    if interval_s <= 0:
+        return None
+    from mmscale.monitor import HardwareMonitor
+
+    return HardwareMonitor(interval_s=interval_s).start()
+
+
+def finish_monitor(monitor, path: Path) -> dict:
+    """Write a stopped monitor's timeline to ``path``; its brief summary (empty without one)."""
+    if monitor is None:
+        return {}
+    from mmscale.monitor.brief import brief_summary
+
+    return brief_summary(monitor, monitor.write_jsonl(path))
 
 
 def print_table(rows, ratio: float) -> None:

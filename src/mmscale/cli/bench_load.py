@@ -35,6 +35,9 @@ def run(args) -> int:
     )
     if not args.url and not args.spawn:
         raise ConfigError("--url", "give --url URL of a running server, or --spawn to start one")
+    if args.url and args.monitor:
+        raise ConfigError("--monitor", "records the server that --spawn starts; a server already running "
+                                       "at --url records its own (mmscale serve --monitor FILE)")
     if args.spawn:
         from mmscale.bench.load_spawn import SpawnedServer
 
@@ -63,7 +66,7 @@ def spawn_args(args) -> list[str]:
     for name in ("checkpoint", "preset", "config", "server", "max_batch", "max_wait_ms", "max_queue", "device",
                  "dtype", "image_decode", "max_body_bytes", "max_image_pixels", "max_captions",
                  "max_caption_chars", "max_text_tokens", "tokenizer", "cpu_threads", "frontends",
-                 "cuda_graph_max_batch", "max_queue_ms", "trim_batches_above"):
+                 "cuda_graph_max_batch", "max_queue_ms", "trim_batches_above", "monitor", "monitor_interval"):
         value = getattr(args, name, None)
         if value is not None:
             out += [f"--{name.replace('_', '-')}", str(value)]
@@ -92,7 +95,8 @@ def register(subparsers) -> None:
             "omission). Each level repeats windows until throughput and p99 agree within --tolerance.\n\n"
             "  mmscale bench load --spawn --preset tiny --concurrency 1,4,16 --rates 20,40\n"
             "  mmscale bench load --url http://127.0.0.1:8000 --slo p99=100ms --search concurrency\n"
-            "  mmscale bench load --spawn --server naive --preset base --json --out naive.json"
+            "  mmscale bench load --spawn --server naive --preset base --json --out naive.json\n"
+            "  mmscale bench load --spawn --preset tiny --monitor server.jsonl  # the server's hardware timeline"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -14,7 +14,8 @@ FLAGS = {  # flag -> ServeConfig field
     "max_caption_chars": "max_caption_chars", "max_text_tokens": "max_text_tokens",
     "tokenizer": "tokenizer", "cpu_threads": "cpu_threads", "frontends": "frontends",
     "cuda_graph_max_batch": "cuda_graph_max_batch", "max_queue_ms": "max_queue_ms",
-    "trim_batches_above": "trim_batches_above",
+    "trim_batches_above": "trim_batches_above", "monitor": "monitor_file",
+    "monitor_interval": "monitor_interval_s",
 }
 
 
@@ -59,6 +60,12 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-text-tokens", type=int, help="tokens per caption fed to the model (default 32)")
     parser.add_argument("--tokenizer", help="tokenizer.json or vocab.txt (default: $MMSCALE_TOKENIZER, then the installed package)")
     parser.add_argument("--cpu-threads", type=int, help="torch threads on CPU (default: torch's)")
+    parser.add_argument("--monitor", metavar="FILE",
+                        help="write the server's hardware timeline here while it serves (JSONL, one line per "
+                             "sample, emptied at start): its CPU and RSS, host CPU and RAM, per-GPU "
+                             "utilization, clock, power, temperature; a summary line at shutdown")
+    parser.add_argument("--monitor-interval", type=float, metavar="SECONDS",
+                        help="seconds between --monitor samples (default 0.2)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="any serve.* or model.* field, e.g. --set model.image_size=64 (repeatable)")
 
@@ -95,6 +102,7 @@ def fix_quotes(override: str) -> str:
 
 def run(args) -> int:
     from mmscale.errors import ConfigError
+    from mmscale.serve.monitoring import prepare_monitor_file
     from mmscale.serve.run import build_predictor, check_checkpoint, check_device, check_port_free, serve
 
     cfg = build_config(args)
@@ -106,6 +114,7 @@ def run(args) -> int:
         check_checkpoint(args.checkpoint)
     check_device(cfg)
     check_port_free(cfg)
+    prepare_monitor_file(cfg)
     model_overrides = [o for o in args.overrides if o.startswith("model.")]
     predictor = build_predictor(cfg, args.checkpoint, args.preset, model_overrides)
     serve(cfg, predictor)
@@ -132,6 +141,17 @@ def register(subparsers) -> None:
             "POST /v1/embed/image, POST /v1/embed/text ({\"texts\": [...]}), GET /healthz, /readyz,\n"
             "/metrics (Prometheus), /docs (OpenAPI). SIGTERM drains in-flight requests, then exits.\n"
             "See docs/serving.md for payloads, limits and status codes."
+        ),
+        epilog=(
+            "--monitor FILE writes the server's hardware timeline, one JSON line per sample as it is\n"
+            "taken (every --monitor-interval seconds, default 0.2): t_s (seconds since the monitor\n"
+            "started, just before the port is bound), cpu_pct (this process and its front ends, % of\n"
+            "one core), sys_cpu_pct (whole host), rss_gib, avail_ram_gib, disk_read_mib_per_s, and for\n"
+            "each GPU N gpuN_util_pct, gpuN_sm_clock_mhz, gpuN_power_w, gpuN_temp_c, gpuN_mem_used_gib,\n"
+            "gpuN_energy_j. Read it while serving (tail -f FILE) or after; at shutdown one line sums it:\n"
+            "  mmscale serve --preset tiny --monitor runs/serve/monitor.jsonl\n"
+            "  hardware: N samples, SM clock LO-HI MHz, GPU LO-HI C, power LO-HI W, host CPU LO-HI%\n"
+            "  (runs/serve/monitor.jsonl)             # printed at shutdown; GPU ranges when NVML sees one"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -79,21 +79,11 @@ def run(args) -> int:
             reason = ""
         print(f"input path: decode={result.decode}" + (f" ({reason})" if reason else ""))
     if result.monitor:
-        print(_monitor_line(result.monitor))
+        from mmscale.monitor.brief import monitor_line
+
+        print(monitor_line(result.monitor))
     print(f"results in {result.out_dir}")
     return 0
-
-
-def _monitor_line(summary: dict) -> str:
-    """One line of the hardware timeline's figures: what a slowing step is read against."""
-    fields = summary["fields"]
-    parts = [f"hardware: {summary['samples']} samples"]
-    for key, label, unit in (("gpu0_sm_clock_mhz", "SM clock", " MHz"), ("gpu0_temp_c", "GPU", " C"),
-                             ("gpu0_power_w", "power", " W"), ("sys_cpu_pct", "host CPU", "%")):
-        stats = fields.get(key)
-        if stats and stats["min"] is not None:
-            parts.append(f"{label} {stats['min']:.0f}-{stats['max']:.0f}{unit}")
-    return ", ".join(parts) + f" ({summary['file']})"
 
 
 def _check_data_path(path: str) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from mmscale.monitor.energy import gpu_energy_in_span_j, gpu_energy_j, joules_per_item
 from mmscale.monitor.host import HostProbe
 from mmscale.monitor.nvml import NvmlProbe
-from mmscale.monitor.timeline import FieldStats, Timeline
+from mmscale.monitor.timeline import FieldStats, Timeline, read_rows
 
 
 class HardwareMonitor:
@@ -65,6 +65,7 @@ class HardwareMonitor:
         self.process = process and hasattr(os, "fork")
         self.watch_pid = watch_pid
         self._child = None
+        self._stream_offset = 0  # where this monitor's rows begin in a stream file appended to
 
     # lifecycle -------------------------------------------------------------------------------
     def start(self, t0_s: float | None = None) -> "HardwareMonitor":
@@ -76,7 +77,9 @@ class HardwareMonitor:
         self.nvml = NvmlProbe(use_gpm=self.use_gpm) if self.use_nvml else None
         self.gpu_count = len(self.nvml.handles) if self.nvml else 0
         self.gpu_reason = "" if self.gpu_count else (self.nvml.reason if self.nvml else "disabled")
-        self._stream = self.stream_path.open("a") if self.stream_path else None
+        # line-buffered: every sample reaches the file whole as it is taken, so the file can be
+        # read while the run goes on, and a sampler killed outright leaves no half line behind
+        self._stream = self.stream_path.open("a", buffering=1) if self.stream_path else None
         self._t0_s = time.perf_counter() if t0_s is None else t0_s
         self.started_unix_s = time.time()
         self._stop.clear()
@@ -93,6 +96,8 @@ class HardwareMonitor:
         # stop is a message on the pipe, not an Event: a sampler killed inside Event.wait leaves
         # the Event's lock held, and the parent's set() would then block forever
         self._conn, child_conn = ctx.Pipe()
+        if self.stream_path is not None and self.stream_path.exists():
+            self._stream_offset = self.stream_path.stat().st_size
         params = dict(interval_s=self.interval_s, max_rows=self.timeline.max_rows, use_nvml=self.use_nvml,
                       use_gpm=self.use_gpm, stream_path=self.stream_path, process=False,
                       watch_pid=os.getpid())
@@ -121,6 +126,8 @@ class HardwareMonitor:
         self._child.join(timeout=10)
         self._child = None
         if state is None:
+            state = self._state_from_stream()
+        if state is None:
             self.gpu_reason = "monitor process did not report"
             return
         for key, value in state.items():
@@ -130,6 +137,24 @@ class HardwareMonitor:
         return {"timeline": self.timeline, "first_row": self.first_row, "last_row": self.last_row,
                 "cost": self.cost, "gpu_count": self.gpu_count, "gpu_reason": self.gpu_reason,
                 "wall_s": self.wall_s}
+
+    def _state_from_stream(self) -> dict | None:
+        """The figures of a sampler that ended without reporting (killed, or stopped by a SIGTERM
+        to its whole process group), read back from the rows it streamed; None without a stream.
+        The cost of each sample is not in the file, so ``sample_cost_ms`` stays empty."""
+        if self.stream_path is None or not self.stream_path.exists():
+            return None
+        timeline, first_row, last_row = Timeline(max_rows=self.timeline.max_rows), None, None
+        for row in read_rows(self.stream_path, self._stream_offset):
+            timeline.add(row)
+            first_row = first_row or row
+            last_row = row
+        if last_row is None:
+            return None
+        gpu_count = sum(1 for i in range(len(last_row)) if f"gpu{i}_util_pct" in last_row)
+        return {"timeline": timeline, "first_row": first_row, "last_row": last_row, "gpu_count": gpu_count,
+                "gpu_reason": "" if gpu_count else "monitor process did not report; figures read back from "
+                                                   f"{self.stream_path}", "wall_s": last_row["t_s"]}
 
     def stop(self) -> None:
         if self._child is not None:
@@ -270,12 +295,18 @@ def _child_main(conn, params: dict, t0_s: float) -> None:
     Ctrl-C reaches the whole process group; the parent stops the sampler in its own time, so the
     child ignores SIGINT rather than die with a traceback. A parent killed outright (``kill -9``)
     never stops it: the child notices its parent is gone and exits within a second instead of
-    sampling forever as an orphan."""
+    sampling forever as an orphan. SIGTERM to the whole group (``timeout``, systemd stopping a
+    server) ends the sampler within a second with a closing sample and its stream file closed;
+    it is not ignored, since the exit of a parent that never called ``stop()`` terminates its
+    daemon children this way and then waits for them. Such a parent reads the figures back from
+    the stream file (``_state_from_stream``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    terminated = []
+    signal.signal(signal.SIGTERM, lambda *_: terminated.append(True))
     parent_pid = params["watch_pid"]  # taken before the fork: a parent already gone is seen too
     monitor = HardwareMonitor(**params).start(t0_s=t0_s)
     while not conn.poll(1.0):  # the parent's "stop"
-        if os.getppid() != parent_pid:
+        if terminated or os.getppid() != parent_pid:
             monitor.stop()
             return
     monitor.stop()

@@ -9,7 +9,9 @@ suffer from this: count, sum, min and max of every numeric field are updated on 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass
@@ -58,3 +60,17 @@ class Timeline:
 
     def summary(self) -> dict[str, dict]:
         return {key: s.as_dict() for key, s in self.stats.items()}
+
+
+def read_rows(path: str | Path, offset: int = 0):
+    """The sample rows of a JSONL timeline from byte ``offset`` on, one dict at a time; a line that
+    is not a sample (a mark, a half line from a writer killed mid-write) is passed over."""
+    with Path(path).open("rb") as f:
+        f.seek(offset)
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "t_s" in row and "mark" not in row:
+                yield row

@@ -104,6 +104,15 @@ class ServeConfig:
     front ends' capacity to answer and refuse (BENCHMARKS.md, serving)."""
     drain_timeout_s: float = 30.0
     """On SIGTERM, how long in-flight requests may take to finish before the server exits anyway."""
+    monitor_file: str | None = None
+    """Hardware timeline of the server: a JSONL file (emptied at start) that gets one line per sample
+    as it is taken (CPU of the server and its front ends, host CPU, RSS, free RAM, and per GPU
+    utilization, SM clock, power, temperature, memory), so latency that rises under a steady load
+    can be read against clocks and CPU. The sampler is a forked process stopped at shutdown, which
+    prints one summary line. None: no monitor."""
+    monitor_interval_s: float = 0.2
+    """Seconds between the samples of ``monitor_file``. A line is about 170 bytes on a host without
+    GPUs (more with each GPU): at 0.2 s the file grows about 75 MB a day there."""
 
     def http_parser(self) -> str:
         """The parser uvicorn will use: ``http`` with ``auto`` resolved the way uvicorn resolves it."""
@@ -123,6 +132,11 @@ class ServeConfig:
         for name in ("max_wait_ms", "max_queue_ms"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"serve.{name}", f"must be >= 0, got {getattr(self, name)}")
+        if self.monitor_interval_s <= 0:
+            raise ConfigError("serve.monitor_interval_s", f"must be > 0 (no monitor: leave monitor_file "
+                                                          f"unset), got {self.monitor_interval_s}")
+        if self.monitor_file is not None and not self.monitor_file:
+            raise ConfigError("serve.monitor_file", "must not be empty (leave it unset for no monitor)")
         if not 0 <= self.port <= 65535:
             raise ConfigError("serve.port", f"must be in 0..65535, got {self.port}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -115,12 +115,28 @@ def check_port_free(cfg: ServeConfig) -> None:
 
 def serve(cfg: ServeConfig, predictor, announce=print) -> None:
     """Serve ``predictor`` until SIGTERM/SIGINT. Prints ``listening on http://HOST:PORT`` once bound
-    (with ``port=0`` the free port chosen), which ``bench load --spawn`` reads."""
+    (with ``port=0`` the free port chosen), which ``bench load --spawn`` reads. With
+    ``monitor_file`` set, the hardware monitor samples from before the port is bound until the
+    server has drained, and its summary line is printed last."""
+    from mmscale.serve.monitoring import start_monitor, stop_monitor
+
+    cfg.validate()  # refuses a non-loopback host without a token
+    # before the bind: the sampler is a forked process, and one forked after it would hold the
+    # listening socket open (accepting into its backlog) after the server has closed it
+    monitor = start_monitor(cfg)
+    try:
+        serve_until_stopped(cfg, predictor, announce)
+    finally:  # a drained SIGTERM/SIGINT returns here too: the sampler stops, the file ends whole
+        if monitor is not None:
+            announce(stop_monitor(monitor, cfg))
+
+
+def serve_until_stopped(cfg: ServeConfig, predictor, announce=print) -> None:
+    """Bind, print the listening line, and run the HTTP server(s) until a signal has drained them."""
     import uvicorn
 
     from mmscale.serve.app import create_app
 
-    cfg.validate()  # refuses a non-loopback host without a token
     sock = bind_socket(cfg.host, cfg.port, reuse_port=cfg.frontends > 1)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host

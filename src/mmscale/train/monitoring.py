@@ -38,10 +38,6 @@ def finish_monitor(monitor, out_dir: Path) -> dict:
     if monitor is None:
         return {}
     monitor.stop()
-    path = monitor.write_jsonl(Path(out_dir) / MONITOR_FILE)
-    summary = monitor.summary()
-    fields = {name: {k: stats[k] for k in ("mean", "min", "max")}
-              for name, stats in summary["fields"].items() if name != "t_s"}
-    return {"file": str(path), "samples": summary["n_samples"], "achieved_hz": summary["achieved_hz"],
-            "gpu_count": summary["gpu_count"], "gpu_note": summary["gpu_note"],
-            "sampler_duty_pct": summary["sampler_duty_pct"], "fields": fields}
+    from mmscale.monitor.brief import brief_summary
+
+    return brief_summary(monitor, monitor.write_jsonl(Path(out_dir) / MONITOR_FILE))

@@ -1,0 +1,38 @@
+"""The monitor's figures in brief: what a run prints when its monitor stops.
+
+A training run and a server (``mmscale serve --monitor``) both end with one line giving the range
+of the fields a slowdown is read against (SM clock, GPU temperature, power, host CPU) and where the
+full timeline is, so the hardware can be checked without opening the file. It lives here, not
+beside either caller, because ``train/`` and ``serve/`` must not import each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# (field, label, unit) in the order the line shows them; a field without samples is left out
+LINE_FIELDS = (("gpu0_sm_clock_mhz", "SM clock", " MHz"), ("gpu0_temp_c", "GPU", " C"),
+               ("gpu0_power_w", "power", " W"), ("sys_cpu_pct", "host CPU", "%"))
+
+
+def brief_summary(monitor, path: str | Path) -> dict:
+    """A stopped ``HardwareMonitor``'s summary cut to what a result keeps: sample count, achieved
+    rate, GPU count (and why none), the sampler's own cost, and mean/min/max of every field over
+    every sample. ``path`` is where its timeline was written."""
+    summary = monitor.summary()
+    fields = {name: {k: stats[k] for k in ("mean", "min", "max")}
+              for name, stats in summary["fields"].items() if name != "t_s"}
+    return {"file": str(path), "samples": summary["n_samples"], "achieved_hz": summary["achieved_hz"],
+            "gpu_count": summary["gpu_count"], "gpu_note": summary["gpu_note"],
+            "sampler_duty_pct": summary["sampler_duty_pct"], "fields": fields}
+
+
+def monitor_line(brief: dict) -> str:
+    """One line of a brief summary (``brief_summary``'s shape: ``samples``, ``fields``, ``file``)."""
+    fields = brief["fields"]
+    parts = [f"hardware: {brief['samples']} samples"]
+    for key, label, unit in LINE_FIELDS:
+        stats = fields.get(key)
+        if stats and stats["min"] is not None:
+            parts.append(f"{label} {stats['min']:.0f}-{stats['max']:.0f}{unit}")
+    return ", ".join(parts) + f" ({brief['file']})"

@@ -1,0 +1,51 @@
+"""The hardware monitor beside a server: ``mmscale serve --monitor FILE``.
+
+Latency that rises while the offered load stays the same (GPU clocks falling under heat, front
+ends saturating the host CPU, another job on the GPU) is invisible in ``/metrics``. The monitor
+samples this process with its front ends, the host and every GPU, and appends each sample to FILE
+as one JSON line as soon as it is taken, so the file can be read while the server runs and a load
+benchmark's windows set against it. It samples in a forked process, as beside training: on a
+thread it would wait for the GIL that the event loop and the batcher hold. Its memory is bounded
+(``Timeline``); the file is not, at about one line per ``monitor_interval_s``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mmscale.errors import ConfigError
+from mmscale.serve.config import ServeConfig
+
+
+def prepare_monitor_file(cfg: ServeConfig) -> Path | None:
+    """Create ``cfg.monitor_file`` (and its folder) empty, so that a second run does not append to
+    the first one's timeline; None without a monitor. A path that cannot be written is refused
+    naming the field, before a model is loaded for nothing."""
+    if cfg.monitor_file is None:
+        return None
+    path = Path(cfg.monitor_file)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.open("w").close()
+    except OSError as exc:
+        raise ConfigError("serve.monitor_file", f"cannot write {path} ({exc.strerror or exc})") from None
+    return path
+
+
+def start_monitor(cfg: ServeConfig):
+    """A started ``HardwareMonitor`` streaming into ``cfg.monitor_file``, or None without one."""
+    path = prepare_monitor_file(cfg)
+    if path is None:
+        return None
+    from mmscale.monitor import HardwareMonitor
+
+    return HardwareMonitor(interval_s=cfg.monitor_interval_s, stream_path=path).start()
+
+
+def stop_monitor(monitor, cfg: ServeConfig) -> str:
+    """Stop the sampler process (its last sample and the file's close happen there) and return
+    the one-line summary: sample count, SM clock, GPU temperature, power and host CPU ranges."""
+    from mmscale.monitor.brief import brief_summary, monitor_line
+
+    monitor.stop()
+    return monitor_line(brief_summary(monitor, cfg.monitor_file))
