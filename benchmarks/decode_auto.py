@@ -4,6 +4,8 @@ path auto kept with the figures its probe measured. JSON rows go to --out; the t
 auto's ratio to the faster fixed path (whole run, probe included, and steady state after it).
 ``--paths`` also takes the ``synthetic*`` runs: the same loop on one device-resident batch, the
 partner a from-files run is held against (target: from files >= 95% of synthetic, steady state).
+``synthetic_no_monitor`` beside ``synthetic`` measures the hardware monitor's cost on the step
+(target < 1%); every run's monitor summary (clocks, power, host CPU) is in its JSON row.
 
     PYTHONPATH=src python3 benchmarks/decode_auto.py --out runs/da --paths \\
         synthetic_bf16_step_graph,gpu_bf16_step_graph,synthetic_bf16,gpu_bf16 data.num_workers=16
@@ -51,7 +53,11 @@ SYNTHETIC_PATHS = {
     "synthetic": [],
     "synthetic_bf16": ["train.weights=bf16"],
     "synthetic_bf16_step_graph": ["train.weights=bf16", "train.step_graph=true"],
+    # the hardware monitor off: its overhead on the training step, against ``synthetic`` (monitor on,
+    # the default 0.2 s interval), in the same process
+    "synthetic_no_monitor": ["train.monitor_interval_s=0"],
 }
+CPU_SYNTHETIC_PATHS = ("synthetic", "synthetic_no_monitor")  # need no CUDA (the others are bf16 settings)
 # --paths only: a from-files run whose loader is iterated once per epoch (workers idle from each
 # epoch's last batch until the next epoch's first is asked for), as training read before it streamed
 # across epochs: the endless stream's effect, side by side. Path settings, then the input path built
@@ -88,6 +94,8 @@ def parse(argv=None):
                              "(gpu with data.gpu_decoder=nvimgcodec), gpu_nvimgcodec_hw and gpu_nvimgcodec_cuda (its two "
                              "named backends); synthetic, synthetic_bf16, synthetic_bf16_step_graph: the same loop "
                              "on one device-resident batch (the partners of the cpu* and gpu* runs of the same settings); "
+                             "synthetic_no_monitor: synthetic with the hardware monitor off (with synthetic: the "
+                             "monitor's overhead on the step); "
                              "cpu_bf16_per_epoch, gpu_bf16_per_epoch and their _step_graph_per_epoch forms: cpu_bf16 / "
                              "gpu_bf16 (/ _step_graph) with the loader iterated once per epoch instead of one endless "
                              "iteration; "
@@ -116,13 +124,15 @@ def load_job(args, data: str, decode: str, out_dir: Path):
         path_settings = ["data.decode=auto"] + PER_EPOCH_PATHS[decode][0]
     else:
         path_settings = EXTRA_PATHS.get(decode, [f"data.decode={decode}"])
-    fixed = path_settings + [f"data.path={data}", f"train.out_dir={out_dir}", f"train.steps={args.steps}",
+    fixed = [f"data.path={data}", f"train.out_dir={out_dir}", f"train.steps={args.steps}",
              f"train.time_limit_s={args.max_run_s}", "train.checkpoint_every=0", "train.eval_every=0",
              "train.eval_samples=1",  # evaluation is not what is compared: one sample skips it
              "train.log_every=10", "train.tensorboard=false", "train.progress=false"]
     if args.device != "auto":
         fixed.append(f"train.device={args.device}")
-    return load_config(TrainJob, preset=args.preset, overrides=fixed + list(args.overrides))
+    # the path's own settings last: they define the run, and an override given for every run must
+    # not undo them (train.monitor_interval_s on the command line and synthetic_no_monitor)
+    return load_config(TrainJob, preset=args.preset, overrides=fixed + list(args.overrides) + path_settings)
 
 
 def stand_in_paths(decode: str, cuda: bool):
@@ -216,7 +226,7 @@ def run_one(args, data: str, decode: str, cuda: bool, after_step: int) -> dict:
     if metrics.exists():
         metrics.unlink()  # rows of an earlier run would mix in
     if (decode in EXTRA_PATHS or decode in PER_EPOCH_PATHS
-            or (decode in SYNTHETIC_PATHS and SYNTHETIC_PATHS[decode])) and not cuda:
+            or (decode in SYNTHETIC_PATHS and decode not in CPU_SYNTHETIC_PATHS)) and not cuda:
         return {"path": decode, "skipped": "needs CUDA"}
     if decode.startswith("gpu") and not cuda and not args.cpu_stand_in:
         return {"path": decode, "skipped": "no CUDA (pass --cpu-stand-in to run the gpu path's code on CPU)"}
@@ -234,7 +244,8 @@ def run_one(args, data: str, decode: str, cuda: bool, after_step: int) -> dict:
     rows = [json.loads(line) for line in open(metrics)]
     row = {"path": decode, "kept": "synthetic" if decode in SYNTHETIC_PATHS else result.decode, "steps": result.steps, "samples_per_s": result.samples_per_s,
            "data_wait_pct": result.data_wait_pct, "loop_s": result.wall_s, "run_s": wall_s,
-           **steady(rows, job.train.batch_size, after_step), "probe": result.decode_probe}
+           **steady(rows, job.train.batch_size, after_step), "probe": result.decode_probe,
+           "monitor": result.monitor}
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
@@ -273,6 +284,17 @@ def partner_ratios(rows: dict) -> dict:
         if files.get("steady_samples_per_s") and synthetic.get("steady_samples_per_s"):
             out[f"{path}_vs_{partner}_steady"] = files["steady_samples_per_s"] / synthetic["steady_samples_per_s"]
     return out
+
+
+def monitor_overhead(rows: dict) -> dict:
+    """The training step's cost of the hardware monitor: steady samples/s with it off over with it
+    on (``synthetic_no_monitor`` over ``synthetic``), as a percentage of the step (target < 1%)."""
+    on, off = rows.get("synthetic", {}), rows.get("synthetic_no_monitor", {})
+    if not (on.get("steady_samples_per_s") and off.get("steady_samples_per_s")):
+        return {}
+    return {"monitor_overhead_pct": 100 * (off["steady_samples_per_s"] / on["steady_samples_per_s"] - 1),
+            "monitor_samples": (on.get("monitor") or {}).get("samples"),
+            "monitor_achieved_hz": (on.get("monitor") or {}).get("achieved_hz")}
 
 
 def print_partners(partners: dict) -> None:
@@ -344,6 +366,7 @@ def main(argv=None) -> int:
         rows[path] = run_one(args, data, path, cuda, after_step)
     summary = ratios(rows) if set(PATHS) <= set(rows) else {}
     summary["files_vs_synthetic"] = partner_ratios(rows)
+    summary.update(monitor_overhead(rows))
     summary.update({"device": torch.cuda.get_device_name() if cuda else "cpu", "preset": args.preset,
                     "steps": args.steps, "steady_from_step": after_step, "overrides": list(args.overrides),
                     "wall_s": time.perf_counter() - started})
@@ -353,6 +376,9 @@ def main(argv=None) -> int:
     else:
         print_rows(rows)
     print_partners(summary["files_vs_synthetic"])
+    if "monitor_overhead_pct" in summary:
+        print(f"{'monitor overhead, steady (on vs off)':<46} {summary['monitor_overhead_pct']:+.2f}% of the step "
+              f"({summary['monitor_samples']} samples at {fmt(summary['monitor_achieved_hz'], '.1f')} Hz)")
     print(f"\nwall {summary['wall_s']:.0f} s; JSON: {args.out / 'decode_auto.json'}")
     return 0
 

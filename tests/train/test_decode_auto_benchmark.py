@@ -109,3 +109,30 @@ def test_per_epoch_runs_build_their_path_iterated_once_per_epoch(tiny_dataset, l
         loader = build(cfg, 8, FakeTokenizer(), endless=True, decode="auto")  # what training asks for
         assert loader.epochs is None and loader.decode == path  # overridden: one pass per iteration
         assert len(list(loader)) == 6  # 48 samples: the pass ends
+
+
+def test_monitor_off_partner_gives_the_monitor_overhead(tmp_path, capsys, load_benchmark):
+    bench = load_benchmark("decode_auto")
+    code = bench.main(["--preset", "tiny", "--device", "cpu", "--steps", "20", "--synth", "64",
+                       "--paths", "synthetic,synthetic_no_monitor", "--out", str(tmp_path),
+                       "data.num_workers=0", "data.image_size=32", "model.image_size=32",
+                       "model.image_patch_size=16", "model.image_depth=1", "train.batch_size=4",
+                       "train.num_threads=1", "train.monitor_interval_s=0.05"])
+    assert code == 0
+    result = json.loads((tmp_path / "decode_auto.json").read_text())
+    runs, summary = result["runs"], result["summary"]
+    assert runs["synthetic"]["monitor"]["samples"] >= 1  # the run's own monitor summary is in its row
+    assert runs["synthetic_no_monitor"]["monitor"] == {}  # the override reached the run: no sampler
+    assert not (tmp_path / "synthetic_no_monitor" / "monitor.jsonl").exists()
+    expected = 100 * (runs["synthetic_no_monitor"]["steady_samples_per_s"]
+                      / runs["synthetic"]["steady_samples_per_s"] - 1)
+    assert summary["monitor_overhead_pct"] == pytest.approx(expected)
+    assert "monitor overhead, steady (on vs off)" in capsys.readouterr().out
+
+
+def test_monitor_overhead_needs_both_runs(load_benchmark):
+    bench = load_benchmark("decode_auto")
+    on = {"steady_samples_per_s": 100.0, "monitor": {"samples": 50, "achieved_hz": 5.0}}
+    assert bench.monitor_overhead({"synthetic": on}) == {}
+    out = bench.monitor_overhead({"synthetic": on, "synthetic_no_monitor": {"steady_samples_per_s": 101.0}})
+    assert out["monitor_overhead_pct"] == pytest.approx(1.0) and out["monitor_achieved_hz"] == 5.0

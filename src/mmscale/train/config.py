@@ -54,6 +54,12 @@ class TrainConfig:
     against 1,832 in steady state (``benchmarks/decode_auto.py --paths gpu,gpu_graphs``). Its
     data-wait share reads high (62%) and is not comparable: the replayed step returns before the
     device is done, and the wait for the next batch then holds device time (BENCHMARKS.md)."""
+    compile_tuning: bool = False
+    """Inductor's coordinate-descent tuning (needs ``compile``): each generated kernel's block sizes
+    are timed and the fastest kept (``mmscale.train.compile_tuning``). Pays for long runs only:
+    measured (``base``, batch 128, ``weights=bf16 step_graph=true``, one H200, BENCHMARKS.md)
+    1.034x the untuned step (2,133 against 2,062 samples/s), after 368 s of compile and tuning
+    against 46 s: the 2 ms a step repays the extra compile after about 158,000 steps."""
     compile_ddp_buckets: bool = True
     """Under DDP with ``compile``: split the compiled graph at DDP's gradient buckets so that their
     all-reduces overlap backward (torch's default). ``false``: one graph, all-reduced after
@@ -178,6 +184,8 @@ class TrainConfig:
                 raise ConfigError("train.step_graph", f"cannot capture the step with train.{refusal}="
                                   f"{getattr(self, refusal)} (it needs one CUDA process, grad_accum=1, "
                                   "no fp16 scaler, and no reduce-overhead graphs inside)")
+        if self.compile_tuning and not self.compile:
+            raise ConfigError("train.compile_tuning", "tunes torch.compile's kernels: needs train.compile=true")
         if self.compile_mode != "default" and not self.compile:
             raise ConfigError("train.compile_mode", f"{self.compile_mode!r} needs train.compile=true")
         if self.batch_size % self.grad_accum:

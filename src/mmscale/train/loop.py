@@ -25,6 +25,7 @@ from mmscale.data.skips import SkipCounter
 from mmscale.errors import ConfigError
 from mmscale.model.multimodal import MultimodalModel
 from mmscale.train import distributed as dist_utils
+from mmscale.train.compile_tuning import compile_tuning
 from mmscale.train.config import TrainJob
 from mmscale.train.data import SplitBatches, load_job_tokenizer
 from mmscale.train.decode_probe import LATE_MS, DecodeProbe, plan_decode, rank0_path
@@ -82,7 +83,9 @@ def train(job: TrainJob, show_progress: bool | None = None, decode_paths: dict |
     monitor = None
     try:
         monitor = start_monitor(cfg.monitor_interval_s, env.is_main)
-        return _train(job, env, cfg.progress if show_progress is None else show_progress, decode_paths, monitor)
+        with compile_tuning(cfg.compile_tuning):  # read when the first steps compile
+            return _train(job, env, cfg.progress if show_progress is None else show_progress, decode_paths,
+                          monitor)
     finally:
         if monitor is not None:
             monitor.stop()  # a failed run's sampler process must not outlive it (no-op once stopped)
