@@ -25,6 +25,9 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
 - ``ours_bf16_weights_step_graph_cdt`` (only when named): that row compiled with Inductor's
   ``coordinate_descent_tuning`` (each generated kernel's block sizes tuned by timing them, a
   longer compile): do the memory-bound GELU/LayerNorm kernels run nearer the bandwidth?
+- ``ours_bf16_weights_step_graph_max_autotune`` (only when named): compiled with Inductor's
+  ``max_autotune`` alone: each matmul shape timed as cuBLAS and as Triton templates with the
+  bias and GELU fused into the chosen kernel's epilogue.
 
 ``--kernels N`` profiles N more steps of every row and prints where its device time goes:
 milliseconds per step of matmuls, attention, norms, GELU, other elementwise kernels and the
@@ -53,7 +56,8 @@ from pathlib import Path
 VARIANTS = ("reference_fp32", "reference_bf16", "reference_bf16_compile", "ours", "hf_blip_itm")
 EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights", "ours_graphs", "ours_bf16_weights_graphs",
                   "ours_step_graph", "ours_bf16_weights_step_graph",
-                  "ours_bf16_weights_step_graph_cdt")  # run only when named in --variants
+                  "ours_bf16_weights_step_graph_cdt",
+                  "ours_bf16_weights_step_graph_max_autotune")  # run only when named in --variants
 
 
 @dataclass
@@ -108,6 +112,11 @@ SETTINGS = {
     "ours_bf16_weights_step_graph_cdt": Settings("ours_bf16_weights_step_graph_cdt", "fused", "bf16", True, True,
                                                  True, bf16_weights=True, step_graph=True,
                                                  inductor=(("coordinate_descent_tuning", True),)),
+    # Triton matmul templates benchmarked against cuBLAS per shape, epilogues (bias, GELU) fused
+    # into the chosen kernel: max-autotune without its coordinate-descent half
+    "ours_bf16_weights_step_graph_max_autotune": Settings("ours_bf16_weights_step_graph_max_autotune", "fused", "bf16",
+                                                          True, True, True, bf16_weights=True, step_graph=True,
+                                                          inductor=(("max_autotune", True),)),
 }
 
 
