@@ -38,26 +38,48 @@ def run(args) -> int:
     if args.url and args.monitor:
         raise ConfigError("--monitor", "records the server that --spawn starts; a server already running "
                                        "at --url records its own (mmscale serve --monitor FILE)")
+    server_monitor = {}
     if args.spawn:
         from mmscale.bench.load_spawn import SpawnedServer
 
+        if args.monitor is None and args.out:  # a results file gets the server's timeline beside it
+            args.monitor = default_monitor_file(args.out)
         serve_args = spawn_args(args)
         with SpawnedServer(serve_args) as server:
             cfg.url = server.url
             result = bench_load(cfg, server=args.server or "batched", progress=not args.json)
+        if args.monitor:  # read after the server has drained and its sampler closed the file
+            from mmscale.monitor.brief import summarize_file
+
+            server_monitor = summarize_file(args.monitor)
     else:
         result = bench_load(cfg, server=args.label, progress=not args.json)
+    doc = result.as_dict()
+    if server_monitor:
+        doc["server_monitor"] = server_monitor
     if args.out:
         with open(args.out, "w") as handle:
-            json.dump(result.as_dict(), handle, indent=1)
+            json.dump(doc, handle, indent=1)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=1))
+        print(json.dumps(doc, indent=1))
         return 0
     print(format_table(result.rows))
     for warning in result.warnings:
         print(f"warning: {warning}")
     print(result.headline)
+    if server_monitor:
+        from mmscale.monitor.brief import monitor_line
+
+        print(f"server {monitor_line(server_monitor)}")
     return 0
+
+
+def default_monitor_file(out: str) -> str:
+    """Where ``--out results.json`` puts the spawned server's timeline: ``results.server_monitor.jsonl``."""
+    from pathlib import Path
+
+    path = Path(out)
+    return str(path.with_name(f"{path.stem if path.suffix == '.json' else path.name}.server_monitor.jsonl"))
 
 
 def spawn_args(args) -> list[str]:
@@ -96,7 +118,9 @@ def register(subparsers) -> None:
             "  mmscale bench load --spawn --preset tiny --concurrency 1,4,16 --rates 20,40\n"
             "  mmscale bench load --url http://127.0.0.1:8000 --slo p99=100ms --search concurrency\n"
             "  mmscale bench load --spawn --server naive --preset base --json --out naive.json\n"
-            "  mmscale bench load --spawn --preset tiny --monitor server.jsonl  # the server's hardware timeline"
+            "  mmscale bench load --spawn --preset tiny --monitor server.jsonl  # the server's hardware timeline\n\n"
+            "With --spawn and --out R.json the spawned server's hardware timeline goes to\n"
+            "R.server_monitor.jsonl (unless --monitor names another file) and its summary into R.json."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -36,3 +36,26 @@ def monitor_line(brief: dict) -> str:
         if stats and stats["min"] is not None:
             parts.append(f"{label} {stats['min']:.0f}-{stats['max']:.0f}{unit}")
     return ", ".join(parts) + f" ({brief['file']})"
+
+
+def summarize_file(path: str | Path) -> dict:
+    """A brief summary (``brief_summary``'s shape) of a timeline file another process wrote, such
+    as a spawned server's ``--monitor`` file: sample count, achieved rate, and mean/min/max of
+    every numeric field; empty when the file is missing or holds no sample."""
+    from mmscale.monitor.timeline import Timeline, read_rows
+
+    if not Path(path).is_file():
+        return {}
+    timeline, first_t, last_t = Timeline(), None, None
+    for row in read_rows(path):
+        timeline.add(row)
+        first_t = row["t_s"] if first_t is None else first_t
+        last_t = row["t_s"]
+    if not timeline.n_samples:
+        return {}
+    span_s = last_t - first_t
+    fields = {name: {k: stats[k] for k in ("mean", "min", "max")}
+              for name, stats in timeline.summary().items() if name != "t_s"}
+    return {"file": str(path), "samples": timeline.n_samples,
+            "achieved_hz": (timeline.n_samples - 1) / span_s if span_s > 0 else None,
+            "gpu_count": sum(1 for name in fields if name.endswith("_util_pct")), "fields": fields}
