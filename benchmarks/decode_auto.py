@@ -5,7 +5,10 @@ auto's ratio to the faster fixed path (whole run, probe included, and steady sta
 ``--paths`` also takes the ``synthetic*`` runs: the same loop on one device-resident batch, the
 partner a from-files run is held against (target: from files >= 95% of synthetic, steady state).
 ``synthetic_no_monitor`` beside ``synthetic`` measures the hardware monitor's cost on the step
-(target < 1%); every run's monitor summary (clocks, power, host CPU) is in its JSON row.
+(target < 1%); every run's monitor summary (clocks, power, host CPU) is in its JSON row, and
+the steady state's means of the training thread's CPU share and run-queue wait, host CPU, SM
+clock and power (``steady_*``) beside its samples/s: a from-files step slower than its partner's
+while its thread waits for a core is a starved loop thread, not slow input.
 
     PYTHONPATH=src python3 benchmarks/decode_auto.py --out runs/da --paths \\
         synthetic_bf16_step_graph,gpu_bf16_step_graph,synthetic_bf16,gpu_bf16 data.num_workers=16
@@ -245,11 +248,37 @@ def run_one(args, data: str, decode: str, cuda: bool, after_step: int) -> dict:
     row = {"path": decode, "kept": "synthetic" if decode in SYNTHETIC_PATHS else result.decode, "steps": result.steps, "samples_per_s": result.samples_per_s,
            "data_wait_pct": result.data_wait_pct, "loop_s": result.wall_s, "run_s": wall_s,
            **steady(rows, job.train.batch_size, after_step), "probe": result.decode_probe,
-           "monitor": result.monitor}
+           "monitor": result.monitor, **steady_hardware(out_dir / "monitor.jsonl", after_step)}
     gc.collect()
     if cuda:
         torch.cuda.empty_cache()
     return row
+
+
+STEADY_HARDWARE = ("main_thread_cpu_pct", "main_thread_wait_pct", "sys_cpu_pct", "gpu0_sm_clock_mhz",
+                   "gpu0_power_w")
+
+
+def steady_hardware(monitor_file: Path, after_step: int) -> dict:
+    """Mean of each ``STEADY_HARDWARE`` field over the monitor's samples after the ``step=after_step``
+    mark: the hardware behind the steady samples/s, without the compile and warm-up before it.
+    ``main_thread_wait_pct`` is the share of time the training thread was ready to run but had no
+    core: high there, with the step slower than its synthetic partner's, is a starved loop thread."""
+    if not monitor_file.is_file():
+        return {}
+    started, sums, counts = False, {}, {}
+    for line in open(monitor_file):
+        row = json.loads(line)
+        if "mark" in row:
+            started = started or row["mark"] == f"step={after_step}"
+            continue
+        if not started:
+            continue
+        for key in STEADY_HARDWARE:
+            if isinstance(row.get(key), (int, float)):
+                sums[key] = sums.get(key, 0.0) + row[key]
+                counts[key] = counts.get(key, 0) + 1
+    return {f"steady_{key}": sums[key] / counts[key] for key in sums}
 
 
 def ratios(rows: dict) -> dict:
@@ -309,14 +338,16 @@ def fmt(value, spec: str) -> str:
 
 def print_rows(rows: dict) -> None:
     print(f"\n{'decode':<11} {'kept':<5} {'steps':>6} {'samples/s':>10} {'wait %':>7} "
-          f"{'steady samples/s':>17} {'steady wait %':>14}")
+          f"{'steady samples/s':>17} {'steady wait %':>14} {'loop thread CPU/queued %':>25} {'SM MHz':>7}")
     for path, r in rows.items():
         if r.get("skipped"):
             print(f"{path:<11} skipped: {r['skipped']}")
             continue
         print(f"{path:<11} {r['kept']:<5} {r['steps']:>6} {fmt(r['samples_per_s'], ',.1f'):>10} "
               f"{fmt(r['data_wait_pct'], '.1f'):>7} {fmt(r['steady_samples_per_s'], ',.1f'):>17} "
-              f"{fmt(r['steady_data_wait_pct'], '.1f'):>14}")
+              f"{fmt(r['steady_data_wait_pct'], '.1f'):>14} "
+              f"{fmt(r.get('steady_main_thread_cpu_pct'), '.0f') + ' / ' + fmt(r.get('steady_main_thread_wait_pct'), '.1f'):>25} "
+              f"{fmt(r.get('steady_gpu0_sm_clock_mhz'), '.0f'):>7}")
 
 
 def print_table(rows: dict, summary: dict) -> None:

@@ -108,6 +108,9 @@ def monitor_charts(rows: list[dict]) -> list[dict]:
     charts = [{"id": "monitor-cpu", "title": "Host timeline", "x_label": "time (s)", "y_label": "% of one core / GiB",
                "series": [series("process CPU % (with workers)", t, [r.get("cpu_pct") for r in rows], "line"),
                           series("RSS GiB x100", t, [None if r.get("rss_gib") is None else 100 * r["rss_gib"] for r in rows], "line")]}]
+    for key, name in (("main_thread_cpu_pct", "main thread CPU %"), ("main_thread_wait_pct", "main thread waiting for a core %")):
+        if any(r.get(key) is not None for r in rows):  # Linux schedstat: the loop thread, apart from its workers
+            charts[0]["series"].append(series(name, t, [r.get(key) for r in rows], "line"))
     gpus = sorted({k.split("_", 1)[0] for r in rows[:1] for k in r if k.startswith("gpu") and k.endswith("_util_pct")})
     if gpus:
         util = [series(f"{g} util %", t, [r.get(f"{g}_util_pct") for r in rows], "line") for g in gpus]

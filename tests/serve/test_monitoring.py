@@ -63,9 +63,12 @@ def check_timeline(path: Path, output: list[str], sampler_pids: list[int]) -> li
     assert all(b["t_s"] > a["t_s"] for a, b in zip(rows, rows[1:]))
     assert all(row["rss_gib"] > 0.01 for row in rows)  # the server holds more than 10 MiB
     summary = [line for line in output if line.startswith("hardware: ")]
-    assert summary == [f"hardware: {len(rows)} samples, host CPU "
-                       f"{min(r['sys_cpu_pct'] for r in rows):.0f}-{max(r['sys_cpu_pct'] for r in rows):.0f}% "
-                       f"({path})\n"]
+    assert len(summary) == 1 and summary[0].endswith(f" ({path})\n")
+    assert summary[0].startswith(f"hardware: {len(rows)} samples, host CPU "
+                                 f"{min(r['sys_cpu_pct'] for r in rows):.0f}-{max(r['sys_cpu_pct'] for r in rows):.0f}%")
+    waits = [r["main_thread_wait_pct"] for r in rows if r.get("main_thread_wait_pct") is not None]
+    if waits:  # Linux: the server's main thread, as the file holds it
+        assert f"main thread waiting for a core {min(waits):.0f}-{max(waits):.0f}%" in summary[0]
     assert not [pid for pid in sampler_pids if alive(pid)]
     return rows
 

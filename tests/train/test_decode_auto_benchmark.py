@@ -136,3 +136,19 @@ def test_monitor_overhead_needs_both_runs(load_benchmark):
     assert bench.monitor_overhead({"synthetic": on}) == {}
     out = bench.monitor_overhead({"synthetic": on, "synthetic_no_monitor": {"steady_samples_per_s": 101.0}})
     assert out["monitor_overhead_pct"] == pytest.approx(1.0) and out["monitor_achieved_hz"] == 5.0
+
+
+def test_steady_hardware_reads_the_samples_after_the_steady_mark(tmp_path, load_benchmark):
+    bench = load_benchmark("decode_auto")
+    lines = [{"t_s": 0.1, "main_thread_cpu_pct": 10.0, "main_thread_wait_pct": 90.0},  # compile: left out
+             {"t_s": 0.2, "mark": "step=10"},
+             {"t_s": 0.3, "main_thread_cpu_pct": 20.0, "main_thread_wait_pct": None},
+             {"t_s": 0.4, "mark": "step=20"},
+             {"t_s": 0.5, "main_thread_cpu_pct": 80.0, "main_thread_wait_pct": 2.0, "gpu0_sm_clock_mhz": 1980},
+             {"t_s": 0.6, "main_thread_cpu_pct": 100.0, "main_thread_wait_pct": 4.0, "gpu0_sm_clock_mhz": 1960}]
+    path = tmp_path / "monitor.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    got = bench.steady_hardware(path, after_step=20)
+    assert got == {"steady_main_thread_cpu_pct": 90.0, "steady_main_thread_wait_pct": 3.0,
+                   "steady_gpu0_sm_clock_mhz": 1970.0}
+    assert bench.steady_hardware(tmp_path / "none.jsonl", 20) == {}

@@ -12,7 +12,8 @@ from pathlib import Path
 
 # (field, label, unit) in the order the line shows them; a field without samples is left out
 LINE_FIELDS = (("gpu0_sm_clock_mhz", "SM clock", " MHz"), ("gpu0_temp_c", "GPU", " C"),
-               ("gpu0_power_w", "power", " W"), ("sys_cpu_pct", "host CPU", "%"))
+               ("gpu0_power_w", "power", " W"), ("sys_cpu_pct", "host CPU", "%"),
+               ("main_thread_wait_pct", "main thread waiting for a core", "%"))
 
 
 def brief_summary(monitor, path: str | Path) -> dict:
