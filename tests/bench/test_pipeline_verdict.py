@@ -85,3 +85,14 @@ def test_profiler_idle_overrules_host_issue_ratio():
     v = verdict(account([step(**device)]), "cuda", gpu_idle_frac=0.02, compute_idle_frac=0.0)
     assert v.name == "compute-bound"
     assert any("sync" in line for line in v.evidence)
+
+
+def test_a_crowded_training_thread_adds_its_evidence_to_any_verdict():
+    acc = account([step(data_wait=1, image_fwd=30, backward=40, optimizer=9)])
+    crowded = verdict(acc, "cuda", gpu_idle_frac=0.02, compute_idle_frac=0.01, loop_wait_frac=0.25)
+    assert crowded.name == "compute-bound" and crowded.metrics["loop_thread_wait_frac"] == 0.25
+    assert "waited for a free core 25%" in crowded.evidence[-1]
+    calm = verdict(acc, "cuda", gpu_idle_frac=0.02, compute_idle_frac=0.01, loop_wait_frac=0.05)
+    assert not any("free core" in line for line in calm.evidence)
+    assert not any("free core" in line for line in verdict(acc, "cpu").evidence)  # not sampled: no claim
+    assert "free core" in verdict(acc, "cpu", loop_wait_frac=0.05, wait_frac=0.04).evidence[-1]

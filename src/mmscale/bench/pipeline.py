@@ -241,6 +241,7 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
         main = run_steps(main_batches, ours_to_device, step, device, cfg.steps, cfg.warmup,
                          on_timed_start=main_monitor.start)
         main_monitor.stop()
+        loop_wait = main_monitor.summary()["fields"].get("main_thread_wait_pct", {}).get("mean")
         main_batches.close()  # a decode thread stops; the next pass over the loader starts its own
         main_samples = main.samples
         acc = account(main.steps)
@@ -260,7 +261,8 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
             profiled.close()
         loader.close()  # its workers go quiet before the variants are timed
         compute_idle = _compute_idle(acc, prof.get("gpu_idle_frac"))
-        result_verdict = verdict(acc, device.type, prof.get("gpu_idle_frac"), compute_idle)
+        result_verdict = verdict(acc, device.type, prof.get("gpu_idle_frac"), compute_idle,
+                                 loop_wait_frac=None if loop_wait is None else loop_wait / 100)
         workers = None
         if "workers" in cfg.groups:
             say("worker-side host stages")

@@ -14,6 +14,11 @@ Verdicts, with the thresholds they use (arguments, so the tests can pin them):
   measured on the ``base`` preset (ratio 0.91, GPU idle 2%). Bigger batches, CUDA graphs or
   ``torch.compile`` help a launch-bound step; a faster GPU would not.
 - ``compute-bound``: neither; the evidence lists the stages that dominate.
+
+Whatever the verdict, a training thread that waited for a free core for at least ``wait_frac``
+(default 10%) of the timed steps (the monitor's ``main_thread_wait_pct``, Linux) adds its own
+evidence: the host's cores are oversubscribed (input workers and decode threads crowd out the
+thread that launches the kernels), so the step is slower than this host could run it.
 """
 
 from __future__ import annotations
@@ -108,8 +113,21 @@ class Verdict:
 
 def verdict(acc: StageAccount, device_type: str, gpu_idle_frac: float | None = None,
             compute_idle_frac: float | None = None, input_frac: float = 0.10,
-            launch_ratio: float = 0.8, idle_frac: float = 0.30) -> Verdict:
+            launch_ratio: float = 0.8, idle_frac: float = 0.30, loop_wait_frac: float | None = None,
+            wait_frac: float = 0.10) -> Verdict:
     """Classify the step from its account (see the module doc for the rules)."""
+    result = _classify(acc, device_type, gpu_idle_frac, compute_idle_frac, input_frac, launch_ratio, idle_frac)
+    result.metrics["loop_thread_wait_frac"] = loop_wait_frac
+    if loop_wait_frac is not None and loop_wait_frac >= wait_frac:
+        result.evidence.append(
+            f"the training thread waited for a free core {100 * loop_wait_frac:.0f}% of the timed steps "
+            f"(threshold {100 * wait_frac:.0f}%): the host's cores are oversubscribed; fix: fewer workers "
+            "or decode threads, decode=gpu, or a step that launches less (CUDA graphs)")
+    return result
+
+
+def _classify(acc: StageAccount, device_type: str, gpu_idle_frac, compute_idle_frac, input_frac: float,
+              launch_ratio: float, idle_frac: float) -> Verdict:
     step = acc.step_ms
     input_ms = sum(acc.stage_ms.get(k, 0.0) for k in INPUT_STAGES)
     compute_ms = sum(acc.stage_ms.get(k, 0.0) for k in COMPUTE_STAGES)
