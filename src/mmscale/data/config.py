@@ -29,7 +29,16 @@ class DataConfig:
     max_text_len: int = 128
     """Tokens per caption including [CLS]/[SEP]; longer captions are truncated."""
     pad_to_longest: bool = False
-    """Pad each batch to its longest caption instead of ``max_text_len`` (fewer tokens, varying shape)."""
+    """Pad each batch to its longest caption instead of ``max_text_len`` (fewer tokens, varying shape).
+    The text encoder's work scales with the padded length, and masked padding does not change what
+    the fused model computes (the reference fusion attends to padding, so its output does)."""
+    pad_multiple: int = 0
+    """With ``pad_to_longest``: round each batch's length up to a multiple of this (capped at
+    ``max_text_len``), so that ``torch.compile`` sees a few lengths, one static graph each, instead
+    of one symbolic-length graph. 0: no rounding. Counted, not yet timed on a GPU (BENCHMARKS.md):
+    ``base`` at 32-48 tokens, where the synthetic set's batches of 128 land with 16, is 122.7-131.2
+    GFLOP per sample against 174.6 at 128. Under ``train.step_graph`` only the length captured
+    first replays from the graph; batches of the other lengths run the compiled step uncaptured."""
     tokenizer: str | None = None
     """tokenizer.json, or a directory with tokenizer.json/vocab.txt; default: $MMSCALE_TOKENIZER,
     then the bundled bert-base-uncased vocabulary."""
@@ -97,6 +106,11 @@ class DataConfig:
             raise ConfigError("data.image_size", f"must be >= 8, got {self.image_size}")
         if self.max_text_len < 2:
             raise ConfigError("data.max_text_len", f"must be >= 2 ([CLS] and [SEP]), got {self.max_text_len}")
+        if self.pad_multiple < 0:
+            raise ConfigError("data.pad_multiple", f"must be >= 0, got {self.pad_multiple}")
+        if self.pad_multiple and not self.pad_to_longest:
+            raise ConfigError("data.pad_multiple", "rounds the length of data.pad_to_longest=true batches; "
+                                                   "without it every batch is max_text_len long")
         if self.num_workers < 0:
             raise ConfigError("data.num_workers", f"must be >= 0, got {self.num_workers}")
         if self.prefetch_factor < 1:

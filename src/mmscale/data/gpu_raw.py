@@ -102,7 +102,7 @@ class RawBatch:
 
 def collate_raw(samples: list[RawSample], tokenizer, max_text_len: int, pad_to_longest: bool = False,
                 skips: SkipCounter | None = None, paths: list[str] | None = None,
-                image_size: int = 224) -> RawBatch:
+                image_size: int = 224, pad_multiple: int = 0) -> RawBatch:
     """Tokenize the batch in one call and sort pixels into JPEG bytes vs ready images."""
     streams, images, slots = [], [], []
     for s in samples:
@@ -123,7 +123,7 @@ def collate_raw(samples: list[RawSample], tokenizer, max_text_len: int, pad_to_l
         stacked = torch.empty(0, 3, image_size, image_size, dtype=torch.uint8)
     captions = [s.caption for s in samples]
     input_ids, attention_mask = tokenizer.encode_batch(captions, max_len=max_text_len,
-                                                       pad_to_longest=pad_to_longest)
+                                                       pad_to_longest=pad_to_longest, pad_multiple=pad_multiple)
     return RawBatch(flat, torch.tensor(offsets, dtype=torch.int64), stacked, slots, input_ids,
                     attention_mask, captions, torch.tensor([s.index for s in samples], dtype=torch.int64),
                     skips if skips is not None else SkipCounter(), paths or [])

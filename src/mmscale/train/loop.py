@@ -30,7 +30,7 @@ from mmscale.train.config import TrainJob
 from mmscale.train.data import SplitBatches, load_job_tokenizer
 from mmscale.train.decode_probe import LATE_MS, DecodeProbe, plan_decode, rank0_path
 from mmscale.train.evaluate import evaluate_retrieval
-from mmscale.train.flops import count_train_flops, mfu, peak_tflops
+from mmscale.train.flops import count_train_flops, mfu, peak_tflops, scale_to_text_length
 from mmscale.train.fp8 import convert_linears_to_fp8
 from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
 from mmscale.train.monitoring import finish_monitor, mark_step, start_monitor
@@ -137,6 +137,8 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
     step_fn = TrainStep(wrapped, optimizer, scheduler, precision, compile=cfg.compile,
                         compile_mode=None if cfg.compile_mode == "default" else cfg.compile_mode,
+                        # a few padded lengths: one static graph each, not one symbolic-length graph
+                        compile_dynamic=False if job.data.pad_multiple else None,
                         ddp_graph_split=cfg.compile_ddp_buckets,
                         grad_accum=cfg.grad_accum, checkpointing=cfg.activation_checkpointing,
                         grad_clip=cfg.grad_clip)
@@ -169,7 +171,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                        on_decision=lambda choice: writer.write({"step": choice.decided_at_step, **choice.as_row()}),
                        late_ms=math.inf if env.active else LATE_MS)
     batches = iter(feed)
-    flops_per_step, total_wait_s = 0, 0.0
+    flops_per_step, total_wait_s, total_flops, counted_len = 0, 0.0, 0, 0
     window = _Window()
     started = time.perf_counter()
     progress = _progress(show_progress and env.is_main, cfg.steps, start_step)
@@ -195,19 +197,23 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                     scheduler.step()  # the learning-rate schedule follows the step number
                 writer.write({"step": step + 1, "data/empty_batch_skipped_samples": batch.skips.skipped})
             else:
-                if not flops_per_step:
+                if not flops_per_step:  # counted once, on the first batch that computes
                     flops_per_step = cfg.grad_accum * count_train_flops(
                         model, pixels[:micro_batch], ids[:micro_batch], mask[:micro_batch], precision.autocast()
                     )
+                    counted_len = ids.shape[1]
                 losses = step_fn(pixels, ids, mask)
                 window.steps += 1
+                # batches padded to their longest caption vary in length, and so do their FLOPs
+                step_flops = scale_to_text_length(flops_per_step, counted_len, ids.shape[1], job.model, micro_batch)
+                window.flops += step_flops
+                total_flops += step_flops
             done = step + 1
             progress.update(progress.task_ids[0], completed=done)
             last = done == cfg.steps
             logged = bool(window.steps) and (done % cfg.log_every == 0 or last)
             if logged:
-                row = _log_row(done, losses, window, rank_batch * env.world_size, flops_per_step, peak,
-                               optimizer, device, env)
+                row = _log_row(done, losses, window, rank_batch * env.world_size, peak, optimizer, device, env)
                 writer.write(row)
                 mark_step(monitor, done)
                 window = _Window()
@@ -216,8 +222,8 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                 if _time_is_up(started, cfg.time_limit_s, env, device):
                     last = True
                     if not logged and window.steps:
-                        writer.write(_log_row(done, losses, window, rank_batch * env.world_size,
-                                              flops_per_step, peak, optimizer, device, env))
+                        writer.write(_log_row(done, losses, window, rank_batch * env.world_size, peak,
+                                              optimizer, device, env))
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and not last:
                 save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
             if cfg.eval_every and done % cfg.eval_every == 0 and not last:
@@ -253,8 +259,9 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     result.steps, result.wall_s = steps_run, wall_s
     result.samples_per_s = result.samples / wall_s if wall_s else 0.0
     result.loss, result.loss_itc, result.loss_itm = final.get("loss"), final.get("loss_itc"), final.get("loss_itm")
-    result.flops_per_step = flops_per_step
-    result.mfu = mfu(flops_per_step, steps_run - result.empty_steps, wall_s, peak)  # steps that computed
+    computed = steps_run - result.empty_steps
+    result.flops_per_step = round(total_flops / computed) if computed else flops_per_step  # mean over steps
+    result.mfu = mfu(total_flops, 1, wall_s, peak)  # the steps that computed
     result.peak_gpu_gib, result.peak_rss_gib = peak_gpu_gib(device), peak_rss_gib()
     result.data_wait_pct = 100 * total_wait_s / wall_s if wall_s else 0.0
     if env.is_main:
@@ -303,10 +310,11 @@ class _Window:
 
     steps: int = 0
     data_wait_s: float = 0.0
+    flops: int = 0  # counted FLOPs of the window's steps (one process's share)
     started: float = field(default_factory=time.perf_counter)
 
 
-def _log_row(step, losses, window, global_batch, flops_per_step, peak, optimizer, device, env) -> dict:
+def _log_row(step, losses, window, global_batch, peak, optimizer, device, env) -> dict:
     values = {k: dist_utils.all_reduce_mean(v.detach().float(), env).item() for k, v in losses.items()}
     # the .item() above is this log step's one host-device sync: the window's time is now real
     elapsed = time.perf_counter() - window.started
@@ -322,7 +330,7 @@ def _log_row(step, losses, window, global_batch, flops_per_step, peak, optimizer
         "memory/peak_gpu_gib": peak_gpu_gib(device),
         "memory/host_rss_gib": host_rss_gib(),
     })
-    value = mfu(flops_per_step, window.steps, elapsed, peak)
+    value = mfu(window.flops, 1, elapsed, peak)  # the window's steps, each at its own text length
     if value is not None:
         row["mfu/pct"] = 100 * value
     return row
