@@ -172,6 +172,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                        late_ms=math.inf if env.active else LATE_MS)
     batches = iter(feed)
     flops_per_step, total_wait_s, total_flops, counted_len = 0, 0.0, 0, 0
+    flops_by_len: dict[int, int] = {}  # text length -> FLOPs of a step at it
     window = _Window()
     started = time.perf_counter()
     progress = _progress(show_progress and env.is_main, cfg.steps, start_step)
@@ -205,7 +206,10 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                 losses = step_fn(pixels, ids, mask)
                 window.steps += 1
                 # batches padded to their longest caption vary in length, and so do their FLOPs
-                step_flops = scale_to_text_length(flops_per_step, counted_len, ids.shape[1], job.model, micro_batch)
+                if ids.shape[1] not in flops_by_len:  # a few lengths, each scaled once
+                    flops_by_len[ids.shape[1]] = scale_to_text_length(flops_per_step, counted_len, ids.shape[1],
+                                                                      job.model, micro_batch)
+                step_flops = flops_by_len[ids.shape[1]]
                 window.flops += step_flops
                 total_flops += step_flops
             done = step + 1
