@@ -20,6 +20,7 @@ from typing import Callable
 
 from mmscale.config.load import load_config, to_dict
 from mmscale.errors import ConfigError
+from mmscale.monitor.brief import start_sampler
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
 
             previous = load_previous(run_dir, results["config"])
             earlier_monitors = keep_earlier_monitors(previous, run_dir)
-        monitor = _start_monitor(settings.monitor_interval_s)
+        monitor = start_sampler(settings.monitor_interval_s)
         ctx = Context(configs, run_dir, data_path, device, monitor, say)
         try:
             if progress is not None:
@@ -336,14 +337,6 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
     write_results(results, run_dir)
     write_report(results, run_dir)
     return results
-
-
-def _start_monitor(interval_s: float):
-    try:
-        from mmscale.monitor import HardwareMonitor
-    except ImportError:
-        return None
-    return HardwareMonitor(interval_s=interval_s).start()
 
 
 @contextlib.contextmanager
@@ -388,7 +381,7 @@ def run_one_section(name: str, preset: str | None, overrides: list[str] = (), fi
             data_path = prepare_data(configs.validate, data_dir, run_dir, configs.job, say)
             job = dataclasses.replace(configs.job, data=dataclasses.replace(configs.job.data, path=str(data_path)))
             configs = dataclasses.replace(configs, job=job)
-        monitor = _start_monitor(configs.validate.monitor_interval_s)
+        monitor = start_sampler(configs.validate.monitor_interval_s)
         ctx = Context(configs, run_dir, data_path, device, monitor, say)
         try:
             section = run_section(name, RUNNERS[name], ctx)

@@ -51,7 +51,13 @@ def test_wait_share_rises_when_the_main_thread_is_crowded_off_its_core():
     assert idle["main_thread_cpu_pct"] < 20 and idle["main_thread_wait_pct"] < 20
 
 
-def test_a_very_short_interval_is_folded_into_the_next():
+def test_a_too_short_interval_is_folded_into_the_next(monkeypatch):
+    from mmscale.monitor import host
+
     probe = HostProbe()
-    first = probe.read()  # just after construction: shorter than the counters' granularity
+    monkeypatch.setattr(host, "MIN_SCHEDSTAT_S", 3600.0)  # every interval is "too short" now
+    first = probe.read()
     assert first["main_thread_cpu_pct"] is None and first["main_thread_wait_pct"] is None
+    monkeypatch.setattr(host, "MIN_SCHEDSTAT_S", 0.0)
+    folded = probe.read()  # measured from the construction, across the skipped read
+    assert folded["main_thread_cpu_pct"] is not None and folded["main_thread_wait_pct"] is not None

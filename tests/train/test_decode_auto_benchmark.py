@@ -46,13 +46,15 @@ def test_ratios_and_steady_windows(load_benchmark):
     assert bench.ratios(run)["auto_kept_the_faster"]
 
 
+# 20 steps of the tiny model at 32 px on 64 synthesized samples, on the CPU
+SMALL_RUN = ["--preset", "tiny", "--device", "cpu", "--steps", "20", "--synth", "64", "data.num_workers=0",
+             "data.image_size=32", "model.image_size=32", "model.image_patch_size=16", "model.image_depth=1",
+             "train.batch_size=4", "train.num_threads=1"]
+
+
 def test_synthetic_partner_runs_the_loop_on_one_device_batch(tmp_path, capsys, load_benchmark):
     bench = load_benchmark("decode_auto")
-    code = bench.main(["--preset", "tiny", "--device", "cpu", "--steps", "20", "--synth", "64",
-                       "--paths", "cpu,synthetic,synthetic_bf16", "--out", str(tmp_path),
-                       "data.num_workers=0", "data.image_size=32", "model.image_size=32",
-                       "model.image_patch_size=16", "model.image_depth=1", "train.batch_size=4",
-                       "train.num_threads=1"])
+    code = bench.main(["--paths", "cpu,synthetic,synthetic_bf16", "--out", str(tmp_path), *SMALL_RUN])
     assert code == 0
     result = json.loads((tmp_path / "decode_auto.json").read_text())
     runs = result["runs"]
@@ -113,11 +115,8 @@ def test_per_epoch_runs_build_their_path_iterated_once_per_epoch(tiny_dataset, l
 
 def test_monitor_off_partner_gives_the_monitor_overhead(tmp_path, capsys, load_benchmark):
     bench = load_benchmark("decode_auto")
-    code = bench.main(["--preset", "tiny", "--device", "cpu", "--steps", "20", "--synth", "64",
-                       "--paths", "synthetic,synthetic_no_monitor", "--out", str(tmp_path),
-                       "data.num_workers=0", "data.image_size=32", "model.image_size=32",
-                       "model.image_patch_size=16", "model.image_depth=1", "train.batch_size=4",
-                       "train.num_threads=1", "train.monitor_interval_s=0.05"])
+    code = bench.main(["--paths", "synthetic,synthetic_no_monitor", "--out", str(tmp_path), *SMALL_RUN,
+                       "train.monitor_interval_s=0.05"])
     assert code == 0
     result = json.loads((tmp_path / "decode_auto.json").read_text())
     runs, summary = result["runs"], result["summary"]

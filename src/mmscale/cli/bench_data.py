@@ -79,14 +79,16 @@ def run(args) -> int:
     workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
     say = None if args.json else (lambda text: print(f"running {text} ...", file=sys.stderr))
     skips = SkipCounter()
-    monitor = start_monitor(args.monitor_interval)
+    from mmscale.monitor.brief import finish_sampler, start_sampler
+
+    monitor = start_sampler(args.monitor_interval)
     try:
         rows = bench_data_loading(data, n_images=args.n, workers=workers, batch_size=args.batch_size,
                                   repeats=args.repeats, progress=say, skips=skips)
     finally:
         if monitor is not None:
             monitor.stop()  # a failed run's sampler process must not outlive it
-    monitor_brief = finish_monitor(monitor, out / MONITOR_FILE)
+    monitor_brief = finish_sampler(monitor, out / MONITOR_FILE)
     if skips.skipped and not args.json:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(skips.by_reason.items()))
         print(f"skipped {skips.skipped} of the first {skips.read} samples ({reasons}); every variant runs on "
@@ -108,24 +110,6 @@ def run(args) -> int:
 
 
 MONITOR_FILE = "data_loading.monitor.jsonl"
-
-
-def start_monitor(interval_s: float):
-    """A started ``HardwareMonitor`` (a forked sampler process), or None with ``interval_s`` 0."""
-    if interval_s <= 0:
-        return None
-    from mmscale.monitor import HardwareMonitor
-
-    return HardwareMonitor(interval_s=interval_s).start()
-
-
-def finish_monitor(monitor, path: Path) -> dict:
-    """Write a stopped monitor's timeline to ``path``; its brief summary (empty without one)."""
-    if monitor is None:
-        return {}
-    from mmscale.monitor.brief import brief_summary
-
-    return brief_summary(monitor, monitor.write_jsonl(path))
 
 
 def print_table(rows, ratio: float) -> None:

@@ -1,9 +1,11 @@
-"""The monitor's figures in brief: what a run prints when its monitor stops.
+"""A run's monitor from start to brief: what every training, benchmark and server run shares.
 
-A training run and a server (``mmscale serve --monitor``) both end with one line giving the range
-of the fields a slowdown is read against (SM clock, GPU temperature, power, host CPU) and where the
-full timeline is, so the hardware can be checked without opening the file. It lives here, not
-beside either caller, because ``train/`` and ``serve/`` must not import each other.
+``start_sampler`` and ``finish_sampler`` are the two ends every caller needs (0 = no monitor; the
+timeline written, the summary cut to what a result keeps). A run then prints one line with the
+range of the fields a slowdown is read against (SM clock, GPU temperature, power, host CPU, the
+main thread's wait for a core) and where the full timeline is, so the hardware can be checked
+without opening the file. It lives here, not beside a caller, because ``train/``, ``serve/`` and
+the benchmarks must not import each other.
 """
 
 from __future__ import annotations
@@ -16,16 +18,39 @@ LINE_FIELDS = (("gpu0_sm_clock_mhz", "SM clock", " MHz"), ("gpu0_temp_c", "GPU",
                ("main_thread_wait_pct", "main thread waiting for a core", "%"))
 
 
+def start_sampler(interval_s: float):
+    """A started ``HardwareMonitor`` (a forked sampler process) for this process, or None with
+    ``interval_s`` 0 or psutil missing."""
+    if interval_s <= 0:
+        return None
+    try:
+        from mmscale.monitor import HardwareMonitor
+    except ImportError:
+        return None
+    return HardwareMonitor(interval_s=interval_s).start()
+
+
+def finish_sampler(monitor, path: str | Path) -> dict:
+    """Stop ``monitor``, write its rows and marks to ``path``; its brief summary (empty without a
+    monitor)."""
+    if monitor is None:
+        return {}
+    monitor.stop()
+    return brief_summary(monitor, monitor.write_jsonl(Path(path)))
+
+
+def _ranges(stats: dict[str, dict]) -> dict[str, dict]:
+    return {name: {k: s[k] for k in ("mean", "min", "max")} for name, s in stats.items() if name != "t_s"}
+
+
 def brief_summary(monitor, path: str | Path) -> dict:
     """A stopped ``HardwareMonitor``'s summary cut to what a result keeps: sample count, achieved
     rate, GPU count (and why none), the sampler's own cost, and mean/min/max of every field over
     every sample. ``path`` is where its timeline was written."""
     summary = monitor.summary()
-    fields = {name: {k: stats[k] for k in ("mean", "min", "max")}
-              for name, stats in summary["fields"].items() if name != "t_s"}
     return {"file": str(path), "samples": summary["n_samples"], "achieved_hz": summary["achieved_hz"],
             "gpu_count": summary["gpu_count"], "gpu_note": summary["gpu_note"],
-            "sampler_duty_pct": summary["sampler_duty_pct"], "fields": fields}
+            "sampler_duty_pct": summary["sampler_duty_pct"], "fields": _ranges(summary["fields"])}
 
 
 def monitor_line(brief: dict) -> str:
@@ -55,8 +80,7 @@ def summarize_file(path: str | Path) -> dict:
     if not timeline.n_samples:
         return {}
     span_s = last_t - first_t
-    fields = {name: {k: stats[k] for k in ("mean", "min", "max")}
-              for name, stats in timeline.summary().items() if name != "t_s"}
+    fields = _ranges(timeline.summary())
     return {"file": str(path), "samples": timeline.n_samples,
             "achieved_hz": (timeline.n_samples - 1) / span_s if span_s > 0 else None,
             "gpu_count": sum(1 for name in fields if name.endswith("_util_pct")), "fields": fields}

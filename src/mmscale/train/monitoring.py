@@ -12,19 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mmscale.monitor.brief import finish_sampler, start_sampler
+
 MONITOR_FILE = "monitor.jsonl"
 
 
 def start_monitor(interval_s: float, is_main: bool):
     """A started ``HardwareMonitor`` for this process, or None (``interval_s`` 0, not the first
     rank, or psutil missing)."""
-    if interval_s <= 0 or not is_main:
-        return None
-    try:
-        from mmscale.monitor import HardwareMonitor
-    except ImportError:
-        return None
-    return HardwareMonitor(interval_s=interval_s).start()
+    return start_sampler(interval_s) if is_main else None
 
 
 def mark_step(monitor, step: int) -> None:
@@ -35,9 +31,4 @@ def mark_step(monitor, step: int) -> None:
 def finish_monitor(monitor, out_dir: Path) -> dict:
     """Stop ``monitor``, write its rows and marks to ``out_dir/monitor.jsonl``; its summary for
     the result (empty without a monitor)."""
-    if monitor is None:
-        return {}
-    monitor.stop()
-    from mmscale.monitor.brief import brief_summary
-
-    return brief_summary(monitor, monitor.write_jsonl(Path(out_dir) / MONITOR_FILE))
+    return finish_sampler(monitor, Path(out_dir) / MONITOR_FILE)
