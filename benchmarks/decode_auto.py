@@ -266,13 +266,14 @@ def steady_hardware(monitor_file: Path, after_step: int) -> dict:
     core: high there, with the step slower than its synthetic partner's, is a starved loop thread."""
     if not monitor_file.is_file():
         return {}
-    started, sums, counts = False, {}, {}
-    for line in open(monitor_file):
-        row = json.loads(line)
-        if "mark" in row:
-            started = started or row["mark"] == f"step={after_step}"
-            continue
-        if not started:
+    rows = [json.loads(line) for line in open(monitor_file)]
+    # by time, not by position: the marks may be written after the samples they fall between
+    start = next((row["t_s"] for row in rows if row.get("mark") == f"step={after_step}"), None)
+    if start is None:
+        return {}
+    sums, counts = {}, {}
+    for row in rows:
+        if "mark" in row or row.get("t_s", -1.0) < start:
             continue
         for key in STEADY_HARDWARE:
             if isinstance(row.get(key), (int, float)):

@@ -25,6 +25,9 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
 - ``ours_bf16_weights_step_graph_cdt`` (only when named): that row compiled with Inductor's
   ``coordinate_descent_tuning`` (each generated kernel's block sizes tuned by timing them, a
   longer compile): do the memory-bound GELU/LayerNorm kernels run nearer the bandwidth?
+- ``ours_bf16_weights_step_graph_compiled_adamw``, ``..._cdt_compiled_adamw`` (only when named):
+  those rows with clipping and AdamW compiled as one function (``train.compile_optimizer``):
+  two passes over the parameters instead of five, the fp32 gradients never written.
 - ``ours_bf16_weights_step_graph_max_autotune`` (only when named): compiled with Inductor's
   ``max_autotune`` alone: each matmul shape timed as cuBLAS and as Triton templates with the
   bias and GELU fused into the chosen kernel's epilogue.
@@ -57,7 +60,9 @@ VARIANTS = ("reference_fp32", "reference_bf16", "reference_bf16_compile", "ours"
 EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights", "ours_graphs", "ours_bf16_weights_graphs",
                   "ours_step_graph", "ours_bf16_weights_step_graph",
                   "ours_bf16_weights_step_graph_cdt",
-                  "ours_bf16_weights_step_graph_max_autotune")  # run only when named in --variants
+                  "ours_bf16_weights_step_graph_max_autotune",
+                  "ours_bf16_weights_step_graph_compiled_adamw",
+                  "ours_bf16_weights_step_graph_cdt_compiled_adamw")  # run only when named in --variants
 
 
 @dataclass
@@ -94,6 +99,7 @@ class Settings:
     compile_mode: str | None = None  # this row's torch.compile mode (else --compile-mode)
     step_graph: bool = False  # the whole step as one CUDA graph (needs CUDA; else uncaptured)
     inductor: tuple = ()  # (name, value) pairs of torch._inductor.config for this row's compile
+    compile_optimizer: bool = False  # clipping + AdamW as one compiled function (train.compile_optimizer)
 
 
 SETTINGS = {
@@ -117,6 +123,12 @@ SETTINGS = {
     "ours_bf16_weights_step_graph_max_autotune": Settings("ours_bf16_weights_step_graph_max_autotune", "fused", "bf16",
                                                           True, True, True, bf16_weights=True, step_graph=True,
                                                           inductor=(("max_autotune", True),)),
+    "ours_bf16_weights_step_graph_compiled_adamw": Settings("ours_bf16_weights_step_graph_compiled_adamw", "fused",
+                                                            "bf16", True, True, True, bf16_weights=True,
+                                                            step_graph=True, compile_optimizer=True),
+    "ours_bf16_weights_step_graph_cdt_compiled_adamw": Settings(
+        "ours_bf16_weights_step_graph_cdt_compiled_adamw", "fused", "bf16", True, True, True, bf16_weights=True,
+        step_graph=True, compile_optimizer=True, inductor=(("coordinate_descent_tuning", True),)),
 }
 
 
@@ -242,15 +254,21 @@ def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
     if settings.step_graph and not graphed:
         row.status = "ok (no CUDA: step not captured)"
     precision = Precision.resolve(settings.precision, device)
+    compiled_update = settings.compile_optimizer and use_compile
+    capturable = graphed or compiled_update
     if settings.bf16_weights:
         from mmscale.train.master_weights import MasterWeightAdamW
 
         model.to(torch.bfloat16)
         optimizer = MasterWeightAdamW(model, lambda m: build_optimizer(m, 1e-4, 0.05, fused=fused,
-                                                                       capturable=graphed))
+                                                                       capturable=capturable))
         precision = Precision.resolve("fp32", device)  # no autocast: the model is bf16 already
     else:
-        optimizer = build_optimizer(model, 1e-4, 0.05, fused=fused, capturable=graphed)
+        optimizer = build_optimizer(model, 1e-4, 0.05, fused=fused, capturable=capturable)
+    if compiled_update:
+        from mmscale.train.compiled_update import CompiledAdamW
+
+        optimizer = CompiledAdamW(optimizer)
     pixels, ids, mask = synthetic_batch(cfg, args.batch, device)
     flops = count_train_flops(model, pixels, ids, mask, precision.autocast())
     step = TrainStep(model, optimizer, None, precision, compile=use_compile, grad_clip=1.0,

@@ -103,3 +103,38 @@ def test_a_compiled_row_with_inductor_settings_starts_from_a_fresh_dynamo_cache(
     assert resets == []
     bench.run_ours_or_reference(bench.SETTINGS["ours_bf16_weights_step_graph_cdt"], args, device, None)
     assert resets == [1]
+
+
+def test_the_compiled_adamw_rows_wrap_the_optimizer_only_when_compiling(load_benchmark, monkeypatch):
+    import torch
+
+    import mmscale.train.compiled_update as compiled_update
+
+    bench = load_benchmark("train_step")
+    built = []
+    original = compiled_update.CompiledAdamW.__init__
+
+    def recording(self, optimizer):
+        built.append(optimizer)
+        original(self, optimizer)
+    monkeypatch.setattr(compiled_update.CompiledAdamW, "__init__", recording)
+    monkeypatch.setattr(bench, "measure", lambda row, *a, **k: row)
+    args = bench.parse_args(["--smoke"])
+    device = torch.device("cpu")
+    row = bench.run_ours_or_reference(bench.SETTINGS["ours_bf16_weights_step_graph_compiled_adamw"], args, device, None)
+    assert built == [] and row.status.startswith("ok (")  # compile off, step not captured
+    args.no_compile = False
+    bench.run_ours_or_reference(bench.SETTINGS["ours_bf16_weights_step_graph_compiled_adamw"], args, device, None)
+    assert len(built) == 1 and hasattr(built[0], "masters")  # the bf16 weights' fp32 copies, wrapped
+    assert all(isinstance(group["lr"], torch.Tensor) for group in built[0].param_groups)
+
+
+def test_optimizer_update_benchmark_times_the_eager_update_on_cpu(tmp_path, load_benchmark):
+    """The compiled variants compile for a minute on CPU; their math is tests/train/test_compiled_update.py's."""
+    bench = load_benchmark("optimizer_update")
+    result = bench.main(["--preset", "tiny", "--device", "cpu", "--variants", "eager", "--iters", "1",
+                         "--rounds", "1", "--out", str(tmp_path)])
+    (row,) = result["rows"]
+    assert row["variant"] == "eager" and row["ms"] > 0
+    assert row["counted_gb"] == pytest.approx(52 * result["params"] / 1e9, abs=0.01)
+    assert (tmp_path / "optimizer_update.json").is_file()

@@ -150,4 +150,8 @@ def test_steady_hardware_reads_the_samples_after_the_steady_mark(tmp_path, load_
     got = bench.steady_hardware(path, after_step=20)
     assert got == {"steady_main_thread_cpu_pct": 90.0, "steady_main_thread_wait_pct": 3.0,
                    "steady_gpu0_sm_clock_mhz": 1970.0}
+    # the training loop's marks arrive after the sampler's rows: the same answer, read by time
+    path.write_text("".join(json.dumps(line) + "\n" for line in sorted(lines, key=lambda line: "mark" in line)))
+    assert bench.steady_hardware(path, after_step=20) == got
+    assert bench.steady_hardware(path, after_step=30) == {}  # no such mark: nothing is steady
     assert bench.steady_hardware(tmp_path / "none.jsonl", 20) == {}

@@ -27,7 +27,9 @@ class MasterWeightAdamW:
         so its parameter groups (decay or not) are chosen by the same rule as for the model."""
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.masters = [p.detach().float().clone().requires_grad_(True) for p in self.params]
-        self.grad_buffers = [torch.zeros_like(m) for m in self.masters]  # reused every step
+        # fp32 gradients, reused every step; None where a compiled update needs none (it reads the
+        # bf16 gradients itself), and then made at a first gather
+        self.grad_buffers: list[torch.Tensor] | None = [torch.zeros_like(m) for m in self.masters]
         self.gathered = False
         self.optimizer = build_optimizer(_MasterModule(model, self.params, self.masters))
 
@@ -43,6 +45,8 @@ class MasterWeightAdamW:
     def gather_grads(self) -> None:
         """fp32 gradients from the bf16 ones. A weight without a gradient leaves its copy without
         one too, so AdamW skips it (no decay, no moment update), as it would the weight itself."""
+        if self.grad_buffers is None:
+            self.grad_buffers = [torch.zeros_like(m) for m in self.masters]
         present = [i for i, p in enumerate(self.params) if p.grad is not None]
         for master in self.masters:
             master.grad = None

@@ -36,15 +36,21 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, beta2: flo
 
 def build_train_optimizer(model: nn.Module, cfg):
     """The optimizer a ``TrainConfig`` asks for: AdamW over the model's weights, or under
-    ``weights=bf16`` AdamW over their fp32 copies (``MasterWeightAdamW``). The model must
+    ``weights=bf16`` AdamW over their fp32 copies (``MasterWeightAdamW``), either updated by one
+    compiled function under ``compile_optimizer`` (``CompiledAdamW``). The model must
     already have the weights' dtype (``cast_weights``)."""
+    from mmscale.train.compiled_update import CompiledAdamW
     from mmscale.train.master_weights import MasterWeightAdamW
 
     def build(module: nn.Module) -> torch.optim.AdamW:
-        return build_optimizer(module, cfg.lr, cfg.weight_decay, cfg.beta2, fused=cfg.fused_adamw,
-                               capturable=cfg.step_graph)
+        # the compiled update reads a device learning rate and step counts (capturable); it
+        # never runs the inner AdamW's own kernel, so that one is left unfused
+        return build_optimizer(module, cfg.lr, cfg.weight_decay, cfg.beta2,
+                               fused=cfg.fused_adamw and not cfg.compile_optimizer,
+                               capturable=cfg.step_graph or cfg.compile_optimizer)
 
-    return MasterWeightAdamW(model, build) if cfg.weights == "bf16" else build(model)
+    optimizer = MasterWeightAdamW(model, build) if cfg.weights == "bf16" else build(model)
+    return CompiledAdamW(optimizer) if cfg.compile_optimizer else optimizer
 
 
 def cast_weights(model: nn.Module, cfg) -> nn.Module:

@@ -113,6 +113,13 @@ class TrainStep:
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
             for key, value in out.items():
                 totals[key] = totals.get(key, 0) + value.detach().float() * share
+        compiled_update = getattr(self.optimizer, "clip_and_step", None)  # train.compile_optimizer
+        if compiled_update is not None and self.scaler is None:
+            norm = compiled_update(self.grad_clip)
+            if norm is not None:
+                totals["grad_norm"] = norm
+            self.optimizer.zero_grad(set_to_none=True)
+            return totals
         gather = getattr(self.optimizer, "gather_grads", None)
         if gather is not None:  # bf16 weights: clip and step the fp32 copies (train.master_weights)
             gather()
