@@ -7,6 +7,11 @@ update compiled as one function (``train.compile_optimizer``), in one run.
 are. Prints each variant's milliseconds per update, the bytes it must move (counted: 52 B per
 parameter eager, 30 compiled) and the effective bandwidth, and the ratios to the eager update.
 
+Each variant runs in its own child process, one after the other, unless ``--in-process``: with
+the eager and the compiled update captured in one CUDA process, the first replay failed with an
+illegal memory access (torch 2.11, H200; cause not found). So the rounds of different variants
+do not alternate, and drift between the processes does not cancel.
+
     PYTHONPATH=src python3 benchmarks/optimizer_update.py --out runs/optimizer_update
     PYTHONPATH=src python3 benchmarks/optimizer_update.py --preset tiny --device cpu --iters 3 --out runs/ou_cpu
 """
@@ -37,6 +42,7 @@ def parse(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (drift cancels)")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="from " + ",".join(VARIANTS))
     parser.add_argument("--out", type=Path, default=Path("runs/optimizer_update"))
+    parser.add_argument("--in-process", action="store_true", help="all variants in this process, rounds alternating")
     return parser.parse_args(argv)
 
 
@@ -98,14 +104,28 @@ def timed_ms(run, iters: int, sync) -> float:
     return (time.perf_counter() - start) * 1000 / iters
 
 
-def main(argv=None) -> dict:
+def in_children(args, names: list[str]) -> tuple[list[dict], int]:
+    """Each variant's rows from a child process of this script, and the parameter count."""
+    import subprocess
+    import sys
+
+    rows, params = [], 0
+    for name in names:
+        out = args.out / name
+        child = [sys.executable, __file__, "--preset", args.preset, "--device", args.device, "--iters",
+                 str(args.iters), "--rounds", str(args.rounds), "--variants", name, "--out", str(out)]
+        subprocess.run(child, check=True)
+        result = json.loads((out / "optimizer_update.json").read_text())
+        rows.extend(result["rows"])
+        params = result["params"]
+    return rows, params
+
+
+def in_this_process(args, names: list[str], device) -> tuple[list[dict], int]:
+    """Every variant built and captured here, then timed in alternating rounds."""
     import torch
 
-    args = parse(argv)
-    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    names = [n.strip() for n in args.variants.split(",") if n.strip()]
     runs, params, setup_s = {}, 0, {}
     for name in names:
         start = time.perf_counter()
@@ -123,17 +143,34 @@ def main(argv=None) -> dict:
         gigabytes = BYTES_PER_PARAM[name] * params / 1e9
         rows.append({"variant": name, "ms": round(ms, 3), "rounds_ms": [round(t, 3) for t in times[name]],
                      "counted_gb": round(gigabytes, 2), "tb_per_s": round(gigabytes / ms, 2), "setup_s": setup_s[name]})
+    return rows, params
+
+
+def main(argv=None) -> dict:
+    import torch
+
+    args = parse(argv)
+    device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
+    names = [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown or not names:
+        raise SystemExit(f"unknown or no variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    separate = len(names) > 1 and not args.in_process
+    rows, params = in_children(args, names) if separate else in_this_process(args, names, device)
     eager = next((r["ms"] for r in rows if r["variant"] == "eager"), None)
     ratios = {f"{r['variant']}_speedup_over_eager": round(eager / r["ms"], 3) for r in rows if eager and r["variant"] != "eager"}
     gpu = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    print(f"{gpu}, torch {torch.__version__}, preset {args.preset}, {params / 1e6:.1f} M parameters")
+    print(f"{gpu}, torch {torch.__version__}, preset {args.preset}, {params / 1e6:.1f} M parameters"
+          + (", one process per variant" if separate else ""))
     print(f"{'variant':<16} {'ms/update':>10} {'counted GB':>11} {'TB/s':>6} {'setup s':>8}")
     for r in rows:
         print(f"{r['variant']:<16} {r['ms']:>10.3f} {r['counted_gb']:>11.2f} {r['tb_per_s']:>6.2f} {r['setup_s']:>8.1f}")
     for key, value in ratios.items():
         print(f"{key}: {value:.3f}x")
     result = {"device": gpu, "torch": torch.__version__, "preset": args.preset, "params": params,
-              "iters": args.iters, "rounds": args.rounds, "rows": rows, "ratios": ratios}
+              "iters": args.iters, "rounds": args.rounds, "process_per_variant": separate, "rows": rows,
+              "ratios": ratios}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "optimizer_update.json").write_text(json.dumps(result, indent=2))
     return result

@@ -1,6 +1,7 @@
 """CPU smoke runs of the training benchmarks: every row runs and the table is printed."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -138,3 +139,26 @@ def test_optimizer_update_benchmark_times_the_eager_update_on_cpu(tmp_path, load
     assert row["variant"] == "eager" and row["ms"] > 0
     assert row["counted_gb"] == pytest.approx(52 * result["params"] / 1e9, abs=0.01)
     assert (tmp_path / "optimizer_update.json").is_file()
+
+
+def test_optimizer_update_benchmark_runs_each_variant_in_its_own_process(tmp_path, load_benchmark, monkeypatch):
+    """Two variants: two child processes of the script, their rows merged and the ratio printed."""
+    import subprocess
+
+    bench = load_benchmark("optimizer_update")
+    children = []
+
+    def child(cmd, check):
+        children.append(cmd)
+        out = Path(cmd[cmd.index("--out") + 1])
+        out.mkdir(parents=True)
+        name = cmd[cmd.index("--variants") + 1]
+        ms = {"eager": 4.0, "compiled": 2.0}[name]
+        (out / "optimizer_update.json").write_text(json.dumps(
+            {"params": 1000, "rows": [{"variant": name, "ms": ms, "counted_gb": 0.1, "tb_per_s": 0.0, "setup_s": 0.0}]}))
+    monkeypatch.setattr(subprocess, "run", child)
+    result = bench.main(["--preset", "tiny", "--device", "cpu", "--variants", "eager,compiled", "--out", str(tmp_path)])
+    assert [c[c.index("--variants") + 1] for c in children] == ["eager", "compiled"]
+    assert all("--in-process" not in c for c in children)
+    assert result["process_per_variant"] is True and result["params"] == 1000
+    assert result["ratios"] == {"compiled_speedup_over_eager": 2.0}
