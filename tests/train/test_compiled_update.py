@@ -11,6 +11,7 @@ from mmscale.train.compiled_update import CompiledAdamW
 from mmscale.train.config import TrainConfig
 from mmscale.train.master_weights import MasterWeightAdamW
 from mmscale.train.optim import build_optimizer, build_scheduler, build_train_optimizer
+from mmscale.train.precision import Precision
 from mmscale.train.step import TrainStep
 from mmscale.train.synthetic import synthetic_batch
 from tests.model.conftest import tiny_model_config
@@ -154,3 +155,27 @@ def test_training_with_it_checkpoints_and_resumes_to_the_same_losses(tiny_datase
         assert got[step] == pytest.approx(want[step], rel=1e-5, abs=1e-6), f"step {step}"
     train(job(tiny_dataset, eager, "train.steps=2", *flat))
     assert losses(eager / "metrics.jsonl")[2] == pytest.approx(want[2], rel=1e-3)
+
+
+def test_step_hooks_run_around_the_compiled_update_and_come_off():
+    """``bench pipeline`` marks its optimizer stage with a step pre-hook."""
+    model = _small(bf16=False)
+    compiled = CompiledAdamW(_optimizer(model, False, capturable=True))
+    calls = []
+    pre = compiled.register_step_pre_hook(lambda opt, args, kwargs: calls.append(("pre", opt)))
+    post = compiled.register_step_post_hook(lambda opt, args, kwargs: calls.append(("post", opt)))
+    for param in model.parameters():
+        param.grad = torch.ones_like(param)
+    compiled.clip_and_step(1.0)
+    assert calls == [("pre", compiled), ("post", compiled)]
+    pre.remove()
+    post.remove()
+    compiled.step()
+    assert len(calls) == 2
+
+
+def test_train_step_refuses_it_under_a_gradient_scaler():
+    model = _small(bf16=False)
+    compiled = CompiledAdamW(_optimizer(model, False, capturable=True))
+    with pytest.raises(ValueError, match="fp16"):
+        TrainStep(model, compiled, precision=Precision("fp16", "cpu"))

@@ -17,8 +17,11 @@ usual keys, so checkpoints, ``state_dict`` and the LR scheduler see an ordinary 
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch.optim.adamw import adamw
+from torch.utils.hooks import RemovableHandle
 
 from mmscale.train.optim import torch_optimizer
 
@@ -58,6 +61,8 @@ class CompiledAdamW:
         masters = getattr(optimizer, "masters", None)
         # where each updated tensor's gradient lives: the bf16 weight's, or the parameter's own
         self._grad_source = {id(m): p for p, m in zip(optimizer.params, masters)} if masters is not None else {}
+        self._pre_hooks: OrderedDict = OrderedDict()  # RemovableHandle keeps a weak reference to it
+        self._post_hooks: OrderedDict = OrderedDict()
         if masters is not None:
             optimizer.grad_buffers = None  # the fp32 gradient buffers (0.8 GB for base) are not used
         # loop reordering during fusion hits an assertion on CUDA in torch 2.11 for this graph
@@ -104,11 +109,27 @@ class CompiledAdamW:
     @torch.no_grad()
     def clip_and_step(self, max_norm: float) -> torch.Tensor | None:
         """Clip the global gradient norm to ``max_norm`` (0: no clipping) and step; returns the
-        norm before clipping, as ``clip_grad_norm_`` does (None when nothing had a gradient)."""
+        norm before clipping, as ``clip_grad_norm_`` does (None when nothing had a gradient).
+        Step hooks run around the whole update, clipping included."""
+        for hook in list(self._pre_hooks.values()):
+            hook(self, (), {})
         groups, compute, masters = self._group_lists()
-        if not groups:
-            return None
-        return self._update(groups, compute, masters, float(max_norm))
+        norm = self._update(groups, compute, masters, float(max_norm)) if groups else None
+        for hook in list(self._post_hooks.values()):
+            hook(self, (), {})
+        return norm
+
+    def register_step_pre_hook(self, hook) -> RemovableHandle:
+        """Like ``torch.optim.Optimizer``'s (the stage timers of ``bench pipeline`` use it): the
+        inner AdamW's own hooks would never run, as its ``step`` is never called."""
+        handle = RemovableHandle(self._pre_hooks)
+        self._pre_hooks[handle.id] = hook
+        return handle
+
+    def register_step_post_hook(self, hook) -> RemovableHandle:
+        handle = RemovableHandle(self._post_hooks)
+        self._post_hooks[handle.id] = hook
+        return handle
 
     def step(self) -> None:
         self.clip_and_step(0.0)

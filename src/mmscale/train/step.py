@@ -85,6 +85,9 @@ class TrainStep:
         self.optimizer, self.scheduler = optimizer, scheduler
         self.precision, self.grad_accum, self.grad_clip = precision, grad_accum, grad_clip
         self.scaler = precision.grad_scaler()
+        if self.scaler is not None and hasattr(optimizer, "clip_and_step"):
+            raise ValueError("the compiled optimizer update (train.compile_optimizer) does not unscale "
+                             "fp16 gradients; use the eager update with precision=fp16")
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.clip_params = getattr(optimizer, "masters", self.params)
 
