@@ -124,13 +124,16 @@ def test_needs_a_tensor_learning_rate():
         CompiledAdamW(_optimizer(model, False, capturable=False))
 
 
-def test_train_config_builds_it_and_refuses_fp16():
+def test_train_config_builds_it_and_refuses_fp16_and_fsdp():
     cfg = TrainConfig(compile_optimizer=True, weights="bf16", precision="bf16")
     optimizer = build_train_optimizer(_small(bf16=True), cfg)
     assert isinstance(optimizer, CompiledAdamW)
     assert isinstance(optimizer.wrapped, MasterWeightAdamW) and optimizer.wrapped.grad_buffers is None
-    with pytest.raises(ConfigError, match="train.compile_optimizer"):
+    with pytest.raises(ConfigError, match="unscale fp16") as err:
         TrainConfig(compile_optimizer=True, precision="fp16").validate()
+    assert err.value.field == "train.compile_optimizer"
+    with pytest.raises(ConfigError, match="parallel=fsdp"):
+        TrainConfig(compile_optimizer=True, parallel="fsdp").validate()
 
 
 def test_training_with_it_checkpoints_and_resumes_to_the_same_losses(tiny_dataset, tmp_path, monkeypatch):

@@ -196,10 +196,10 @@ class TrainConfig:
                                   f"{getattr(self, refusal)} (it needs one CUDA process, grad_accum=1, "
                                   "no fp16 scaler, and no reduce-overhead graphs inside)")
         if self.compile_optimizer and (self.precision == "fp16" or self.parallel == "fsdp"):
-            field_name = "precision" if self.precision == "fp16" else "parallel"
+            field_name, why = (("precision", "it does not unscale fp16 gradients") if self.precision == "fp16"
+                               else ("parallel", "FSDP2's parameters are sharded DTensors"))
             raise ConfigError("train.compile_optimizer", f"is not built for train.{field_name}="
-                              f"{getattr(self, field_name)} (fp16's gradient scaler, FSDP2's sharded "
-                              "parameters); use the eager update")
+                              f"{getattr(self, field_name)} ({why}); use the eager update")
         if self.compile_tuning and not self.compile:
             raise ConfigError("train.compile_tuning", "tunes torch.compile's kernels: needs train.compile=true")
         if self.compile_mode != "default" and not self.compile:
