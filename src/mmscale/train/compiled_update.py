@@ -37,9 +37,8 @@ def _clip_and_adamw(groups, compute_params, masters, max_norm: float):
         scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
     for params, grads, exp_avgs, exp_avg_sqs, steps, lr, weight_decay, (beta1, beta2), eps in groups:
         grads32 = [g.float() * scale if scale is not None else g.float() for g in grads]
-        adamw(params, grads32, exp_avgs, exp_avg_sqs, [], steps, foreach=True,
-                capturable=True, amsgrad=False, beta1=beta1, beta2=beta2, lr=lr,
-              weight_decay=weight_decay, eps=eps, maximize=False)
+        adamw(params, grads32, exp_avgs, exp_avg_sqs, [], steps, foreach=True, capturable=True, amsgrad=False,
+              beta1=beta1, beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps, maximize=False)
     if compute_params:
         torch._foreach_copy_(compute_params, masters)
     return norm
