@@ -61,8 +61,9 @@ def build(name: str, args, device):
     for param in model.parameters():
         param.grad = torch.randn_like(param)
     compiled = VARIANTS[name] is not None
+    # eager: the fused AdamW kernel, as training runs it (train.fused_adamw, CUDA and CPU)
     optimizer = MasterWeightAdamW(model, lambda m: build_optimizer(
-        m, 1e-4, 0.05, fused=device.type == "cuda" and not compiled, capturable=device.type == "cuda" or compiled))
+        m, 1e-4, 0.05, fused=not compiled, capturable=device.type == "cuda" or compiled))
     if compiled:
         optimizer = CompiledAdamW(optimizer, inductor_options=VARIANTS[name])
 

@@ -38,8 +38,9 @@ class DataConfig:
     of one symbolic-length graph. 0: no rounding. ``base`` at 32-48 tokens, where the synthetic
     set's batches of 128 land with 16, is 122.7-131.2 GFLOP per sample against 174.6 at 128;
     measured on one H200 (compiled, autocast, BENCHMARKS.md) the step at 48 tokens ran 1.11x the
-    samples/s of the step at 128: the image side, which does not shrink, is most of the step. Under ``train.step_graph`` only the length captured
-    first replays from the graph; batches of the other lengths run the compiled step uncaptured."""
+    samples/s of the step at 128: the image side, which does not shrink, is most of the step.
+    Under ``train.step_graph`` only the length captured first replays from the graph; batches of
+    the other lengths run the compiled step uncaptured."""
     tokenizer: str | None = None
     """tokenizer.json, or a directory with tokenizer.json/vocab.txt; default: $MMSCALE_TOKENIZER,
     then the bundled bert-base-uncased vocabulary."""

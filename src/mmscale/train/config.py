@@ -67,9 +67,11 @@ class TrainConfig:
     eager update (CPU test); AdamW's state keeps its usual form, so checkpoints load either way.
     Measured on one H200 (``base``, bf16 weights + step graph, BENCHMARKS.md): no faster (3.15
     against 3.12 ms per update; Inductor's kernels move their 6.0 GB at 1.9 TB/s, the fused AdamW
-    kernel its 10.3 at 3.3), 0.7 GiB less peak memory, about 90 s more compile. So it is off by
-    default: it buys memory, not time. Not with ``precision=fp16`` (its gradient scaler) or
-    ``parallel=fsdp``."""
+    kernel its 10.3 at 3.3), 0.7 GiB less peak memory, about 90 s more compile; on CPU 0.75x-0.78x
+    the fused CPU AdamW. So it is off by default: it buys memory, not time. Measured under
+    ``train.step_graph`` only: without it, each step also runs the update's Python (lists of the
+    ~370 tensors) and dynamo's guards over them on the host, which was not timed. Not with
+    ``precision=fp16`` (its gradient scaler) or ``parallel=fsdp``."""
     compile_ddp_buckets: bool = True
     """Under DDP with ``compile``: split the compiled graph at DDP's gradient buckets so that their
     all-reduces overlap backward (torch's default). ``false``: one graph, all-reduced after
