@@ -28,6 +28,11 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
 - ``ours_bf16_weights_step_graph_compiled_adamw``, ``..._cdt_compiled_adamw`` (only when named):
   those rows with clipping and AdamW compiled as one function (``train.compile_optimizer``):
   two passes over the parameters instead of five, the fp32 gradients never written.
+- ``ours_bf16_weights_step_graph_erf_poly``, ``..._cdt_erf_poly`` (only when named): those rows
+  with ``model.gelu=erf_poly``: erf in the GELU kernels from a rational polynomial
+  (``mmscale.model.gelu``), fewer instructions per element, the same function within 1.5e-7;
+  ``..._erf_poly_pdl`` adds Inductor's Programmatic Dependent Launch (``triton.enable_pdl``:
+  a Triton kernel's launch overlaps the end of the kernel before it).
 - ``ours_bf16_weights_step_graph_max_autotune`` (only when named): compiled with Inductor's
   ``max_autotune`` alone: each matmul shape timed as cuBLAS and as Triton templates with the
   bias and GELU fused into the chosen kernel's epilogue.
@@ -62,7 +67,9 @@ EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights", "ours_graphs", "ours_bf16_wei
                   "ours_bf16_weights_step_graph_cdt",
                   "ours_bf16_weights_step_graph_max_autotune",
                   "ours_bf16_weights_step_graph_compiled_adamw",
-                  "ours_bf16_weights_step_graph_cdt_compiled_adamw")  # run only when named in --variants
+                  "ours_bf16_weights_step_graph_cdt_compiled_adamw",
+                  "ours_bf16_weights_step_graph_erf_poly", "ours_bf16_weights_step_graph_erf_poly_pdl",
+                  "ours_bf16_weights_step_graph_cdt_erf_poly")  # run only when named in --variants
 
 
 @dataclass
@@ -100,6 +107,7 @@ class Settings:
     step_graph: bool = False  # the whole step as one CUDA graph (needs CUDA; else uncaptured)
     inductor: tuple = ()  # (name, value) pairs of torch._inductor.config for this row's compile
     compile_optimizer: bool = False  # clipping + AdamW as one compiled function (train.compile_optimizer)
+    model: tuple = ()  # model overrides of this row, e.g. ("model.gelu=erf_poly",)
 
 
 SETTINGS = {
@@ -129,6 +137,17 @@ SETTINGS = {
     "ours_bf16_weights_step_graph_cdt_compiled_adamw": Settings(
         "ours_bf16_weights_step_graph_cdt_compiled_adamw", "fused", "bf16", True, True, True, bf16_weights=True,
         step_graph=True, compile_optimizer=True, inductor=(("coordinate_descent_tuning", True),)),
+    # erf in the GELU kernels from a rational polynomial (model.gelu=erf_poly): the same function
+    "ours_bf16_weights_step_graph_erf_poly": Settings("ours_bf16_weights_step_graph_erf_poly", "fused", "bf16",
+                                                      True, True, True, bf16_weights=True, step_graph=True,
+                                                      model=("model.gelu=erf_poly",)),
+    # Programmatic Dependent Launch: each Triton kernel may start while the one before it drains
+    "ours_bf16_weights_step_graph_erf_poly_pdl": Settings(
+        "ours_bf16_weights_step_graph_erf_poly_pdl", "fused", "bf16", True, True, True, bf16_weights=True,
+        step_graph=True, model=("model.gelu=erf_poly",), inductor=(("triton.enable_pdl", True),)),
+    "ours_bf16_weights_step_graph_cdt_erf_poly": Settings(
+        "ours_bf16_weights_step_graph_cdt_erf_poly", "fused", "bf16", True, True, True, bf16_weights=True,
+        step_graph=True, model=("model.gelu=erf_poly",), inductor=(("coordinate_descent_tuning", True),)),
 }
 
 
@@ -156,6 +175,8 @@ def parse_args(argv=None):
                         help="pin every row's SDPA to one backend (auto: torch picks)")
     parser.add_argument("--kernels", type=int, default=0, metavar="N",
                         help="after timing, profile N more steps per row and print device ms by kernel kind")
+    parser.add_argument("--kernels-top", type=int, default=12, metavar="K",
+                        help="with --kernels: list the K longest kernels by name (with launch grid)")
     parser.add_argument("--out", default=None, help="directory for train_step.json")
     parser.add_argument("overrides", nargs="*", help="model overrides, e.g. model.fusion_layers=2")
     args = parser.parse_args(argv)
@@ -239,7 +260,7 @@ def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
     if settings.compile and not use_compile:
         row.status = "ok (compile off)"
     cfg = load_config(ModelConfig, preset=args.preset, section="model",
-                      overrides=[*args.overrides, f"model.fusion={settings.fusion}"])
+                      overrides=[*args.overrides, f"model.fusion={settings.fusion}", *settings.model])
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = settings.tf32
         torch.backends.cudnn.allow_tf32 = settings.tf32
@@ -279,9 +300,9 @@ def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
         step = graph_train_step(step, device, warmup_steps=max(1, args.warmup - 2))
     import torch._inductor.config as inductor_config
 
-    if settings.inductor and use_compile:
+    if (settings.inductor or settings.model) and use_compile:
         # dynamo reuses a graph compiled for an earlier row's model of the same class (parameters
-        # are graph inputs): without a reset this row would run that row's kernels, untuned
+        # are graph inputs): without a reset this row could run that row's kernels
         torch._dynamo.reset()
     with inductor_config.patch(dict(settings.inductor)):  # read when the first steps compile
         return measure(row, lambda: step(pixels, ids, mask), flops, args, device, peak)
@@ -295,7 +316,7 @@ def measure(row: StepRow, step, flops: int, args, device, peak) -> StepRow:
     if args.kernels:
         from mmscale.bench.kernel_time import profile_steps
 
-        row.kernels = profile_steps(step, lambda: _sync(device), args.kernels)
+        row.kernels = profile_steps(step, lambda: _sync(device), args.kernels, top=args.kernels_top)
     return row
 
 

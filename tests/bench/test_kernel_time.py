@@ -30,7 +30,7 @@ def test_busy_time_counts_overlaps_once():
 
 def test_breakdown_per_step_and_host_gap():
     events = [
-        {"cat": "kernel", "name": "nvjet_a", "ts": 0, "dur": 4000},
+        {"cat": "kernel", "name": "nvjet_a", "ts": 0, "dur": 4000, "args": {"grid": [132, 1, 1]}},
         {"cat": "kernel", "name": "triton_poi_fused_gelu_1", "ts": 4000, "dur": 1000},
         {"cat": "kernel", "name": "nvjet_b", "ts": 10000, "dur": 4000},
         {"cat": "gpu_memset", "name": "Memset (Device)", "ts": 13000, "dur": 2000},  # overlaps nvjet_b
@@ -43,7 +43,8 @@ def test_breakdown_per_step_and_host_gap():
     assert out["busy_ms"] == pytest.approx(5.0)  # 0-5 ms and 10-15 ms, over 2 steps
     assert out["host_gap_ms"] == pytest.approx(5.0)
     assert out["kernels_per_step"]["matmul"] == 1.0
-    assert out["top"][0] == {"name": "nvjet_a", "kind": "matmul", "ms": 2.0, "per_step": 0.5}
+    assert out["top"][0] == {"name": "nvjet_a", "kind": "matmul", "ms": 2.0, "per_step": 0.5, "grid": [132, 1, 1]}
+    assert out["top"][1]["grid"] is None  # a trace event without args
     assert [k["name"] for k in out["top"]] == ["nvjet_a", "nvjet_b", "Memset (Device)", "triton_poi_fused_gelu_1"]
     assert [k["name"] for k in kernel_breakdown(events, steps=2, wall_ms_per_step=10.0, top=1)["top"]] == ["nvjet_a"]
     with pytest.raises(ValueError):
@@ -54,7 +55,8 @@ def test_profile_steps_reads_a_real_trace(tmp_path):
     """The profiler's own Chrome-trace export is parsed; host ops stand in for kernels on CPU."""
     x = torch.randn(64, 64)
     trace = tmp_path / "t" / "trace.json"
-    out = profile_steps(lambda: x @ x, lambda: None, steps=3, kinds=("cpu_op",), trace_path=trace)
+    out = profile_steps(lambda: x @ x, lambda: None, steps=3, kinds=("cpu_op",), trace_path=trace, top=1)
+    assert len(out["top"]) == 1
     assert trace.exists()
     assert out["busy_ms"] > 0 and out["wall_ms"] > 0
     assert out["kernels_per_step"]["other"] >= 1  # aten::matmul and aten::mm, once per step

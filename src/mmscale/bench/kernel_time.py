@@ -65,7 +65,7 @@ def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
     by_category: dict[str, float] = {}
     counts: dict[str, int] = {}
     intervals = []
-    by_name: dict[str, list] = {}  # name -> [kind, total us, count]
+    by_name: dict[str, list] = {}  # name -> [kind, total us, count, first launch's grid]
     for event in events:
         if event.get("cat") not in kinds or "dur" not in event:
             continue
@@ -73,7 +73,9 @@ def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
         kind = category(name)
         by_category[kind] = by_category.get(kind, 0.0) + float(event["dur"])
         counts[kind] = counts.get(kind, 0) + 1
-        entry = by_name.setdefault(name[:NAME_CHARS], [kind, 0.0, 0])
+        # the launch grid tells same-named kernels' callers apart (a ViT block's from a BERT layer's)
+        grid = (event.get("args") or {}).get("grid")
+        entry = by_name.setdefault(name[:NAME_CHARS], [kind, 0.0, 0, grid])
         entry[1] += float(event["dur"])
         entry[2] += 1
         intervals.append((float(event["ts"]), float(event["ts"]) + float(event["dur"])))
@@ -85,13 +87,14 @@ def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
         "busy_ms": busy_ms,
         "wall_ms": wall_ms_per_step,
         "host_gap_ms": max(0.0, wall_ms_per_step - busy_ms),
-        "top": [{"name": name, "kind": kind, "ms": us / 1000 / steps, "per_step": n / steps}
-                for name, (kind, us, n) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]],
+        "top": [{"name": name, "kind": kind, "ms": us / 1000 / steps, "per_step": n / steps,
+                 "grid": grid}
+                for name, (kind, us, n, grid) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]],
     }
 
 
 def profile_steps(step, sync, steps: int = 5, kinds: tuple[str, ...] = DEVICE_EVENT_KINDS,
-                  trace_path: str | Path | None = None) -> dict:
+                  trace_path: str | Path | None = None, top: int = TOP_KERNELS) -> dict:
     """Run ``step`` ``steps`` times under the profiler (device synced around the window) and
     break the trace down; ``trace_path`` keeps the Chrome trace (opens in Perfetto)."""
     import torch
@@ -112,7 +115,7 @@ def profile_steps(step, sync, steps: int = 5, kinds: tuple[str, ...] = DEVICE_EV
         path.parent.mkdir(parents=True, exist_ok=True)
         prof.export_chrome_trace(str(path))
         events = json.loads(path.read_text()).get("traceEvents", [])
-    return kernel_breakdown(events, steps, wall_ms, kinds)
+    return kernel_breakdown(events, steps, wall_ms, kinds, top)
 
 
 def format_breakdown(rows: dict[str, dict]) -> str:
@@ -127,6 +130,7 @@ def format_breakdown(rows: dict[str, dict]) -> str:
         lines.append(line + f"{r['busy_ms']:>9.2f}{r['wall_ms']:>9.2f}{r['host_gap_ms']:>10.2f}")
     for variant, r in rows.items():
         if r.get("top"):
-            lines.append(f"longest kernels, {variant} (ms per step, launches per step, kind, name):")
-            lines += [f"  {k['ms']:>7.2f} {k['per_step']:>5g}  {k['kind']:<11} {k['name'][:100]}" for k in r["top"]]
+            lines.append(f"longest kernels, {variant} (ms per step, launches per step, kind, name, grid):")
+            lines += [f"  {k['ms']:>7.2f} {k['per_step']:>5g}  {k['kind']:<11} {k['name'][:100]}"
+                      f"  {k.get('grid') or ''}" for k in r["top"]]
     return "\n".join(lines)

@@ -60,6 +60,11 @@ class ModelConfig:
     """Weight of the image-text matching loss in the total (0 skips the fusion branch)."""
     dropout: float = 0.0
     """Dropout inside the text encoder and fusion blocks (0 makes CPU runs deterministic)."""
+    gelu: Literal["erf", "erf_poly"] = "erf"
+    """``erf``: torch's exact GELU; ``erf_poly``: the same function with erf from a rational
+    polynomial (|error| <= 1.5e-7, ``mmscale.model.gelu``), only where the model is compiled:
+    its kernels run at the memory bandwidth where torch's are bound by their arithmetic
+    (1.3x-1.7x per kernel, 1.023x the ``base`` train step on an H200, BERT and ViT alike)."""
 
     def validate(self) -> None:
         positive = ("image_size", "vocab_size", "max_text_len", "hidden_dim", "num_heads", "embed_dim")

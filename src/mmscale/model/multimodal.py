@@ -16,6 +16,7 @@ from torch import nn
 from mmscale.model import losses
 from mmscale.model.config import ModelConfig
 from mmscale.model.encoders import ImageEncoder, TextEncoder
+from mmscale.model.gelu import use_erf_poly_gelu
 from mmscale.model.fusion import build_fusion
 
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp on 1/temperature
@@ -34,6 +35,8 @@ class MultimodalModel(nn.Module):
         self.itm_head = nn.Linear(cfg.hidden_dim, 2)
         # shape (1,), not a scalar: FSDP2 cannot shard 0-d parameters
         self.logit_scale = nn.Parameter(torch.tensor([math.log(1.0 / cfg.temperature_init)]))
+        if cfg.gelu == "erf_poly":
+            use_erf_poly_gelu(self)
 
     # --- public pieces -------------------------------------------------------------------
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
