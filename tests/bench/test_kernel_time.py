@@ -43,12 +43,35 @@ def test_breakdown_per_step_and_host_gap():
     assert out["busy_ms"] == pytest.approx(5.0)  # 0-5 ms and 10-15 ms, over 2 steps
     assert out["host_gap_ms"] == pytest.approx(5.0)
     assert out["kernels_per_step"]["matmul"] == 1.0
-    assert out["top"][0] == {"name": "nvjet_a", "kind": "matmul", "ms": 2.0, "per_step": 0.5, "grid": [132, 1, 1]}
+    assert out["top"][0] == {"name": "nvjet_a", "kind": "matmul", "ms": 2.0, "per_step": 0.5, "grid": [132, 1, 1],
+                             "launched_by": []}  # the trace holds no runtime calls
     assert out["top"][1]["grid"] is None  # a trace event without args
     assert [k["name"] for k in out["top"]] == ["nvjet_a", "nvjet_b", "Memset (Device)", "triton_poi_fused_gelu_1"]
     assert [k["name"] for k in kernel_breakdown(events, steps=2, wall_ms_per_step=10.0, top=1)["top"]] == ["nvjet_a"]
     with pytest.raises(ValueError):
         kernel_breakdown(events, steps=0, wall_ms_per_step=1.0)
+
+
+def test_each_top_kernel_names_the_host_ops_that_launched_it():
+    events = [
+        {"cat": "kernel", "name": "reduce_kernel", "ts": 500, "dur": 10, "args": {"correlation": 7}},
+        {"cat": "kernel", "name": "graph_kernel", "ts": 600, "dur": 5, "args": {"correlation": 9}},
+        {"cat": "cuda_runtime", "name": "cudaLaunchKernel", "ts": 105, "dur": 2, "tid": 1, "args": {"correlation": 7}},
+        {"cat": "cuda_runtime", "name": "cudaGraphLaunch", "ts": 305, "dur": 2, "tid": 1, "args": {"correlation": 9}},
+        {"cat": "user_annotation", "name": "step", "ts": 90, "dur": 300, "tid": 1},
+        {"cat": "python_function", "name": "clip_grad_norm_", "ts": 100, "dur": 100, "tid": 1},
+        {"cat": "cpu_op", "name": "aten::linalg_vector_norm", "ts": 104, "dur": 6, "tid": 1},
+        {"cat": "cpu_op", "name": "aten::mul_", "ts": 120, "dur": 5, "tid": 1},  # after the launch
+        {"cat": "cpu_op", "name": "aten::sum", "ts": 100, "dur": 50, "tid": 2},  # another thread
+        {"cat": "cpu_op", "name": "aten::sum", "ts": 100, "dur": 50, "tid": 1, "ph": "X"},
+        {"cat": "cpu_op", "name": "CUDAGraph::replay", "ts": 300, "dur": 10, "tid": 1},
+    ]
+    top = {k["name"]: k["launched_by"] for k in kernel_breakdown(events, steps=1, wall_ms_per_step=1.0)["top"]}
+    # outer to inner, the last three host spans, then the runtime call
+    assert top["reduce_kernel"] == ["clip_grad_norm_", "aten::sum", "aten::linalg_vector_norm", "cudaLaunchKernel"]
+    assert top["graph_kernel"] == ["step", "CUDAGraph::replay", "cudaGraphLaunch"]
+    table = format_breakdown({"row": kernel_breakdown(events, steps=1, wall_ms_per_step=1.0)})
+    assert "launched by: clip_grad_norm_ > aten::sum > aten::linalg_vector_norm > cudaLaunchKernel" in table
 
 
 def test_profile_steps_reads_a_real_trace(tmp_path):

@@ -44,3 +44,30 @@ def test_hard_negatives_never_pick_the_positive_and_follow_similarity():
     assert (neg_text != torch.arange(3)).all() and (neg_image != torch.arange(3)).all()
     assert (neg_text[:, 0] == 1).float().mean() > 0.95  # image 0's most similar other text is 1
     assert (neg_image[:, 0] == 1).float().mean() > 0.95  # text 0: column 0 -> image 1 (8 vs -9)
+
+
+def test_hard_negatives_are_drawn_from_the_softmax_of_the_other_rows():
+    """The Gumbel-max draw samples softmax(similarity) with the diagonal excluded: frequencies
+    over many draws match those probabilities."""
+    sim = torch.tensor([[5.0, 1.0, 0.0, -1.0], [0.5, 5.0, 1.5, 0.0], [2.0, 0.0, 5.0, 1.0], [0.0, 0.0, 0.0, 5.0]])
+    gen = torch.Generator().manual_seed(1)
+    draws = 5_000
+    neg_text = torch.stack([losses.sample_hard_negatives(sim, gen)[0] for _ in range(draws)])
+    neg_image = torch.stack([losses.sample_hard_negatives(sim, gen)[1] for _ in range(draws)])
+    off_diagonal = sim.masked_fill(torch.eye(4, dtype=torch.bool), float("-inf"))
+    for picks, probs in ((neg_text, off_diagonal.softmax(1)), (neg_image, off_diagonal.t().softmax(1))):
+        for row in range(4):
+            freq = torch.bincount(picks[:, row], minlength=4).float() / draws
+            # 4.5 standard errors of a binomial share at these counts
+            tol = 4.5 * (probs[row] * (1 - probs[row]) / draws).sqrt() + 1e-9
+            assert ((freq - probs[row]).abs() <= tol).all(), (row, freq, probs[row])
+            assert freq[row] == 0
+
+
+def test_hard_negative_draw_compiles_into_one_graph():
+    """No graph break: the draw fuses into the compiled step (torch.multinomial did not lower)."""
+    sim = torch.randn(8, 8)
+    draw = torch.compile(losses.sample_hard_negatives, backend="aot_eager", fullgraph=True)
+    neg_text, neg_image = draw(sim)
+    assert neg_text.shape == neg_image.shape == (8,)
+    assert (neg_text != torch.arange(8)).all() and (neg_image != torch.arange(8)).all()

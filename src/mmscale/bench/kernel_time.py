@@ -65,7 +65,7 @@ def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
     by_category: dict[str, float] = {}
     counts: dict[str, int] = {}
     intervals = []
-    by_name: dict[str, list] = {}  # name -> [kind, total us, count, first launch's grid]
+    by_name: dict[str, list] = {}  # name -> [kind, total us, count, first launch's grid, its event]
     for event in events:
         if event.get("cat") not in kinds or "dur" not in event:
             continue
@@ -75,11 +75,13 @@ def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
         counts[kind] = counts.get(kind, 0) + 1
         # the launch grid tells same-named kernels' callers apart (a ViT block's from a BERT layer's)
         grid = (event.get("args") or {}).get("grid")
-        entry = by_name.setdefault(name[:NAME_CHARS], [kind, 0.0, 0, grid])
+        entry = by_name.setdefault(name[:NAME_CHARS], [kind, 0.0, 0, grid, event])
         entry[1] += float(event["dur"])
         entry[2] += 1
         intervals.append((float(event["ts"]), float(event["ts"]) + float(event["dur"])))
     busy_ms = busy_us(intervals) / 1000 / steps
+    calls = {(e.get("args") or {}).get("correlation"): e for e in events if e.get("cat") == "cuda_runtime"}
+    spans = [e for e in events if e.get("cat") in HOST_SPANS and "dur" in e]
     return {
         "ms": {k: v / 1000 / steps for k, v in sorted(by_category.items(), key=lambda kv: -kv[1])},
         "kernels_per_step": {k: counts[k] / steps for k in counts},
@@ -88,9 +90,31 @@ def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
         "wall_ms": wall_ms_per_step,
         "host_gap_ms": max(0.0, wall_ms_per_step - busy_ms),
         "top": [{"name": name, "kind": kind, "ms": us / 1000 / steps, "per_step": n / steps,
-                 "grid": grid}
-                for name, (kind, us, n, grid) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]],
+                 "grid": grid, "launched_by": launched_by(first, calls, spans)}
+                for name, (kind, us, n, grid, first) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]],
     }
+
+
+HOST_SPANS = ("cpu_op", "user_annotation", "python_function")
+LAUNCH_CHAIN = 3  # innermost host ops named per kernel
+
+
+def launched_by(kernel: dict, calls: dict, spans: list[dict]) -> list[str]:
+    """The host ops (outer to inner, the last ``LAUNCH_CHAIN``) around the runtime call that
+    launched ``kernel``, then the call itself.
+
+    The kernel's ``correlation`` id names the call in ``calls`` (``cudaLaunchKernel``, or
+    ``cudaGraphLaunch`` for a replayed graph, whose kernels all name the replay); the ``spans``
+    (host ops) enclosing that call on its thread say which code asked for the kernel
+    (``aten::linalg_vector_norm`` inside ``clip_grad_norm_``, say). Empty when the trace holds no
+    such call (a CPU trace)."""
+    call = calls.get((kernel.get("args") or {}).get("correlation"))
+    if call is None:
+        return []
+    at, thread = float(call["ts"]), call.get("tid")
+    around = sorted((e for e in spans if e.get("tid") == thread and float(e["ts"]) <= at <= float(e["ts"]) + float(e["dur"])),
+                    key=lambda e: (float(e["ts"]), -float(e["dur"])))
+    return [str(e.get("name", ""))[:NAME_CHARS] for e in around][-LAUNCH_CHAIN:] + [str(call.get("name", ""))]
 
 
 def profile_steps(step, sync, steps: int = 5, kinds: tuple[str, ...] = DEVICE_EVENT_KINDS,
@@ -131,6 +155,9 @@ def format_breakdown(rows: dict[str, dict]) -> str:
     for variant, r in rows.items():
         if r.get("top"):
             lines.append(f"longest kernels, {variant} (ms per step, launches per step, kind, name, grid):")
-            lines += [f"  {k['ms']:>7.2f} {k['per_step']:>5g}  {k['kind']:<11} {k['name'][:100]}"
-                      f"  {k.get('grid') or ''}" for k in r["top"]]
+            for k in r["top"]:
+                lines.append(f"  {k['ms']:>7.2f} {k['per_step']:>5g}  {k['kind']:<11} {k['name'][:100]}"
+                             f"  {k.get('grid') or ''}")
+                if k.get("launched_by"):
+                    lines.append(f"{'':>27}launched by: {' > '.join(n[:60] for n in k['launched_by'])}")
     return "\n".join(lines)

@@ -24,15 +24,25 @@ def sample_hard_negatives(similarity: torch.Tensor, generator: torch.Generator |
     similarity: (B, B) image x text. Negatives are drawn with probability softmax(similarity)
     over the other rows (the diagonal is excluded), so confusable pairs are picked more often
     (ALBEF/BLIP). Returns (neg_text_idx (B,), neg_image_idx (B,)). Needs B >= 2.
+
+    Drawn by the Gumbel-max trick, argmax(similarity + Gumbel noise), which samples exactly that
+    softmax: elementwise work and one row-wise argmax that ``torch.compile`` fuses into the step.
+    ``torch.multinomial``, used before, has no Inductor lowering; on an H200 its CUDA kernels
+    took 124 single-block launches and about 1 ms of a 64 ms ``base`` step.
     """
     batch = similarity.shape[0]
     eye = torch.eye(batch, dtype=torch.bool, device=similarity.device)
     sim = similarity.float().masked_fill(eye, float("-inf"))
-    weights_i2t = torch.softmax(sim, dim=1)
-    weights_t2i = torch.softmax(sim.t(), dim=1)
-    neg_text_idx = torch.multinomial(weights_i2t, 1, generator=generator).squeeze(1)
-    neg_image_idx = torch.multinomial(weights_t2i, 1, generator=generator).squeeze(1)
+    neg_text_idx = (sim + _gumbel(sim.shape, sim.device, generator)).argmax(dim=1)
+    neg_image_idx = (sim.t() + _gumbel(sim.shape, sim.device, generator)).argmax(dim=1)
     return neg_text_idx, neg_image_idx
+
+
+def _gumbel(shape, device, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard Gumbel noise, -log(-log(U)) with U uniform on [0, 1): U = 0 gives -inf (never
+    picked), and U < 1 always, so no +inf."""
+    uniform = torch.rand(shape, device=device, generator=generator)
+    return -torch.log(-torch.log(uniform))
 
 
 def itm_loss(itm_logits: torch.Tensor, batch: int) -> torch.Tensor:
