@@ -12,7 +12,7 @@ the forward's ``exp(-x^2/2)`` (the normal density) and needs no second transcend
 ``model.gelu=erf_poly`` swaps this module into the whole model (``use_erf_poly_gelu``); the
 default, ``erf``, keeps torch's GELU. Whether it pays is measured, not assumed:
 ``benchmarks/gelu_kernels.py`` times both against a plain copy of the same bytes (on an H200,
-the polynomial's kernels reach the copy's bandwidth, 1.4x-1.6x torch's; BENCHMARKS.md).
+the polynomial's kernels reach the copy's bandwidth, 1.4x-1.7x torch's; BENCHMARKS.md).
 """
 
 from __future__ import annotations
