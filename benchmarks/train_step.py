@@ -40,8 +40,9 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
 ``--kernels N`` profiles N more steps of every row and prints where its device time goes:
 milliseconds per step of matmuls, attention, norms, GELU, other elementwise kernels and the
 optimizer, and the host gap (wall time in which no kernel ran); see ``mmscale.bench.kernel_time``.
-``--kernels-top K`` lists the K longest kernels by name, each with its launch grid and the host
-ops that launched it (in a step-graph row every kernel names the graph's replay: profile the row
+``--kernels-top K`` lists the K longest kernels by name, each with its launch grid, the host ops
+that launched it and, for a name that several ops launch (every memset is "Memset (Device)"),
+the split by op (in a step-graph row every kernel names the graph's replay: profile the row
 without ``_step_graph`` to see which code asks for a kernel).
 
 FLOPs per step are counted once per row with ``FlopCounterMode``; MFU is over the bf16 dense

@@ -44,7 +44,7 @@ def test_breakdown_per_step_and_host_gap():
     assert out["host_gap_ms"] == pytest.approx(5.0)
     assert out["kernels_per_step"]["matmul"] == 1.0
     assert out["top"][0] == {"name": "nvjet_a", "kind": "matmul", "ms": 2.0, "per_step": 0.5, "grid": [132, 1, 1],
-                             "launched_by": []}  # the trace holds no runtime calls
+                             "launched_by": [], "launchers": []}  # the trace holds no runtime calls
     assert out["top"][1]["grid"] is None  # a trace event without args
     assert [k["name"] for k in out["top"]] == ["nvjet_a", "nvjet_b", "Memset (Device)", "triton_poi_fused_gelu_1"]
     assert [k["name"] for k in kernel_breakdown(events, steps=2, wall_ms_per_step=10.0, top=1)["top"]] == ["nvjet_a"]
@@ -72,6 +72,31 @@ def test_each_top_kernel_names_the_host_ops_that_launched_it():
     assert top["graph_kernel"] == ["step", "CUDAGraph::replay", "cudaGraphLaunch"]
     table = format_breakdown({"row": kernel_breakdown(events, steps=1, wall_ms_per_step=1.0)})
     assert "launched by: clip_grad_norm_ > aten::sum > aten::linalg_vector_norm > cudaLaunchKernel" in table
+
+
+def test_same_named_kernels_are_split_by_the_op_that_launched_each():
+    """Every memset is called "Memset (Device)": which ops ask for them, and how much each costs."""
+    events, external = [], 100
+    for i, (op, dur) in enumerate([("aten::zero_", 2), ("aten::zero_", 2), ("aten::cudnn_convolution", 5),
+                                   ("aten::zero_", 2), (None, 1)]):
+        events.append({"cat": "gpu_memset", "name": "Memset (Device)", "ts": 1000 + 10 * i, "dur": dur,
+                       "args": {"correlation": i}})
+        call_args = {"correlation": i}
+        if op is not None:
+            external += 1
+            call_args["External id"] = external
+            events.append({"cat": "cpu_op", "name": op, "ts": 10 * i, "dur": 5, "tid": 1,
+                           "args": {"External id": external}})
+        events.append({"cat": "cuda_runtime", "name": "cudaMemsetAsync", "ts": 10 * i + 1, "dur": 1, "tid": 1,
+                       "args": call_args})
+    (memset,) = kernel_breakdown(events, steps=1, wall_ms_per_step=1.0)["top"]
+    assert memset["per_step"] == 5
+    # by time: three zero_ (6 us), the convolution's (5 us), the call with no op around it (1 us)
+    assert [(o["op"], o["per_step"]) for o in memset["launchers"]] == [
+        ("aten::zero_", 3), ("aten::cudnn_convolution", 1), ("cudaMemsetAsync", 1)]
+    assert memset["launchers"][0]["ms"] == pytest.approx(0.006)
+    table = format_breakdown({"row": kernel_breakdown(events, steps=1, wall_ms_per_step=1.0)})
+    assert "by op: aten::zero_ (3/step, 0.01 ms), aten::cudnn_convolution (1/step, 0.01 ms)" in table
 
 
 def test_profile_steps_reads_a_real_trace(tmp_path):

@@ -65,7 +65,10 @@ def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
     by_category: dict[str, float] = {}
     counts: dict[str, int] = {}
     intervals = []
-    by_name: dict[str, list] = {}  # name -> [kind, total us, count, first launch's grid, its event]
+    by_name: dict[str, list] = {}  # name -> [kind, total us, count, first launch's grid, its event, launchers]
+    calls = {(e.get("args") or {}).get("correlation"): e for e in events if e.get("cat") == "cuda_runtime"}
+    ops = {(e.get("args") or {}).get("External id"): str(e.get("name", "")) for e in events
+           if e.get("cat") == "cpu_op" and (e.get("args") or {}).get("External id") is not None}
     for event in events:
         if event.get("cat") not in kinds or "dur" not in event:
             continue
@@ -75,12 +78,16 @@ def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
         counts[kind] = counts.get(kind, 0) + 1
         # the launch grid tells same-named kernels' callers apart (a ViT block's from a BERT layer's)
         grid = (event.get("args") or {}).get("grid")
-        entry = by_name.setdefault(name[:NAME_CHARS], [kind, 0.0, 0, grid, event])
+        entry = by_name.setdefault(name[:NAME_CHARS], [kind, 0.0, 0, grid, event, {}])
         entry[1] += float(event["dur"])
         entry[2] += 1
+        op = launching_op(event, calls, ops)
+        if op is not None:  # same-named kernels (every memset) split by the op that launched each
+            tally = entry[5].setdefault(op, [0.0, 0])
+            tally[0] += float(event["dur"])
+            tally[1] += 1
         intervals.append((float(event["ts"]), float(event["ts"]) + float(event["dur"])))
     busy_ms = busy_us(intervals) / 1000 / steps
-    calls = {(e.get("args") or {}).get("correlation"): e for e in events if e.get("cat") == "cuda_runtime"}
     spans = [e for e in events if e.get("cat") in HOST_SPANS and "dur" in e]
     return {
         "ms": {k: v / 1000 / steps for k, v in sorted(by_category.items(), key=lambda kv: -kv[1])},
@@ -90,9 +97,24 @@ def kernel_breakdown(events: list[dict], steps: int, wall_ms_per_step: float,
         "wall_ms": wall_ms_per_step,
         "host_gap_ms": max(0.0, wall_ms_per_step - busy_ms),
         "top": [{"name": name, "kind": kind, "ms": us / 1000 / steps, "per_step": n / steps,
-                 "grid": grid, "launched_by": launched_by(first, calls, spans)}
-                for name, (kind, us, n, grid, first) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]],
+                 "grid": grid, "launched_by": launched_by(first, calls, spans),
+                 "launchers": [{"op": op, "ms": t_us / 1000 / steps, "per_step": t_n / steps}
+                               for op, (t_us, t_n) in sorted(tally.items(), key=lambda kv: -kv[1][0])[:LAUNCHERS]]}
+                for name, (kind, us, n, grid, first, tally) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]],
     }
+
+
+LAUNCHERS = 4  # ops listed per kernel name, by their launches' time
+
+
+def launching_op(kernel: dict, calls: dict, ops: dict) -> str | None:
+    """The host op that launched ``kernel``: its ``correlation`` id names the runtime call, whose
+    ``External id`` names the innermost op around it (the call's own name where the trace has no
+    such op); None without a runtime call (a CPU trace)."""
+    call = calls.get((kernel.get("args") or {}).get("correlation"))
+    if call is None:
+        return None
+    return ops.get((call.get("args") or {}).get("External id"), str(call.get("name", "")))
 
 
 HOST_SPANS = ("cpu_op", "user_annotation", "python_function")
@@ -160,4 +182,7 @@ def format_breakdown(rows: dict[str, dict]) -> str:
                              f"  {k.get('grid') or ''}")
                 if k.get("launched_by"):
                     lines.append(f"{'':>27}launched by: {' > '.join(n[:60] for n in k['launched_by'])}")
+                if len(k.get("launchers") or []) > 1:
+                    lines.append(f"{'':>27}by op: " + ", ".join(
+                        f"{o['op'][:40]} ({o['per_step']:g}/step, {o['ms']:.2f} ms)" for o in k["launchers"]))
     return "\n".join(lines)
