@@ -16,8 +16,8 @@ from torch import nn
 from mmscale.model import losses
 from mmscale.model.config import ModelConfig
 from mmscale.model.encoders import ImageEncoder, TextEncoder
-from mmscale.model.gelu import use_erf_poly_gelu
 from mmscale.model.fusion import build_fusion
+from mmscale.model.gelu import use_erf_poly_gelu
 
 MAX_LOGIT_SCALE = 100.0  # CLIP's clamp on 1/temperature
 
