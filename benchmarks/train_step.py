@@ -33,6 +33,12 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
   (``mmscale.model.gelu``), fewer instructions per element, the same function within 1.5e-7;
   ``..._erf_poly_pdl`` adds Inductor's Programmatic Dependent Launch (``triton.enable_pdl``:
   a Triton kernel's launch overlaps the end of the kernel before it).
+- ``..._erf_poly_no_mix_order``, ``..._erf_poly_split64`` (only when named): the LayerNorm
+  backward's weight and bias gradients. By default Inductor computes them in the row kernel as
+  partial sums over 16 rows (``triton.mix_order_reduction``), then sums the partials with one
+  ATen ``sum`` per gradient (about 123 small reductions per step, each with a memset and a
+  cast); the first row turns that off (separate column reductions), the second makes the
+  partials 64 rows tall (``triton.mix_order_reduction_split_size``).
 - ``ours_bf16_weights_step_graph_max_autotune`` (only when named): compiled with Inductor's
   ``max_autotune`` alone: each matmul shape timed as cuBLAS and as Triton templates with the
   bias and GELU fused into the chosen kernel's epilogue.
@@ -73,7 +79,9 @@ EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights", "ours_graphs", "ours_bf16_wei
                   "ours_bf16_weights_step_graph_compiled_adamw",
                   "ours_bf16_weights_step_graph_cdt_compiled_adamw",
                   "ours_bf16_weights_step_graph_erf_poly", "ours_bf16_weights_step_graph_erf_poly_pdl",
-                  "ours_bf16_weights_step_graph_cdt_erf_poly")  # run only when named in --variants
+                  "ours_bf16_weights_step_graph_cdt_erf_poly",
+                  "ours_bf16_weights_step_graph_erf_poly_no_mix_order",
+                  "ours_bf16_weights_step_graph_erf_poly_split64")  # run only when named in --variants
 
 
 @dataclass
@@ -152,6 +160,13 @@ SETTINGS = {
     "ours_bf16_weights_step_graph_cdt_erf_poly": Settings(
         "ours_bf16_weights_step_graph_cdt_erf_poly", "fused", "bf16", True, True, True, bf16_weights=True,
         step_graph=True, model=("model.gelu=erf_poly",), inductor=(("coordinate_descent_tuning", True),)),
+    # the LayerNorm backward's weight/bias gradients: column reductions of their own, or taller partials
+    "ours_bf16_weights_step_graph_erf_poly_no_mix_order": Settings(
+        "ours_bf16_weights_step_graph_erf_poly_no_mix_order", "fused", "bf16", True, True, True, bf16_weights=True,
+        step_graph=True, model=("model.gelu=erf_poly",), inductor=(("triton.mix_order_reduction", False),)),
+    "ours_bf16_weights_step_graph_erf_poly_split64": Settings(
+        "ours_bf16_weights_step_graph_erf_poly_split64", "fused", "bf16", True, True, True, bf16_weights=True,
+        step_graph=True, model=("model.gelu=erf_poly",), inductor=(("triton.mix_order_reduction_split_size", 64),)),
 }
 
 

@@ -162,3 +162,17 @@ def test_optimizer_update_benchmark_runs_each_variant_in_its_own_process(tmp_pat
     assert all("--in-process" not in c for c in children)
     assert result["process_per_variant"] is True and result["params"] == 1000
     assert result["ratios"] == {"compiled_speedup_over_eager": 2.0}
+
+
+def test_every_rows_inductor_settings_exist_in_this_torch(load_benchmark):
+    """A misspelt Inductor setting would fail only on the GPU, after the rows before it ran."""
+    import torch._inductor.config as inductor_config
+
+    bench = load_benchmark("train_step")
+    for name, settings in bench.SETTINGS.items():
+        with inductor_config.patch(dict(settings.inductor)):  # raises AttributeError on an unknown key
+            for key, value in settings.inductor:
+                node = inductor_config
+                for part in key.split("."):
+                    node = getattr(node, part)
+                assert node == value, name
