@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 # the code itself also runs on torch 2.11 / torchvision 0.26.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= runs/demo
+# Tests run on two worker processes (pytest-xdist), each file whole on one worker, so a file's
+# fixtures are built once. Timing tests compare partners measured in the same window, so the
+# other worker's load falls on both; tests marked whole_machine (threads contending for the
+# cores) run afterwards, alone. TEST_WORKERS=0 runs the whole suite in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test clean
 
@@ -23,7 +28,12 @@ demo: install
 	$(BIN)/mmscale validate --preset cpu --out $(DEMO_DIR)
 
 test: install
+ifeq ($(TEST_WORKERS),0)
 	$(BIN)/python -m pytest -q
+else
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not whole_machine"
+	$(BIN)/python -m pytest -q -m whole_machine
+endif
 
 clean:
 	rm -rf $(VENV) runs

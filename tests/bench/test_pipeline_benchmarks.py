@@ -57,6 +57,7 @@ def test_pipeline_script_on_cpu(tmp_path, capsys):
     assert "target" in capsys.readouterr().out
 
 
+@pytest.mark.whole_machine  # its spinning thread must hold a core of its own to contend for the GIL
 def test_decode_gil_probe_tells_a_call_that_holds_the_gil_from_one_that_releases_it(tmp_path):
     import time
 

@@ -62,20 +62,25 @@ def test_activation_checkpointing_gives_the_same_gradients():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_compiled_ddp_can_be_told_not_to_split_its_graph_at_buckets(monkeypatch):
+def test_compiled_ddp_can_be_told_not_to_split_its_graph_at_buckets():
     """Dynamo reads ``optimize_ddp`` when it first compiles; the option must reach it, and only
-    when asked (torch's default, the split, is kept otherwise)."""
+    when asked (torch's default, the split, is kept otherwise).
+
+    The config's own ``patch`` restores the setting afterwards: pytest's monkeypatch deletes it
+    on undo (it does not see the module's attribute as set), which hides it from every later
+    compile in the process."""
     import torch._dynamo.config as dynamo_config
 
-    monkeypatch.setattr(dynamo_config, "optimize_ddp", True)
-    model = MultimodalModel(tiny_model_config())
-    optimizer = build_optimizer(model, 1e-3, 0.0)
-    TrainStep(model, optimizer, compile=True)
-    assert dynamo_config.optimize_ddp is True
-    TrainStep(model, optimizer, compile=False, ddp_graph_split=False)  # nothing compiled: left alone
-    assert dynamo_config.optimize_ddp is True
-    TrainStep(model, optimizer, compile=True, ddp_graph_split=False)
-    assert dynamo_config.optimize_ddp is False
+    with dynamo_config.patch(optimize_ddp=True):
+        model = MultimodalModel(tiny_model_config())
+        optimizer = build_optimizer(model, 1e-3, 0.0)
+        TrainStep(model, optimizer, compile=True)
+        assert dynamo_config.optimize_ddp is True
+        TrainStep(model, optimizer, compile=False, ddp_graph_split=False)  # nothing compiled: left alone
+        assert dynamo_config.optimize_ddp is True
+        TrainStep(model, optimizer, compile=True, ddp_graph_split=False)
+        assert dynamo_config.optimize_ddp is False
+    assert dynamo_config.optimize_ddp is True  # torch's default again, still readable
 
 
 def test_reduce_overhead_marks_each_step_for_cuda_graph_trees(monkeypatch):
