@@ -64,7 +64,8 @@ class ModelConfig:
     """``erf``: torch's exact GELU; ``erf_poly``: the same function with erf from a rational
     polynomial (|error| <= 1.5e-7, ``mmscale.model.gelu``), only where the model is compiled:
     its kernels run at the memory bandwidth where torch's are bound by their arithmetic
-    (1.4x-1.7x per kernel, 1.023x the ``base`` train step on an H200, BERT and ViT alike)."""
+    (1.4x-1.7x per kernel, 1.023x-1.030x the ``base`` train step on three H200 hosts, BERT and
+    ViT alike). Off by default: one CPU learning A/B (BENCHMARKS.md) found no harm, within seed noise."""
 
     def validate(self) -> None:
         positive = ("image_size", "vocab_size", "max_text_len", "hidden_dim", "num_heads", "embed_dim")
