@@ -439,14 +439,14 @@ def run_variant(name: str, args, device, peak) -> StepRow:
 
 def ratios(rows: list[StepRow]) -> dict[str, float]:
     """Each row's samples/s over the baselines' (pure function of the rows): ``ours`` over every
-    other row, and each other ``ours_*`` row over the references it is measured against."""
+    other row, and each other ``ours_*`` row over the references and the peer it is measured against."""
     ok = {r.variant: r.samples_per_s for r in rows if r.status.startswith("ok") and r.samples_per_s}
     out = {}
     if "ours" in ok:
         out.update({f"ours_over_{name}": ok["ours"] / value for name, value in ok.items()
                     if name != "ours" and not name.startswith("ours_")})
     for name in (n for n in ok if n.startswith("ours_")):
-        for base in ("reference_fp32", "reference_bf16_compile", "ours"):
+        for base in ("reference_fp32", "reference_bf16_compile", "hf_blip_itm", "ours"):
             if base in ok:
                 out[f"{name}_over_{base}"] = ok[name] / ok[base]
     return out

@@ -32,11 +32,12 @@ def test_ratios_of_the_other_ours_rows_are_over_the_references_and_ours(load_ben
     rows = [bench.StepRow("ours", 4, "cpu", samples_per_s=200.0),
             bench.StepRow("ours_step_graph", 4, "cpu", samples_per_s=250.0),
             bench.StepRow("reference_fp32", 4, "cpu", samples_per_s=25.0),
-            bench.StepRow("reference_bf16_compile", 4, "cpu", samples_per_s=100.0)]
+            bench.StepRow("reference_bf16_compile", 4, "cpu", samples_per_s=100.0),
+            bench.StepRow("hf_blip_itm", 4, "cpu", samples_per_s=50.0)]
     assert bench.ratios(rows) == pytest.approx({
-        "ours_over_reference_fp32": 8.0, "ours_over_reference_bf16_compile": 2.0,
+        "ours_over_reference_fp32": 8.0, "ours_over_reference_bf16_compile": 2.0, "ours_over_hf_blip_itm": 4.0,
         "ours_step_graph_over_reference_fp32": 10.0, "ours_step_graph_over_reference_bf16_compile": 2.5,
-        "ours_step_graph_over_ours": 1.25})
+        "ours_step_graph_over_hf_blip_itm": 5.0, "ours_step_graph_over_ours": 1.25})
 
 
 def test_train_step_fp8_row_converts_linears_and_runs(tmp_path, load_benchmark):
