@@ -32,7 +32,7 @@ ifeq ($(TEST_WORKERS),0)
 	$(BIN)/python -m pytest -q
 else
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not whole_machine"
-	$(BIN)/python -m pytest -q -m whole_machine
+	$(BIN)/python -m pytest -q -m whole_machine || [ $$? -eq 5 ]  # 5: no test carries the mark
 endif
 
 clean:
