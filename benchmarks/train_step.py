@@ -36,8 +36,8 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
 - ``..._erf_poly_no_mix_order``, ``..._erf_poly_split64`` (only when named): the LayerNorm
   backward's weight and bias gradients. By default Inductor computes them in the row kernel as
   partial sums over 16 rows (``triton.mix_order_reduction``), then sums the partials with one
-  ATen ``sum`` per gradient (about 123 small reductions per step, each with a memset and a
-  cast); the first row turns that off (separate column reductions), the second makes the
+  ATen ``sum`` per gradient (123 small reductions per step on an H200, each with a memset,
+  most with a cast to bf16); the first row turns that off (separate column reductions), the second makes the
   partials 64 rows tall (``triton.mix_order_reduction_split_size``).
 - ``ours_bf16_weights_step_graph_max_autotune`` (only when named): compiled with Inductor's
   ``max_autotune`` alone: each matmul shape timed as cuBLAS and as Triton templates with the
