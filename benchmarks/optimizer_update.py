@@ -1,11 +1,12 @@
 """The optimizer update alone: eager (gather, clip, fused AdamW, write-back) against the same
-update compiled as one function (``train.compile_optimizer``), in one run.
+update compiled as one function (``train.compile_optimizer``) and over flat buffers
+(``train.flat_update``), in one run.
 
 ``base``'s parameters in bf16 with fp32 copies (``train.weights=bf16``), random gradients, clip
 1.0. On CUDA each variant is captured as a CUDA graph and replayed, as under
 ``train.step_graph``, so launch costs count as they do there; on CPU the calls are timed as they
 are. Prints each variant's milliseconds per update, the bytes it must move (counted: 52 B per
-parameter eager, 30 compiled) and the effective bandwidth, and the ratios to the eager update.
+parameter eager, 30 compiled, 34 flat) and the effective bandwidth, and the ratios to the eager update.
 
 Each variant runs in its own child process, one after the other, unless ``--in-process``: with
 the eager and the compiled update captured in one CUDA process, the first replay failed with an
@@ -29,9 +30,11 @@ VARIANTS = {
     "compiled": {},
     "compiled_combo": {"combo_kernels": True},  # Inductor groups the per-tensor kernels into fewer launches
     "compiled_tuned": {"coordinate_descent_tuning": True},  # block sizes timed per kernel (long compile)
+    "flat": None,  # FlatMasterAdamW: gradients into one flat buffer, norm, one pass per group
 }
-DEFAULT_VARIANTS = ("eager", "compiled", "compiled_combo")
-BYTES_PER_PARAM = {"eager": 52, "compiled": 30, "compiled_combo": 30, "compiled_tuned": 30}
+DEFAULT_VARIANTS = ("eager", "compiled", "flat")
+# flat: gradient copy 2 + 2, norm 2, the pass 28 (the bf16 gradient, copy, moments; copy, moments, weight)
+BYTES_PER_PARAM = {"eager": 52, "compiled": 30, "compiled_combo": 30, "compiled_tuned": 30, "flat": 34}
 
 
 def parse(argv=None):
@@ -53,6 +56,7 @@ def build(name: str, args, device):
     from mmscale.config.load import load_config
     from mmscale.model import ModelConfig, MultimodalModel
     from mmscale.train.compiled_update import CompiledAdamW
+    from mmscale.train.flat_update import FlatMasterAdamW
     from mmscale.train.master_weights import MasterWeightAdamW
     from mmscale.train.optim import build_optimizer
 
@@ -61,6 +65,12 @@ def build(name: str, args, device):
     for param in model.parameters():
         param.grad = torch.randn_like(param)
     compiled = VARIANTS[name] is not None
+    if name == "flat":
+        flat = FlatMasterAdamW(model, lambda m: build_optimizer(m, 1e-4, 0.05, capturable=True))
+
+        def update():
+            flat.clip_and_step(1.0)
+        return update, sum(p.numel() for p in model.parameters())
     # eager: the fused AdamW kernel, as training runs it (train.fused_adamw, CUDA and CPU)
     optimizer = MasterWeightAdamW(model, lambda m: build_optimizer(
         m, 1e-4, 0.05, fused=not compiled, capturable=device.type == "cuda" or compiled))

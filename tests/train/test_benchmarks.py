@@ -142,6 +142,35 @@ def test_optimizer_update_benchmark_times_the_eager_update_on_cpu(tmp_path, load
     assert (tmp_path / "optimizer_update.json").is_file()
 
 
+def test_optimizer_update_benchmark_times_the_flat_update_against_the_eager_on_cpu(tmp_path, load_benchmark):
+    """On CPU the flat pass runs uncompiled; both rows in this process, the ratio printed."""
+    bench = load_benchmark("optimizer_update")
+    result = bench.main(["--preset", "tiny", "--device", "cpu", "--variants", "eager,flat", "--iters", "1",
+                         "--rounds", "1", "--in-process", "--out", str(tmp_path)])
+    rows = {row["variant"]: row for row in result["rows"]}
+    assert rows["flat"]["ms"] > 0
+    assert rows["flat"]["counted_gb"] == pytest.approx(34 * result["params"] / 1e9, abs=0.01)
+    assert result["ratios"]["flat_speedup_over_eager"] == pytest.approx(rows["eager"]["ms"] / rows["flat"]["ms"], rel=1e-2)
+
+
+def test_train_step_flat_update_row_runs_and_updates_through_the_flat_buffers(tmp_path, load_benchmark, monkeypatch):
+    import mmscale.train.flat_update as flat_update
+
+    bench = load_benchmark("train_step")
+    built = []
+    original = flat_update.FlatMasterAdamW.clip_and_step
+
+    def recording(self, max_norm):
+        built.append(max_norm)
+        return original(self, max_norm)
+    monkeypatch.setattr(flat_update.FlatMasterAdamW, "clip_and_step", recording)
+    result = bench.main(["--smoke", "--steps", "1", "--warmup", "0", "--out", str(tmp_path),
+                         "--variants", "ours_bf16_weights_step_graph_erf_poly_flat"])
+    (row,) = result["rows"]
+    assert row["status"].startswith("ok") and row["samples_per_s"] > 0
+    assert built and set(built) == {1.0}  # every step went through the flat update, clipped to 1
+
+
 def test_optimizer_update_benchmark_runs_each_variant_in_its_own_process(tmp_path, load_benchmark, monkeypatch):
     """Two variants: two child processes of the script, their rows merged and the ratio printed."""
     import subprocess

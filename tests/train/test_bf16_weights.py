@@ -22,6 +22,18 @@ def losses(path):
     return {r["step"]: r["loss/total"] for r in rows if "loss/total" in r}
 
 
+def resumed_and_whole_and_eager(data, tmp_path, option: str):
+    """Losses by step of three bf16-weights runs with the update ``option`` names (say
+    ``train.flat_update=true``): 6 steps whole, 3 then resumed to 6, and 3 with the eager update."""
+    flat = ["train.warmup_steps=0", "train.min_lr_ratio=1.0", "train.log_every=1"]
+    whole, parted, eager = tmp_path / "whole", tmp_path / "parted", tmp_path / "eager"
+    train(job(data, whole, "train.steps=6", option, *flat))
+    train(job(data, parted, "train.steps=3", option, *flat))
+    train(job(data, parted, "train.steps=6", "train.resume=true", option, *flat))
+    train(job(data, eager, "train.steps=3", *flat))
+    return losses(whole / "metrics.jsonl"), losses(parted / "metrics.jsonl"), losses(eager / "metrics.jsonl")
+
+
 @pytest.mark.parametrize("setting, field", [
     (["train.precision=fp16"], "train.weights"),
     (["train.precision=fp32"], "train.weights"),

@@ -142,22 +142,15 @@ def test_training_with_it_checkpoints_and_resumes_to_the_same_losses(tiny_datase
     checkpoint), and the run's losses match the eager update's at the first steps. Dynamo traces
     the function but runs its graph without Inductor here (Inductor needs 45 s on 2 cores for the
     tiny model's update): this test is about the wiring; the kernels' math is the tests' above."""
-    from mmscale.train import train
-    from tests.train.test_bf16_weights import job, losses
+    from tests.train.test_bf16_weights import resumed_and_whole_and_eager
 
     compile_with_inductor = torch.compile
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: compile_with_inductor(fn, backend="eager", dynamic=False))
     torch.set_num_threads(1)
-    flat = ["train.warmup_steps=0", "train.min_lr_ratio=1.0", "train.log_every=1"]
-    full, parted, eager = tmp_path / "full", tmp_path / "parted", tmp_path / "eager"
-    train(job(tiny_dataset, full, "train.steps=6", "train.compile_optimizer=true", *flat))
-    train(job(tiny_dataset, parted, "train.steps=3", "train.compile_optimizer=true", *flat))
-    train(job(tiny_dataset, parted, "train.steps=6", "train.resume=true", "train.compile_optimizer=true", *flat))
-    want, got = losses(full / "metrics.jsonl"), losses(parted / "metrics.jsonl")
+    want, got, eager = resumed_and_whole_and_eager(tiny_dataset, tmp_path, "train.compile_optimizer=true")
     for step in (4, 5, 6):
         assert got[step] == pytest.approx(want[step], rel=1e-5, abs=1e-6), f"step {step}"
-    train(job(tiny_dataset, eager, "train.steps=2", *flat))
-    assert losses(eager / "metrics.jsonl")[2] == pytest.approx(want[2], rel=1e-3)
+    assert eager[2] == pytest.approx(want[2], rel=1e-3)
 
 
 def test_step_hooks_run_around_the_compiled_update_and_come_off():

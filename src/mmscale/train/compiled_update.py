@@ -17,13 +17,11 @@ usual keys, so checkpoints, ``state_dict`` and the LR scheduler see an ordinary 
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch
 from torch.optim.adamw import adamw
-from torch.utils.hooks import RemovableHandle
 
 from mmscale.train.optim import torch_optimizer
+from mmscale.train.step_hooks import StepHooks
 
 
 def _clip_and_adamw(groups, compute_params, masters, max_norm: float):
@@ -60,8 +58,7 @@ class CompiledAdamW:
         masters = getattr(optimizer, "masters", None)
         # where each updated tensor's gradient lives: the bf16 weight's, or the parameter's own
         self._grad_source = {id(m): p for p, m in zip(optimizer.params, masters)} if masters is not None else {}
-        self._pre_hooks: OrderedDict = OrderedDict()  # RemovableHandle keeps a weak reference to it
-        self._post_hooks: OrderedDict = OrderedDict()
+        self.hooks = StepHooks()
         if masters is not None:
             optimizer.grad_buffers = None  # the fp32 gradient buffers (0.8 GB for base) are not used
         # loop reordering during fusion hits an assertion on CUDA in torch 2.11 for this graph
@@ -110,25 +107,20 @@ class CompiledAdamW:
         """Clip the global gradient norm to ``max_norm`` (0: no clipping) and step; returns the
         norm before clipping, as ``clip_grad_norm_`` does (None when nothing had a gradient).
         Step hooks run around the whole update, clipping included."""
-        for hook in list(self._pre_hooks.values()):
-            hook(self, (), {})
+        self.hooks.run_pre_hooks(self)
         groups, compute, masters = self._group_lists()
         norm = self._update(groups, compute, masters, float(max_norm)) if groups else None
-        for hook in list(self._post_hooks.values()):
-            hook(self, (), {})
+        self.optimizer._opt_called = True  # what an LR scheduler's wrapper of AdamW.step records
+        self.hooks.run_post_hooks(self)
         return norm
 
-    def register_step_pre_hook(self, hook) -> RemovableHandle:
+    def register_step_pre_hook(self, hook):
         """Like ``torch.optim.Optimizer``'s (the stage timers of ``bench pipeline`` use it): the
         inner AdamW's own hooks would never run, as its ``step`` is never called."""
-        handle = RemovableHandle(self._pre_hooks)
-        self._pre_hooks[handle.id] = hook
-        return handle
+        return self.hooks.register_step_pre_hook(hook)
 
-    def register_step_post_hook(self, hook) -> RemovableHandle:
-        handle = RemovableHandle(self._post_hooks)
-        self._post_hooks[handle.id] = hook
-        return handle
+    def register_step_post_hook(self, hook):
+        return self.hooks.register_step_post_hook(hook)
 
     def step(self) -> None:
         self.clip_and_step(0.0)

@@ -22,14 +22,17 @@ from torch import nn
 class MasterWeightAdamW:
     """AdamW whose parameters are fp32 copies of a bf16 model's parameters."""
 
-    def __init__(self, model: nn.Module, build_optimizer):
+    def __init__(self, model: nn.Module, build_optimizer, grad_buffers: bool = True):
         """``build_optimizer(module)`` builds the inner optimizer over ``module.parameters()``,
-        so its parameter groups (decay or not) are chosen by the same rule as for the model."""
+        so its parameter groups (decay or not) are chosen by the same rule as for the model.
+        ``grad_buffers=False``: no fp32 gradient buffers up front (an update that reads the bf16
+        gradients itself needs none; a first ``gather_grads`` would make them)."""
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.masters = [p.detach().float().clone().requires_grad_(True) for p in self.params]
         # fp32 gradients, reused every step; None where a compiled update needs none (it reads the
         # bf16 gradients itself), and then made at a first gather
-        self.grad_buffers: list[torch.Tensor] | None = [torch.zeros_like(m) for m in self.masters]
+        self.grad_buffers: list[torch.Tensor] | None = [torch.zeros_like(m) for m in self.masters] \
+            if grad_buffers else None
         self.gathered = False
         self.optimizer = build_optimizer(_MasterModule(model, self.params, self.masters))
 

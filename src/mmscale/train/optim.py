@@ -37,18 +37,30 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, beta2: flo
 def build_train_optimizer(model: nn.Module, cfg):
     """The optimizer a ``TrainConfig`` asks for: AdamW over the model's weights, or under
     ``weights=bf16`` AdamW over their fp32 copies (``MasterWeightAdamW``), either updated by one
-    compiled function under ``compile_optimizer`` (``CompiledAdamW``). The model must
+    compiled function under ``compile_optimizer`` (``CompiledAdamW``), or the copies in flat
+    buffers under ``flat_update`` (``FlatMasterAdamW``). The model must
     already have the weights' dtype (``cast_weights``)."""
     from mmscale.train.compiled_update import CompiledAdamW
+    from mmscale.train.flat_update import FlatMasterAdamW
     from mmscale.train.master_weights import MasterWeightAdamW
 
-    def build(module: nn.Module) -> torch.optim.AdamW:
-        # the compiled update reads a device learning rate and step counts (capturable); it
-        # never runs the inner AdamW's own kernel, so that one is left unfused
-        return build_optimizer(module, cfg.lr, cfg.weight_decay, cfg.beta2,
-                               fused=cfg.fused_adamw and not cfg.compile_optimizer,
-                               capturable=cfg.step_graph or cfg.compile_optimizer)
+    own_update = cfg.compile_optimizer or cfg.flat_update
 
+    def build(module: nn.Module) -> torch.optim.AdamW:
+        # the compiled and the flat update read a device learning rate and step counts
+        # (capturable); they never run the inner AdamW's own kernel, so that one is left unfused
+        return build_optimizer(module, cfg.lr, cfg.weight_decay, cfg.beta2,
+                               fused=cfg.fused_adamw and not own_update,
+                               capturable=cfg.step_graph or own_update)
+
+    if cfg.flat_update:
+        if torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:
+            from mmscale.errors import ConfigError
+
+            raise ConfigError("train.flat_update", f"runs in one process; this run has "
+                              f"{torch.distributed.get_world_size()} (turn it off under torchrun)")
+        return FlatMasterAdamW(model, build)
     optimizer = MasterWeightAdamW(model, build) if cfg.weights == "bf16" else build(model)
     return CompiledAdamW(optimizer) if cfg.compile_optimizer else optimizer
 

@@ -116,7 +116,7 @@ class TrainStep:
                 (self.scaler.scale(loss) if self.scaler else loss).backward()
             for key, value in out.items():
                 totals[key] = totals.get(key, 0) + value.detach().float() * share
-        compiled_update = getattr(self.optimizer, "clip_and_step", None)  # train.compile_optimizer
+        compiled_update = getattr(self.optimizer, "clip_and_step", None)  # compile_optimizer, flat_update
         if compiled_update is not None and self.scaler is None:
             norm = compiled_update(self.grad_clip)
             if norm is not None:
