@@ -39,6 +39,13 @@ the same batch for every row. Rows (``base`` preset, batch 128 on one GPU):
   ATen ``sum`` per gradient (123 small reductions per step on an H200, each with a memset,
   most with a cast to bf16); the first row turns that off (separate column reductions), the second makes the
   partials 64 rows tall (``triton.mix_order_reduction_split_size``).
+- ``ours_bf16_weights_step_graph_erf_poly_flat`` (only when named): that row with the update
+  over flat buffers (``train.flat_update``,
+  ``mmscale.train.flat_update``): 34 B per parameter in a few long kernels, where the eager
+  update moves 52 B in ~60 multi-tensor kernels. ``..._erf_poly_flat_patch_mm`` also computes
+  the patch embedding as one matmul (``model.patch_embed=matmul``) instead of cuDNN's
+  convolution; ``..._erf_poly_no_mix_order_flat_patch_mm`` adds ``triton.mix_order_reduction``
+  off (the LayerNorm gradients without the 123 eager partial sums).
 - ``ours_bf16_weights_step_graph_max_autotune`` (only when named): compiled with Inductor's
   ``max_autotune`` alone: each matmul shape timed as cuBLAS and as Triton templates with the
   bias and GELU fused into the chosen kernel's epilogue.
@@ -81,7 +88,10 @@ EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights", "ours_graphs", "ours_bf16_wei
                   "ours_bf16_weights_step_graph_erf_poly", "ours_bf16_weights_step_graph_erf_poly_pdl",
                   "ours_bf16_weights_step_graph_cdt_erf_poly",
                   "ours_bf16_weights_step_graph_erf_poly_no_mix_order",
-                  "ours_bf16_weights_step_graph_erf_poly_split64")  # run only when named in --variants
+                  "ours_bf16_weights_step_graph_erf_poly_split64",
+                  "ours_bf16_weights_step_graph_erf_poly_flat",
+                  "ours_bf16_weights_step_graph_erf_poly_no_mix_order_flat_patch_mm",
+                  "ours_bf16_weights_step_graph_erf_poly_flat_patch_mm")  # run only when named in --variants
 
 
 @dataclass
@@ -119,6 +129,7 @@ class Settings:
     step_graph: bool = False  # the whole step as one CUDA graph (needs CUDA; else uncaptured)
     inductor: tuple = ()  # (name, value) pairs of torch._inductor.config for this row's compile
     compile_optimizer: bool = False  # clipping + AdamW as one compiled function (train.compile_optimizer)
+    flat_update: bool = False  # weights, copies, moments, gradients in flat buffers (train.flat_update)
     model: tuple = ()  # model overrides of this row, e.g. ("model.gelu=erf_poly",)
 
 
@@ -167,6 +178,18 @@ SETTINGS = {
     "ours_bf16_weights_step_graph_erf_poly_split64": Settings(
         "ours_bf16_weights_step_graph_erf_poly_split64", "fused", "bf16", True, True, True, bf16_weights=True,
         step_graph=True, model=("model.gelu=erf_poly",), inductor=(("triton.mix_order_reduction_split_size", 64),)),
+    # the update over flat buffers (train.flat_update)
+    "ours_bf16_weights_step_graph_erf_poly_flat": Settings(
+        "ours_bf16_weights_step_graph_erf_poly_flat", "fused", "bf16", True, True, True, bf16_weights=True,
+        step_graph=True, model=("model.gelu=erf_poly",), flat_update=True),
+    # ... and the patch embedding as one matmul (model.patch_embed=matmul)
+    "ours_bf16_weights_step_graph_erf_poly_flat_patch_mm": Settings(
+        "ours_bf16_weights_step_graph_erf_poly_flat_patch_mm", "fused", "bf16", True, True, True, bf16_weights=True,
+        step_graph=True, model=("model.gelu=erf_poly", "model.patch_embed=matmul"), flat_update=True),
+    "ours_bf16_weights_step_graph_erf_poly_no_mix_order_flat_patch_mm": Settings(
+        "ours_bf16_weights_step_graph_erf_poly_no_mix_order_flat_patch_mm", "fused", "bf16", True, True, True,
+        bf16_weights=True, step_graph=True, model=("model.gelu=erf_poly", "model.patch_embed=matmul"),
+        inductor=(("triton.mix_order_reduction", False),), flat_update=True),
 }
 
 
@@ -297,11 +320,13 @@ def run_ours_or_reference(settings: Settings, args, device, peak) -> StepRow:
     compiled_update = settings.compile_optimizer and use_compile
     capturable = graphed or compiled_update
     if settings.bf16_weights:
+        from mmscale.train.flat_update import FlatMasterAdamW
         from mmscale.train.master_weights import MasterWeightAdamW
 
         model.to(torch.bfloat16)
-        optimizer = MasterWeightAdamW(model, lambda m: build_optimizer(m, 1e-4, 0.05, fused=fused,
-                                                                       capturable=capturable))
+        masters = FlatMasterAdamW if settings.flat_update else MasterWeightAdamW
+        optimizer = masters(model, lambda m: build_optimizer(m, 1e-4, 0.05, fused=fused and not settings.flat_update,
+                                                             capturable=capturable or settings.flat_update))
         precision = Precision.resolve("fp32", device)  # no autocast: the model is bf16 already
     else:
         optimizer = build_optimizer(model, 1e-4, 0.05, fused=fused, capturable=capturable)

@@ -28,6 +28,12 @@ class ModelConfig:
     """Input image side in pixels; must match ``data.image_size``."""
     image_patch_size: int = 0
     """Override of the ViT patch side in pixels (0 keeps the timm default)."""
+    patch_embed: Literal["conv", "matmul"] = "conv"
+    """``conv``: the image encoder's patch embedding as timm builds it, a convolution whose kernel
+    is its stride. ``matmul``: the same function as one matmul over the cut-out patches, with
+    the same parameters (``mmscale.model.patch_embed``): cuDNN's convolution of the 3-channel
+    image took about 1.5 ms of the ``base`` train step on an H200, most of it converting
+    layouts (BENCHMARKS.md)."""
     image_depth: int = 0
     """Override of the number of ViT blocks (0 keeps the timm default)."""
     text_encoder: Literal["bert-base", "bert-tiny", "minilm"] = "bert-base"

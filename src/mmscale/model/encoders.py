@@ -16,6 +16,7 @@ from torch import nn
 
 from mmscale.errors import ConfigError
 from mmscale.model.config import TEXT_ENCODER_SIZES, ModelConfig
+from mmscale.model.patch_embed import use_patch_matmul
 
 
 class ImageEncoder(nn.Module):
@@ -32,6 +33,9 @@ class ImageEncoder(nn.Module):
             self.backbone = timm.create_model(cfg.image_encoder, **kwargs)
         except (RuntimeError, TypeError, ValueError) as exc:
             raise ConfigError("model.image_encoder", f"timm cannot build '{cfg.image_encoder}': {exc}") from None
+        if cfg.patch_embed == "matmul" and not use_patch_matmul(self.backbone):
+            raise ConfigError("model.patch_embed", f"'{cfg.image_encoder}' has no patch convolution "
+                              "(kernel == stride, no padding) to compute as a matmul; use conv")
         self.width = self.backbone.num_features
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
