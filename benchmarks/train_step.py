@@ -78,6 +78,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmscale.train.compile_tuning import inductor_settings
+
 VARIANTS = ("reference_fp32", "reference_bf16", "reference_bf16_compile", "ours", "hf_blip_itm")
 EXTRA_VARIANTS = ("ours_fp8", "ours_bf16_weights", "ours_graphs", "ours_bf16_weights_graphs",
                   "ours_step_graph", "ours_bf16_weights_step_graph",
@@ -189,7 +191,8 @@ SETTINGS = {
     "ours_bf16_weights_step_graph_erf_poly_no_mix_order_flat_patch_mm": Settings(
         "ours_bf16_weights_step_graph_erf_poly_no_mix_order_flat_patch_mm", "fused", "bf16", True, True, True,
         bf16_weights=True, step_graph=True, model=("model.gelu=erf_poly", "model.patch_embed=matmul"),
-        inductor=(("triton.mix_order_reduction", False),), flat_update=True),
+        # what train.compile_mix_order_reduction=false sets for a training run
+        inductor=tuple(inductor_settings(tuning=False, mix_order_reduction=False).items()), flat_update=True),
 }
 
 

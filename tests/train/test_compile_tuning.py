@@ -35,3 +35,20 @@ def test_a_training_run_compiles_inside_the_tuning(monkeypatch, tmp_path):
 def test_tuning_without_compile_is_refused_naming_the_field():
     with pytest.raises(ConfigError, match="train.compile_tuning"):
         load_config(TrainJob, preset="tiny", overrides=["train.compile=false", "train.compile_tuning=true"])
+
+
+def test_a_run_without_mix_order_reduction_compiles_with_it_off(monkeypatch, tmp_path):
+    import torch._inductor.config as config
+
+    seen, before = [], config.triton.mix_order_reduction
+    monkeypatch.setattr(loop, "_train", lambda *a, **k: seen.append(
+        (config.triton.mix_order_reduction, config.coordinate_descent_tuning)))
+    job = load_config(TrainJob, preset="tiny", overrides=[
+        "train.compile=true", "train.compile_mix_order_reduction=false", "train.device=cpu",
+        "train.monitor_interval_s=0", f"train.out_dir={tmp_path}"])
+    loop.train(job)
+    assert seen == [(False, inductor_config.coordinate_descent_tuning)]  # tuning left as it was
+    assert config.triton.mix_order_reduction == before
+    with pytest.raises(ConfigError, match="train.compile_mix_order_reduction"):
+        load_config(TrainJob, preset="tiny", overrides=["train.compile=false",
+                                                        "train.compile_mix_order_reduction=false"])

@@ -60,6 +60,13 @@ class TrainConfig:
     measured (``base``, batch 128, ``weights=bf16 step_graph=true``, one H200, BENCHMARKS.md)
     1.034x the untuned step (2,133 against 2,062 samples/s), after 368 s of compile and tuning
     against 46 s: the 2 ms a step repays the extra compile after about 158,000 steps."""
+    compile_mix_order_reduction: bool = True
+    """Inductor's mix-order reduction for the LayerNorm backward (needs ``compile``): its weight
+    and bias gradients as partial sums in the row kernel, each finished by an eager sum, a
+    memset and a cast. ``false``: separate column reductions, about 210 fewer kernels a step for
+    ``base`` (``mmscale.train.compile_tuning``). Measured (``base``, batch 128, one H200,
+    BENCHMARKS.md): no gain alone (1.000x); with ``weights=bf16 step_graph=true flat_update=true``
+    and ``model.gelu=erf_poly model.patch_embed=matmul``, 1.004x and 1.027x on two hosts."""
     compile_optimizer: bool = False
     """Clipping and AdamW as one ``torch.compile``d function (``mmscale.train.compiled_update``):
     two passes over the parameters instead of five under ``weights=bf16`` (the fp32 gradient is
@@ -216,6 +223,8 @@ class TrainConfig:
                                else ("parallel", "FSDP2's parameters are sharded DTensors"))
             raise ConfigError("train.compile_optimizer", f"is not built for train.{field_name}="
                               f"{getattr(self, field_name)} ({why}); use the eager update")
+        if not self.compile_mix_order_reduction and not self.compile:
+            raise ConfigError("train.compile_mix_order_reduction", "is an Inductor setting: needs train.compile=true")
         if self.compile_tuning and not self.compile:
             raise ConfigError("train.compile_tuning", "tunes torch.compile's kernels: needs train.compile=true")
         if self.compile_mode != "default" and not self.compile:

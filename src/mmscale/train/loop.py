@@ -83,7 +83,7 @@ def train(job: TrainJob, show_progress: bool | None = None, decode_paths: dict |
     monitor = None
     try:
         monitor = start_monitor(cfg.monitor_interval_s, env.is_main)
-        with compile_tuning(cfg.compile_tuning):  # read when the first steps compile
+        with compile_tuning(cfg.compile_tuning, cfg.compile_mix_order_reduction):  # read as the first steps compile
             return _train(job, env, cfg.progress if show_progress is None else show_progress, decode_paths,
                           monitor)
     finally:
