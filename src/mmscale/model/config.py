@@ -33,7 +33,8 @@ class ModelConfig:
     is its stride. ``matmul``: the same function as one matmul over the cut-out patches, with
     the same parameters (``mmscale.model.patch_embed``): cuDNN's convolution of the 3-channel
     image took about 1.5 ms of the ``base`` train step on an H200, most of it converting
-    layouts (BENCHMARKS.md)."""
+    layouts; with the matmul the step ran 1.014x (one H200, bf16 weights + step graph + flat
+    update, BENCHMARKS.md). Off by default so that the reference design keeps timm's module."""
     image_depth: int = 0
     """Override of the number of ViT blocks (0 keeps the timm default)."""
     text_encoder: Literal["bert-base", "bert-tiny", "minilm"] = "bert-base"
