@@ -93,7 +93,7 @@ class FlatMasterAdamW(MasterWeightAdamW):
                 master.data = self.master_flat[span].view_as(master)
                 self.weight_flat[span].copy_(param.reshape(-1))
                 param.data = self.weight_flat[span].view_as(param)
-        # gradient views in the masters' order, so the copy below pairs them with self.params
+        # gradient views in the masters' order, so clip_and_step's copy pairs them with self.params
         self.grad_views = [self.grad_flat[offsets[i]:offsets[i] + m.numel()].view_as(m)
                            for i, m in enumerate(self.masters)]
         self.offsets = offsets
