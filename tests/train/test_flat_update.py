@@ -217,3 +217,13 @@ def test_training_with_it_checkpoints_and_resumes_to_the_same_losses(tiny_datase
     assert eager[1] == pytest.approx(want[1], rel=1e-6)  # the same weights and batch
     for step in (2, 3):  # after an update, a few bf16 weights may round the other way
         assert eager[step] == pytest.approx(want[step], rel=1e-3), f"step {step}"
+
+
+def test_more_than_one_process_is_refused_by_field(monkeypatch):
+    """Under torchrun the weights are DDP's; the flat update re-seats their storage, so it is
+    refused there, naming the field."""
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 2)
+    with pytest.raises(ConfigError, match="one process; this run has 2") as err:
+        build_train_optimizer(_small(), TrainConfig(flat_update=True, weights="bf16", precision="bf16"))
+    assert err.value.field == "train.flat_update"
