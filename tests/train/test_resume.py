@@ -47,9 +47,10 @@ def test_kill_9_then_resume_gives_the_same_losses(tiny_dataset, tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     run_job(tiny_dataset, full)  # uninterrupted
 
-    # A forked child inherits the imported libraries (no seconds of re-import) and dies from
-    # SIGKILL like any process: no handler runs, nothing is flushed or cleaned up.
-    proc = multiprocessing.get_context("fork").Process(target=run_job, args=(tiny_dataset, killed))
+    # A fresh interpreter, which dies from SIGKILL like any process: no handler runs, nothing is
+    # flushed or cleaned up. Not a forked child: once this process has run torch.compile and then
+    # a backward (earlier tests in the same worker), autograd refuses to run in a fork of it.
+    proc = multiprocessing.get_context("spawn").Process(target=run_job, args=(tiny_dataset, killed))
     proc.start()
     deadline = time.time() + 120
     while logged_steps(killed / "metrics.jsonl") < 4 and proc.is_alive() and time.time() < deadline:
