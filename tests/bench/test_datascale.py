@@ -56,7 +56,8 @@ def test_single_size_gives_no_fit():
 def test_run_datascale_measures_time_and_host_memory_of_each_run():
     """The fake trainer "preloads" a block per sample, sized so that the largest run holds half
     of what the process already holds: the relative growth flag must then fire whatever earlier
-    tests left in this process (a 156 MiB block was under 10% of a worker grown to 1.6 GB)."""
+    tests left in this process (a fixed 156 MiB block failed it once, which means the worker
+    held more than 1.5 GB)."""
     import psutil
 
     held = []
