@@ -5,7 +5,7 @@ import torch
 
 from mmscale.errors import ConfigError
 from mmscale.model import MultimodalModel
-from mmscale.train.config import TrainConfig
+from mmscale.train.config import TrainConfig, TrainJob
 from mmscale.train.flat_update import ALIGN, FlatMasterAdamW, flat_adamw
 from mmscale.train.master_weights import MasterWeightAdamW
 from mmscale.train.optim import build_optimizer, build_scheduler, build_train_optimizer
@@ -226,4 +226,10 @@ def test_more_than_one_process_is_refused_by_field(monkeypatch):
     monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 2)
     with pytest.raises(ConfigError, match="one process; this run has 2") as err:
         build_train_optimizer(_small(), TrainConfig(flat_update=True, weights="bf16", precision="bf16"))
+    assert err.value.field == "train.flat_update"
+    # the training command refuses it before building anything, when it sizes the per-process batch
+    job = TrainJob(train=TrainConfig(flat_update=True, weights="bf16", precision="bf16"))
+    assert job.check_world(1) == job.train.batch_size
+    with pytest.raises(ConfigError, match="one process; this run has 2") as err:
+        job.check_world(2)
     assert err.value.field == "train.flat_update"

@@ -260,6 +260,9 @@ class TrainJob:
     def check_world(self, world_size: int) -> int:
         """Samples per process per micro-batch; names the field when the batch cannot be split."""
         per_step = self.train.batch_size
+        if self.train.flat_update and world_size > 1:  # it re-seats the weights' storage; DDP holds them
+            raise ConfigError("train.flat_update", f"runs in one process; this run has {world_size} "
+                              "(turn it off under torchrun)")
         if per_step < world_size:
             raise ConfigError("train.batch_size", f"{per_step} is smaller than the {world_size} processes")
         if per_step % (world_size * self.train.grad_accum):
