@@ -21,6 +21,7 @@ from typing import Callable
 from mmscale.config.load import load_config, to_dict
 from mmscale.errors import ConfigError
 from mmscale.monitor.brief import start_sampler
+from mmscale.train.runtime import resolve_runtime
 
 log = logging.getLogger(__name__)
 
@@ -220,19 +221,6 @@ class Context:
         return self.configs.validate
 
 
-def resolve_device(choice: str, num_threads: int = 0) -> str:
-    """``auto`` -> cuda when visible; also applies ``train.num_threads`` to this process once,
-    so the batch sweep and the trainer run with the same intra-op threads."""
-    import torch
-
-    if num_threads:
-        torch.set_num_threads(num_threads)
-
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError("train.device", "cuda was asked for but no CUDA device is visible")
-        return "cuda"
-    return "cpu"
 
 
 def run_section(name: str, runner: Callable[[Context], dict], ctx: Context) -> dict:
@@ -287,7 +275,7 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
     configs = load_configs(preset, list(overrides), file)
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(configs.job.train.device, configs.job.train.num_threads)
+    device = resolve_runtime(configs.job.train).device.type
     settings = configs.validate
     t_start = time.perf_counter()
     with _progress(show_progress, len(SECTION_ORDER) + 1) as (progress, task):
@@ -370,7 +358,7 @@ def run_one_section(name: str, preset: str | None, overrides: list[str] = (), fi
     configs = load_configs(preset, list(overrides), file)
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(configs.job.train.device, configs.job.train.num_threads)
+    device = resolve_runtime(configs.job.train).device.type
     with _progress(show_progress, 1) as (progress, task):
         def say(text: str) -> None:
             if progress is not None:

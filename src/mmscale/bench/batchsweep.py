@@ -343,20 +343,17 @@ def model_step_factory(model_cfg, train_cfg, variant: str, device: str) -> StepF
 
     import torch
 
-    from mmscale.model import MultimodalModel
-    from mmscale.train.optim import build_train_optimizer, cast_weights
-    from mmscale.train.precision import Precision
-    from mmscale.train.step import TrainStep
+    from mmscale.train.build import build_run
+    from mmscale.train.config import TrainJob
+    from mmscale.train.runtime import resolve_runtime
     from mmscale.train.synthetic import synthetic_batch
 
     fields = {k: v for k, v in VARIANTS[variant].items() if k != "parallel"}
-    cfg = dataclasses.replace(train_cfg, **fields)
-    torch.manual_seed(cfg.seed)
-    model = cast_weights(MultimodalModel(model_cfg).to(device), cfg)
-    optimizer = build_train_optimizer(model, cfg)
-    precision = Precision.resolve(cfg.precision, torch.device(device), cfg.weights)
-    train_step = TrainStep(model, optimizer, precision=precision, compile=cfg.compile,
-                           checkpointing=cfg.activation_checkpointing, grad_clip=cfg.grad_clip)
+    # the step each batch size runs is the one training would run, less the CUDA graph: a graph
+    # captured per swept size would hold every size's memory at once
+    cfg = dataclasses.replace(train_cfg, device=torch.device(device).type, step_graph=False, **fields)
+    run = build_run(TrainJob(model=model_cfg, train=cfg), resolve_runtime(cfg), schedule=False)
+    optimizer, train_step = run.optimizer, run.step
     train_step(*synthetic_batch(model_cfg, 1, device))
 
     def make(batch_size: int) -> Callable[[], None]:

@@ -23,9 +23,12 @@ from pathlib import Path
 
 import torch
 
-from mmscale.bench.pipeline_run import cycle, ours_to_device, profile_steps, run_steps
+from mmscale.bench.pipeline_run import cycle, ours_to_device, profile_steps, run_steps, step_is_compiled
 from mmscale.bench.pipeline_verdict import account, verdict
 from mmscale.errors import ConfigError
+from mmscale.train.build import build_run
+from mmscale.train.config import TrainJob
+from mmscale.train.runtime import resolve_runtime
 
 log = logging.getLogger(__name__)
 CPU_ATTENTION = ([32, 128], [8])  # default sweep on CPU: the full grid takes minutes on 2 cores
@@ -66,7 +69,7 @@ class PipelineConfig:
     compile_on_cpu: bool = False
     """Run the torch.compile variant on CPU too (slow to compile; skipped by default)."""
     num_threads: int = 0
-    """torch intra-op threads on CPU; 0: the preset's train.num_threads (or torch's default)."""
+    """torch intra-op threads on CPU; 0: torch's default."""
 
     def validate(self) -> None:
         for name in ("steps", "warmup"):
@@ -88,7 +91,7 @@ def load_job(preset: str, overrides: list[str]):
     from mmscale.config.load import load_config
     from mmscale.data.config import DataConfig
     from mmscale.model.config import ModelConfig
-    from mmscale.train.config import TrainConfig, TrainJob
+    from mmscale.train.config import TrainConfig
 
     parts = {}
     for section, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
@@ -115,6 +118,7 @@ class PipelineContext:
         self.steps, self.warmup = cfg.steps, cfg.warmup
         self.tokenizer = load_tokenizer(job.data.tokenizer)
         self._reference_tokenizer = None
+        self._product_step = None
         choice, why = resolve_decode("auto", device, data_cfg.gpu_decoder)
         self.gpu_decode_reason = "" if choice == "gpu" else f"GPU decode unavailable ({why})"
 
@@ -133,28 +137,19 @@ class PipelineContext:
         cfg = dataclasses.replace(self.data_cfg, decode=decode, **options)
         return build_loader(cfg, self.batch_size, self.tokenizer, device=self.device, endless=True)
 
-    def train_step(self, model: dict | None = None, precision: str | None = None, compile: bool = False,
-                   weights: str | None = None, step_graph: bool = False):
-        from mmscale.model import MultimodalModel
-        from mmscale.train.optim import build_train_optimizer, cast_weights
-        from mmscale.train.precision import Precision
-        from mmscale.train.step import TrainStep
-
+    def train_step(self, model: dict | None = None, **train_fields):
+        """The step ``mmscale train`` runs for this job (built once and reused), or with ``model``
+        fields and ``TrainConfig`` fields over the job's (a variant, built fresh)."""
+        if not model and not train_fields and self._product_step is not None:
+            return self._product_step
         model_cfg = dataclasses.replace(self.job.model, **(model or {}))
-        torch.manual_seed(self.job.train.seed)
-        # a precision asked for without weights: fp32 pins fp32 weights, as a bf16 model has no fp32 mode
-        weights = weights or ("fp32" if precision == "fp32" else self.job.train.weights)
-        t = dataclasses.replace(self.job.train, weights=weights, step_graph=step_graph,
-                                fused_adamw=self.device.type == "cuda" and self.job.train.fused_adamw)
-        net = cast_weights(MultimodalModel(model_cfg).to(self.device), t)
-        optimizer = build_train_optimizer(net, t)
-        step = TrainStep(net, optimizer, precision=Precision.resolve(precision or t.precision, self.device, t.weights),
-                         compile=compile, grad_clip=t.grad_clip)
-        if step_graph:  # captured in the last warm-up step, so that every timed step is a replay
-            from mmscale.train.step_graph import graph_train_step
-
-            return graph_train_step(step, self.device, warmup_steps=max(0, self.warmup - 1))
-        return step
+        train_cfg = dataclasses.replace(self.job.train, device=self.device.type, **train_fields)
+        # a step graph is captured in the last warm-up step, so that every timed step is a replay
+        run = build_run(TrainJob(data=self.job.data, model=model_cfg, train=train_cfg), resolve_runtime(train_cfg),
+                        schedule=False, graph_warmup_steps=max(0, self.warmup - 1))
+        if not model and not train_fields:
+            self._product_step = run.step
+        return run.step
 
 
 @dataclass
@@ -212,7 +207,7 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
     started = time.perf_counter()
     job = load_job(cfg.preset, cfg.overrides)
     device = resolve_device(cfg.device)
-    threads = cfg.num_threads or job.train.num_threads
+    threads = cfg.num_threads
     if device.type == "cpu" and threads:
         torch.set_num_threads(threads)
     batch_size = cfg.batch_size or job.train.batch_size
@@ -239,7 +234,7 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
         main_monitor = HardwareMonitor(interval_s=cfg.monitor_interval_s)
         main_batches = cycle(lambda: loader)
         main = run_steps(main_batches, ours_to_device, step, device, cfg.steps, cfg.warmup,
-                         on_timed_start=main_monitor.start)
+                         hooks=not step_is_compiled(step), on_timed_start=main_monitor.start)
         main_monitor.stop()
         loop_wait = main_monitor.summary()["fields"].get("main_thread_wait_pct", {}).get("mean")
         main_batches.close()  # a decode thread stops; the next pass over the loader starts its own
@@ -250,7 +245,8 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
         from mmscale.train.synthetic import synthetic_batch
 
         fake = synthetic_batch(job.model, batch_size, device)
-        synthetic = run_steps(cycle(lambda: [fake]), synthetic_to_device, step, device, cfg.steps, cfg.warmup)
+        synthetic = run_steps(cycle(lambda: [fake]), synthetic_to_device, step, device, cfg.steps, cfg.warmup,
+                              hooks=not step_is_compiled(step))
         prof = {"gpu_idle_frac": None, "gpu_idle_note": "no GPU: idle fraction not applicable", "trace": None}
         if device.type == "cuda" or cfg.trace_dir:
             say("profiling")

@@ -57,6 +57,12 @@ class RunResult:
         return self.samples / self.wall_s if self.wall_s > 0 else 0.0
 
 
+def step_is_compiled(train_step) -> bool:
+    """Whether ``train_step`` runs compiled or as a CUDA graph: per-module hooks cannot time it."""
+    inner = getattr(train_step, "step", train_step)  # a GraphedTrainStep wraps a TrainStep
+    return inner is not train_step or inner.forward is not inner.model
+
+
 def run_steps(batches, to_device, train_step, device: torch.device, steps: int, warmup: int = 2,
               hooks: bool = True, on_batch=None, on_timed_start=None) -> RunResult:
     """Run ``warmup + steps`` training steps, timing stages of the last ``steps``.

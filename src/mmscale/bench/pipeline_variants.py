@@ -12,10 +12,12 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from mmscale.bench.pipeline_run import (cycle, ours_to_device, reference_to_device, run_steps,
+from mmscale.bench.pipeline_run import (cycle, ours_to_device, reference_to_device, run_steps, step_is_compiled,
                                         synthetic_to_device)
 from mmscale.bench.pipeline_verdict import account
 from mmscale.bench.pipeline_stages import INPUT_STAGES
+
+EAGER = {"compile": False, "step_graph": False}  # rows that compare kernels or precisions, not compilation
 
 
 @dataclass
@@ -107,7 +109,9 @@ def input_variants(ctx) -> list[VariantRow]:
         loader = make_loader() if make_loader else None
         batches = _endless(loader) if loader is not None else cycle(_naive_loop(dataset, ctx.batch_size))
         try:
-            timed[name] = run_steps(batches, adapter, ctx.train_step(), ctx.device, ctx.steps, ctx.warmup)
+            step = ctx.train_step()
+            timed[name] = run_steps(batches, adapter, step, ctx.device, ctx.steps, ctx.warmup,
+                                    hooks=not step_is_compiled(step))
         finally:
             quiet(batches, loader)
         rows.append(_row("input", name, timed[name]))
@@ -152,7 +156,7 @@ def _synthetic_rows(ctx, group: str, variants: list[tuple[str, dict]]) -> list[V
         batch = synthetic_batch(step.model.cfg if hasattr(step.model, "cfg") else ctx.job.model,
                                 ctx.batch_size, ctx.device)
         result = run_steps(cycle(lambda: [batch]), synthetic_to_device, step, ctx.device, ctx.steps, ctx.warmup,
-                           hooks=not options.get("compile", False))
+                           hooks=not step_is_compiled(step))
         rows.append(_row(group, name, result, **{k: v for k, v in options.items() if k != "model"}))
     return with_speedups(rows)
 
@@ -161,13 +165,14 @@ def fusion_precision_variants(ctx) -> list[VariantRow]:
     bf16_ok = ctx.device.type == "cpu" or torch.cuda.is_bf16_supported()
     return _synthetic_rows(ctx, "fusion_precision", [
         ("reference_fp32", {"model": {"fusion": "reference", "fusion_layers": 0}, "precision": "fp32",
-                            "weights": "fp32"}),
-        ("fused_fp32", {"model": {"fusion": "fused", "fusion_layers": 0}, "precision": "fp32", "weights": "fp32"}),
+                            "weights": "fp32", **EAGER}),
+        ("fused_fp32", {"model": {"fusion": "fused", "fusion_layers": 0}, "precision": "fp32", "weights": "fp32",
+                        **EAGER}),
         ("fused_bf16", {"model": {"fusion": "fused", "fusion_layers": 0}, "precision": "bf16",
-                        "weights": "fp32", "skip": "" if bf16_ok else "bf16 not supported on this GPU"}),
+                        "weights": "fp32", **EAGER, "skip": "" if bf16_ok else "bf16 not supported on this GPU"}),
         # the model itself in bf16, AdamW on fp32 copies (train.weights=bf16)
         ("fused_bf16_weights", {"model": {"fusion": "fused", "fusion_layers": 0}, "precision": "bf16",
-                                "weights": "bf16", "skip": "" if bf16_ok else "bf16 not supported on this GPU"}),
+                                "weights": "bf16", **EAGER, "skip": "" if bf16_ok else "bf16 not supported on this GPU"}),
     ])
 
 
@@ -177,9 +182,9 @@ def compile_variants(ctx) -> list[VariantRow]:
         skip = "CPU run: torch.compile takes longer than the whole CPU budget (pass --compile-on-cpu)"
     graph_skip = skip or ("" if ctx.device.type == "cuda" else "needs CUDA (the step captured as a CUDA graph)")
     return _synthetic_rows(ctx, "compile", [
-        ("eager", {}), ("compile", {"compile": True, "skip": skip}),
+        ("eager", EAGER), ("compile", {**EAGER, "compile": True, "skip": skip}),
         # the whole step (forward, backward, clipping, AdamW) as one CUDA graph (train.step_graph)
-        ("compile_step_graph", {"compile": True, "step_graph": True, "skip": graph_skip}),
+        ("compile_step_graph", {"compile": True, "step_graph": True, "flat_update": False, "skip": graph_skip}),
     ])
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import subprocess
@@ -243,38 +244,35 @@ def worker(spec_path: str) -> None:
     import torch.distributed as dist
 
     from mmscale.config.load import build
-    from mmscale.model import ModelConfig, MultimodalModel
-    from mmscale.train.config import TrainConfig
+    from mmscale.model import ModelConfig
+    from mmscale.train.config import TrainConfig, TrainJob
     from mmscale.bench import scaling_comm
-    from mmscale.train.distributed import init_distributed, resolve_device, sharded_blocks, wrap_model
-    from mmscale.train.optim import build_train_optimizer, cast_weights
-    from mmscale.train.precision import Precision
-    from mmscale.train.step import TrainStep
+    from mmscale.train.build import build_run
+    from mmscale.train.distributed import init_distributed, sharded_blocks
+    from mmscale.train.runtime import resolve_runtime
     from mmscale.train.synthetic import synthetic_batch
 
     spec = json.loads(Path(spec_path).read_text())
     model_cfg = build(ModelConfig, spec["model"], prefix="model")
     train_cfg = build(TrainConfig, spec["train"], prefix="train")
-    env = init_distributed("cuda" if spec["device"].startswith("cuda") else "cpu")
-    device = resolve_device("cuda" if spec["device"].startswith("cuda") else "cpu", env)
-    torch.manual_seed(train_cfg.seed)
-    model = cast_weights(MultimodalModel(model_cfg).to(device), train_cfg)
-    precision = Precision.resolve(train_cfg.precision, device, train_cfg.weights)
-    block_params = sum(p.numel() for block in sharded_blocks(model) for p in block.parameters())
-    root_params = sum(p.numel() for p in model.parameters()) - block_params
+    cuda = spec["device"].startswith("cuda")
+    env = init_distributed("cuda" if cuda else "cpu")
+    # the same step at every world size: the step graph and the flat update are one process only,
+    # so they are off at world size 1 too, and the ratio measures the strategy alone
+    train_cfg = dataclasses.replace(train_cfg, device="cuda" if cuda else "cpu", step_graph=False, flat_update=False,
+                                    parallel=spec["strategy"] if env.active else "none")
+    if spec["strategy"] == "fsdp" and train_cfg.weights == "auto":  # FSDP2 keeps fp32 weights: so does world 1
+        train_cfg = dataclasses.replace(train_cfg, weights="fp32")
+    runtime = resolve_runtime(train_cfg, env)
+    device, precision = runtime.device, runtime.precision
+    run = build_run(TrainJob(model=model_cfg, train=train_cfg), runtime, schedule=False, compile_dynamic=False)
+    model, step = run.wrapped, run.step
+    block_params = sum(p.numel() for block in sharded_blocks(run.model) for p in block.parameters())
+    root_params = sum(p.numel() for p in run.model.parameters()) - block_params
     gather_dtype = precision.sharded_param_dtype or torch.float32
     bus = scaling_comm.bus_bytes_per_step(spec["strategy"], env.world_size, block_params, root_params,
-                                          gather_bytes=gather_dtype.itemsize,
-                                          reshard_after_forward=train_cfg.fsdp_reshard_after_forward)
+                                          gather_bytes=gather_dtype.itemsize)
     link = scaling_comm.measure_link(device, env.world_size, 256 if device.type == "cuda" else 8) if env.active else None
-    model = wrap_model(model, spec["strategy"] if env.active else "none", env, device,
-                       param_dtype=precision.sharded_param_dtype,
-                       reshard_after_forward=train_cfg.fsdp_reshard_after_forward,
-                       bucket_cap_mb=train_cfg.bucket_cap_mb())
-    optimizer = build_train_optimizer(model, train_cfg)
-    step = TrainStep(model, optimizer, precision=precision, compile=train_cfg.compile, compile_dynamic=False,
-                     ddp_graph_split=train_cfg.compile_ddp_buckets,
-                     checkpointing=train_cfg.activation_checkpointing, grad_clip=train_cfg.grad_clip)
     regimes = [("weak", spec["per_rank_batch"])]
     if spec["global_batch"]:  # 0: the launcher found it does not split over this many ranks
         regimes.append(("strong", spec["global_batch"] // env.world_size))

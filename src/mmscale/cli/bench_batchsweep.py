@@ -19,7 +19,7 @@ def _known_variants() -> list[str]:
 def add_common(parser) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides (validate.*, data.*, model.*, train.*)")
-    parser.add_argument("--preset", default="cpu", help="cpu or gpu (model sizes and sweep settings)")
+    parser.add_argument("--preset", default="cpu", choices=("cpu", "gpu"), help="cpu or gpu (model sizes and sweep settings)")
     parser.add_argument("--config", default=None, help="TOML file layered over the preset")
     parser.add_argument("--out", default="runs/bench", metavar="DIR", help="writes DIR/<benchmark>.json")
     parser.add_argument("--json", action="store_true", help="print the section as JSON")

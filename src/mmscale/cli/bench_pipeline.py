@@ -29,7 +29,7 @@ def register(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides over the preset (data.*, model.*, train.*)")
-    parser.add_argument("--preset", default="tiny", help="tiny (CPU-sized) or base (the GPU model)")
+    parser.add_argument("--preset", default="tiny", choices=("tiny", "base"), help="tiny (CPU-sized) or base (the GPU model)")
     parser.add_argument("--data", default="", help="dataset manifest or directory (default: synthesize one)")
     parser.add_argument("--synth-samples", type=int, default=0,
                         help="size of the synthetic set made when --data is not given (default: enough)")

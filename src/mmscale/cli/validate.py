@@ -34,7 +34,8 @@ def register(subparsers) -> None:
     )
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides (mmscale config --preset cpu validate lists the keys)")
-    parser.add_argument("--preset", default="cpu", help="cpu (default: this machine, minutes) or gpu (one GPU, base model)")
+    parser.add_argument("--preset", default="cpu", choices=("cpu", "gpu"),
+                        help="cpu (default: this machine, minutes) or gpu (one GPU, base model)")
     parser.add_argument("--config", default=None, help="TOML file layered over the preset")
     parser.add_argument("--data", default=None, metavar="DIR", help="your dataset (default: synthesize one)")
     parser.add_argument("--out", default="runs/validate", metavar="RUN_DIR", help="where results.json and report.html go (default runs/validate)")

@@ -28,13 +28,9 @@ class ModelConfig:
     """Input image side in pixels; must match ``data.image_size``."""
     image_patch_size: int = 0
     """Override of the ViT patch side in pixels (0 keeps the timm default)."""
-    patch_embed: Literal["conv", "matmul"] = "conv"
-    """``conv``: the image encoder's patch embedding as timm builds it, a convolution whose kernel
-    is its stride. ``matmul``: the same function as one matmul over the cut-out patches, with
-    the same parameters (``mmscale.model.patch_embed``): cuDNN's convolution of the 3-channel
-    image took about 1.5 ms of the ``base`` train step on an H200, most of it converting
-    layouts; with the matmul the step ran 1.014x (one H200, bf16 weights + step graph + flat
-    update, BENCHMARKS.md). Off by default so that the reference design keeps timm's module."""
+    patch_embed: Literal["conv", "matmul"] = "matmul"
+    """The ViT patch embedding: ``conv`` as timm builds it, or ``matmul``, the same function and
+    parameters as one matmul over the cut-out patches (faster on GPUs than cuDNN's 3-channel conv)."""
     image_depth: int = 0
     """Override of the number of ViT blocks (0 keeps the timm default)."""
     text_encoder: Literal["bert-base", "bert-tiny", "minilm"] = "bert-base"
@@ -67,12 +63,9 @@ class ModelConfig:
     """Weight of the image-text matching loss in the total (0 skips the fusion branch)."""
     dropout: float = 0.0
     """Dropout inside the text encoder and fusion blocks (0 makes CPU runs deterministic)."""
-    gelu: Literal["erf", "erf_poly"] = "erf"
-    """``erf``: torch's exact GELU; ``erf_poly``: the same function with erf from a rational
-    polynomial (|error| <= 1.5e-7, ``mmscale.model.gelu``), only where the model is compiled:
-    its kernels run at the memory bandwidth where torch's are bound by their arithmetic
-    (1.4x-1.7x per kernel, 1.023x-1.030x the ``base`` train step on three H200 hosts, BERT and
-    ViT alike). Off by default: one CPU learning A/B (BENCHMARKS.md) found no harm, within seed noise."""
+    gelu: Literal["erf", "erf_poly"] = "erf_poly"
+    """The exact (erf) GELU: ``erf`` is torch's; ``erf_poly`` computes erf by a rational polynomial
+    (|error| <= 1.5e-7) where the model is compiled, whose kernels are memory-bound, not arithmetic-bound."""
 
     def validate(self) -> None:
         positive = ("image_size", "vocab_size", "max_text_len", "hidden_dim", "num_heads", "embed_dim")

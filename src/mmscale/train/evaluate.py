@@ -10,6 +10,8 @@ from mmscale.data.normalize import to_model_input
 from mmscale.train.data import SplitBatches
 from mmscale.train.retrieval import retrieval_recall
 
+EVAL_SPLIT = "val"  # the split retrieval recall is measured on (the train split when there is none)
+
 
 @torch.no_grad()
 def embed_split(model, batches, device, precision) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,7 +32,7 @@ def embed_split(model, batches, device, precision) -> tuple[torch.Tensor, torch.
 
 
 def evaluate_retrieval(job, model, tokenizer, env, device, precision) -> dict:
-    """Recall on the first ``train.eval_samples`` pairs of ``train.eval_split`` ({} when it is empty).
+    """Recall on the first ``train.eval_samples`` pairs of the val split ({} when it is empty).
 
     Every rank runs it on the same pairs (FSDP2 needs all ranks in each forward); the model is
     put back in training mode afterwards.
@@ -40,7 +42,7 @@ def evaluate_retrieval(job, model, tokenizer, env, device, precision) -> dict:
         job, data=dataclasses.replace(job.data, limit=cfg.eval_samples, shuffle=False)
     )
     batch = max(1, min(cfg.eval_samples, cfg.batch_size))
-    split = SplitBatches(eval_job, cfg.eval_split, batch, tokenizer, env=None, device=device, drop_last=False)
+    split = SplitBatches(eval_job, EVAL_SPLIT, batch, tokenizer, env=None, device=device, drop_last=False)
     if split.num_samples < 2:
         return {}
     was_training = model.training
@@ -54,7 +56,7 @@ def evaluate_retrieval(job, model, tokenizer, env, device, precision) -> dict:
     out = retrieval_recall(image_emb, text_emb)
     out["samples"] = int(image_emb.shape[0])
     # a single manifest file is its own every split: then these pairs are training samples
-    out["split"] = "train" if _same_files(job.data, cfg.eval_split) else cfg.eval_split
+    out["split"] = "train" if _same_files(job.data, EVAL_SPLIT) else EVAL_SPLIT
     return out
 
 

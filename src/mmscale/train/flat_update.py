@@ -4,9 +4,7 @@
 Counted for ``base`` (198.6 M parameters) under ``train.weights=bf16``, the eager update of
 ``MasterWeightAdamW`` moves 52 B per parameter: the bf16 gradients copied into fp32 buffers
 (6 B), clipping's norm and scale (12 B), torch's fused AdamW (28 B) and the fp32 copies written
-back into the bf16 weights (6 B). Compiling that same per-tensor update into one function
-(``train.compile_optimizer``) cut the bytes to 30 B, but Inductor's kernels over ~370 tensors of
-every size moved them at 57% of the fused kernel's rate, so no time was saved (BENCHMARKS.md).
+back into the bf16 weights (6 B), in ~60 multi-tensor kernels over ~370 tensors of every size.
 
 Here every tensor the update touches lives in one flat buffer, and each parameter is a view into
 it, so the update is a few kernels over long contiguous arrays:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,25 +23,21 @@ import torch
 from mmscale.config.load import to_dict
 from mmscale.data.normalize import to_model_input
 from mmscale.data.skips import SkipCounter
-from mmscale.errors import ConfigError
-from mmscale.model.multimodal import MultimodalModel
+from mmscale.errors import CheckpointError, ConfigError, DataError
 from mmscale.train import distributed as dist_utils
-from mmscale.train.compile_tuning import compile_tuning
+from mmscale.train.build import build_run
 from mmscale.train.config import TrainJob
 from mmscale.train.data import SplitBatches, load_job_tokenizer
 from mmscale.train.decode_probe import LATE_MS, DecodeProbe, plan_decode, rank0_path
 from mmscale.train.evaluate import evaluate_retrieval
 from mmscale.train.flops import count_train_flops, mfu, peak_tflops, scale_to_text_length
-from mmscale.train.fp8 import convert_linears_to_fp8
 from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
 from mmscale.train.monitoring import finish_monitor, mark_step, start_monitor
-from mmscale.train.optim import build_scheduler, build_train_optimizer, cast_weights
-from mmscale.train.precision import Precision
+from mmscale.train.runtime import apply_process_settings, resolve_runtime
 from mmscale.train.state import restore_training_state, save_training_state
-from mmscale.train.step import TrainStep
-from mmscale.train.step_graph import GraphUnsupported, graph_train_step
 
 log = logging.getLogger(__name__)
+GRAPH_WARMUP_STEPS = 3  # ordinary steps before the step graph is captured (compile, AdamW state)
 
 
 @dataclass
@@ -48,7 +45,10 @@ class TrainResult:
     steps: int = 0
     samples: int = 0
     wall_s: float = 0.0
-    samples_per_s: float = 0.0
+    samples_per_s: float = 0.0  # over the whole wall clock, compile and capture included
+    steady_samples_per_s: float | None = None  # after compile and capture (None: run too short to tell)
+    steady_mfu: float | None = None
+    startup_s: float = 0.0  # wall time before the steady-state window: compile, capture, first batches
     loss: float | None = None
     loss_itc: float | None = None
     loss_itm: float | None = None
@@ -60,6 +60,7 @@ class TrainResult:
     world_size: int = 1
     device: str = "cpu"
     precision: str = "fp32"
+    runtime: dict = field(default_factory=dict)  # what the run's auto switches resolved to
     resumed_from_step: int = 0
     skipped_samples: int = 0
     empty_steps: int = 0  # steps whose whole batch was bad samples: no update, counted in skipped_samples
@@ -75,75 +76,45 @@ class TrainResult:
         return asdict(self)
 
 
-def train(job: TrainJob, show_progress: bool | None = None, decode_paths: dict | None = None) -> TrainResult:
-    """Train ``job``. ``decode_paths``: input path name -> ``build_loader``-like callable; with
-    ``data.decode=auto`` they are the paths probed, on any device (tests inject a slowed one)."""
+def train(job: TrainJob, show_progress: bool | None = None, decode_paths: dict | None = None,
+          monitor_interval_s: float = 0.2, tensorboard: bool = True) -> TrainResult:
+    """Train ``job``. ``show_progress``: a progress bar (None: when stderr is a terminal; otherwise
+    one log line per ``log_every`` steps). ``decode_paths``: input path name -> ``build_loader``-like
+    callable; with ``data.decode=auto`` they are the paths probed (tests inject a slowed one).
+    ``monitor_interval_s``: seconds between hardware samples in ``monitor.jsonl`` (0: none)."""
     cfg = job.train
     env = dist_utils.init_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     monitor = None
     try:
-        monitor = start_monitor(cfg.monitor_interval_s, env.is_main)
-        with compile_tuning(cfg.compile_tuning, cfg.compile_mix_order_reduction):  # read as the first steps compile
-            return _train(job, env, cfg.progress if show_progress is None else show_progress, decode_paths,
-                          monitor)
+        monitor = start_monitor(monitor_interval_s, env.is_main)
+        if show_progress is None:
+            show_progress = sys.stderr.isatty()
+        return _train(job, env, show_progress, decode_paths, monitor, tensorboard)
     finally:
         if monitor is not None:
             monitor.stop()  # a failed run's sampler process must not outlive it (no-op once stopped)
         dist_utils.shutdown(env)
 
 
-def _setup_device(cfg, env):
-    device = dist_utils.resolve_device(cfg.device, env)
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    if device.type == "cuda" and cfg.tf32:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    return device
-
-
-def _graph_step(step_fn: TrainStep, device, env):
-    """``train.step_graph``: the step captured whole after its warm-up; refusals name the field."""
-    try:
-        return graph_train_step(step_fn, device, distributed=env.active)
-    except GraphUnsupported as exc:
-        raise ConfigError("train.step_graph", str(exc)) from None
-
-
 def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = None,
-           monitor=None) -> TrainResult:
+           monitor=None, tensorboard: bool = True) -> TrainResult:
     cfg = job.train
     out_dir = Path(cfg.out_dir)
     micro_batch = job.check_world(env.world_size)  # fails before any work if the batch cannot split
-    device = _setup_device(cfg, env)
-    precision = Precision.resolve(cfg.precision, device, cfg.weights)
+    runtime = resolve_runtime(cfg, env)
+    apply_process_settings(runtime)
+    device, precision = runtime.device, runtime.precision
     checkpoint_path = out_dir / "checkpoint.pt"
     if cfg.resume and not checkpoint_path.is_file():
-        from mmscale.errors import CheckpointError
-
         raise CheckpointError(checkpoint_path, "not found (train without --resume, or set train.out_dir)")
-    torch.manual_seed(cfg.seed)
+    if env.is_main:
+        log.info("runtime: %s", runtime.describe())
 
     tokenizer = load_job_tokenizer(job)
-    model = cast_weights(MultimodalModel(job.model).to(device), cfg)
-    if cfg.fp8 != "off":
-        convert_linears_to_fp8(model, cfg.fp8, cfg.fp8_layers)
     rank_batch = micro_batch * cfg.grad_accum
-    wrapped = dist_utils.wrap_model(model, _strategy(cfg.parallel, env), env, device,
-                                    param_dtype=precision.sharded_param_dtype,
-                                    reshard_after_forward=cfg.fsdp_reshard_after_forward,
-                                    bucket_cap_mb=cfg.bucket_cap_mb())
-    optimizer = build_train_optimizer(wrapped, cfg)
-    scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
-    step_fn = TrainStep(wrapped, optimizer, scheduler, precision, compile=cfg.compile,
-                        compile_mode=None if cfg.compile_mode == "default" else cfg.compile_mode,
-                        # a few padded lengths: one static graph each, not one symbolic-length graph
-                        compile_dynamic=False if job.data.pad_multiple else None,
-                        ddp_graph_split=cfg.compile_ddp_buckets,
-                        grad_accum=cfg.grad_accum, checkpointing=cfg.activation_checkpointing,
-                        grad_clip=cfg.grad_clip)
-    if cfg.step_graph:
-        step_fn = _graph_step(step_fn, device, env)
+    run = build_run(job, runtime, compile_dynamic=False if job.data.pad_multiple else None,
+                    graph_warmup_steps=GRAPH_WARMUP_STEPS)
+    model, wrapped, optimizer, scheduler, step_fn = run.model, run.wrapped, run.optimizer, run.scheduler, run.step
     start_step = 0
     if cfg.resume:
         start_step = restore_training_state(checkpoint_path, job, wrapped, optimizer, scheduler, step_fn.scaler)
@@ -161,10 +132,10 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(to_dict(job), indent=2))
-    writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main, append=cfg.resume)
-    peak = peak_tflops(device, cfg.peak_tflops)
+    writer = MetricsWriter(out_dir, tensorboard, enabled=env.is_main, append=cfg.resume)
+    peak = peak_tflops(device)
     result = TrainResult(world_size=env.world_size, device=str(device), precision=precision.label,
-                         resumed_from_step=start_step, out_dir=str(out_dir))
+                         runtime=runtime.as_dict(), resumed_from_step=start_step, out_dir=str(out_dir))
     # under torchrun every rank must reach the decision (a broadcast) at the same step: the probe
     # windows are then fixed (no waiting for a late batch, which each rank would see at its own step)
     feed = DecodeProbe(train_data, plan, start_step, device, agree=lambda path: rank0_path(path, env, device),
@@ -177,6 +148,9 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     started = time.perf_counter()
     progress = _progress(show_progress and env.is_main, cfg.steps, start_step)
     losses = {}
+    # steps before the steady-state window: compile, capture and the first batches (reported apart)
+    warm_steps = GRAPH_WARMUP_STEPS + 2 if runtime.step_graph else (2 if runtime.compile else 1)
+    steady = None  # (time, used samples, FLOPs) where the steady-state window starts
     skips, used_samples = SkipCounter(), 0  # this rank's bad samples by reason, and its good ones
     done = start_step  # optimizer steps completed, resumed ones included
     with progress:
@@ -221,13 +195,10 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                 writer.write(row)
                 mark_step(monitor, done)
                 window = _Window()
-            # one process checks its clock every step; under torchrun only at log steps (a broadcast)
-            if cfg.time_limit_s and (logged or not env.active) and not last:
-                if _time_is_up(started, cfg.time_limit_s, env, device):
-                    last = True
-                    if not logged and window.steps:
-                        writer.write(_log_row(done, losses, window, rank_batch * env.world_size, peak,
-                                              optimizer, device, env))
+                if env.is_main and not show_progress:  # a log file or a batch system's output: one line
+                    log.info(_log_line(row, cfg.steps, started, start_step))
+                if steady is None and done - start_step >= warm_steps:  # compile and capture are behind
+                    steady = (time.perf_counter(), used_samples, total_flops)  # just after the row's sync
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and not last:
                 save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
             if cfg.eval_every and done % cfg.eval_every == 0 and not last:
@@ -237,6 +208,11 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                 break
     steps_run = done - start_step
     wall_s = time.perf_counter() - started
+    computed = steps_run - result.empty_steps
+    if computed == 0:
+        batches.close()
+        train_data.loader.close()
+        _refuse_no_usable_sample(job, skips, train_data.loader.index_skips, env)
     save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
     batches.close()
     train_data.loader.close()  # persistent workers would otherwise idle until the loader is collected
@@ -263,9 +239,13 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     result.steps, result.wall_s = steps_run, wall_s
     result.samples_per_s = result.samples / wall_s if wall_s else 0.0
     result.loss, result.loss_itc, result.loss_itm = final.get("loss"), final.get("loss_itc"), final.get("loss_itm")
-    computed = steps_run - result.empty_steps
     result.flops_per_step = round(total_flops / computed) if computed else flops_per_step  # mean over steps
     result.mfu = mfu(total_flops, 1, wall_s, peak)  # the steps that computed
+    if steady is not None and done > start_step + warm_steps:
+        steady_s = wall_s - (steady[0] - started)
+        result.startup_s = steady[0] - started
+        result.steady_samples_per_s = (used_samples - steady[1]) * env.world_size / steady_s
+        result.steady_mfu = mfu(total_flops - steady[2], 1, steady_s, peak)
     result.peak_gpu_gib, result.peak_rss_gib = peak_gpu_gib(device), peak_rss_gib()
     result.data_wait_pct = 100 * total_wait_s / wall_s if wall_s else 0.0
     if env.is_main:
@@ -292,20 +272,9 @@ def _skip_empty_batch(batch, step: int, env) -> None:
     that has nothing to reduce, so the run stops with the reasons instead."""
     reasons = ", ".join(f"{reason}: {n}" for reason, n in batch.skips.by_reason.items()) or "no samples"
     if env.active:
-        from mmscale.errors import DataError
-
         raise DataError("data.path", f"every sample of rank {env.rank}'s batch at step {step + 1} was bad "
                         f"({reasons}); find them with `mmscale data check`")
     log.warning("step %d: every sample of the batch was bad (%s); no update this step", step + 1, reasons)
-
-
-def _strategy(parallel: str, env) -> str:
-    if parallel == "auto":
-        return "ddp" if env.active else "none"
-    if parallel in ("ddp", "fsdp") and not env.active:
-        log.warning("train.parallel=%s needs several processes; this is one, so it trains unwrapped "
-                    "(launch with torchrun --nproc-per-node N -m mmscale.cli train ...)", parallel)
-    return parallel
 
 
 @dataclass
@@ -340,14 +309,26 @@ def _log_row(step, losses, window, global_batch, peak, optimizer, device, env) -
     return row
 
 
-def _time_is_up(started: float, limit_s: float, env, device) -> bool:
-    """All ranks must stop at the same step, so rank 0's clock decides (broadcast under torchrun)."""
-    up = time.perf_counter() - started >= limit_s
-    if not env.active:
-        return up  # host clock only: no device sync
-    flag = torch.tensor([float(up)], device=device)
-    torch.distributed.broadcast(flag, 0)
-    return bool(flag.item())
+def _refuse_no_usable_sample(job: TrainJob, skips: SkipCounter, index_skips: SkipCounter, env) -> None:
+    """No step updated the model: stop with the skips by reason, before a checkpoint is written."""
+    reasons = _summed_over_ranks(skips.by_reason, env)
+    for reason, n in index_skips.by_reason.items():
+        reasons[reason] = reasons.get(reason, 0) + n
+    counted = ", ".join(f"{reason}: {n}" for reason, n in sorted(reasons.items())) or "no samples were read"
+    raise DataError(job.data.path, f"no usable sample: no step updated the model ({counted}); no checkpoint "
+                    "was written. `mmscale data check` lists the bad samples by file and line")
+
+
+def _log_line(row: dict, total_steps: int, started: float, start_step: int) -> str:
+    """The console line of a log step when no progress bar is shown: step, loss, speed, ETA."""
+    step = row["step"]
+    elapsed = time.perf_counter() - started
+    eta_s = elapsed / max(1, step - start_step) * (total_steps - step)
+    line = f"step {step}/{total_steps} loss {row.get('loss/total', float('nan')):.4f} " \
+           f"{row['throughput/samples_per_s']:,.1f} samples/s"
+    if "mfu/pct" in row:
+        line += f" MFU {row['mfu/pct']:.1f}%"
+    return line + f" ETA {eta_s / 60:.1f} min"
 
 
 def _prefixed(values: dict, prefix: str) -> dict:

@@ -7,6 +7,12 @@ import math
 import torch
 from torch import nn
 
+from mmscale.train.flat_update import FlatMasterAdamW
+from mmscale.train.master_weights import MasterWeightAdamW
+
+BETA2 = 0.98  # AdamW's second-moment decay: the CLIP/BLIP choice for stable contrastive training
+MIN_LR_RATIO = 0.1  # the cosine schedule's floor, as a fraction of the peak rate
+
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Matrices decay; biases, norms, embeddings' 1-D scales and the logit scale do not (CLIP/BLIP)."""
@@ -18,7 +24,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def build_optimizer(model: nn.Module, lr: float, weight_decay: float, beta2: float = 0.98,
+def build_optimizer(model: nn.Module, lr: float, weight_decay: float, beta2: float = BETA2,
                     fused: bool = False, capturable: bool = False) -> torch.optim.AdamW:
     """``fused=True`` runs one CUDA kernel for all parameters instead of a loop of small ones.
 
@@ -34,40 +40,25 @@ def build_optimizer(model: nn.Module, lr: float, weight_decay: float, beta2: flo
                              eps=1e-6, fused=fused or None)
 
 
-def build_train_optimizer(model: nn.Module, cfg):
-    """The optimizer a ``TrainConfig`` asks for: AdamW over the model's weights, or under
-    ``weights=bf16`` AdamW over their fp32 copies (``MasterWeightAdamW``), either updated by one
-    compiled function under ``compile_optimizer`` (``CompiledAdamW``), or the copies in flat
-    buffers under ``flat_update`` (``FlatMasterAdamW``). The model must
-    already have the weights' dtype (``cast_weights``)."""
-    from mmscale.train.compiled_update import CompiledAdamW
-    from mmscale.train.flat_update import FlatMasterAdamW
-    from mmscale.train.master_weights import MasterWeightAdamW
-
-    own_update = cfg.compile_optimizer or cfg.flat_update
+def build_train_optimizer(model: nn.Module, cfg, runtime):
+    """The optimizer a run asks for: fused AdamW over the model's weights; under bf16 weights
+    AdamW over their fp32 copies (``MasterWeightAdamW``), or the copies in flat buffers under
+    ``flat_update`` (``FlatMasterAdamW``). The model must already have the weights' dtype."""
 
     def build(module: nn.Module) -> torch.optim.AdamW:
-        # the compiled and the flat update read a device learning rate and step counts
-        # (capturable); they never run the inner AdamW's own kernel, so that one is left unfused
-        return build_optimizer(module, cfg.lr, cfg.weight_decay, cfg.beta2,
-                               fused=cfg.fused_adamw and not own_update,
-                               capturable=cfg.step_graph or own_update)
+        # the flat update reads a device learning rate and step counts (capturable) and never
+        # runs the inner AdamW's own kernel, so that one is left unfused
+        return build_optimizer(module, cfg.lr, cfg.weight_decay, fused=not runtime.flat_update,
+                               capturable=runtime.step_graph or runtime.flat_update)
 
-    if cfg.flat_update:
-        if torch.distributed.is_available() and torch.distributed.is_initialized() \
-                and torch.distributed.get_world_size() > 1:
-            from mmscale.errors import ConfigError
-
-            raise ConfigError("train.flat_update", f"runs in one process; this run has "
-                              f"{torch.distributed.get_world_size()} (turn it off under torchrun)")
+    if runtime.flat_update:
         return FlatMasterAdamW(model, build)
-    optimizer = MasterWeightAdamW(model, build) if cfg.weights == "bf16" else build(model)
-    return CompiledAdamW(optimizer) if cfg.compile_optimizer else optimizer
+    return MasterWeightAdamW(model, build) if runtime.precision.weights == "bf16" else build(model)
 
 
-def cast_weights(model: nn.Module, cfg) -> nn.Module:
-    """The model in the dtype ``train.weights`` names (before DDP wraps it)."""
-    return model.to(torch.bfloat16) if cfg.weights == "bf16" else model
+def cast_weights(model: nn.Module, runtime) -> nn.Module:
+    """The model in the dtype the run's weights have (before DDP wraps it)."""
+    return model.to(torch.bfloat16) if runtime.precision.weights == "bf16" else model
 
 
 def load_optimizer_state(optimizer, saved: dict) -> None:
@@ -96,7 +87,7 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_scheduler(optimizer, warmup_steps: int, total_steps: int, min_ratio: float):
+def build_scheduler(optimizer, warmup_steps: int, total_steps: int, min_ratio: float = MIN_LR_RATIO):
     return torch.optim.lr_scheduler.LambdaLR(
         torch_optimizer(optimizer), lambda step: warmup_cosine(step, warmup_steps, total_steps, min_ratio)
     )

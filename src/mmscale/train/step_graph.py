@@ -50,8 +50,6 @@ def check_graphable(step: TrainStep, device: torch.device, distributed: bool = F
         raise GraphUnsupported("needs grad_accum=1 (micro-batch splits change with the batch)")
     if step.scaler is not None:
         raise GraphUnsupported("does not take fp16's gradient scaler (it checks for inf on the host)")
-    if step.mark_step:
-        raise GraphUnsupported("replaces compile_mode=reduce-overhead (graphs inside a graph)")
     groups = getattr(step.optimizer, "param_groups", [])
     if not groups or not all(group.get("capturable") for group in groups):
         raise GraphUnsupported("needs an optimizer built with capturable=True")
