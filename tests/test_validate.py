@@ -28,7 +28,7 @@ TINY = [
     "validate.pipeline.groups=[\"fusion_precision\"]",
     "validate.scaling.cpu_smoke=false",
     "data.image_size=32", "model.image_size=32", "model.image_depth=1", "data.num_workers=0",
-    "train.batch_size=32", "train.eval_samples=16", "train.num_threads=1",
+    "train.batch_size=32", "train.eval_samples=16",
 ]
 
 
@@ -97,7 +97,7 @@ def test_a_failing_section_is_reported_and_the_rest_still_run(tmp_path, monkeypa
         overrides=['validate.sections=["pipeline","batchsweep"]', "validate.batchsweep.start_batch=2",
                    "validate.batchsweep.max_batch=4", "validate.batchsweep.timed_steps=1",
                    'validate.batchsweep.variants=["fp32"]', "data.image_size=32", "model.image_size=32",
-                   "model.image_depth=1", "train.num_threads=1"])
+                   "model.image_depth=1"])
     pipeline = results["sections"]["pipeline"]
     assert pipeline["status"] == "failed" and "constructed failure" in pipeline["reason"]
     assert "RuntimeError" in pipeline["error"]
@@ -172,7 +172,7 @@ def test_one_benchmark_alone_writes_its_own_monitor_timeline(tmp_path):
         "batchsweep", "cpu", ["validate.batchsweep.start_batch=2", "validate.batchsweep.max_batch=2",
                               "validate.batchsweep.timed_steps=1", 'validate.batchsweep.variants=["fp32"]',
                               "data.image_size=32", "model.image_size=32", "model.image_depth=1",
-                              "train.num_threads=1", "validate.monitor_interval_s=0.05"],
+                              "validate.monitor_interval_s=0.05"],
         out_dir=tmp_path, show_progress=False)
     assert section["status"] == "ok"
     doc = json.loads((tmp_path / "batchsweep.json").read_text())

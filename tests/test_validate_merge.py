@@ -12,7 +12,7 @@ from mmscale import validate_sections
 from mmscale.errors import ConfigError
 from mmscale.report.results import new_section, validation_errors
 
-COMMON = ["data.image_size=32", "model.image_size=32", "model.image_depth=1", "train.num_threads=1"]
+COMMON = ["data.image_size=32", "model.image_size=32", "model.image_depth=1"]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ def test_decode_auto_benchmark_cpu_smoke(tmp_path, capsys, load_benchmark):
     code = bench.main(["--preset", "tiny", "--device", "cpu", "--steps", "24", "--synth", "96", "--cpu-stand-in",
                        "--out", str(tmp_path), "data.num_workers=0", "data.image_size=32", "model.image_size=32",
                        "model.image_patch_size=16", "model.image_depth=1", "train.batch_size=4",
-                       "data.decode_probe_warmup_steps=1", "data.decode_probe_steps=3", "train.num_threads=1"])
+                       "data.decode_probe_warmup_steps=1", "data.decode_probe_steps=3"])
     assert code == 0
     result = json.loads((tmp_path / "decode_auto.json").read_text())
     runs = result["runs"]
@@ -49,7 +49,7 @@ def test_ratios_and_steady_windows(load_benchmark):
 # 20 steps of the tiny model at 32 px on 64 synthesized samples, on the CPU
 SMALL_RUN = ["--preset", "tiny", "--device", "cpu", "--steps", "20", "--synth", "64", "data.num_workers=0",
              "data.image_size=32", "model.image_size=32", "model.image_patch_size=16", "model.image_depth=1",
-             "train.batch_size=4", "train.num_threads=1"]
+             "train.batch_size=4"]
 
 
 def test_synthetic_partner_runs_the_loop_on_one_device_batch(tmp_path, capsys, load_benchmark):

@@ -112,24 +112,18 @@ def ddp_bucket_worker(rank: int, world: int, port: int, bucket_mb: int, out: str
 
 
 def test_ddp_takes_the_configured_bucket_size(tmp_path):
-    from mmscale.errors import ConfigError
-    from mmscale.train.config import TrainConfig
-
     mp.start_processes(ddp_bucket_worker, args=(2, free_port(), 100, str(tmp_path)), nprocs=2, join=True,
                        start_method="fork")
     for rank in range(2):
         assert json.load(open(tmp_path / f"rank{rank}.json"))["bucket_bytes_cap"] == 100 * 2**20
-    with pytest.raises(ConfigError, match="train.ddp_bucket_mb"):
-        TrainConfig(ddp_bucket_mb=0).validate()
 
 
-def test_ddp_bucket_size_defaults_to_the_mode_and_an_explicit_size_wins():
+def test_ddp_bucket_size_follows_the_mode():
     from mmscale.train.config import TrainConfig
+    from mmscale.train.runtime import resolve_runtime
 
-    assert TrainConfig(compile=False).bucket_cap_mb() == 25  # torch's default
-    assert TrainConfig(compile=True).bucket_cap_mb() == 400  # fewer compiled subgraphs (BENCHMARKS.md)
-    assert TrainConfig(compile=True, ddp_bucket_mb=100).bucket_cap_mb() == 100
-    TrainConfig(ddp_bucket_mb=None).validate()
+    assert resolve_runtime(TrainConfig(device="cpu", compile=False)).ddp_bucket_mb == 25  # torch's default
+    assert resolve_runtime(TrainConfig(device="cpu", compile=True)).ddp_bucket_mb == 400  # fewer compiled subgraphs
 
 
 def bf16_reduce_worker(rank: int, world: int, port: int, out: str) -> None:

@@ -6,9 +6,11 @@ import torch
 from mmscale.errors import ConfigError
 from mmscale.model import MultimodalModel
 from mmscale.train.config import TrainConfig, TrainJob
+from mmscale.train.distributed import DistEnv
 from mmscale.train.flat_update import ALIGN, FlatMasterAdamW, flat_adamw
 from mmscale.train.master_weights import MasterWeightAdamW
 from mmscale.train.optim import build_optimizer, build_scheduler, build_train_optimizer
+from mmscale.train.runtime import resolve_runtime
 from mmscale.train.step import TrainStep
 from mmscale.train.synthetic import synthetic_batch
 from tests.model.conftest import tiny_model_config
@@ -174,17 +176,15 @@ def test_flat_adamw_is_torch_adamw_on_one_tensor():
     assert torch.equal(bf16, master.to(torch.bfloat16))
 
 
-def test_train_config_builds_it_and_refuses_what_it_is_not_for():
-    cfg = TrainConfig(flat_update=True, weights="bf16", precision="bf16")
-    cfg.validate()
-    optimizer = build_train_optimizer(_small(), cfg)
+def test_the_runtime_builds_it_and_refuses_what_it_is_not_for():
+    cfg = TrainConfig(flat_update=True, weights="bf16", precision="bf16", device="cpu")
+    runtime = resolve_runtime(cfg)
+    optimizer = build_train_optimizer(_small(), cfg, runtime)
     assert isinstance(optimizer, FlatMasterAdamW) and optimizer.grad_buffers is None
     assert all(isinstance(g["lr"], torch.Tensor) for g in optimizer.param_groups)
-    with pytest.raises(ConfigError, match="weights=bf16") as err:
-        TrainConfig(flat_update=True).validate()
+    with pytest.raises(ConfigError, match="weights=fp32") as err:
+        resolve_runtime(TrainConfig(flat_update=True, device="cpu"))  # fp32 compute on CPU: fp32 weights
     assert err.value.field == "train.flat_update"
-    with pytest.raises(ConfigError, match="compile_optimizer"):
-        TrainConfig(flat_update=True, weights="bf16", compile_optimizer=True).validate()
 
 
 def test_step_hooks_run_around_it():
@@ -219,17 +219,12 @@ def test_training_with_it_checkpoints_and_resumes_to_the_same_losses(tiny_datase
         assert eager[step] == pytest.approx(want[step], rel=1e-3), f"step {step}"
 
 
-def test_more_than_one_process_is_refused_by_field(monkeypatch):
-    """Under torchrun the weights are DDP's; the flat update re-seats their storage, so it is
-    refused there, naming the field."""
-    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
-    monkeypatch.setattr(torch.distributed, "get_world_size", lambda group=None: 2)
-    with pytest.raises(ConfigError, match="one process; this run has 2") as err:
-        build_train_optimizer(_small(), TrainConfig(flat_update=True, weights="bf16", precision="bf16"))
+def test_more_than_one_process_is_refused_by_field():
+    """Under torchrun the weights are DDP's; the flat update re-seats their storage, so asking for
+    it there is refused, naming the field, and ``auto`` leaves it off."""
+    two = DistEnv(rank=0, local_rank=0, world_size=2)
+    cfg = TrainConfig(flat_update=True, weights="bf16", precision="bf16", device="cpu")
+    with pytest.raises(ConfigError, match="world_size=2") as err:
+        resolve_runtime(cfg, two)
     assert err.value.field == "train.flat_update"
-    # the training command refuses it before building anything, when it sizes the per-process batch
-    job = TrainJob(train=TrainConfig(flat_update=True, weights="bf16", precision="bf16"))
-    assert job.check_world(1) == job.train.batch_size
-    with pytest.raises(ConfigError, match="one process; this run has 2") as err:
-        job.check_world(2)
-    assert err.value.field == "train.flat_update"
+    assert not resolve_runtime(TrainConfig(weights="bf16", precision="bf16", device="cpu"), two).flat_update

@@ -11,7 +11,7 @@ def _read(path):
 
 
 def test_a_training_run_writes_a_timeline_with_a_mark_per_log_step(tiny_dataset, tmp_path):
-    result = train(tiny_job(tiny_dataset, tmp_path, "train.steps=3", "train.monitor_interval_s=0.05"))
+    result = train(tiny_job(tiny_dataset, tmp_path, "train.steps=3"), monitor_interval_s=0.05)
     samples, marks = _read(tmp_path / MONITOR_FILE)
     assert [m["mark"] for m in marks] == ["step=1", "step=2", "step=3"]
     assert samples and all("cpu_pct" in r and "rss_gib" in r for r in samples)  # CPU fields, GPU or not
@@ -25,7 +25,7 @@ def test_a_training_run_writes_a_timeline_with_a_mark_per_log_step(tiny_dataset,
 
 
 def test_interval_zero_runs_without_a_monitor(tiny_dataset, tmp_path):
-    result = train(tiny_job(tiny_dataset, tmp_path, "train.steps=1", "train.monitor_interval_s=0"))
+    result = train(tiny_job(tiny_dataset, tmp_path, "train.steps=1"), monitor_interval_s=0)
     assert result.monitor == {} and not (tmp_path / MONITOR_FILE).exists()
 
 
@@ -36,10 +36,9 @@ def test_only_the_first_rank_samples():
     assert finish_monitor(None, "unused") == {}
 
 
-def test_a_negative_interval_names_the_field(tiny_dataset, tmp_path):
+def test_a_negative_interval_is_refused_before_any_work(tiny_dataset, tmp_path):
     import pytest
 
-    from mmscale.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="train.monitor_interval_s"):
-        tiny_job(tiny_dataset, tmp_path, "train.monitor_interval_s=-1")
+    with pytest.raises(ValueError, match="monitor_interval_s"):
+        train(tiny_job(tiny_dataset, tmp_path), monitor_interval_s=-1)
+    assert not (tmp_path / "config.json").exists()

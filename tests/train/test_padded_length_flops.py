@@ -29,8 +29,8 @@ def test_a_run_padded_to_its_captions_counts_fewer_flops(tiny_dataset, tmp_path)
     for name, padding in (("fixed", []), ("bucketed", ["data.pad_to_longest=true", "data.pad_multiple=4"])):
         job = load_config(TrainJob, preset="tiny", overrides=TINY_OVERRIDES + padding + [
             f"data.path={tiny_dataset}", f"train.out_dir={tmp_path / name}", "train.steps=3",
-            "train.monitor_interval_s=0", "train.eval_samples=1"])
-        results[name] = train(job)
+            "train.eval_samples=1"])
+        results[name] = train(job, monitor_interval_s=0)
     fixed, bucketed = results["fixed"], results["bucketed"]
     # captions "a <colour> square on the <side>": 8 tokens with [CLS]/[SEP], padded to 8 of 16
     cfg = load_config(TrainJob, preset="tiny", overrides=TINY_OVERRIDES).model

@@ -62,46 +62,6 @@ def test_activation_checkpointing_gives_the_same_gradients():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_compiled_ddp_can_be_told_not_to_split_its_graph_at_buckets():
-    """Dynamo reads ``optimize_ddp`` when it first compiles; the option must reach it, and only
-    when asked (torch's default, the split, is kept otherwise).
-
-    The config's own ``patch`` restores the setting afterwards: pytest's monkeypatch deletes it
-    on undo (it does not see the module's attribute as set), which hides it from every later
-    compile in the process."""
-    import torch._dynamo.config as dynamo_config
-
-    with dynamo_config.patch(optimize_ddp=True):
-        model = MultimodalModel(tiny_model_config())
-        optimizer = build_optimizer(model, 1e-3, 0.0)
-        TrainStep(model, optimizer, compile=True)
-        assert dynamo_config.optimize_ddp is True
-        TrainStep(model, optimizer, compile=False, ddp_graph_split=False)  # nothing compiled: left alone
-        assert dynamo_config.optimize_ddp is True
-        TrainStep(model, optimizer, compile=True, ddp_graph_split=False)
-        assert dynamo_config.optimize_ddp is False
-    assert dynamo_config.optimize_ddp is True  # torch's default again, still readable
-
-
-def test_reduce_overhead_marks_each_step_for_cuda_graph_trees(monkeypatch):
-    """With ``reduce-overhead`` the step tells CUDA graph trees where a step begins (their output
-    memory is reused on the next replay); other modes leave them alone."""
-    marks = []
-    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
-    compiled = []
-    monkeypatch.setattr(torch, "compile", lambda model, mode=None, dynamic=None: compiled.append((mode, dynamic)) or model)
-    model = small_model()
-    pixels, ids, mask = synthetic_batch(model.cfg, 2)
-    TrainStep(model, build_optimizer(model, 1e-3, 0.0), compile=True)(pixels, ids, mask)
-    assert marks == [] and compiled == [(None, None)]  # torch's automatic dynamic shapes
-    step = TrainStep(model, build_optimizer(model, 1e-3, 0.0), compile=True, compile_mode="reduce-overhead")
-    step(pixels, ids, mask)
-    step(pixels, ids, mask)
-    assert marks == [1, 1] and compiled[-1] == ("reduce-overhead", None)
-    TrainStep(model, build_optimizer(model, 1e-3, 0.0), compile=True, compile_dynamic=False)
-    assert compiled[-1] == (None, False)  # benchmarks of fixed sizes: one static graph per size
-
-
 def test_a_short_batch_still_syncs_on_its_last_micro_batch_and_weighs_by_samples(monkeypatch):
     """Batch 3 with grad_accum=4 splits into 3 chunks of 1: the third must sync (DDP all-reduce)."""
     from mmscale.train import step as step_module

@@ -156,12 +156,12 @@ def training_runner(job, device: str, progress: Callable[[str], None] | None = N
                 job,
                 data=dataclasses.replace(job.data, limit=n_samples),
                 train=dataclasses.replace(job.train, steps=steps, out_dir=out_dir, eval_every=0,
-                                          checkpoint_every=0, device=device.split(":")[0],
+                                          checkpoint_every=0, tensorboard=False, device=device.split(":")[0],
                                           eval_samples=min(job.train.eval_samples, 64)),
             )
             if progress:
                 progress(f"datascale: N={n_samples}, {steps} steps")
-            result = train(sized, show_progress=False, monitor_interval_s=0.0, tensorboard=False)
+            result = train(sized, show_progress=False, monitor_interval_s=0.0)
         return RunMeasure(steps=result.steps, samples_seen=result.samples,
                           skipped=result.skipped_samples, train_wall_s=result.wall_s,
                           data_wait_pct=result.data_wait_pct)

@@ -43,7 +43,7 @@ def build_run(job: TrainJob, runtime: Runtime, *, schedule: bool = True, compile
     wrapped = wrap_model(model, runtime.strategy, runtime.env, runtime.device,
                          param_dtype=runtime.precision.sharded_param_dtype, bucket_cap_mb=runtime.ddp_bucket_mb)
     optimizer = build_train_optimizer(wrapped, cfg, runtime)
-    scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.steps) if schedule else None
+    scheduler = build_scheduler(optimizer, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio) if schedule else None
     step = TrainStep(wrapped, optimizer, scheduler, runtime.precision, compile=runtime.compile,
                      compile_dynamic=compile_dynamic, grad_accum=cfg.grad_accum,
                      checkpointing=cfg.activation_checkpointing, grad_clip=cfg.grad_clip)

@@ -27,7 +27,9 @@ class TrainConfig:
     grad_accum: int = 1
     """Micro-batches per optimizer step (gradients summed before the update)."""
     lr: float = 1e-4
-    """Peak AdamW learning rate, reached after warmup, then cosine decay to a tenth of it."""
+    """Peak AdamW learning rate, reached after warmup."""
+    min_lr_ratio: float = 0.1
+    """Cosine decay floor as a fraction of ``lr`` (1 keeps the rate flat after warmup)."""
     warmup_steps: int = 100
     """Linear warmup from 0 to ``lr`` over this many optimizer steps."""
     weight_decay: float = 0.05
@@ -67,6 +69,8 @@ class TrainConfig:
     """Run retrieval eval every K steps (0 = only at the end)."""
     eval_samples: int = 1000
     """Validation samples used for retrieval recall (the first N of the val split)."""
+    tensorboard: bool = True
+    """Also write the metrics as TensorBoard events (when the tensorboard package is installed)."""
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_samples"):
@@ -77,6 +81,8 @@ class TrainConfig:
                 raise ConfigError(f"train.{name}", f"must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ConfigError("train.lr", f"must be > 0, got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("train.min_lr_ratio", f"must be in [0, 1], got {self.min_lr_ratio}")
         if self.batch_size % self.grad_accum:
             raise ConfigError(
                 "train.batch_size", f"{self.batch_size} is not divisible by train.grad_accum={self.grad_accum}"

@@ -77,11 +77,13 @@ class TrainResult:
 
 
 def train(job: TrainJob, show_progress: bool | None = None, decode_paths: dict | None = None,
-          monitor_interval_s: float = 0.2, tensorboard: bool = True) -> TrainResult:
+          monitor_interval_s: float = 0.2) -> TrainResult:
     """Train ``job``. ``show_progress``: a progress bar (None: when stderr is a terminal; otherwise
     one log line per ``log_every`` steps). ``decode_paths``: input path name -> ``build_loader``-like
     callable; with ``data.decode=auto`` they are the paths probed (tests inject a slowed one).
     ``monitor_interval_s``: seconds between hardware samples in ``monitor.jsonl`` (0: none)."""
+    if monitor_interval_s < 0:
+        raise ValueError(f"monitor_interval_s must be >= 0, got {monitor_interval_s}")
     cfg = job.train
     env = dist_utils.init_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     monitor = None
@@ -89,7 +91,7 @@ def train(job: TrainJob, show_progress: bool | None = None, decode_paths: dict |
         monitor = start_monitor(monitor_interval_s, env.is_main)
         if show_progress is None:
             show_progress = sys.stderr.isatty()
-        return _train(job, env, show_progress, decode_paths, monitor, tensorboard)
+        return _train(job, env, show_progress, decode_paths, monitor)
     finally:
         if monitor is not None:
             monitor.stop()  # a failed run's sampler process must not outlive it (no-op once stopped)
@@ -97,7 +99,7 @@ def train(job: TrainJob, show_progress: bool | None = None, decode_paths: dict |
 
 
 def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = None,
-           monitor=None, tensorboard: bool = True) -> TrainResult:
+           monitor=None) -> TrainResult:
     cfg = job.train
     out_dir = Path(cfg.out_dir)
     micro_batch = job.check_world(env.world_size)  # fails before any work if the batch cannot split
@@ -132,7 +134,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "config.json").write_text(json.dumps(to_dict(job), indent=2))
-    writer = MetricsWriter(out_dir, tensorboard, enabled=env.is_main, append=cfg.resume)
+    writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main, append=cfg.resume)
     peak = peak_tflops(device)
     result = TrainResult(world_size=env.world_size, device=str(device), precision=precision.label,
                          runtime=runtime.as_dict(), resumed_from_step=start_step, out_dir=str(out_dir))

@@ -11,7 +11,6 @@ from mmscale.train.flat_update import FlatMasterAdamW
 from mmscale.train.master_weights import MasterWeightAdamW
 
 BETA2 = 0.98  # AdamW's second-moment decay: the CLIP/BLIP choice for stable contrastive training
-MIN_LR_RATIO = 0.1  # the cosine schedule's floor, as a fraction of the peak rate
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -87,7 +86,7 @@ def warmup_cosine(step: int, warmup_steps: int, total_steps: int, min_ratio: flo
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_scheduler(optimizer, warmup_steps: int, total_steps: int, min_ratio: float = MIN_LR_RATIO):
+def build_scheduler(optimizer, warmup_steps: int, total_steps: int, min_ratio: float):
     return torch.optim.lr_scheduler.LambdaLR(
         torch_optimizer(optimizer), lambda step: warmup_cosine(step, warmup_steps, total_steps, min_ratio)
     )
