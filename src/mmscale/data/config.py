@@ -55,6 +55,10 @@ class DataConfig:
     (training on CUDA times a few steps of each path and keeps the faster; otherwise cpu)."""
 
     def validate(self) -> None:
+        if not self.path.strip():
+            raise ConfigError("data.path", "is empty: give a manifest, shard pattern or dataset directory")
+        if self.image_root is not None and not self.image_root.strip():
+            raise ConfigError("data.image_root", "is empty: give a directory, or leave it unset for the manifest's")
         if self.image_size < 8:
             raise ConfigError("data.image_size", f"must be >= 8, got {self.image_size}")
         if self.max_text_len < 2:

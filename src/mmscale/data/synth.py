@@ -146,6 +146,8 @@ def synthesize(n: int, out_dir: str | os.PathLike, fmt: str = "files", seed: int
     if workers is not None and workers < 1:
         raise ConfigError("workers", f"must be >= 1 (1 renders in this process; leave it out for one per core), "
                                      f"got {workers}")
+    if not str(out_dir).strip():  # Path("") is the current directory: never write there by accident
+        raise ConfigError("out", "is empty: give a directory (it is created)")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError("out", f"{out} exists and is not a directory: give a directory (it is created)")
