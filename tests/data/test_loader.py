@@ -1,8 +1,5 @@
 """build_loader: batch contents, skip accounting in workers, strict mode, resume, WebDataset."""
 
-import io
-import tarfile
-
 import pytest
 import torch
 from torchvision import transforms
@@ -12,7 +9,7 @@ from mmscale.data.loader import build_loader
 from mmscale.data.normalize import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from mmscale.data.sampler import ResumableSampler, epoch_order
 from mmscale.errors import ConfigError, DataError
-from tests.data.conftest import BAD_CLASSES, jpeg_bytes
+from tests.data.conftest import BAD_CLASSES, jpeg_bytes, write_shard
 
 
 def cfg(path, **kw):
@@ -113,14 +110,6 @@ def test_normalize_matches_reference_transform():
     assert to_model_input(images, "cpu", torch.bfloat16).dtype == torch.bfloat16
     with pytest.raises(ValueError):
         to_model_input(images.float())
-
-
-def write_shard(path, samples):
-    with tarfile.open(path, "w") as tar:
-        for name, data in samples:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
 
 
 def test_webdataset_shards(tmp_path, tokenizer):
