@@ -168,3 +168,12 @@ def test_endless_loader_asks_for_the_next_epoch_before_this_one_is_used(good_dat
     assert len(handed) > 3 and handed[:3] == used and sorted(sum(handed[3:6], [])) == list(range(12))
     stream.close()
     loader.close()
+
+
+def test_a_manifest_with_no_usable_row_is_one_error_counting_the_skips(tmp_path, tokenizer):
+    m = tmp_path / "train.jsonl"
+    m.write_text('{"image": "a.jpg", "caption": "lone \\ud800"}\n{not json\n{"image": "b.jpg"}\n')
+    with pytest.raises(DataError) as info:
+        build_loader(cfg(m), 2, tokenizer)
+    assert str(info.value) == (f"{m}: no usable sample: all 3 rows skipped (bad_text 1, malformed_line 1, "
+                               "missing_field 1); `mmscale data check` lists them")

@@ -154,6 +154,10 @@ def test_loader_reads_every_row_once_and_tokenizes_what_it_keeps(image_dir, toke
     m = image_dir / "train.jsonl"
     m.write_bytes(encode("\n".join(json.dumps({"image": i, "caption": c}) for i, c in pairs) + "\n", False))
     cfg = DataConfig(path=str(m), image_size=16, max_text_len=8, num_workers=0, shuffle=False)
+    if not any(usable(i, c) for i, c in pairs):  # nothing indexed: one error counting the skips
+        with pytest.raises(DataError, match="no usable sample"):
+            build_loader(cfg, 4, tokenizer, drop_last=False)
+        return
     loader = build_loader(cfg, 4, tokenizer, drop_last=False)
     batches = list(loader)
     assert loader.skips.read + loader.index_skips.skipped == len(pairs)

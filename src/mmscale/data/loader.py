@@ -28,6 +28,7 @@ from mmscale.data.readers import read_manifest, resolve_source
 from mmscale.data.sampler import EpochBatches, ResumableSampler
 from mmscale.data.skips import SkipCounter
 from mmscale.data.wds import WdsDataset
+from mmscale.errors import DataError
 
 WDS_SHUFFLE_BUFFER = 1000  # samples held per worker for WebDataset shuffling
 DECODE_THREADS = 2  # GPU decode: one thread reads raw batches, one decodes (BENCHMARKS.md, decode_threads)
@@ -189,6 +190,8 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
 
         raise ConfigError("data.decode", f"a built input path is cpu or gpu, got {mode!r}")
     opened = open_dataset(data_cfg, split, raw=mode == "gpu", reuse=reuse.opened if reuse is not None else None)
+    if opened.index is not None and len(opened.index) == 0:
+        raise no_usable_sample(opened)
     shuffle = data_cfg.shuffle if shuffle is None else shuffle
     collate_cls = RawCollator if mode == "gpu" else Collator
     collate = collate_cls(tokenizer, data_cfg.max_text_len, data_cfg.pad_to_longest, data_cfg.image_size,
@@ -216,6 +219,14 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
         gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device)
     return Loader(data_cfg, opened, dataloader, sampler, batch_size, epoch, start_sample, gpu_decoder, epochs,
                   decode_threads)
+
+
+def no_usable_sample(opened: OpenedDataset) -> DataError:
+    """The error for a manifest none of whose rows can be used, counting its skips by reason."""
+    skips = opened.index_skips
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(skips.by_reason.items()))
+    detail = f"all {skips.skipped} rows skipped ({reasons})" if skips.skipped else "it holds no rows"
+    return DataError(opened.index.files[0], f"no usable sample: {detail}; `mmscale data check` lists them")
 
 
 def resolve_mode(data_cfg: DataConfig, device: torch.device, split: str = "train") -> str:
