@@ -61,6 +61,7 @@ BAD_ARGUMENTS = [
     (["data", "synth", "--n", "0", "--out", "ds"], "argument --n: must be >= 1"),
     (["data", "synth", "--n", "4", "--out", "ds", "--workers", "0"], "argument --workers: must be >= 1"),
     (["data", "synth", "--n", "4", "--out", "ds", "--val-frac", "1.5"], "argument --val-frac: must be in [0, 1)"),
+    (["data", "synth", "--n", "4", "--out", "ds", "--seed", "-1"], "argument --seed: must be >= 0"),
 ]
 
 
