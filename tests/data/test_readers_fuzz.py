@@ -6,7 +6,7 @@ import io
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from mmscale.data.config import DataConfig
@@ -18,7 +18,7 @@ from mmscale.data.wds import WdsDataset
 from mmscale.errors import DataError
 from tests.data.conftest import jpeg_bytes, write_shard
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 BOM = b"\xef\xbb\xbf"
 # any code point, lone surrogates and NUL included
 TEXT = st.text(st.characters(blacklist_categories=()), max_size=12)
@@ -147,7 +147,7 @@ def image_dir(tmp_path_factory):
     return d
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(["a.jpg", "bad.jpg", "missing.jpg", "a\x00.jpg", "a\ud800.jpg"]),
                           TEXT), max_size=10))
 def test_loader_reads_every_row_once_and_tokenizes_what_it_keeps(image_dir, tokenizer, pairs):
@@ -159,6 +159,7 @@ def test_loader_reads_every_row_once_and_tokenizes_what_it_keeps(image_dir, toke
             build_loader(cfg, 4, tokenizer, drop_last=False)
         return
     loader = build_loader(cfg, 4, tokenizer, drop_last=False)
+    event("loader built")
     batches = list(loader)
     assert loader.skips.read + loader.index_skips.skipped == len(pairs)
     used = [(i, c) for i, c in pairs if i == "a.jpg" and usable(i, c)]
