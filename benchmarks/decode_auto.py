@@ -19,7 +19,7 @@ while its thread waits for a core is a starved loop thread, not slow input.
                                                       (GPU, the preset's torch.compile, 5.3 min on H100)
     PYTHONPATH=src python3 benchmarks/decode_auto.py --preset tiny --device cpu --steps 40 --synth 256 \\
         --cpu-stand-in --out runs/da data.num_workers=1 data.image_size=32 model.image_size=32 \\
-        train.batch_size=8 data.decode_probe_warmup_steps=2 data.decode_probe_steps=4      (CPU smoke)
+        train.batch_size=8 --probe-steps 2,4                                        (CPU smoke)
 
 Steady state: the steps after the longest the probe can take, the same steps in all three runs.
 With torch.compile the first run also pays the cold compile (later runs hit Inductor's cache), so
@@ -39,15 +39,11 @@ from pathlib import Path
 
 PATHS = ("cpu", "gpu", "auto")
 EXTRA_PATHS = {  # --paths only
-    "gpu_process": ["data.decode=gpu", "data.decode_process=true"],  # the decoder in its own process
     "gpu_graphs": ["data.decode=gpu", "train.compile_mode=reduce-overhead"],  # the step from CUDA graphs
     "gpu_bf16": ["data.decode=gpu", "train.weights=bf16"],  # bf16 weights, fp32 copies in AdamW
     "gpu_bf16_step_graph": ["data.decode=gpu", "train.weights=bf16", "train.step_graph=true"],  # + one graph
     "cpu_bf16": ["data.decode=cpu", "train.weights=bf16"],  # the workers decode, bf16 weights
     "cpu_bf16_step_graph": ["data.decode=cpu", "train.weights=bf16", "train.step_graph=true"],  # + one graph
-    "gpu_nvimgcodec": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec"],  # nvImageCodec decodes
-    "gpu_nvimgcodec_hw": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec:hw"],  # its hardware engines first
-    "gpu_nvimgcodec_cuda": ["data.decode=gpu", "data.gpu_decoder=nvimgcodec:cuda"],  # its CUDA decoder only
 }
 # --paths only: the same loop on one device-resident batch, repeated. No input cost, so these are
 # the from-files runs' partners: "from files >= 95% of synthetic" compares a gpu* row with the
@@ -90,12 +86,9 @@ def parse(argv=None):
     parser.add_argument("--max-run-s", type=float, default=150.0, help="time limit of each run's loop")
     parser.add_argument("--cpu-stand-in", action="store_true", help="without CUDA, run the gpu path's code on CPU")
     parser.add_argument("--paths", default=",".join(PATHS),
-                        help="runs to make, from cpu,gpu,auto,gpu_process (gpu with the decoder in its own "
-                             "process), gpu_graphs (gpu with train.compile_mode=reduce-overhead), gpu_bf16 (gpu with "
+                        help="runs to make, from cpu,gpu,auto,gpu_graphs (gpu with train.compile_mode=reduce-overhead), gpu_bf16 (gpu with "
                              "train.weights=bf16), gpu_bf16_step_graph (that and train.step_graph=true), cpu_bf16 and "
-                             "cpu_bf16_step_graph (the same with decode=cpu), gpu_nvimgcodec "
-                             "(gpu with data.gpu_decoder=nvimgcodec), gpu_nvimgcodec_hw and gpu_nvimgcodec_cuda (its two "
-                             "named backends); synthetic, synthetic_bf16, synthetic_bf16_step_graph: the same loop "
+                             "cpu_bf16_step_graph (the same with decode=cpu); synthetic, synthetic_bf16, synthetic_bf16_step_graph: the same loop "
                              "on one device-resident batch (the partners of the cpu* and gpu* runs of the same settings); "
                              "synthetic_no_monitor: synthetic with the hardware monitor off (with synthetic: the "
                              "monitor's overhead on the step); "
@@ -103,6 +96,8 @@ def parse(argv=None):
                              "gpu_bf16 (/ _step_graph) with the loader iterated once per epoch instead of one endless "
                              "iteration; "
                              "auto's ratios need cpu, gpu and auto")
+    parser.add_argument("--probe-steps", default="", metavar="WARMUP,TIMED",
+                        help="auto's probe: untimed and timed steps per path (default: sized from the workers)")
     return parser.parse_args(argv)
 
 
@@ -376,8 +371,11 @@ def main(argv=None) -> int:
     args = parse(argv)
     import torch
 
+    from mmscale.train import decode_probe
     from mmscale.train.decode_probe import plan_decode
 
+    if args.probe_steps:
+        decode_probe.PROBE_WARMUP_STEPS, decode_probe.PROBE_TIMED_STEPS = map(int, args.probe_steps.split(","))
     args.out.mkdir(parents=True, exist_ok=True)
     cuda = args.device != "cpu" and torch.cuda.is_available()
     started = time.perf_counter()

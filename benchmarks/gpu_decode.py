@@ -13,10 +13,8 @@ ending with a float batch on the training device):
                         ours_* row without the suffix reads passes as one endless iteration)
   ours_gpu_decode       mmscale's loader, decode=gpu: workers read bytes + tokenize, nvjpeg batch
                         decode + antialiased resize + normalize on the GPU, side-stream prefetch;
-                        one thread reads raw batches, another decodes (data.decode_threads=2)
+                        one thread reads raw batches, another decodes (build_loader's decode_threads=2)
                         (note: the decoder's own img/s while busy, and its thread's CPU use)
-  ours_gpu_decode_process  the same with the decoder in a child process of its own, so it never
-                        waits for this process's GIL (data.decode_process=true)
   ours_gpu_decode_1thread  the same with one thread that reads and decodes (decode_threads=1)
   ours_gpu_decode_inline  the same decoding between batches in the consumer's thread (decode_threads=0)
   ours_gpu_decode_switch0.5ms  ours_gpu_decode with Python's thread switch interval at 0.5 ms
@@ -31,19 +29,12 @@ ending with a float batch on the training device):
   gpu_decode_*_tN       the two ceilings from N threads at once, each on its own stream, with the
                         process's CPU use (torchvision's decoder is one lock: does a second thread
                         that resizes while the other decodes add throughput?)
-  *_nvimgcodec          the same with nvImageCodec as the decoder (data.gpu_decoder=nvimgcodec;
-                        optional: nvidia-nvimgcodec-cu13 + nvidia-nvjpeg), which takes a batch in
-                        one call; its rows say "failed" with the reason when it is not installed
-  *_nvimgcodec_hw/_cuda  nvImageCodec with the hardware JPEG engines first / its CUDA decoder only,
-                        both decoding Huffman on the GPU (data.gpu_decoder=nvimgcodec:hw|cuda)
 
 and prints ours_gpu_decode / reference_dataloader (target on one H100 with 16 cores: >= 12,000
 img/s and >= 4.5x). Files are written first, so they sit in the page cache: this measures the
 pipeline, not the disk.
 
     PYTHONPATH=src python3 benchmarks/gpu_decode.py --out runs/gpu_decode            (GPU)
-    PYTHONPATH=src python3 benchmarks/gpu_decode.py --out runs/gd_nvimg --rows ours_gpu_decode,\
-        ours_gpu_decode_nvimgcodec,gpu_decode_resize,gpu_decode_resize_nvimgcodec    (GPU, the two decoders)
     PYTHONPATH=src python3 benchmarks/gpu_decode.py --device cpu --n 64 --batch-size 16 --workers 2 --passes 1 --out runs/x
                                                                                   (CPU smoke: a batch must fit the set)
 """
@@ -165,20 +156,6 @@ def time_threads(name: str, fn, chunks: list, threads: int, n_images_max: int, d
     return Row(name, count, seconds, count / seconds, 0, note=f"{threads} thread(s), CPU {cores:.2f} cores")
 
 
-def per_thread(make):
-    """A decode callable that makes its own decoder once in each thread that calls it."""
-    import threading
-
-    local = threading.local()
-
-    def decode(chunk):
-        if not hasattr(local, "decode"):
-            local.decode = make()
-        return local.decode(chunk)
-
-    return decode
-
-
 def batch_len(batch) -> int:
     return batch["pixel_values"].shape[0] if isinstance(batch, dict) else len(batch)
 
@@ -200,7 +177,7 @@ def main() -> None:
                         help="without CUDA, run the GPU rows' code on the CPU (torchvision's CPU decoder in "
                              "nvjpeg's place): their plumbing, not their speed")
     parser.add_argument("--rows", default="", help="comma list of rows to run (default: all; the reference "
-                        "always runs, as the ratios' base), e.g. ours_gpu_decode,ours_gpu_decode_nvimgcodec")
+                        "always runs, as the ratios' base), e.g. ours_gpu_decode,gpu_decode_resize")
     args = parser.parse_args()
     names = [r for r in args.rows.split(",") if r]
 
@@ -213,7 +190,7 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     from mmscale.data.config import DataConfig
-    from mmscale.data.gpu_decode import jpeg_decoder, nvjpeg_available, resize_to_square
+    from mmscale.data.gpu_decode import decode_jpegs, nvjpeg_available, resize_to_square
     from mmscale.bench.pipeline_variants import quiet
     from mmscale.data.loader import build_loader
     from mmscale.data.normalize import to_model_input
@@ -244,13 +221,13 @@ def main() -> None:
     tok = load_tokenizer()
     base = DataConfig(path=str(data_dir / "train.jsonl"), image_size=S, num_workers=W, max_text_len=128)
 
-    def ours(name, finish, decode, raw_only=False, per_epoch=False, **options) -> Row:
+    def ours(name, finish, decode, raw_only=False, per_epoch=False, decode_threads=2) -> Row:
         """Time one of our loaders, then stop it: its generator (a decode thread) and its workers.
         ``per_epoch``: iterate the loader once per pass instead of one endless iteration."""
         import dataclasses
 
-        loader = build_loader(dataclasses.replace(base, decode=decode, **options), B, tok, device=device,
-                              decode=decode, endless=not per_epoch)
+        loader = build_loader(dataclasses.replace(base, decode=decode), B, tok, device=device,
+                              decode=decode, endless=not per_epoch, decode_threads=decode_threads)
         batches = endless(lambda: loader.dataloader if raw_only else loader)
         try:
             row = time_loader(name, batches, total, device, finish, W)
@@ -299,14 +276,10 @@ def main() -> None:
         finally:
             torch.multiprocessing.set_sharing_strategy(default)
 
-    loader_rows = {  # name -> (finish, keyword options of build_loader's DataConfig, context)
+    loader_rows = {  # name -> (finish, keyword options of ours(), context)
         "ours_gpu_decode": (normalize, {}, contextlib.nullcontext),
         "ours_gpu_decode_per_epoch": (normalize, {"per_epoch": True}, contextlib.nullcontext),
         "ours_raw_only_per_epoch": (None, {"per_epoch": True}, contextlib.nullcontext),
-        "ours_gpu_decode_nvimgcodec": (normalize, {"gpu_decoder": "nvimgcodec"}, contextlib.nullcontext),
-        "ours_gpu_decode_nvimgcodec_hw": (normalize, {"gpu_decoder": "nvimgcodec:hw"}, contextlib.nullcontext),
-        "ours_gpu_decode_nvimgcodec_cuda": (normalize, {"gpu_decoder": "nvimgcodec:cuda"}, contextlib.nullcontext),
-        "ours_gpu_decode_process": (normalize, {"decode_process": True}, contextlib.nullcontext),
         "ours_gpu_decode_1thread": (normalize, {"decode_threads": 1}, contextlib.nullcontext),
         "ours_gpu_decode_inline": (normalize, {"decode_threads": 0}, contextlib.nullcontext),
         "ours_gpu_decode_switch0.5ms": (normalize, {}, lambda: switch_interval(0.0005)),
@@ -314,10 +287,7 @@ def main() -> None:
         "ours_gpu_decode_fs_sharing": (normalize, {}, file_system_sharing),
         "ours_raw_only_fs_sharing": (None, {}, file_system_sharing),
     }
-    libraries = {"": "torchvision", "_nvimgcodec": "nvimgcodec", "_nvimgcodec_hw": "nvimgcodec:hw",
-                 "_nvimgcodec_cuda": "nvimgcodec:cuda"}
-    ceilings = [(f"gpu_decode_{what}{suffix}{threads}", what, library, threads)
-                for suffix, library in libraries.items()
+    ceilings = [(f"gpu_decode_{what}{threads}", what, threads)
                 for what in ("only", "resize") for threads in ("", "_t1", "_t2")]
     gpu_rows = list(loader_rows) + [name for name, *_ in ceilings]
     if not ok:
@@ -335,15 +305,10 @@ def main() -> None:
         blobs = [torch.frombuffer(bytearray(open(index.path(i), "rb").read()), dtype=torch.uint8)
                  for i in range(min(len(index), args.n))]
         chunks = [blobs[k:k + B] for k in range(0, len(blobs) - B + 1, B)]
-        for name, what, library, threads in ceilings:
+        for name, what, threads in ceilings:
             if not wanted(name):
                 continue
-            try:  # nvImageCodec: one Decoder per thread (made on its first call there)
-                decode = (jpeg_decoder(library, device) if library == "torchvision"
-                          else per_thread(lambda library=library: jpeg_decoder(library, device)))
-            except Exception as exc:
-                rows.append(Row(name, 0, 0.0, 0.0, 0, note=f"failed: {type(exc).__name__}: {exc}"))
-                continue
+            decode = lambda c: decode_jpegs(c, device)  # noqa: E731
             if what == "only":
                 fn = decode
             else:
@@ -368,8 +333,6 @@ def main() -> None:
         "cpu_count": os.cpu_count(), "batch_size": B, "image_size": S, "workers": W,
         "torch": torch.__version__,
         "gpu_vs_reference": rate("ours_gpu_decode") / ref_rate if rate("ours_gpu_decode") else None,
-        "nvimgcodec_vs_reference": (rate("ours_gpu_decode_nvimgcodec") / ref_rate
-                                    if rate("ours_gpu_decode_nvimgcodec") else None),
         "cpu_vs_reference": rate("ours_cpu_decode") / ref_rate if rate("ours_cpu_decode") else None,
         "endless_vs_per_epoch": {kind: rate(f"ours_{kind}") / rate(f"ours_{kind}_per_epoch")
                                  for kind in ("cpu_decode", "gpu_decode", "raw_only")
@@ -391,9 +354,6 @@ def main() -> None:
         print(f"decode threads (2) / inline: {summary['threads_vs_inline']:.2f}x")
     for kind, ratio in summary["endless_vs_per_epoch"].items():
         print(f"ours_{kind}: one endless iteration / once per pass: {ratio:.2f}x")
-    if summary["nvimgcodec_vs_reference"] and summary["gpu_vs_reference"]:
-        print(f"nvimgcodec / torchvision decoder, whole pipeline: "
-              f"{summary['nvimgcodec_vs_reference'] / summary['gpu_vs_reference']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 
 import json
 
+import pytest
+
 from mmscale.cli import main
-from tests.data.conftest import BAD_CLASSES, mixed_dataset  # noqa: F401  (fixture)
+from tests.data.conftest import BAD_CLASSES, jpeg_bytes, mixed_dataset  # noqa: F401  (fixture)
 
 
 def test_synth_then_check_json(tmp_path, capsys):
@@ -44,8 +46,50 @@ def test_missing_manifest_is_clear(tmp_path, capsys):
 
 
 def test_help_teaches(capsys):
-    import pytest
-
     with pytest.raises(SystemExit):
         main(["data", "check", "--help"])
     assert "--bad-list" in capsys.readouterr().out
+
+
+BAD_ARGUMENTS = [
+    (["data", "check", "{m}", "--workers", "-1"], "argument --workers: must be >= 0"),
+    (["data", "check", "{m}", "--max-pixels", "0"], "argument --max-pixels: must be >= 1"),
+    (["data", "check", "{m}", "--image-root", ""], "argument --image-root: is empty"),
+    (["data", "check", ""], "argument manifest: is empty"),
+    (["data", "synth", "--n", "4", "--out", "", "--workers", "1"], "argument --out: is empty"),
+    (["data", "synth", "--n", "4", "--out", " ", "--workers", "1"], "argument --out: is empty"),
+    (["data", "synth", "--n", "0", "--out", "ds"], "argument --n: must be >= 1"),
+    (["data", "synth", "--n", "4", "--out", "ds", "--workers", "0"], "argument --workers: must be >= 1"),
+    (["data", "synth", "--n", "4", "--out", "ds", "--val-frac", "1.5"], "argument --val-frac: must be in [0, 1)"),
+    (["data", "synth", "--n", "4", "--out", "ds", "--seed", "-1"], "argument --seed: must be >= 0"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_ARGUMENTS)
+def test_bad_arguments_are_one_line_and_write_nothing(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    m = tmp_path / "m.jsonl"
+    m.write_text('{"image": "a.jpg", "caption": "x"}\n')
+    assert main([a.replace("{m}", str(m)) for a in argv]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith(f"mmscale: error: {message}") and "\n" not in err
+    assert "Traceback" not in captured.out + captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.jsonl"]  # nothing written, --out "" included
+
+
+def test_check_counts_bad_text_and_keeps_the_bom_row(tmp_path, capsys):
+    (tmp_path / "a.jpg").write_bytes(jpeg_bytes(seed=1))
+    m = tmp_path / "m.jsonl"
+    m.write_bytes(b"\xef\xbb\xbf" + b"\n".join([
+        b'{"image": "a.jpg", "caption": "the first row, after a byte-order mark"}',
+        b'{"image": "a.jpg", "caption": "lone \\ud800"}',
+        b'{"image": "a\\u0000.jpg", "caption": "NUL in the path"}',
+        b'{"image": "a.jpg", "caption": "\xff\xfe"}']) + b"\n")
+    assert main(["data", "check", str(m), "--json", "--workers", "0"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"read": 4, "used": 1, "skipped": 3, "by_reason": {"bad_text": 3}}
+    assert main(["data", "check", str(m), "--workers", "0"]) == 0  # the table prints the reasons
+    assert "holds a NUL byte" in capsys.readouterr().out
+    assert main(["data", "check", str(m), "--strict", "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"{m}:2: bad_text" in err and "lone surrogate (U+D800)" in err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,16 @@ def jpeg_bytes(w: int = 96, h: int = 64, seed: int = 0, mode: str = "RGB", fmt: 
     buf = io.BytesIO()
     img.save(buf, format=fmt, **save)
     return buf.getvalue()
+
+
+def write_shard(path: Path, samples: list[tuple[str, bytes]]) -> Path:
+    """A WebDataset tar shard holding ``(member name, bytes)`` in order."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in samples:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
 
 
 def write_jsonl(path: Path, rows: list) -> Path:

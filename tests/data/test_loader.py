@@ -1,8 +1,5 @@
 """build_loader: batch contents, skip accounting in workers, strict mode, resume, WebDataset."""
 
-import io
-import tarfile
-
 import pytest
 import torch
 from torchvision import transforms
@@ -12,7 +9,7 @@ from mmscale.data.loader import build_loader
 from mmscale.data.normalize import IMAGENET_MEAN, IMAGENET_STD, to_model_input
 from mmscale.data.sampler import ResumableSampler, epoch_order
 from mmscale.errors import ConfigError, DataError
-from tests.data.conftest import BAD_CLASSES, jpeg_bytes
+from tests.data.conftest import BAD_CLASSES, jpeg_bytes, write_shard
 
 
 def cfg(path, **kw):
@@ -115,14 +112,6 @@ def test_normalize_matches_reference_transform():
         to_model_input(images.float())
 
 
-def write_shard(path, samples):
-    with tarfile.open(path, "w") as tar:
-        for name, data in samples:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
 def test_webdataset_shards(tmp_path, tokenizer):
     write_shard(tmp_path / "train-000000.tar", [
         ("a.jpg", jpeg_bytes(seed=1)), ("a.txt", b"first caption"),
@@ -179,3 +168,12 @@ def test_endless_loader_asks_for_the_next_epoch_before_this_one_is_used(good_dat
     assert len(handed) > 3 and handed[:3] == used and sorted(sum(handed[3:6], [])) == list(range(12))
     stream.close()
     loader.close()
+
+
+def test_a_manifest_with_no_usable_row_is_one_error_counting_the_skips(tmp_path, tokenizer):
+    m = tmp_path / "train.jsonl"
+    m.write_text('{"image": "a.jpg", "caption": "lone \\ud800"}\n{not json\n{"image": "b.jpg"}\n')
+    with pytest.raises(DataError) as info:
+        build_loader(cfg(m), 2, tokenizer)
+    assert str(info.value) == (f"{m}: no usable sample: all 3 rows skipped (bad_text 1, malformed_line 1, "
+                               "missing_field 1); `mmscale data check` lists them")

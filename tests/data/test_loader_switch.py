@@ -30,7 +30,7 @@ def test_auto_without_cuda_builds_cpu(good_dataset, tokenizer):
 
 
 def test_close_stops_persistent_workers_mid_epoch(good_dataset, tokenizer):
-    loader = build_loader(cfg(good_dataset, num_workers=2, prefetch_factor=2, persistent_workers=True), 2,
+    loader = build_loader(cfg(good_dataset, num_workers=2, prefetch_factor=2), 2,
                           tokenizer)
     batches = iter(loader)
     next(batches)

@@ -5,12 +5,16 @@ import json
 
 import pytest
 
-def test_decode_auto_benchmark_cpu_smoke(tmp_path, capsys, load_benchmark):
+def test_decode_auto_benchmark_cpu_smoke(tmp_path, capsys, load_benchmark, monkeypatch):
+    from mmscale.train import decode_probe
+
+    monkeypatch.setattr(decode_probe, "PROBE_WARMUP_STEPS", None)  # restored after --probe-steps sets it
+    monkeypatch.setattr(decode_probe, "PROBE_TIMED_STEPS", None)
     bench = load_benchmark("decode_auto")
     code = bench.main(["--preset", "tiny", "--device", "cpu", "--steps", "24", "--synth", "96", "--cpu-stand-in",
                        "--out", str(tmp_path), "data.num_workers=0", "data.image_size=32", "model.image_size=32",
                        "model.image_patch_size=16", "model.image_depth=1", "train.batch_size=4",
-                       "data.decode_probe_warmup_steps=1", "data.decode_probe_steps=3"])
+                       "--probe-steps", "1,3"])
     assert code == 0
     result = json.loads((tmp_path / "decode_auto.json").read_text())
     runs = result["runs"]

@@ -87,8 +87,11 @@ def test_plan_without_cuda_is_cpu_with_no_probe(tmp_path):
     assert fixed.paths == ["cpu"] and fixed.reason == "decode=cpu"
 
 
-def test_plan_with_paths_probes_preferred_last_and_sizes_warmup(tmp_path):
-    sized = data_cfg(tmp_path, num_workers=6, prefetch_factor=3, decode_probe_steps=5)
+def test_plan_with_paths_probes_preferred_last_and_sizes_warmup(tmp_path, monkeypatch):
+    from mmscale.train import decode_probe
+
+    monkeypatch.setattr(decode_probe, "PROBE_TIMED_STEPS", 5)
+    sized = data_cfg(tmp_path, num_workers=6, prefetch_factor=3)
     plan = plan_decode(sized, torch.device("cpu"), 1000, paths=["cpu", "gpu"])
     assert plan.paths == ["gpu", "cpu"] and plan.timed_steps == 5
     assert plan.warmup_steps == 6 + 2 and plan.max_warmup_steps == 8 + 6 * 3
@@ -96,7 +99,7 @@ def test_plan_with_paths_probes_preferred_last_and_sizes_warmup(tmp_path):
     assert plan.probe_steps == 2 * (26 + 23 + 1)  # the longest the probe can take
     short = plan_decode(sized, torch.device("cpu"), 100, paths=["cpu", "gpu"])
     assert short.paths == ["cpu"] and "too few" in short.reason
-    # default timed window: two rounds of worker batches, at least 16 steps
+    monkeypatch.setattr(decode_probe, "PROBE_TIMED_STEPS", None)  # default: two rounds of worker batches, >= 16
     assert plan_decode(data_cfg(tmp_path, num_workers=16), torch.device("cpu"), 10**6,
                        paths=["gpu", "cpu"]).timed_steps == 32
     assert plan_decode(data_cfg(tmp_path, num_workers=2), torch.device("cpu"), 10**6,
@@ -110,9 +113,8 @@ def test_plan_for_shards_is_cpu(tmp_path):
     assert plan.paths == ["cpu"] and "WebDataset" in plan.reason
 
 
-@pytest.mark.parametrize("override, field", [("data.decode_probe_steps=0", "data.decode_probe_steps"),
-                                             ("data.decode_probe_warmup_steps=-1", "data.decode_probe_warmup_steps"),
-                                             ("data.decode_threads=3", "data.decode_threads")])
+@pytest.mark.parametrize("override, field", [("data.decode=fast", "data.decode"),
+                                             ("data.prefetch_factor=0", "data.prefetch_factor")])
 def test_decode_fields_are_validated(override, field):
     with pytest.raises(ConfigError, match=field):
         load_config(DataConfig, preset="tiny", overrides=[override], section="data")

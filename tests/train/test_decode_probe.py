@@ -17,8 +17,16 @@ from mmscale.train import TrainJob, train
 from tests.train.conftest import TINY_OVERRIDES
 
 N_TRAIN, BATCH = 48, 8  # 6 batches per epoch
-PROBE = ["data.decode=auto", "data.decode_probe_warmup_steps=1", "data.decode_probe_steps=4"]  # 12 steps, no workers
+PROBE = ["data.decode=auto"]  # with short_probe: 12 steps, no workers
 SLOW_S = 0.4  # added per batch to the slowed path: far above a tiny step and a busy host's stalls
+
+
+@pytest.fixture(autouse=True)
+def short_probe(monkeypatch):
+    from mmscale.train import decode_probe
+
+    monkeypatch.setattr(decode_probe, "PROBE_WARMUP_STEPS", 1)
+    monkeypatch.setattr(decode_probe, "PROBE_TIMED_STEPS", 4)
 
 
 def recording(log: list, decode: str, delay_s: float = 0.0, fail_after: int | None = None):

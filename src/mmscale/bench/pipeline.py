@@ -119,7 +119,7 @@ class PipelineContext:
         self.tokenizer = load_tokenizer(job.data.tokenizer)
         self._reference_tokenizer = None
         self._product_step = None
-        choice, why = resolve_decode("auto", device, data_cfg.gpu_decoder)
+        choice, why = resolve_decode("auto", device)
         self.gpu_decode_reason = "" if choice == "gpu" else f"GPU decode unavailable ({why})"
 
     def reference_tokenizer(self):
@@ -129,13 +129,13 @@ class PipelineContext:
             self._reference_tokenizer = reference_tokenizer(self.job.data.tokenizer)
         return self._reference_tokenizer
 
-    def loader(self, decode: str, **options):
-        """``options``: other ``DataConfig`` fields for this loader (e.g. ``decode_threads``).
-        Endless, as training reads: the workers go on into the next pass without a pause."""
+    def loader(self, decode: str, decode_threads: int = 2):
+        """Endless, as training reads: the workers go on into the next pass without a pause."""
         from mmscale.data.loader import build_loader
 
-        cfg = dataclasses.replace(self.data_cfg, decode=decode, **options)
-        return build_loader(cfg, self.batch_size, self.tokenizer, device=self.device, endless=True)
+        cfg = dataclasses.replace(self.data_cfg, decode=decode)
+        return build_loader(cfg, self.batch_size, self.tokenizer, device=self.device, endless=True,
+                            decode_threads=decode_threads)
 
     def train_step(self, model: dict | None = None, **train_fields):
         """The step ``mmscale train`` runs for this job (built once and reused), or with ``model``
@@ -220,7 +220,7 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
     ctx = PipelineContext(cfg, job, device, index, data_cfg)
     # The main run takes the best input path available unless data.decode was set explicitly.
     explicit = any(o.replace(" ", "").startswith("data.decode=") for o in cfg.overrides)
-    decode, _ = resolve_decode(data_cfg.decode if explicit else "auto", device, data_cfg.gpu_decoder)
+    decode, _ = resolve_decode(data_cfg.decode if explicit else "auto", device)
     skipped: dict[str, str] = {}
     errors: dict[str, str] = {}  # parts that failed (a bug or the machine), named in the output
 

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
                     "there is one). Nothing runs.",
         epilog="examples:\n"
                "  mmscale config --preset base train            every train.* key of the base preset\n"
-               "  mmscale config --preset base data.gpu_decoder  one key\n"
+               "  mmscale config --preset base data.decode       one key\n"
                "  mmscale config --preset gpu validate.scaling    a nested table\n"
                "  mmscale config --preset base --changed        what the preset sets\n"
                "  mmscale config --preset base train.compile=false train.compile\n"

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
+from mmscale.errors import ConfigError, MmscaleError
+
 ORDER = 10
+# library parameter or config field -> the flag a user typed, so an error names what to change
+FLAGS = {"n": "--n", "out": "--out", "format": "--format", "seed": "--seed", "val_frac": "--val-frac",
+         "workers": "--workers", "num_workers": "--workers", "data.max_pixels": "--max-pixels",
+         "data.image_root": "--image-root", "data.format": "--format"}
 
 
 def register(subparsers) -> None:
@@ -70,18 +77,26 @@ def register(subparsers) -> None:
     parser.set_defaults(run=lambda args: parser.print_help() or 1)
 
 
+@contextlib.contextmanager
+def flag_names():
+    """Re-raise a library ``ConfigError`` under the flag the user typed (``num_workers`` -> ``--workers``)."""
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.field == "data.path":  # the positional argument, named as argparse would
+            raise MmscaleError(f"argument manifest: {exc.reason}") from None
+        if exc.field not in FLAGS:
+            raise
+        raise ConfigError(FLAGS[exc.field], exc.reason) from None
+
+
 def run_synth(args) -> int:
     from mmscale.data.synth import synthesize
-    from mmscale.errors import ConfigError
 
-    try:
+    with flag_names():
         result = synthesize(args.n, args.out, fmt=args.format, seed=args.seed, val_frac=args.val_frac,
                             workers=args.workers, progress=not args.json and sys.stderr.isatty(),
                             overwrite=args.overwrite)
-    except ConfigError as exc:  # the library names its parameters; here they are flags
-        if exc.field.startswith("-"):
-            raise
-        raise ConfigError("--" + exc.field.replace("_", "-"), exc.reason) from None
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0
@@ -97,9 +112,10 @@ def run_check(args) -> int:
 
     if args.bad_list:  # before the (long) check, so a bad path is refused at once
         prepare_output(args.bad_list, "--bad-list")
-    report = check_dataset(args.manifest, args.format, args.image_root, args.split, max_pixels=args.max_pixels,
-                           strict=args.strict, num_workers=args.workers,
-                           progress=not args.json and sys.stderr.isatty())
+    with flag_names():
+        report = check_dataset(args.manifest, args.format, args.image_root, args.split, max_pixels=args.max_pixels,
+                               strict=args.strict, num_workers=args.workers,
+                               progress=not args.json and sys.stderr.isatty())
     if args.bad_list:
         report.write_bad_list(args.bad_list, flag="--bad-list")
     if args.json:

@@ -75,6 +75,8 @@ def check_dataset(path: str, fmt: str = "auto", image_root: str | None = None, s
     cfg = DataConfig(path=str(path), format=fmt, image_root=image_root, image_size=image_size,
                      max_pixels=max_pixels, strict=strict, limit=limit, shuffle=False)
     cfg.validate()
+    if num_workers < 0:
+        raise ConfigError("num_workers", f"must be >= 0 (0 decodes in this process), got {num_workers}")
     opened = open_dataset(cfg, split)  # strict: a bad manifest row raises here
     counter = SkipCounter().merge(opened.index_skips)
     bad: list[BadSample] = []

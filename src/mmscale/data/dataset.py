@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 from mmscale.data.image import SampleSkip, decode_image, read_bytes
 from mmscale.data.index import ManifestIndex
 from mmscale.data.skips import BadSample, SkipReason
+from mmscale.data.text import text_problem
 
 
 class Sample(NamedTuple):
@@ -29,12 +30,20 @@ def load_sample(data: bytes, caption: str, index: int, path: str, line: int | No
                 image_size: int, max_pixels: int) -> Sample | BadSample:
     """Decode one sample's image bytes; a bad one comes back as a ``BadSample`` value."""
     try:
-        if not caption.strip():
-            raise SampleSkip(SkipReason.empty_caption)
+        check_caption(caption)
         image = decode_image(data, image_size, max_pixels)
     except SampleSkip as skip:
         return BadSample(skip.reason.value, path, line, skip.detail)
     return Sample(image, caption, index, path)
+
+
+def check_caption(caption: str) -> None:
+    """``SampleSkip`` for a caption the tokenizer must not see: blank, or not valid Unicode."""
+    problem = text_problem(caption, "caption")
+    if problem:
+        raise SampleSkip(SkipReason.bad_text, problem)
+    if not caption.strip():
+        raise SampleSkip(SkipReason.empty_caption)
 
 
 class IndexedDataset(Dataset):
@@ -75,9 +84,9 @@ class RawIndexedDataset(IndexedDataset):
 
         path = self.index.path(i)
         try:
-            raw = prepare_sample(read_bytes(path), self.index.caption(i), int(i), self.image_size, self.max_pixels)
+            data = read_bytes(path)
+            check_caption(self.index.caption(i))  # in the CPU path's order, so the reasons agree
+            raw = prepare_sample(data, self.index.caption(i), int(i), self.image_size, self.max_pixels)
         except SampleSkip as skip:
             return self._bad(i, path, skip.reason.value, skip.detail)
-        if not raw.caption.strip():
-            return self._bad(i, path, SkipReason.empty_caption.value, "")
         return raw, path

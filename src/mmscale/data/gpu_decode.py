@@ -1,14 +1,10 @@
 """Main-process side of the GPU decode path: nvjpeg batch decode, resize and prefetch.
 
-Measured on one H100 with 16 CPU cores, ~60 kB 640x480 JPEGs: 16 DataLoader workers running the
-reference transform reach 2,614 img/s, nvjpeg batch decode plus GPU resize/normalize 10,284 img/s
-(decode alone 15,208): a CPU pipeline cannot feed the ``base`` model, so workers ship encoded
-bytes (``gpu_raw``) and the device decodes. ``benchmarks/gpu_decode.py`` measures both paths.
+Workers ship encoded bytes (``gpu_raw``) and the device decodes them.
 
 - ``decode_jpegs``: one batched ``torchvision.io.decode_jpeg`` call; if it raises (one bad stream
   fails the whole batch), each image is retried alone and the failures go back to the CPU path,
   which either decodes them or names the reason, so skips match ``decode=cpu`` exactly.
-  ``library="nvimgcodec"`` decodes with nvImageCodec instead (``nvimgcodec_decode``), same contract.
 - ``resize_to_square``: antialiased bilinear to ``S x S`` (the reference ``Resize((S, S))``),
   batched over images of equal size; output uint8 like the CPU path's ``Batch.images``.
 - ``gpu_prefetch.GpuDecodeLoader`` runs the decoder ahead of the training step.
@@ -25,11 +21,13 @@ import torch
 import torch.nn.functional as F
 
 from mmscale.data.batch import Batch
-from mmscale.data.config import GPU_DECODERS
 from mmscale.data.gpu_raw import RawBatch
 from mmscale.data.image import SampleSkip, decode_image
 
 log = logging.getLogger(__name__)
+# Why decode on the device: on one H100 with 16 cores (~60 kB 640x480 JPEGs) 16 workers running the
+# reference transform reach 2,614 img/s, nvjpeg batch decode + GPU resize 10,284 (decode alone
+# 15,208), so a CPU pipeline cannot feed ``base`` (benchmarks/gpu_decode.py measures both paths).
 
 
 def decode_jpegs(jpegs: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor | None]:
@@ -85,13 +83,12 @@ class GpuDecoder:
     (images / busy_s near the pipeline's rate) from one whose decoder waits for raw batches.
     """
 
-    def __init__(self, image_size: int, max_pixels: int, device: torch.device | str,
-                 library: str = "torchvision"):
+    def __init__(self, image_size: int, max_pixels: int, device: torch.device | str):
         self.image_size, self.max_pixels = image_size, max_pixels
         self.device = torch.device(device)
         self.busy_s = self.busy_cpu_s = 0.0
         self.images = 0
-        self.decode_jpegs = jpeg_decoder(library, self.device)
+        self.decode_jpegs = lambda jpegs: decode_jpegs(jpegs, self.device)
 
     def cpu_fallback(self, raw: RawBatch, slot: int, stream: torch.Tensor) -> torch.Tensor | None:
         """Decode a JPEG nvjpeg refused with the CPU path; count the skip if that fails too."""
@@ -153,19 +150,7 @@ def assemble_batch(raw: RawBatch, pixels: torch.Tensor, keep: list[int], device:
                  captions, raw.skips, indices)
 
 
-def jpeg_decoder(library: str, device: torch.device):
-    """``library`` -> a callable: list of encoded JPEGs -> list of uint8 [3, h, w] on ``device`` or None."""
-    if library == "torchvision":
-        return lambda jpegs: decode_jpegs(jpegs, device)
-    name, _, backend = library.partition(":")
-    if name == "nvimgcodec":
-        from mmscale.data.nvimgcodec_decode import NvImgCodecJpegs
-
-        return NvImgCodecJpegs(device, backend or "default")
-    raise ValueError(f"unknown JPEG decoder library {library!r} (one of {', '.join(GPU_DECODERS)})")
-
-
-def nvjpeg_available(device: torch.device | str = "cuda", library: str = "torchvision") -> tuple[bool, str]:
+def nvjpeg_available(device: torch.device | str = "cuda") -> tuple[bool, str]:
     """Probe the GPU decoder with one tiny JPEG; (ok, reason when not)."""
     if not torch.cuda.is_available():
         return False, "CUDA is not available"
@@ -174,21 +159,20 @@ def nvjpeg_available(device: torch.device | str = "cuda", library: str = "torchv
 
         buf = io.BytesIO()
         Image.new("RGB", (16, 16), (10, 20, 30)).save(buf, format="JPEG")
-        (image,) = jpeg_decoder(library, torch.device(device))(
-            [torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)])
+        (image,) = decode_jpegs([torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)], device)
         if image is None:
-            return False, f"{library} refused a valid JPEG"
+            return False, "nvjpeg refused a valid JPEG"
     except Exception as exc:  # a probe: report why, never fail
-        return False, f"{library} decode failed: {type(exc).__name__}: {exc}"
+        return False, f"nvjpeg decode failed: {type(exc).__name__}: {exc}"
     return True, ""
 
 
-def resolve_decode(decode: str, device: torch.device | str, library: str = "torchvision") -> tuple[str, str]:
+def resolve_decode(decode: str, device: torch.device | str) -> tuple[str, str]:
     """``cpu|gpu|auto`` + device -> (``cpu`` or ``gpu``, reason for the choice)."""
     device = torch.device(device)
     if decode == "cpu":
         return "cpu", "decode=cpu"
-    ok, why = (False, "device is not CUDA") if device.type != "cuda" else nvjpeg_available(device, library)
+    ok, why = (False, "device is not CUDA") if device.type != "cuda" else nvjpeg_available(device)
     if decode == "gpu" and not ok:
         from mmscale.errors import ConfigError
 

@@ -7,10 +7,8 @@ training steps (``threads=0``), both are time the training process launches noth
 ``threads=1`` reads and decodes in one background thread; ``threads=2`` (the default) reads in one
 and decodes in another, so the next batch is read while this one decodes. torch operators release
 the GIL while they run, so the training step launches its kernels while nvjpeg works.
-With a ``DecodeProcess`` as the decoder (``data.decode_process``) the decoding happens in a child
-process with its own GIL: one thread sends raw batches to it, another takes the pixels back.
 
-Either way each batch is decoded on a side CUDA stream and handed over with an event: the
+Each batch is decoded on a side CUDA stream and handed over with an event: the
 consumer's stream waits for that event on the GPU, never the host for the whole device. Batches
 come out in the order the DataLoader gave them; an error in the decode thread is raised in the
 consumer; a consumer that stops early stops the thread before the generator returns, so the
@@ -26,7 +24,6 @@ import threading
 import torch
 
 from mmscale.data.gpu_decode import GpuDecoder
-from mmscale.data.gpu_decode_process import DecodeProcess
 from mmscale.data.gpu_raw import RawBatch
 
 _END = object()  # the source is exhausted
@@ -94,14 +91,13 @@ class GpuDecodeLoader:
     On CPU (tests, ``validate --preset cpu``) the same logic runs without streams.
     """
 
-    def __init__(self, raw_batches, decoder: GpuDecoder | DecodeProcess, prefetch: int = 2, threads: int = 2):
+    def __init__(self, raw_batches, decoder: GpuDecoder, prefetch: int = 2, threads: int = 2):
         if threads not in (0, 1, 2):
             raise ValueError(f"threads must be 0, 1 or 2, got {threads}")
         self.raw_batches, self.decoder = raw_batches, decoder
         self.prefetch = max(prefetch, 1)
         self.threads = threads
         self.cuda = decoder.device.type == "cuda"
-        self.in_process = hasattr(decoder, "submit")  # a ``DecodeProcess``: always two threads
 
     def __len__(self) -> int:
         return len(self.raw_batches)
@@ -118,20 +114,6 @@ class GpuDecodeLoader:
             done.record(stream)
         return batch, done
 
-    def _submit(self, raw: RawBatch) -> RawBatch:
-        self.decoder.submit(raw)
-        return raw
-
-    def _receive(self, raw: RawBatch, stream):
-        """The decode process's answer for ``raw``, copied on the side stream (see ``_launch``)."""
-        if stream is None:
-            return self.decoder.receive(raw), None
-        with torch.cuda.stream(stream):
-            batch = self.decoder.receive(raw)
-            done = torch.cuda.Event()
-            done.record(stream)
-        return batch, done
-
     def _handover(self, batch, done):
         """Make the consumer's stream wait for the side stream's work on ``batch``."""
         if done is not None:
@@ -142,7 +124,7 @@ class GpuDecodeLoader:
         return batch
 
     def __iter__(self):
-        return self._threaded() if self.threads or self.in_process else self._inline()
+        return self._threaded() if self.threads else self._inline()
 
     def _inline(self):
         stream = self._side_stream()
@@ -169,10 +151,7 @@ class GpuDecodeLoader:
         stop = threading.Event()
         stream = self._side_stream()
         ready = _Pipe(self.prefetch, stop)
-        if self.in_process:  # one thread sends raw batches to the decode process, one takes them back
-            sent = _Pipe(self.prefetch, stop)
-            bodies = [(source, self._submit, sent), (sent.drain(), lambda raw: self._receive(raw, stream), ready)]
-        elif self.threads == 1:
+        if self.threads == 1:
             bodies = [(source, lambda raw: self._launch(raw, stream), ready)]
         else:
             raw = _Pipe(self.prefetch, stop)
@@ -188,5 +167,3 @@ class GpuDecodeLoader:
             stop.set()
             for worker in workers:
                 worker.join()  # each finishes the item in hand, sees the stop and returns
-            if self.in_process:
-                self.decoder.discard_outstanding()  # sent but never taken back: not the next epoch's

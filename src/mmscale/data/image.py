@@ -54,6 +54,8 @@ def read_bytes(path: str) -> bytes:
         raise SampleSkip(SkipReason.missing_file) from None
     except OSError as exc:
         raise SampleSkip(SkipReason.unreadable_file, str(exc)) from None
+    except (ValueError, UnicodeEncodeError) as exc:  # a NUL byte or an unencodable character in the path
+        raise SampleSkip(SkipReason.bad_text, f"image path is not a file name ({exc})") from None
     if not stat.S_ISREG(st.st_mode):
         raise SampleSkip(SkipReason.not_a_file, "directory" if stat.S_ISDIR(st.st_mode) else "special file")
     if st.st_size == 0:

@@ -1,4 +1,4 @@
-"""``build_loader``: DataLoader with workers, pinned memory, persistent workers and prefetch,
+"""``build_loader``: DataLoader with workers, pinned memory (on CUDA), persistent workers and prefetch,
 yielding ``Batch`` (uint8 images, batch-tokenized captions, per-batch skip counts).
 
 Resume: ``loader.state_dict()`` is ``{"epoch", "sample_offset"}``; a loader built with the same
@@ -28,8 +28,10 @@ from mmscale.data.readers import read_manifest, resolve_source
 from mmscale.data.sampler import EpochBatches, ResumableSampler
 from mmscale.data.skips import SkipCounter
 from mmscale.data.wds import WdsDataset
+from mmscale.errors import DataError
 
 WDS_SHUFFLE_BUFFER = 1000  # samples held per worker for WebDataset shuffling
+DECODE_THREADS = 2  # GPU decode: one thread reads raw batches, one decodes (BENCHMARKS.md, decode_threads)
 
 
 @dataclass
@@ -76,11 +78,11 @@ class Loader:
 
     def __init__(self, cfg: DataConfig, opened: OpenedDataset, dataloader: DataLoader,
                  sampler: ResumableSampler | None, batch_size: int, epoch: int, start_sample: int,
-                 gpu_decoder=None, epochs: EpochBatches | None = None):
+                 gpu_decoder=None, epochs: EpochBatches | None = None, decode_threads: int = DECODE_THREADS):
         self.cfg, self.opened, self.dataloader, self.sampler = cfg, opened, dataloader, sampler
         self.epochs = epochs  # set: one iteration never ends (see ``build_loader``'s ``endless``)
         self.batch_size, self.epoch, self.sample_offset = batch_size, epoch, start_sample
-        self.gpu_decoder = gpu_decoder
+        self.gpu_decoder, self.decode_threads = gpu_decoder, decode_threads
         self.decode = "cpu" if gpu_decoder is None else "gpu"  # the input path this loader runs
         self.skips = SkipCounter()  # everything read through this loader, all epochs
         if sampler is not None:
@@ -104,11 +106,9 @@ class Loader:
             self.sampler.set_epoch(self.epoch, self.sample_offset)
 
     def close(self) -> None:
-        """Stop the worker processes (see ``shutdown_workers``) and a decode process now. Close any
-        generator over this loader first: with ``decode=gpu`` its threads may be reading the DataLoader."""
+        """Stop the worker processes now (see ``shutdown_workers``). Close any generator over this
+        loader first: with ``decode=gpu`` its threads may be reading the DataLoader."""
         shutdown_workers(self.dataloader)
-        if hasattr(self.gpu_decoder, "close"):  # a decode process
-            self.gpu_decoder.close()
 
     def _batches(self):
         if self.gpu_decoder is None:
@@ -116,7 +116,7 @@ class Loader:
             return
         from mmscale.data.gpu_prefetch import GpuDecodeLoader
 
-        yield from GpuDecodeLoader(self.dataloader, self.gpu_decoder, prefetch=2, threads=self.cfg.decode_threads)
+        yield from GpuDecodeLoader(self.dataloader, self.gpu_decoder, prefetch=2, threads=self.decode_threads)
 
     def __iter__(self):
         if self.sampler is not None:
@@ -162,7 +162,8 @@ def shutdown_workers(dataloader: DataLoader) -> None:
 def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch.device | str | None = None,
                  drop_last: bool = True, split: str = "train", start_sample: int = 0, epoch: int = 0,
                  rank: int = 0, world_size: int = 1, shuffle: bool | None = None, decode: str | None = None,
-                 reuse: Loader | None = None, endless: bool = False) -> Loader:
+                 reuse: Loader | None = None, endless: bool = False,
+                 decode_threads: int = DECODE_THREADS) -> Loader:
     """A ``Loader`` over ``data_cfg.path``'s ``split``.
 
     ``device``: where training runs; decides pinning and (``decode=auto|gpu``) GPU decode.
@@ -174,6 +175,7 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
     this process's share under data parallelism. ``shuffle`` overrides ``data_cfg.shuffle``
     (evaluation passes False). ``endless``: one iteration runs epoch after epoch without a pause
     between them (indexed manifests; WebDataset shards still end each epoch's iteration).
+    ``decode_threads``: GPU decode's background threads (2: read + decode, 1: both, 0: between steps).
     """
     data_cfg.validate()
     if batch_size < 1:
@@ -188,14 +190,16 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
 
         raise ConfigError("data.decode", f"a built input path is cpu or gpu, got {mode!r}")
     opened = open_dataset(data_cfg, split, raw=mode == "gpu", reuse=reuse.opened if reuse is not None else None)
+    if opened.index is not None and len(opened.index) == 0:
+        raise no_usable_sample(opened)
     shuffle = data_cfg.shuffle if shuffle is None else shuffle
     collate_cls = RawCollator if mode == "gpu" else Collator
     collate = collate_cls(tokenizer, data_cfg.max_text_len, data_cfg.pad_to_longest, data_cfg.image_size,
                           data_cfg.pad_multiple)
     workers = data_cfg.num_workers
     common = dict(collate_fn=collate, num_workers=workers, worker_init_fn=_worker_init if workers else None,
-                  pin_memory=data_cfg.pin_memory and device.type == "cuda" and mode == "cpu",
-                  persistent_workers=data_cfg.persistent_workers and workers > 0,
+                  pin_memory=device.type == "cuda" and mode == "cpu",
+                  persistent_workers=workers > 0,
                   prefetch_factor=data_cfg.prefetch_factor if workers > 0 else None)
     sampler = epochs = None
     if opened.index is not None:
@@ -212,13 +216,17 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
     if mode == "gpu":
         from mmscale.data.gpu_decode import GpuDecoder
 
-        if data_cfg.decode_process:
-            from mmscale.data.gpu_decode_process import DecodeProcess
+        gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device)
+    return Loader(data_cfg, opened, dataloader, sampler, batch_size, epoch, start_sample, gpu_decoder, epochs,
+                  decode_threads)
 
-            gpu_decoder = DecodeProcess(data_cfg.image_size, data_cfg.max_pixels, device, data_cfg.gpu_decoder)
-        else:
-            gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device, data_cfg.gpu_decoder)
-    return Loader(data_cfg, opened, dataloader, sampler, batch_size, epoch, start_sample, gpu_decoder, epochs)
+
+def no_usable_sample(opened: OpenedDataset) -> DataError:
+    """The error for a manifest none of whose rows can be used, counting its skips by reason."""
+    skips = opened.index_skips
+    reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(skips.by_reason.items()))
+    detail = f"all {skips.skipped} rows skipped ({reasons})" if skips.skipped else "it holds no rows"
+    return DataError(opened.index.files[0], f"no usable sample: {detail}; `mmscale data check` lists them")
 
 
 def resolve_mode(data_cfg: DataConfig, device: torch.device, split: str = "train") -> str:
@@ -232,4 +240,4 @@ def resolve_mode(data_cfg: DataConfig, device: torch.device, split: str = "train
         return "cpu"
     from mmscale.data.gpu_decode import resolve_decode
 
-    return resolve_decode(data_cfg.decode, device, data_cfg.gpu_decoder)[0]
+    return resolve_decode(data_cfg.decode, device)[0]

@@ -1,9 +1,9 @@
 """Manifest readers: JSONL, CSV and COCO captions -> one ``ManifestIndex``.
 
 WebDataset shards are streamed instead of indexed (see ``wds.py``); ``resolve_source`` decides
-which of the two a path is. Problems with single rows (bad JSON, missing fields, empty captions)
-are counted with their file and line; problems with a whole file (not found, no header) raise
-``DataError``.
+which of the two a path is. Problems with single rows (bad JSON, missing fields, empty captions,
+text that is not valid UTF-8) are counted with their file and line; problems with a whole file
+(not found, no header) raise ``DataError``. A leading byte-order mark is dropped.
 """
 
 from __future__ import annotations
@@ -17,9 +17,11 @@ from pathlib import Path
 
 from mmscale.data.index import IndexBuilder, ManifestIndex
 from mmscale.data.skips import BadSample, SkipCounter, SkipReason
+from mmscale.data.text import ENCODING, ERRORS, text_problem
 from mmscale.errors import DataError
 
 CAPTION_FIELDS = ("caption", "text")  # accepted names of the caption field, first wins
+JSON_BLANK = " \t\r\n"  # JSON's whitespace: a line of only these is no sample
 
 
 @dataclass
@@ -83,23 +85,29 @@ class _Rows:
             return self.skip(SkipReason.missing_field, path, line, f"no '{field_names[1]}'")
         if not isinstance(image, str) or not isinstance(caption, str):
             return self.skip(SkipReason.malformed_line, path, line, "image and caption must be strings")
+        problem = text_problem(image, f"'{field_names[0]}'", path=True) or text_problem(caption, f"'{field_names[1]}'")
+        if problem:
+            return self.skip(SkipReason.bad_text, path, line, problem)
         if not caption.strip():
             return self.skip(SkipReason.empty_caption, path, line)
         self.builder.add(image, caption, line)
 
 
 def _read_jsonl(path: str, rows: _Rows) -> None:
-    with open(path, "r", encoding="utf-8", errors="replace") as f:
+    with open(path, "r", encoding=ENCODING, errors=ERRORS, newline="\n") as f:  # lines end at \n only
         for line_no, line in enumerate(f, start=1):
             if rows.full:
                 return
-            if not line.strip():
+            if not line.strip(JSON_BLANK):
                 continue  # blank lines separate nothing; not a sample
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
                 reason = exc.msg.removesuffix(" at")  # "Invalid control character at" + where
                 rows.skip(SkipReason.malformed_line, path, line_no, f"not JSON ({reason} at column {exc.colno})")
+                continue
+            except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits, deep nesting
+                rows.skip(SkipReason.malformed_line, path, line_no, f"not usable JSON ({type(exc).__name__})")
                 continue
             if not isinstance(obj, dict):
                 rows.skip(SkipReason.malformed_line, path, line_no, f"expected an object, got {type(obj).__name__}")
@@ -110,18 +118,26 @@ def _read_jsonl(path: str, rows: _Rows) -> None:
 
 def _read_csv(path: str, rows: _Rows) -> None:
     delimiter = "\t" if path.lower().endswith(".tsv") else ","
-    with open(path, "r", encoding="utf-8", errors="replace", newline="") as f:
+    with open(path, "r", encoding=ENCODING, errors=ERRORS, newline="") as f:
         reader = csv.reader(f, delimiter=delimiter)
-        header = next(reader, None)
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise DataError(path, f"CSV header does not parse ({exc})", line=1) from None
         names = [h.strip().lower() for h in header or []]
         caption_key = next((k for k in CAPTION_FIELDS if k in names), None)
         if "image" not in names or caption_key is None:
             raise DataError(path, f"CSV header must name the columns 'image' and 'caption' (got {header})", line=1)
         i_image, i_caption = names.index("image"), names.index(caption_key)
-        for fields in reader:
-            line_no = reader.line_num
-            if rows.full:
+        while not rows.full:
+            try:
+                fields = next(reader)
+            except StopIteration:
                 return
+            except csv.Error as exc:  # e.g. a field over csv's size limit; the reader goes on after it
+                rows.skip(SkipReason.malformed_line, path, reader.line_num, f"not CSV ({exc})")
+                continue
+            line_no = reader.line_num
             if not fields or (len(fields) == 1 and not fields[0].strip()):
                 continue
             if len(fields) != len(names):
@@ -132,16 +148,16 @@ def _read_csv(path: str, rows: _Rows) -> None:
 
 def _read_coco(path: str, rows: _Rows) -> None:
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, "r", encoding=ENCODING, errors=ERRORS) as f:
             data = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"not a COCO captions JSON file ({exc})") from None
+    except (ValueError, RecursionError) as exc:  # bad JSON, an integer of > 4300 digits, deep nesting
+        raise DataError(path, f"not a COCO captions JSON file ({type(exc).__name__}: {exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise DataError(path, "COCO captions JSON needs top-level lists 'images' and 'annotations'")
     files = {}
     for image in data["images"]:
-        if isinstance(image, dict) and "id" in image and isinstance(image.get("file_name"), str):
+        if isinstance(image, dict) and _is_id(image.get("id")) and isinstance(image.get("file_name"), str):
             files[image["id"]] = image["file_name"]
     # "line" is the 1-based position of the annotation in the 'annotations' list.
     for number, ann in enumerate(data["annotations"], start=1):
@@ -153,10 +169,16 @@ def _read_coco(path: str, rows: _Rows) -> None:
         if "image_id" not in ann:
             rows.skip(SkipReason.missing_field, path, number, "no 'image_id'")
             continue
-        if ann["image_id"] not in files:
-            rows.skip(SkipReason.missing_field, path, number, f"image_id {ann['image_id']!r} not in 'images'")
+        if not _is_id(ann["image_id"]) or ann["image_id"] not in files:
+            shown = ascii(ann["image_id"])[:60]  # ascii: a lone surrogate in a message would not print
+            rows.skip(SkipReason.missing_field, path, number, f"image_id {shown} not in 'images'")
             continue
         rows.add(files[ann["image_id"]], ann.get("caption"), path, number, ("file_name", "caption"))
+
+
+def _is_id(value) -> bool:
+    """COCO ids are numbers or strings; anything else (a list, an object) cannot key the images."""
+    return isinstance(value, (int, float, str)) and not isinstance(value, bool)
 
 
 READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "coco": _read_coco}

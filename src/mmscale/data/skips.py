@@ -27,6 +27,7 @@ class SkipReason(str, enum.Enum):
     empty_caption = "empty_caption"  # caption missing its text, or only whitespace
     malformed_line = "malformed_line"  # a manifest line/row that does not parse
     missing_field = "missing_field"  # a manifest entry without its image or caption field
+    bad_text = "bad_text"  # a caption or image path that is not text: invalid UTF-8, a lone surrogate, NUL in a path
     unreadable_file = "unreadable_file"  # permission or I/O error while reading the bytes
     bad_shard = "bad_shard"  # a tar shard that cannot be read to its end
 

@@ -143,9 +143,13 @@ def synthesize(n: int, out_dir: str | os.PathLike, fmt: str = "files", seed: int
         raise ConfigError("format", f"must be 'files' or 'wds', got {fmt!r}")
     if not 0.0 <= val_frac < 1.0:
         raise ConfigError("val_frac", f"must be in [0, 1), got {val_frac}")
+    if seed < 0:
+        raise ConfigError("seed", f"must be >= 0, got {seed}")
     if workers is not None and workers < 1:
         raise ConfigError("workers", f"must be >= 1 (1 renders in this process; leave it out for one per core), "
                                      f"got {workers}")
+    if not str(out_dir).strip():  # Path("") is the current directory: never write there by accident
+        raise ConfigError("out", "is empty: give a directory (it is created)")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError("out", f"{out} exists and is not a directory: give a directory (it is created)")

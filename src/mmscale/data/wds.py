@@ -13,6 +13,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from mmscale.data.dataset import load_sample
 from mmscale.data.skips import BadSample, SkipReason
+from mmscale.data.text import ENCODING, ERRORS
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 CAPTION_EXTS = ("txt", "caption", "text")
@@ -48,13 +49,15 @@ class WdsDataset(IterableDataset):
             while pending:
                 yield pending.pop(0)
             where = f"{raw.get('__url__', '?')}:{raw.get('__key__', '?')}"
+            # a tar member name may hold bytes that are not UTF-8 (lone surrogates): escaped, so it prints
+            where = where.encode("utf-8", "backslashreplace").decode("utf-8")
             image_ext = next((e for e in IMAGE_EXTS if e in raw), None)
             caption_ext = next((e for e in CAPTION_EXTS if e in raw), None)
             if image_ext is None or caption_ext is None:
                 missing = "image (.jpg/.png/.webp)" if image_ext is None else "caption (.txt)"
                 yield BadSample(SkipReason.missing_field.value, where, None, f"no {missing}")
                 continue
-            caption = raw[caption_ext].decode("utf-8", errors="replace")
+            caption = raw[caption_ext].decode(ENCODING, ERRORS)  # bad bytes: skipped as bad_text
             yield load_sample(raw[image_ext], caption, -1, where, None, self.image_size, self.max_pixels)
         yield from pending
 

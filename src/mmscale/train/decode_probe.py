@@ -33,6 +33,8 @@ MIN_MARGIN_FRAC = 0.02  # differences under 2% of the step are not worth a busie
 NOISE_Z = 2.0  # a difference must also exceed 2 (robust) standard errors of the two means
 PROBE_ORDER = ("gpu", "cpu")  # the preferred path last: when it wins there is no rebuild
 LATE_MS = 2.0  # a fetch blocked this long found no batch ready: the workers' buffer is used up
+PROBE_WARMUP_STEPS: int | None = None  # untimed steps per path; None: num_workers + 2 (tests set fewer)
+PROBE_TIMED_STEPS: int | None = None  # timed steps per path; None: 2 * num_workers, at least 16
 
 
 @dataclass
@@ -74,7 +76,7 @@ def plan_decode(data_cfg, device: torch.device, steps_left: int, split: str = "t
     if paths is None:
         from mmscale.data.gpu_decode import nvjpeg_available
 
-        ok, why = (False, "device is not CUDA") if device.type != "cuda" else nvjpeg_available(device, data_cfg.gpu_decoder)
+        ok, why = (False, "device is not CUDA") if device.type != "cuda" else nvjpeg_available(device)
         if not ok:
             return DecodePlan(["cpu"], f"auto: {why}")
         paths = list(PROBE_ORDER)
@@ -83,13 +85,11 @@ def plan_decode(data_cfg, device: torch.device, steps_left: int, split: str = "t
     # and after a pause (torch.compile) hold up to num_workers * prefetch_factor batches: timing
     # starts once a batch is late, i.e. that buffer is used up, or after as many more steps.
     workers, buffered = data_cfg.num_workers, data_cfg.num_workers * data_cfg.prefetch_factor
-    warmup = data_cfg.decode_probe_warmup_steps
-    warmup = workers + 2 if warmup is None else warmup
+    warmup = workers + 2 if PROBE_WARMUP_STEPS is None else PROBE_WARMUP_STEPS
     # Slow workers then deliver in rounds (on one H100 host, 16 workers x prefetch 4 feeding `base`:
     # ~50 steps without waiting, then ~20 steps waiting ~50 ms each): the window runs from one late
     # batch to a late batch at least `timed` steps on, i.e. whole rounds, up to `timed + buffered`.
-    timed = data_cfg.decode_probe_steps
-    timed = max(16, 2 * workers) if timed is None else timed
+    timed = max(16, 2 * workers) if PROBE_TIMED_STEPS is None else PROBE_TIMED_STEPS
     plan = DecodePlan(paths, "auto: measured", warmup, warmup + buffered, timed, timed + buffered)
     if len(paths) == 1:
         return DecodePlan(paths, "auto: one input path available")
