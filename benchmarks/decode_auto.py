@@ -39,7 +39,6 @@ from pathlib import Path
 
 PATHS = ("cpu", "gpu", "auto")
 EXTRA_PATHS = {  # --paths only
-    "gpu_graphs": ["data.decode=gpu", "train.compile_mode=reduce-overhead"],  # the step from CUDA graphs
     "gpu_bf16": ["data.decode=gpu", "train.weights=bf16"],  # bf16 weights, fp32 copies in AdamW
     "gpu_bf16_step_graph": ["data.decode=gpu", "train.weights=bf16", "train.step_graph=true"],  # + one graph
     "cpu_bf16": ["data.decode=cpu", "train.weights=bf16"],  # the workers decode, bf16 weights
@@ -54,7 +53,7 @@ SYNTHETIC_PATHS = {
     "synthetic_bf16_step_graph": ["train.weights=bf16", "train.step_graph=true"],
     # the hardware monitor off: its overhead on the training step, against ``synthetic`` (monitor on,
     # the default 0.2 s interval), in the same process
-    "synthetic_no_monitor": ["train.monitor_interval_s=0"],
+    "synthetic_no_monitor": [],  # run with monitor_interval_s=0
 }
 CPU_SYNTHETIC_PATHS = ("synthetic", "synthetic_no_monitor")  # need no CUDA (the others are bf16 settings)
 # --paths only: a from-files run whose loader is iterated once per epoch (workers idle from each
@@ -84,9 +83,10 @@ def parse(argv=None):
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=560, help="training steps per run")
     parser.add_argument("--max-run-s", type=float, default=150.0, help="time limit of each run's loop")
+    parser.add_argument("--monitor-interval-s", type=float, default=0.2, help="hardware monitor's sampling interval")
     parser.add_argument("--cpu-stand-in", action="store_true", help="without CUDA, run the gpu path's code on CPU")
     parser.add_argument("--paths", default=",".join(PATHS),
-                        help="runs to make, from cpu,gpu,auto,gpu_graphs (gpu with train.compile_mode=reduce-overhead), gpu_bf16 (gpu with "
+                        help="runs to make, from cpu,gpu,auto, gpu_bf16 (gpu with "
                              "train.weights=bf16), gpu_bf16_step_graph (that and train.step_graph=true), cpu_bf16 and "
                              "cpu_bf16_step_graph (the same with decode=cpu); synthetic, synthetic_bf16, synthetic_bf16_step_graph: the same loop "
                              "on one device-resident batch (the partners of the cpu* and gpu* runs of the same settings); "
@@ -125,11 +125,11 @@ def load_job(args, data: str, decode: str, out_dir: Path):
     fixed = [f"data.path={data}", f"train.out_dir={out_dir}", f"train.steps={args.steps}",
              f"train.time_limit_s={args.max_run_s}", "train.checkpoint_every=0", "train.eval_every=0",
              "train.eval_samples=1",  # evaluation is not what is compared: one sample skips it
-             "train.log_every=10", "train.tensorboard=false", "train.progress=false"]
+             "train.log_every=10", "train.tensorboard=false"]
     if args.device != "auto":
         fixed.append(f"train.device={args.device}")
     # the path's own settings last: they define the run, and an override given for every run must
-    # not undo them (train.monitor_interval_s on the command line and synthetic_no_monitor)
+    # not undo them
     return load_config(TrainJob, preset=args.preset, overrides=fixed + list(args.overrides) + path_settings)
 
 
@@ -236,7 +236,8 @@ def run_one(args, data: str, decode: str, cuda: bool, after_step: int) -> dict:
         paths, config_decode = (None, decode) if cuda or not args.cpu_stand_in else stand_in_paths(decode, cuda)
     job = load_job(args, data, config_decode, out_dir)
     started = time.perf_counter()
-    result = train(job, show_progress=False, decode_paths=paths)
+    interval = 0.0 if decode == "synthetic_no_monitor" else args.monitor_interval_s
+    result = train(job, show_progress=False, decode_paths=paths, monitor_interval_s=interval)
     wall_s = time.perf_counter() - started
     (out_dir / "checkpoint.pt").unlink(missing_ok=True)  # GBs for base; not what is measured
     rows = [json.loads(line) for line in open(metrics)]

@@ -8,7 +8,7 @@ import json
 from mmscale.cli import main
 
 SMALL = ["data.image_size=32", "model.image_size=32", "model.image_depth=1", "model.image_patch_size=16",
-         "data.max_text_len=8", "model.max_text_len=8", "data.num_workers=1", "train.num_threads=1"]
+         "data.max_text_len=8", "model.max_text_len=8", "data.num_workers=1"]
 
 
 def test_pipeline_cli_on_cpu(tmp_path, capsys):

@@ -81,26 +81,6 @@ def test_the_verdict_names_the_link_time_and_a_host_bound_step():
     assert "host-bound" not in scaling_verdict(row)
 
 
-@pytest.mark.slow
-def test_fsdp_variants_script_runs_every_wrap_on_two_gloo_ranks(tmp_path):
-    import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ, PYTHONPATH=str(root / "src"))
-    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "fsdp_variants.py"), "--smoke", "--batch", "4",
-                           "--steps", "1", "--warmup", "1", "--variants", "ddp,fsdp,fsdp_keep,ddp_2d_mask", "--out", str(tmp_path)],
-                          env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads((tmp_path / "fsdp_variants.json").read_text())["rows"]
-    assert [r["variant"] for r in rows] == ["ddp", "fsdp", "fsdp_keep", "ddp_2d_mask"]
-    assert all(r["ranks"] == 2 and r["samples_per_s"] > 0 and 0 < r["issue_ms"] <= r["step_ms"] for r in rows)
-    assert rows[0]["vs_ddp"] == 1.0 and "fsdp_keep" in proc.stdout
-
-
 def test_the_step_time_chart_shows_multi_rank_rows_against_their_link_time():
     from mmscale.report.plots import render_png
     from mmscale.validate_charts import scaling_charts

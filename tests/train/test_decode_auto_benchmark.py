@@ -120,7 +120,7 @@ def test_per_epoch_runs_build_their_path_iterated_once_per_epoch(tiny_dataset, l
 def test_monitor_off_partner_gives_the_monitor_overhead(tmp_path, capsys, load_benchmark):
     bench = load_benchmark("decode_auto")
     code = bench.main(["--paths", "synthetic,synthetic_no_monitor", "--out", str(tmp_path), *SMALL_RUN,
-                       "train.monitor_interval_s=0.05"])
+                       "--monitor-interval-s", "0.05"])
     assert code == 0
     result = json.loads((tmp_path / "decode_auto.json").read_text())
     runs, summary = result["runs"], result["summary"]

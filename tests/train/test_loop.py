@@ -22,6 +22,18 @@ def test_train_runs_logs_evaluates_and_checkpoints(tiny_dataset, tmp_path):
     json.dumps(result.as_dict())  # flat and serializable
 
 
+def test_time_limit_stops_early_and_still_evaluates(tiny_dataset, tmp_path):
+    job = load_config(TrainJob, preset="tiny", overrides=TINY_OVERRIDES + [
+        f"data.path={tiny_dataset}", f"train.out_dir={tmp_path}", "train.steps=500",
+        "train.time_limit_s=0.001", "train.log_every=100",
+    ])
+    result = train(job)
+    assert result.steps == 1  # the clock is checked after every step of a single process
+    assert result.eval["samples"] == 16
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in rows if "loss/total" in r] == [1]  # the stopping step is logged
+
+
 def tiny_job(data, out_dir, *extra):
     return load_config(TrainJob, preset="tiny", overrides=TINY_OVERRIDES + [
         f"data.path={data}", f"train.out_dir={out_dir}", *extra])

@@ -22,6 +22,8 @@ Auto = Literal["auto"]
 class TrainConfig:
     steps: int = 1000
     """Optimizer steps to run (the data is cycled in epochs as needed)."""
+    time_limit_s: float = 0.0
+    """Stop after this many seconds of training (0 = no limit); evaluation still runs."""
     batch_size: int = 32
     """Global samples per optimizer step, over all processes and accumulation micro-batches."""
     grad_accum: int = 1
@@ -76,7 +78,7 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}", f"must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "checkpoint_every", "eval_every", "grad_clip", "weight_decay"):
+        for name in ("time_limit_s", "warmup_steps", "checkpoint_every", "eval_every", "grad_clip", "weight_decay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}", f"must be >= 0, got {getattr(self, name)}")
         if self.lr <= 0:

@@ -201,6 +201,13 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                     log.info(_log_line(row, cfg.steps, started, start_step))
                 if steady is None and done - start_step >= warm_steps:  # compile and capture are behind
                     steady = (time.perf_counter(), used_samples, total_flops)  # just after the row's sync
+            # one process checks its clock every step; under torchrun only at log steps (a broadcast)
+            if cfg.time_limit_s and (logged or not env.active) and not last:
+                if _time_is_up(started, cfg.time_limit_s, env, device):
+                    last = True
+                    if not logged and window.steps:
+                        writer.write(_log_row(done, losses, window, rank_batch * env.world_size, peak,
+                                              optimizer, device, env))
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and not last:
                 save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
             if cfg.eval_every and done % cfg.eval_every == 0 and not last:
@@ -331,6 +338,16 @@ def _log_line(row: dict, total_steps: int, started: float, start_step: int) -> s
     if "mfu/pct" in row:
         line += f" MFU {row['mfu/pct']:.1f}%"
     return line + f" ETA {eta_s / 60:.1f} min"
+
+
+def _time_is_up(started: float, limit_s: float, env, device) -> bool:
+    """All ranks must stop at the same step, so rank 0's clock decides (broadcast under torchrun)."""
+    up = time.perf_counter() - started >= limit_s
+    if not env.active:
+        return up  # host clock only: no device sync
+    flag = torch.tensor([float(up)], device=device)
+    torch.distributed.broadcast(flag, 0)
+    return bool(flag.item())
 
 
 def _prefixed(values: dict, prefix: str) -> dict:
