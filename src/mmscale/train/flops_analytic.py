@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mmscale.errors import ConfigError
-from mmscale.model.config import TEXT_ENCODER_SIZES, ModelConfig
+from mmscale.model.config import MLP_RATIO, TEXT_ENCODER_SIZES, ModelConfig
 
 # timm ViT widths, depths, MLP widths and patch sides (ViT paper, Dosovitskiy et al. 2021, table 1;
 # Tiny/Small from DeiT, Touvron et al. 2021). ``model.image_depth`` / ``image_patch_size`` override.
@@ -208,7 +208,7 @@ def train_step_flops(cfg: ModelConfig, batch: int, fused_attention: bool = True)
         kv = matmul_flops(text.tokens, 2 * hidden, hidden)
         per_pair = cross_attention_linear_flops(queries, text.tokens, hidden) - kv  # Q and output
         if cfg.fusion_layers:
-            mlp_width = int(hidden * cfg.mlp_ratio)
+            mlp_width = int(hidden * MLP_RATIO)
             per_pair += matmul_flops(queries, mlp_width, hidden) + matmul_flops(queries, hidden, mlp_width)
         step.add("fusion_linear", layers * (pairs * per_pair + texts * kv))
         step.add("fusion_attention", pairs * layers * attention_flops(queries, text.tokens, hidden),
