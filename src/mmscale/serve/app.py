@@ -16,7 +16,6 @@ import hmac
 import json
 import logging
 import os
-import sys
 import time
 
 from fastapi import FastAPI, Query, Request
@@ -25,8 +24,9 @@ from fastapi.responses import Response
 from mmscale.serve import schemas
 from mmscale.serve.batcher import RUNNERS, QueueFull
 from mmscale.serve.codec import decode_request, encode_response
-from mmscale.serve.config import ServeConfig
-from mmscale.serve.gate import ADMITTED, AdmissionGate
+from mmscale.serve.config import DRAIN_TIMEOUT_S, RETRY_AFTER_S, TRIM_BATCHES_ABOVE, ServeConfig
+from mmscale.serve.defaults import resolve
+from mmscale.serve.gate import AdmissionGate
 from mmscale.serve.metrics import ServerMetrics
 from mmscale.serve.requests import Item, RequestError
 
@@ -55,18 +55,14 @@ async def read_body(request: Request, limit_bytes: int) -> bytes:
 
 
 def make_runner(predictor, cfg: ServeConfig, metrics: ServerMetrics, on_depth=None):
-    """The runner ``cfg.server`` names, around ``predictor.predict`` (or its two stages, when the
-    predictor has them and ``prepare_ahead`` is on). ``on_depth``: told every new queue depth."""
+    """The runner ``cfg.server`` names, around ``predictor.predict``. ``on_depth``: told every new
+    queue depth."""
     if cfg.server == "batched":
-        stages = None
-        if cfg.prepare_ahead and hasattr(predictor, "prepare") and hasattr(predictor, "execute"):
-            stages = (predictor.prepare, predictor.execute)
         fit = None
-        if cfg.trim_batches_above and hasattr(predictor, "batch_size_for"):
-            fit = functools.partial(predictor.batch_size_for, above=cfg.trim_batches_above)
+        if hasattr(predictor, "batch_size_for"):
+            fit = functools.partial(predictor.batch_size_for, above=TRIM_BATCHES_ABOVE)
         return RUNNERS["batched"](predictor.predict, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
-                                  on_batch=metrics.on_batch, stages=stages, max_queue_ms=cfg.max_queue_ms,
-                                  on_depth=on_depth, fit=fit)
+                                  on_batch=metrics.on_batch, slo_ms=cfg.slo_ms, on_depth=on_depth, fit=fit)
     return RUNNERS["naive"](predictor.predict, on_batch=metrics.on_batch)
 
 
@@ -78,6 +74,7 @@ class Server:
     """
 
     def __init__(self, predictor, cfg: ServeConfig):
+        cfg = resolve(cfg)
         self.cfg, self.predictor = cfg, predictor
         self.metrics = ServerMetrics()
         self.runner = make_runner(predictor, cfg, self.metrics)
@@ -94,15 +91,16 @@ class Server:
                                headers={"WWW-Authenticate": "Bearer"})
 
     def admit(self) -> None:
-        if self.cfg.server == "batched" and self.runner.depth >= self.cfg.max_queue:
-            raise QueueFull()
+        """Refuse (``QueueFull``) a request the batcher could not serve within the SLO."""
+        if self.cfg.server == "batched":
+            self.runner.admit()
 
     def refusal(self, full: QueueFull) -> RequestError:
         """The 503 for a full queue, counted as a refusal (by whichever layer answers it)."""
         self.metrics.rejected.labels("queue_full").inc()
         reason = str(full) or f"queue full ({self.cfg.max_queue} requests)"
         return RequestError(503, "overloaded", f"{reason}; retry later",
-                            headers={"Retry-After": str(self.cfg.retry_after_s)})
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
 
     def count(self, endpoint: str, status: int, start_s: float) -> None:
         self.metrics.requests.labels(endpoint, str(status)).inc()
@@ -112,9 +110,7 @@ class Server:
         start_s = time.perf_counter()
         endpoint = request.url.path
         try:
-            self.authorize(request)
-            if not request.scope.get(ADMITTED):  # the admission gate, when present, has checked already
-                self.admit()  # before reading the body: overload is refused at the cheapest point
+            self.authorize(request)  # admission was decided by the gate, before routing
             body = await read_body(request, self.cfg.max_body_bytes)
             item = decode_request(task, body, request.headers.get("content-type", ""), captions, self.cfg)
             future = self.runner.submit(item)
@@ -135,12 +131,12 @@ class Server:
     async def start(self) -> None:
         self.runner.start()
         await asyncio.get_running_loop().run_in_executor(None, warm_up, self.predictor, self.cfg)
-        settle_process(self.cfg)
+        settle_process()
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False  # draining: uvicorn has stopped accepting and waited for in-flight requests
-        await asyncio.get_running_loop().run_in_executor(None, self.runner.stop, self.cfg.drain_timeout_s)
+        await asyncio.get_running_loop().run_in_executor(None, self.runner.stop, DRAIN_TIMEOUT_S)
 
     async def readiness(self) -> tuple[bool, int]:
         """(ready, requests admitted and not yet answered)."""
@@ -169,22 +165,19 @@ def warm_up(predictor, cfg: ServeConfig) -> None:
         log.info("warmed %d batch shapes", shapes)
 
 
-def settle_process(cfg: ServeConfig) -> None:
+def settle_process() -> None:
     """After start-up, before serving: move the ~10^6 objects of torch/timm/transformers start-up
     out of the GC's reach (a full collection over them would pause every thread, in-flight requests
-    included), and apply ``gil_switch_ms``."""
+    included)."""
     gc.collect()
     gc.freeze()
-    if cfg.gil_switch_ms > 0:
-        sys.setswitchinterval(cfg.gil_switch_ms / 1000.0)
 
 
-def create_app(predictor, cfg: ServeConfig, server: Server | None = None, admission_gate: bool = True) -> FastAPI:
+def create_app(predictor, cfg: ServeConfig, server: Server | None = None) -> FastAPI:
     """The FastAPI app serving ``predictor`` with the runner named by ``cfg.server`` (or, in a
-    front-end process, around ``server``, which forwards to the model process).
-    ``admission_gate=False`` leaves overload refusals to the route handlers (the slower path,
-    kept for ``benchmarks/refusal_cost.py``)."""
+    front-end process, around ``server``, which forwards to the model process)."""
     server = server or Server(predictor, cfg)
+    cfg = server.cfg
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -196,8 +189,7 @@ def create_app(predictor, cfg: ServeConfig, server: Server | None = None, admiss
                   description="Image-text matching (ITM), similarity (ITC) and embeddings of an "
                               "image+text model with cross-attention fusion. See docs/serving.md.")
     app.state.server = server
-    if admission_gate:
-        app.add_middleware(AdmissionGate, server=server)
+    app.add_middleware(AdmissionGate, server=server)
     caption_query = Query(default=[], description="caption (repeat for several) when the body is the image file")
 
     @app.post("/v1/match", openapi_extra=schemas.IMAGE_BODY,

@@ -17,7 +17,7 @@ import warnings
 
 from PIL import Image
 
-from mmscale.serve.config import ServeConfig
+from mmscale.serve.config import MAX_CAPTION_CHARS, ServeConfig
 from mmscale.serve.requests import Item, Output, RequestError
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/octet-stream")
@@ -54,10 +54,9 @@ def check_captions(captions: list, cfg: ServeConfig, required: bool = True, fiel
         raise RequestError(400, "limit_exceeded", f"{len(captions)} {field}, more than "
                            f"max_captions={cfg.max_captions}", limit="max_captions")
     for i, caption in enumerate(captions):
-        if len(caption) > cfg.max_caption_chars:
+        if len(caption) > MAX_CAPTION_CHARS:
             raise RequestError(400, "limit_exceeded", f"{field}[{i}] has {len(caption)} characters, "
-                               f"more than max_caption_chars={cfg.max_caption_chars}",
-                               limit="max_caption_chars")
+                               f"more than max_caption_chars={MAX_CAPTION_CHARS}", limit="max_caption_chars")
         if not caption.strip():
             raise RequestError(400, "bad_request", f"{field}[{i}] is empty")
     return captions
