@@ -18,13 +18,16 @@ import logging
 import os
 import time
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import Response
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from mmscale.serve import schemas
 from mmscale.serve.batcher import RUNNERS, QueueFull
 from mmscale.serve.codec import decode_request, encode_response
-from mmscale.serve.config import DRAIN_TIMEOUT_S, RETRY_AFTER_S, TRIM_BATCHES_ABOVE, ServeConfig
+from mmscale.serve.config import BODY_TIMEOUT_S, DRAIN_TIMEOUT_S, RETRY_AFTER_S, TRIM_BATCHES_ABOVE, ServeConfig
 from mmscale.serve.defaults import resolve
 from mmscale.serve.gate import AdmissionGate
 from mmscale.serve.metrics import ServerMetrics
@@ -32,26 +35,38 @@ from mmscale.serve.requests import Item, RequestError
 
 log = logging.getLogger(__name__)
 
+CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
+HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+
 
 def json_response(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode()
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-async def read_body(request: Request, limit_bytes: int) -> bytes:
-    """The body, refusing (413) as soon as it is known to exceed ``limit_bytes``."""
+async def read_body(request: Request, limit_bytes: int, timeout_s: float = BODY_TIMEOUT_S) -> bytes:
+    """The body, refusing (413) as soon as it is known to exceed ``limit_bytes``, and (408) when it
+    has not fully arrived within ``timeout_s``: a stalled upload must not hold its connection."""
     too_big = RequestError(413, "limit_exceeded", f"body is larger than max_body_bytes={limit_bytes}",
                            limit="max_body_bytes")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit_bytes:
         raise too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit_bytes:
-            raise too_big
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+    async def read() -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit_bytes:
+                raise too_big
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:
+        return await asyncio.wait_for(read(), timeout_s)
+    except asyncio.TimeoutError:
+        raise RequestError(408, "request_timeout", f"the request body did not arrive within {timeout_s:g} s",
+                           headers={"Connection": "close"}) from None
 
 
 def make_runner(predictor, cfg: ServeConfig, metrics: ServerMetrics, on_depth=None):
@@ -102,7 +117,7 @@ class Server:
         return RequestError(503, "overloaded", f"{reason}; retry later",
                             headers={"Retry-After": str(RETRY_AFTER_S)})
 
-    def count(self, endpoint: str, status: int, start_s: float) -> None:
+    def count(self, endpoint: str, status: int | str, start_s: float) -> None:
         self.metrics.requests.labels(endpoint, str(status)).inc()
         self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start_s)
 
@@ -119,6 +134,10 @@ class Server:
         except QueueFull as full:
             err = self.refusal(full)
             response = json_response(err.as_dict(), err.status, err.headers)
+        except ClientDisconnect:  # the client went away mid-upload: nobody to answer, not a server error
+            log.info("client disconnected before its request to %s was read", endpoint)
+            self.count(endpoint, CLIENT_CLOSED, start_s)
+            return Response(status_code=CLIENT_CLOSED)
         except RequestError as err:
             self.metrics.rejected.labels(err.limit or err.code).inc()
             response = json_response(err.as_dict(), err.status, err.headers)
@@ -190,32 +209,44 @@ def create_app(predictor, cfg: ServeConfig, server: Server | None = None) -> Fas
                               "image+text model with cross-attention fusion. See docs/serving.md.")
     app.state.server = server
     app.add_middleware(AdmissionGate, server=server)
-    caption_query = Query(default=[], description="caption (repeat for several) when the body is the image file")
 
-    @app.post("/v1/match", openapi_extra=schemas.IMAGE_BODY,
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        """Routing errors (404, 405) in the documented error shape instead of FastAPI's ``{"detail"}``."""
+        code = HTTP_ERROR_CODES.get(exc.status_code, "bad_request")
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return json_response({"error": {"code": code, "message": message}}, exc.status_code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return json_response({"error": {"code": "bad_request", "message": str(exc.errors()[:1])}}, 400)
+
+    max_captions = cfg.max_captions
+
+    @app.post("/v1/match", openapi_extra=schemas.image_body(max_captions, captions_required=True),
               responses={200: {"model": schemas.MatchResponse}, **schemas.ERRORS})
-    async def match(request: Request, caption: list[str] = caption_query) -> Response:
+    async def match(request: Request) -> Response:
         """One image and 1..max_captions captions -> ITM probability and ITC similarity per caption."""
-        return await server.handle("match", request, caption)
+        return await server.handle("match", request, request.query_params.getlist("caption"))
 
-    @app.post("/v1/embed/image", openapi_extra=schemas.IMAGE_BODY,
+    @app.post("/v1/embed/image", openapi_extra=schemas.image_body(max_captions, captions_required=False),
               responses={200: {"model": schemas.ImageEmbedResponse}, **schemas.ERRORS})
     async def embed_image(request: Request) -> Response:
         """One image -> its normalized ITC embedding."""
         return await server.handle("embed_image", request, [])
 
-    @app.post("/v1/embed/text", openapi_extra=schemas.TEXT_BODY,
+    @app.post("/v1/embed/text", openapi_extra=schemas.text_body(max_captions),
               responses={200: {"model": schemas.TextEmbedResponse}, **schemas.ERRORS})
     async def embed_text(request: Request) -> Response:
         """1..max_captions texts -> their normalized ITC embeddings."""
         return await server.handle("embed_text", request, [])
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={200: {"model": schemas.Health}})
     async def healthz() -> Response:
         """200 while the process is up (``pid``: which process answered, with ``--frontends N``)."""
         return json_response({"status": "ok", "pid": os.getpid()})
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={200: {"model": schemas.Readiness}, 503: {"model": schemas.Readiness}})
     async def readyz() -> Response:
         """200 once the model is loaded and warmed up; 503 before that and while draining."""
         ready, depth = await server.readiness()
@@ -223,7 +254,9 @@ def create_app(predictor, cfg: ServeConfig, server: Server | None = None) -> Fas
             return json_response({"status": "ready", "server": cfg.server, "queue_depth": depth})
         return json_response({"status": "not ready"}, 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+                        401: {"content": {"application/json": {"schema": schemas.ERROR_REF}}}})
     async def metrics(request: Request) -> Response:
         """Prometheus text format: requests by status, queue depth, batch sizes, latency."""
         try:
