@@ -44,9 +44,11 @@ def json_response(payload: dict, status: int = 200, headers: dict | None = None)
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-async def read_body(request: Request, limit_bytes: int, timeout_s: float = BODY_TIMEOUT_S) -> bytes:
+async def read_body(request: Request, limit_bytes: int, timeout_s: float | None = None) -> bytes:
     """The body, refusing (413) as soon as it is known to exceed ``limit_bytes``, and (408) when it
-    has not fully arrived within ``timeout_s``: a stalled upload must not hold its connection."""
+    has not fully arrived within ``timeout_s`` (``BODY_TIMEOUT_S``): a stalled upload must not hold
+    its connection."""
+    timeout_s = BODY_TIMEOUT_S if timeout_s is None else timeout_s
     too_big = RequestError(413, "limit_exceeded", f"body is larger than max_body_bytes={limit_bytes}",
                            limit="max_body_bytes")
     declared = request.headers.get("content-length")
