@@ -4,8 +4,8 @@ Policy (Triton's): a batch runs when it holds ``max_batch`` requests of one task
 oldest request has waited ``max_wait_ms``, whichever comes first. Requests that queued while the
 previous batch ran have already waited, so under load batches fill without extra delay. The
 queue is bounded in time: with ``slo_ms`` a request is refused (``QueueFull``, at once) when the
-requests ahead of it and itself would take longer than that to serve at the recently measured
-rate, so what is admitted under overload still answers within the SLO; a count bound alone lets
+requests ahead of it at the recently measured rate, then its own batch, would take longer than
+that, so what is admitted under overload still answers within the SLO; a count bound alone lets
 the wait grow to ``max_queue`` / rate. ``max_queue`` stays as a memory backstop.
 
 With ``fit`` the batch taken is ``fit(n)`` of the ``n`` ready requests (Triton's preferred batch
@@ -28,7 +28,7 @@ from mmscale.serve.requests import Item, Output, RequestError
 log = logging.getLogger(__name__)
 
 PredictFn = Callable[[str, list[Item]], list["Output | RequestError"]]
-RATE_SMOOTHING = 0.2  # weight of the newest batch in the served-rate average (slo_ms)
+SMOOTHING = 0.2  # weight of the newest batch in the averages of served rate and batch time (slo_ms)
 
 
 class QueueFull(Exception):
@@ -59,6 +59,8 @@ class DynamicBatcher:
         self.cond = threading.Condition()
         self.running = 0  # requests taken off the queue, not yet answered
         self.served_per_s = 0.0  # smoothed requests per second of busy time; 0 until a batch ran
+        self.batch_s = 0.0  # smoothed busy time of one batch
+        self.last_finish_s = 0.0  # when the last batch was answered (monotonic)
         self.stopping = False
         self.thread = threading.Thread(target=self.loop, name="mmscale-inference", daemon=True)
 
@@ -72,17 +74,20 @@ class DynamicBatcher:
         return len(self.queue) + self.running
 
     def expected_wait_s(self) -> float:
-        """How long the requests admitted so far and one more take to serve at the measured rate
-        (0 until a batch has been measured)."""
-        return (self.depth + 1) / self.served_per_s if self.served_per_s > 0 else 0.0
+        """When one more request would be answered: the requests admitted so far at the measured
+        rate, then its own batch (0 until a batch has been measured)."""
+        return self.depth / self.served_per_s + self.batch_s if self.served_per_s > 0 else 0.0
 
     def admit(self) -> None:
         """Raise ``QueueFull`` when one more request would not be served within the SLO (or the
-        count backstop is reached); never while idle. Cheap: called before the body is read."""
+        count backstop is reached); never while idle, and until a batch has been timed, beyond one
+        batch. Cheap: called before the body is read."""
         if self.stopping:
             raise QueueFull("server is shutting down")
         if self.depth >= self.max_queue:
             raise QueueFull(f"queue full ({self.max_queue} requests)")
+        if self.slo_s and not self.served_per_s and self.depth >= self.max_batch:
+            raise QueueFull(f"{self.depth} requests ahead and no batch timed yet (slo_ms={1000 * self.slo_s:g})")
         wait_s = self.expected_wait_s()
         if self.slo_s and self.depth and wait_s > self.slo_s:  # an idle server takes any request
             raise QueueFull(f"{self.depth} requests ahead would take {1000 * wait_s:.0f} ms, "
@@ -153,12 +158,22 @@ class DynamicBatcher:
             self.running -= len(batch)
             if self.on_depth:
                 self.on_depth(self.depth)
-            if busy_s > 0:
-                rate = len(batch) / busy_s
-                self.served_per_s = rate if not self.served_per_s else (
-                    RATE_SMOOTHING * rate + (1 - RATE_SMOOTHING) * self.served_per_s)
+            # Busy time is wall time, not the forward alone: from the previous answer (or the batch's
+            # first arrival, after an idle spell) to this one, so that batching waits, the GIL and the
+            # HTTP work beside the model all count against the rate admission relies on.
+            now = time.monotonic()
+            cycle_s = now - max(self.last_finish_s, min(p.enqueued_s for p in batch))
+            self.last_finish_s = now
+            if cycle_s > 0:
+                self.served_per_s = smoothed(self.served_per_s, len(batch) / cycle_s)
+                self.batch_s = smoothed(self.batch_s, cycle_s)
         if self.on_batch:
             self.on_batch(batch[0].item.task, len(batch), busy_s, [p.taken_s - p.enqueued_s for p in batch])
+
+
+def smoothed(average: float, value: float) -> float:
+    """The exponential average of ``SMOOTHING``; the first value as it is."""
+    return value if not average else SMOOTHING * value + (1 - SMOOTHING) * average
 
 
 def guarded(size: int, task: str, stage: str, fn, *args) -> list:
