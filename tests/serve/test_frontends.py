@@ -118,7 +118,7 @@ def test_global_queue_bound_503_and_token_across_frontends():
 
 
 def test_sigterm_drains_both_frontends_then_exits_zero():
-    config = dict(frontends=2, max_batch=2, max_wait_ms=0)
+    config = dict(frontends=2, max_batch=2, max_wait_ms=0, slo_ms=0)  # all four admitted to a slow model
     with server_process(config, "fake", "0.4") as (proc, url):
         children = psutil.Process(proc.pid).children()
         with concurrent.futures.ThreadPoolExecutor(4) as pool:

@@ -126,7 +126,11 @@ class RemoteRunner:
         """The captions as token-id rows for the model process ([CLS] ... [SEP], unpadded)."""
         if self.tokenizer is None or not item.captions:
             return item
-        ids, mask = self.tokenizer.encode_batch(item.captions, max_len=self.max_text_tokens, pad_to_longest=True)
+        try:
+            ids, mask = self.tokenizer.encode_batch(item.captions, max_len=self.max_text_tokens, pad_to_longest=True)
+        except Exception as exc:  # the tokenizer refused this request's text: its own 400, nobody else's
+            log.warning("a request's captions cannot be tokenized (%s: %s)", type(exc).__name__, exc)
+            raise RequestError(400, "bad_request", "a caption cannot be tokenized") from None
         lengths = mask.sum(1).tolist()
         item.token_ids = [row[:n] for row, n in zip(ids.tolist(), lengths)]
         return item

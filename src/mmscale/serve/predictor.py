@@ -231,20 +231,44 @@ class ModelPredictor:
         """Decode and tokenize the batch, then run its forward; a bad request fails alone."""
         return self.execute(self.prepare_inputs(task, items))
 
+    def captions_of(self, prepared: "PreparedBatch") -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(ids, mask) (Cp, L) of the good requests' captions. When the batch cannot be tokenized,
+        each request that cannot gets its own 400 and leaves ``good``; None when none is left."""
+        items, good = prepared.items, prepared.good
+        try:
+            return self.caption_tensors([items[k] for k in good])
+        except Exception:  # the tokenizer refused something: find whose, fail only those
+            for k in list(good):
+                try:
+                    self.caption_tensors([items[k]])
+                except Exception as exc:
+                    log.warning("a request's captions cannot be tokenized (%s: %s)", type(exc).__name__, exc)
+                    prepared.outputs[k] = RequestError(400, "bad_request", "a caption cannot be tokenized")
+                    good.remove(k)
+        return self.caption_tensors([items[k] for k in good]) if good else None
+
     def prepare_inputs(self, task: str, items: list[Item]) -> "PreparedBatch":
         if task == "embed_text":
-            return PreparedBatch(task, items, [None] * len(items), list(range(len(items))),
-                                 self.caption_tensors(items))
+            prepared = PreparedBatch(task, items, [None] * len(items), list(range(len(items))), ())
+            captions = self.captions_of(prepared)
+            prepared.inputs = captions if captions is not None else ()
+            return prepared
         images, errors = self.decode([it.image_bytes for it in items])
         good = [k for k, err in enumerate(errors) if err is None]
         prepared = PreparedBatch(task, items, list(errors), good, ())
         if not good:
             return prepared
-        pixels = self.pixels(images)  # (Bp, 3, S, S)
         if task == "embed_image":
-            prepared.inputs = (pixels,)
+            prepared.inputs = (self.pixels(images),)  # (Bp, 3, S, S)
             return prepared
-        ids, mask = self.caption_tensors([items[k] for k in good])  # (Cp, L)
+        decoded = list(good)  # images holds one row per decoded request, in this order
+        captions = self.captions_of(prepared)  # may drop requests from good
+        if captions is None:
+            return prepared
+        ids, mask = captions  # (Cp, L)
+        if len(good) < len(decoded):
+            images = images[[decoded.index(k) for k in good]]
+        pixels = self.pixels(images)  # (Bp, 3, S, S)
         owner = [j for j, k in enumerate(good) for _ in items[k].captions]
         owner += [0] * (len(ids) - len(owner))  # padded caption rows pair with image 0
         prepared.inputs = (pixels, ids, mask, torch.tensor(owner).to(self.device, non_blocking=True))
@@ -258,12 +282,12 @@ class ModelPredictor:
             return outputs
         items, good = prepared.items, prepared.good
         if prepared.task == "embed_text":
-            texts = sum(len(it.captions) for it in items)
+            texts = sum(len(items[k].captions) for k in good)
             rows = self.forwards["embed_text"](self.model, *prepared.inputs)[:texts].cpu().tolist()  # host sync
             start = 0
-            for k, it in enumerate(items):
-                outputs[k] = Output(embeddings=rows[start:start + len(it.captions)])
-                start += len(it.captions)
+            for k in good:
+                outputs[k] = Output(embeddings=rows[start:start + len(items[k].captions)])
+                start += len(items[k].captions)
             return outputs
         if prepared.task == "embed_image":
             rows = self.forwards["embed_image"](self.model, *prepared.inputs)[: len(good)].cpu().tolist()  # host sync
