@@ -42,8 +42,7 @@ class MatchAPI(ls.LitAPI):
         from mmscale.serve.run import build_predictor
 
         opts = self.settings
-        cfg = ServeConfig(device=opts["device"], dtype=opts["dtype"], max_text_tokens=opts["max_text_tokens"],
-                          cuda_graphs=opts["cuda_graphs"], cpu_threads=opts["cpu_threads"])
+        cfg = ServeConfig(device=opts["device"], cuda_graphs=opts["cuda_graphs"], cpu_threads=opts["cpu_threads"])
         self.predictor = build_predictor(cfg, opts["checkpoint"], opts["preset"])
         self.predictor.warm_buckets(opts["max_batch"], opts["max_captions"])  # as our server does
 
@@ -83,10 +82,8 @@ def main(argv=None) -> int:
     model.add_argument("--preset")
     model.add_argument("--checkpoint")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--max-wait-ms", type=float, default=1.0)
-    parser.add_argument("--max-text-tokens", type=int, default=32)
     parser.add_argument("--max-captions", type=int, default=16, help="caption rows warmed per image, as our server")
     parser.add_argument("--cuda-graphs", action="store_true")
     parser.add_argument("--cpu-threads", type=int, default=0)
@@ -96,8 +93,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    settings = {k: getattr(args, k) for k in ("preset", "checkpoint", "device", "dtype", "max_batch",
-                                              "max_text_tokens", "max_captions", "cuda_graphs", "cpu_threads")}
+    settings = {k: getattr(args, k) for k in ("preset", "checkpoint", "device", "max_batch", "max_captions",
+                                              "cuda_graphs", "cpu_threads")}
     api = MatchAPI(settings, max_batch_size=args.max_batch, batch_timeout=args.max_wait_ms / 1000.0,
                    api_path="/v1/match")
     accelerator = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"

@@ -11,13 +11,9 @@ The H100 comparison of the serving options (about 6 minutes; every server starte
         --concurrency 1,16,64,256 --naive-concurrency 1,256 --window-s 3 --max-windows 3 \
         --overload-s 20 --variants f4,f1+cg,f4+cg --variant-concurrency 1,256
 
-``--variants``: ``fN`` is ``--frontends N``, ``+cg`` adds ``--cuda-graphs``, ``+pipe`` adds
-``--prepare-ahead`` (the next batch decoded on a second thread during the forward), ``+gilX`` sets
-Python's thread switch interval to X ms in the server (``serve.gil_switch_ms``), ``+trimT`` cuts
-batches of more than T requests to a padding bucket (``serve.trim_batches_above``, ``+trim0``:
-never; without it the server's default); each runs
-closed loop at ``--variant-concurrency``. ``--frontends`` / ``--cuda-graphs`` / ``--prepare-ahead``
-/ ``--max-queue-ms`` set the main batched server (the one the overload run hits).
+``--variants``: ``fN`` is ``--frontends N --no-cuda-graphs``, ``+cg`` turns the graphs on; each runs
+closed loop at ``--variant-concurrency``. ``--frontends`` / ``--cuda-graphs`` / ``--slo-ms`` set the
+main batched server (the one the overload run hits); left out, the server chooses for its host.
 
 With variants, a table of one line per server (the main batched one first) comes before the
 summary: p50 at the lowest level, req/s and p99 at the highest, ratios to naive and to offline.
@@ -36,7 +32,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 
-SMOKE_DEFAULTS = dict(preset="tiny", device="cpu", dtype="float32", concurrency="1,4", naive_concurrency="1,4",
+SMOKE_DEFAULTS = dict(preset="tiny", device="cpu", concurrency="1,4", naive_concurrency="1,4",
                       max_batch=16, offline_batch=8, offline_steps=2, window_s=1.0, max_windows=3, processes=1,
                       overload_s=2.0, cpu_threads=1, slo="p99=5s")
 
@@ -49,7 +45,7 @@ def offline_throughput(args) -> dict:
     from mmscale.serve.predictor import match_forward
     from mmscale.serve.run import build_predictor
 
-    cfg = ServeConfig(device=args.device, dtype=args.dtype, max_text_tokens=args.text_tokens)
+    cfg = ServeConfig(device=args.device)
     predictor = build_predictor(cfg, args.checkpoint, args.preset)
     model, device, dtype = predictor.model, predictor.device, predictor.dtype
     side, batch = model.cfg.image_size, args.offline_batch
@@ -77,84 +73,30 @@ def offline_throughput(args) -> dict:
 
 class Variant(NamedTuple):
     frontends: int
-    graphs: int  # largest batch replayed from a CUDA graph; 0: no graphs
-    pipe: bool  # prepare-ahead
-    gil_ms: float  # serve.gil_switch_ms; 0: Python's default
-    trim: int | None = None  # serve.trim_batches_above; 0: never cut, None: the server's default
+    graphs: bool  # CUDA graphs on
 
 
 def parse_variant(spec: str) -> Variant:
-    """``f4`` -> (4 front ends, no graphs, no prepare-ahead, default switch interval, the server's
-    default cut); ``f1+cg+pipe+gil0.5+trim32`` -> (1, 16, True, 0.5, 32).
-
-    ``+cg`` records graphs to batch 16 (an old default), ``+cg64`` up to batch 64; ``+trimN`` cuts
-    batches of more than N requests to a padding bucket, ``+trim0`` never cuts.
-    """
+    """``f4`` -> (4 front ends, no graphs); ``f1+cg`` -> (1, graphs)."""
     name, *extras = spec.split("+")
-    graphs = [e for e in extras if e.startswith("cg")]
-    gils = [e for e in extras if e.startswith("gil")]
-    trims = [e for e in extras if e.startswith("trim")]
-    if (not name.startswith("f") or not name[1:].isdigit() or int(name[1:]) < 1
-            or not all(e == "pipe" or _graph_size(e) or _switch_ms(e) or _trim(e) is not None for e in extras)
-            or len(graphs) > 1 or extras.count("pipe") > 1 or len(gils) > 1 or len(trims) > 1):
-        raise SystemExit(f"--variants: {spec!r} is not fN with optional +cg[M], +pipe, +gilX and +trimT "
-                         "(N, M, T >= 1, X > 0)")
-    return Variant(int(name[1:]), _graph_size(graphs[0]) if graphs else 0, "pipe" in extras,
-                   _switch_ms(gils[0]) if gils else 0.0, _trim(trims[0]) if trims else None)
+    if not name.startswith("f") or not name[1:].isdigit() or int(name[1:]) < 1 or extras not in ([], ["cg"]):
+        raise SystemExit(f"--variants: {spec!r} is not fN with optional +cg (N >= 1)")
+    return Variant(int(name[1:]), extras == ["cg"])
 
 
-def _trim(extra: str) -> int | None:
-    """``trim32`` -> 32, ``trim0`` -> 0; anything else -> None."""
-    digits = extra[4:]
-    return int(digits) if extra.startswith("trim") and digits.isdigit() else None
-
-
-def _switch_ms(extra: str) -> float:
-    """``gil0.5`` -> 0.5; anything else -> 0."""
-    if not extra.startswith("gil"):
-        return 0.0
-    try:
-        value = float(extra[3:])
-    except ValueError:
-        return 0.0
-    return value if value > 0 else 0.0
-
-
-def _graph_size(extra: str) -> int:
-    """``cg`` -> 16 (passed explicitly: the server's default was 16, then 64, now 128), ``cg64`` -> 64,
-    anything else -> 0. ``--cuda-graphs`` alone runs the main server at the server's default."""
-    if extra == "cg":
-        return 16
-    digits = extra[2:]
-    return int(digits) if extra.startswith("cg") and digits.isdigit() and int(digits) >= 1 else 0
-
-
-def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: bool | int | None = None,
-               prepare_ahead: bool | None = None, gil_switch_ms: float = 0.0, trim: int | None = None) -> list[str]:
+def serve_args(args, server: str, frontends: int | None = None, cuda_graphs: bool | None = None) -> list[str]:
     frontends = args.frontends if frontends is None else frontends
     cuda_graphs = args.cuda_graphs if cuda_graphs is None else cuda_graphs
-    prepare_ahead = args.prepare_ahead if prepare_ahead is None else prepare_ahead
-    out = ["--server", server, "--device", args.device, "--dtype", args.dtype, "--max-batch", str(args.max_batch),
-           "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(args.max_queue),
-           "--max-queue-ms", str(args.max_queue_ms), "--max-text-tokens", str(args.text_tokens)]
+    out = ["--server", server, "--device", args.device, "--max-batch", str(args.max_batch),
+           "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(args.max_queue), "--slo-ms", str(args.slo_ms)]
     out += ["--checkpoint", args.checkpoint] if args.checkpoint else ["--preset", args.preset]
     if args.cpu_threads:
         out += ["--cpu-threads", str(args.cpu_threads)]
     if args.max_captions:
         out += ["--max-captions", str(args.max_captions)]
-    if args.compile and server == "batched":
-        out.append("--compile")
     if server == "batched":
-        out += ["--frontends", str(frontends)] + (["--cuda-graphs"] if cuda_graphs else [])
-        if cuda_graphs and not isinstance(cuda_graphs, bool):  # a variant's +cgM
-            out += ["--cuda-graph-max-batch", str(cuda_graphs)]
-        out += ["--prepare-ahead"] if prepare_ahead else []
-    if gil_switch_ms or args.gil_switch_ms:
-        out += ["--set", f"serve.gil_switch_ms={gil_switch_ms or args.gil_switch_ms}"]
-    if trim is not None:
-        out += ["--set", f"serve.trim_batches_above={trim}"]
-    if args.http != "auto":
-        out += ["--set", f"serve.http={args.http}"]
+        out += ["--frontends", str(frontends)] if frontends else []
+        out += [] if cuda_graphs is None else ["--cuda-graphs" if cuda_graphs else "--no-cuda-graphs"]
     for override in args.server_set:
         out += ["--set", override]
     return out
@@ -164,8 +106,8 @@ def overload_bounds(args, max_queue: int | None = None) -> list[str]:
     """The admission flags of one overload server (empty: overload the main server as swept).
     They follow the main server's flags, so they win over its ``--max-queue``."""
     out = []
-    if args.overload_max_queue_ms is not None:
-        out += ["--max-queue-ms", str(args.overload_max_queue_ms)]
+    if args.overload_slo_ms is not None:
+        out += ["--slo-ms", str(args.overload_slo_ms)]
     if max_queue is not None:
         out += ["--max-queue", str(max_queue)]
     return out
@@ -178,8 +120,7 @@ def overload_counts(args) -> list[int | None]:
 
 
 def server_side(url: str) -> dict:
-    """From the server's /metrics: mean batch size, forward and prepare time (decode + tokenize,
-    when it runs ahead of the forward), and the tail: forwards over 100 ms and match requests
+    """From the server's /metrics: mean batch size and time, and the tail: forwards over 100 ms and match requests
     over 250 ms inside the server. Counters absent from the page (nothing observed yet) are nan."""
     import urllib.request
 
@@ -203,7 +144,6 @@ def server_side(url: str) -> dict:
     batches = value("mmscale_batch_size_count")
     return {"batches": batches, "mean_batch": value("mmscale_batch_size_sum") / max(batches, 1),
             "mean_batch_ms": 1000 * value("mmscale_batch_forward_seconds_sum") / max(batches, 1),
-            "mean_prepare_ms": 1000 * value("mmscale_batch_prepare_seconds_sum") / max(batches, 1),
             # where a latency tail comes from: forwards, or requests timed inside the server
             "forwards_over_100ms": above("mmscale_batch_forward_seconds", "0.1", task="match"),
             "match_requests_over_250ms": above("mmscale_request_latency_seconds", "0.25", endpoint="/v1/match"),
@@ -266,8 +206,8 @@ def litserve_command(args) -> list[str]:
     import sys
 
     cmd = [sys.executable, str(Path(__file__).with_name("litserve_peer.py")), "--device", args.device,
-           "--dtype", args.dtype, "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
-           "--max-text-tokens", str(args.text_tokens), "--api-servers", str(args.frontends),
+           "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
+           "--api-servers", str(args.frontends or 1),
            "--max-captions", str(args.max_captions or 16)]
     cmd += ["--checkpoint", args.checkpoint] if args.checkpoint else ["--preset", args.preset]
     cmd += ["--cuda-graphs"] if args.cuda_graphs else []
@@ -281,7 +221,7 @@ def json_peers(args, levels) -> tuple[dict, list]:
     from mmscale.bench.load import bench_load
     from mmscale.bench.load_spawn import SpawnedServer
 
-    ours = f"f{args.frontends}" + ("+cg" if args.cuda_graphs else "") + " json"
+    ours = f"f{args.frontends or 'auto'}" + ("+cg" if args.cuda_graphs else "") + " json"
     out, rows = {}, []
     for name, spawn in ((ours, dict(serve_args=serve_args(args, "batched"))),
                         ("litserve json", dict(serve_args=[], command=litserve_command(args), ready_path="/health"))):
@@ -290,7 +230,7 @@ def json_peers(args, levels) -> tuple[dict, list]:
             result = bench_load(load_config(args, spawned.url, levels, payload_format="json"), server=name)
             cpu_pct = 100 * (server_cpu_s(spawned.proc.pid) - cpu0) / (time.monotonic() - wall0)
             side = server_side(spawned.url) if spawned.command is None else {
-                "mean_batch": float("nan"), "mean_batch_ms": float("nan"), "mean_prepare_ms": float("nan")}
+                "mean_batch": float("nan"), "mean_batch_ms": float("nan")}
             out[name] = {**result.as_dict(), "server_rss_gib": server_rss_gib(spawned.proc.pid),
                          "server_cpu_pct": cpu_pct, **side}
             rows += result.rows
@@ -302,17 +242,14 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", default="base")
     parser.add_argument("--checkpoint")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--compile", action="store_true", help="compile the batched server's forward per bucket")
-    parser.add_argument("--frontends", type=int, default=1, help="HTTP front-end processes of the main batched server")
-    parser.add_argument("--cuda-graphs", action="store_true",
-                        help="CUDA graphs for small batches in the main batched server")
-    parser.add_argument("--prepare-ahead", action="store_true",
-                        help="main batched server decodes the next batch during the forward (two threads)")
-    parser.add_argument("--max-queue-ms", type=float, default=0.0,
+    parser.add_argument("--frontends", type=int, help="HTTP front-end processes of the main batched server "
+                                                       "(default: the server's choice for the host)")
+    parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                        help="CUDA graphs in the main batched server (default: the server's choice)")
+    parser.add_argument("--slo-ms", type=float, default=100.0,
                         help="servers' admission bound in expected wait (0: count bound only)")
     parser.add_argument("--variants", default="",
-                        help="extra batched servers: comma list of fN, optionally +cg and/or +pipe")
+                        help="extra batched servers: comma list of fN, optionally +cg")
     parser.add_argument("--variant-concurrency", default="1,256", help="closed-loop levels for each variant")
     parser.add_argument("--litserve", action="store_true",
                         help="also run the LitServe peer (benchmarks/litserve_peer.py, our model behind "
@@ -322,8 +259,7 @@ def main(argv=None) -> int:
     parser.add_argument("--naive-concurrency", default="1,16,256")
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--max-wait-ms", type=float, default=2.0)
-    parser.add_argument("--max-queue", type=int, default=1024)
-    parser.add_argument("--text-tokens", type=int, default=32)
+    parser.add_argument("--max-queue", type=int, default=4096)
     parser.add_argument("--captions", type=int, default=1, help="captions per request (1: a request is one sample)")
     parser.add_argument("--offline-batch", type=int, default=512)
     parser.add_argument("--offline-steps", type=int, default=20)
@@ -332,8 +268,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-requests", type=int, default=100_000)
     parser.add_argument("--processes", type=int, default=8, help="load-generator processes")
     parser.add_argument("--overload-s", type=float, default=60.0, help="open loop at 2x capacity for this long (0 skips)")
-    parser.add_argument("--overload-max-queue-ms", type=float, default=None,
-                        help="run the overload against a fresh main server with this --max-queue-ms "
+    parser.add_argument("--overload-slo-ms", type=float, default=None,
+                        help="run the overload against a fresh main server with this --slo-ms "
                              "(default: against the main server as swept)")
     parser.add_argument("--overload-max-queue", default=None,
                         help="run the overload against a fresh main server with this --max-queue (a count "
@@ -342,11 +278,8 @@ def main(argv=None) -> int:
     parser.add_argument("--slo", default="p99=150ms")
     parser.add_argument("--dataset", help="dataset dir for real JPEGs (default: generated 320x240 JPEGs)")
     parser.add_argument("--cpu-threads", type=int, default=0)
-    parser.add_argument("--gil-switch-ms", type=float, default=0.0, help="serve.gil_switch_ms for both servers")
-    parser.add_argument("--http", default="auto", choices=("auto", "httptools", "h11"),
-                        help="serve.http for every server: uvicorn's HTTP parser (auto: httptools when installed)")
     parser.add_argument("--set", dest="server_set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a serve.* field for every server started, e.g. serve.shared_depth=false (repeatable)")
+                        help="a serve.* field for every server started, e.g. serve.max_captions=4 (repeatable)")
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny model, CPU, seconds-long run")
     parser.add_argument("--out", default="runs/serve_load")
     parser.add_argument("--max-captions", type=int, default=0,
@@ -388,7 +321,7 @@ def main(argv=None) -> int:
             for count in overload_counts(args):
                 with SpawnedServer(serve_args(args, "batched") + overload_bounds(args, count)) as spawned:
                     run = overload(args, spawned, result)
-                run.update(max_queue_ms=args.overload_max_queue_ms, max_queue=count)
+                run.update(slo_ms=args.overload_slo_ms, max_queue=count)
                 results.setdefault("overloads", []).append(run)
             results["overload"] = results["overloads"][0]
     (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
@@ -396,14 +329,13 @@ def main(argv=None) -> int:
     variants = [v for v in args.variants.split(",") if v]
     variant_levels = [int(x) for x in args.variant_concurrency.split(",")]
     for spec in variants:
-        frontends, cuda_graphs, prepare_ahead, gil_ms, trim = parse_variant(spec)
-        with SpawnedServer(serve_args(args, "batched", frontends, cuda_graphs, prepare_ahead, gil_ms, trim)) as spawned:
+        frontends, cuda_graphs = parse_variant(spec)
+        with SpawnedServer(serve_args(args, "batched", frontends, cuda_graphs)) as spawned:
             cpu0, wall0, side0 = server_cpu_s(spawned.proc.pid), time.monotonic(), server_side(spawned.url)
             result = bench_load(load_config(args, spawned.url, variant_levels), server=spec)
             cpu_pct = 100 * (server_cpu_s(spawned.proc.pid) - cpu0) / (time.monotonic() - wall0)
             results.setdefault("variants", {})[spec] = {
                 **result.as_dict(), "frontends": frontends, "cuda_graphs": cuda_graphs,
-                "prepare_ahead": prepare_ahead, "gil_switch_ms": gil_ms, "trim_batches_above": trim,
                 "server_rss_gib": server_rss_gib(spawned.proc.pid), "server_cpu_pct": cpu_pct,
                 **side_during(spawned.url, side0)}
             rows += result.rows
@@ -436,13 +368,13 @@ def main(argv=None) -> int:
 
 def format_overloads(runs: list[dict]) -> str:
     """One line per overload server: its bounds, what it served and refused, admitted p99 vs unloaded."""
-    head = (f"{'max_queue':>9} {'max_queue_ms':>12} {'offered/s':>10} {'served/s':>9} {'refused':>8} "
+    head = (f"{'max_queue':>9} {'slo_ms':>12} {'offered/s':>10} {'served/s':>9} {'refused':>8} "
             f"{'refusal p99 ms':>14} {'admitted p99 ms':>15} {'/ unloaded p99':>14}")
     out = [head, "-" * len(head)]
     for o in runs:
         row = o["row"]
         served = row["throughput_per_s"]
-        out.append(f"{str(o['max_queue'] or '-'):>9} {str(o['max_queue_ms'] or '-'):>12} "
+        out.append(f"{str(o['max_queue'] or '-'):>9} {str(o['slo_ms'] or '-'):>12} "
                    f"{2 * o['capacity_req_per_s']:>10.0f} {served:>9.0f} {o['rejected_frac']:>8.1%} "
                    f"{row.get('refused_p99_ms', float('nan')):>14.1f} {row['p99_ms']:>15.1f} "
                    f"{o['admitted_p99_over_unloaded']:>13.2f}x")
@@ -455,8 +387,7 @@ def variant_ratios(results: dict, naive_levels) -> list[dict]:
     def closed(rows, c):
         return next((r for r in rows if r["mode"] == "closed" and r["concurrency"] == c), None)
 
-    main = f"f{results['args']['frontends']}" + ("+cg" if results["args"]["cuda_graphs"] else "")
-    main += "+pipe" if results["args"].get("prepare_ahead") else ""
+    main = f"f{results['args']['frontends'] or 'auto'}" + ("+cg" if results["args"]["cuda_graphs"] else "")
     servers = [(f"batched {main}", results["batched"])] + list(results.get("variants", {}).items())
     lines = []
     for name, res in servers:
@@ -468,20 +399,20 @@ def variant_ratios(results: dict, naive_levels) -> list[dict]:
                       "over_naive": top["throughput_per_s"] / max(naive["throughput_per_s"], 1e-9) if naive else None,
                       "over_offline": top["throughput_per_s"] / results["offline"]["samples_per_s"],
                       "mean_batch": res["mean_batch"], "mean_batch_ms": res["mean_batch_ms"],
-                      "mean_prepare_ms": res.get("mean_prepare_ms", 0.0), "server_cpu_pct": res["server_cpu_pct"]})
+                      "server_cpu_pct": res["server_cpu_pct"]})
     return lines
 
 
 def format_variants(lines: list[dict]) -> str:
     head = (f"{'server':<14} {'p50 ms @low c':>14} {'req/s @top c':>13} {'p99 ms @top c':>14} "
-            f"{'/ naive':>8} {'/ offline':>9} {'mean batch':>10} {'fwd ms':>7} {'prep ms':>7} {'srv cpu%':>9}")
+            f"{'/ naive':>8} {'/ offline':>9} {'mean batch':>10} {'fwd ms':>7} {'srv cpu%':>9}")
     out = [head, "-" * len(head)]
     for v in lines:
         over_naive = f"{v['over_naive']:.1f}x" if v["over_naive"] is not None else "-"
         out.append(f"{v['server']:<14} {v['p50_ms_low']:>8.2f} c={v['low_c']:<3} {v['req_per_s_top']:>7.0f} "
                    f"c={v['top_c']:<3} {v['p99_ms_top']:>8.1f} c={v['top_c']:<3} {over_naive:>8} "
                    f"{v['over_offline']:>8.1%} {v['mean_batch']:>10.1f} {v['mean_batch_ms']:>7.1f} "
-                   f"{v['mean_prepare_ms']:>7.1f} {v['server_cpu_pct']:>9.0f}")
+                   f"{v['server_cpu_pct']:>9.0f}")
     return "\n".join(out)
 
 

@@ -1,9 +1,8 @@
-"""What CUDA graph settings cost the server at start: seconds to ready, device memory, graphs.
+"""What CUDA graphs cost the server at start: seconds to ready, device memory, graphs.
 
-Why: graphs to larger batches served more at c=256 in every measured pair (16 -> 64, then
-64 -> 128 with batches cut to buckets), and each step up records more shapes: with the default
-``--max-captions 16`` a limit of 64 records graphs up to 64 images x 1,024 captions. Whether the
-start-up time and graph memory are acceptable decides the default. This script starts ``mmscale serve`` once per setting, in turn, in one run, and reports
+Why: graphs are on by default on CUDA, up to batch 128 (``serve.config.CUDA_GRAPH_MAX_BATCH``), and
+the shapes they record grow with ``--max-captions``. This script starts ``mmscale serve`` once per
+setting, in turn, in one run, and reports
 for each: seconds from spawn to ``/readyz`` answering 200, the device memory in use once ready
 (NVML, the whole device: run it on an otherwise idle GPU) minus the idle figure taken before the
 first start, and the graphs the server says it recorded. Ratios are against the first setting.
@@ -25,12 +24,9 @@ from pathlib import Path
 
 # key -> (label, extra serve arguments); the first run is the ratios' base
 SETTINGS = {
-    "cg64": ("graphs to 64, 16 captions", ["--cuda-graphs", "--cuda-graph-max-batch", "64"]),
-    "cg128": ("graphs to 128, 16 captions", ["--cuda-graphs", "--cuda-graph-max-batch", "128"]),
-    "cg256": ("graphs to 256, 16 captions", ["--cuda-graphs", "--cuda-graph-max-batch", "256"]),
-    "cg16": ("graphs to 16, 16 captions", ["--cuda-graphs", "--cuda-graph-max-batch", "16"]),
-    "cg64c4": ("graphs to 64, 4 captions", ["--cuda-graphs", "--cuda-graph-max-batch", "64", "--max-captions", "4"]),
-    "none": ("no graphs", []),
+    "cg": ("graphs, 16 captions", ["--cuda-graphs"]),
+    "cgc4": ("graphs, 4 captions", ["--cuda-graphs", "--max-captions", "4"]),
+    "none": ("no graphs", ["--no-cuda-graphs"]),
 }
 RECORDED = re.compile(r"CUDA graphs: recorded (\d+) of (\d+)")
 
@@ -40,7 +36,7 @@ def parse(argv):
     parser.add_argument("--preset", default="base")
     parser.add_argument("--max-batch", type=int, default=256, help="as serve_load.py runs the server")
     parser.add_argument("--frontends", type=int, default=4)
-    parser.add_argument("--settings", default="cg64,cg128,cg16,none",
+    parser.add_argument("--settings", default="cg,cgc4,none",
                         help="comma list, the first is the base of the ratios; from " + ",".join(SETTINGS))
     parser.add_argument("--cpu-smoke", action="store_true", help="tiny model on CPU, no graphs")
     parser.add_argument("--out", default="runs/serve_startup")

@@ -47,6 +47,7 @@ def test_without_serve_args_the_server_runs_its_defaults(monkeypatch, tmp_path):
     assert "default options" in section["verdicts"][0]["text"]
 
 
-def test_the_gpu_preset_spawns_the_server_its_figures_came_from():
+def test_the_gpu_preset_spawns_the_default_server():
+    """The server a user gets with no flags is the one validate measures (it resolves for the host)."""
     cfg = load_configs("gpu").validate.load
-    assert cfg.serve_args[:3] == ["--frontends", "4", "--cuda-graphs"]
+    assert cfg.serve_args == [] and cfg.server == "batched"

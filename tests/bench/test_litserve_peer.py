@@ -21,7 +21,7 @@ def test_litserve_peer_scores_like_our_predictor_and_stops_cleanly():
     from mmscale.serve.run import build_predictor
 
     cmd = [sys.executable, str(ROOT / "benchmarks" / "litserve_peer.py"), "--preset", "tiny", "--device", "cpu",
-           "--dtype", "float32", "--max-batch", "4", "--max-captions", "2", "--cpu-threads", "1"]
+           "--max-batch", "4", "--max-captions", "2", "--cpu-threads", "1"]
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     payload = build_payloads("match", n=1, captions_per_request=2, form="json")[0]
     body = json.loads(payload.body)
@@ -34,7 +34,7 @@ def test_litserve_peer_scores_like_our_predictor_and_stops_cleanly():
     assert bad.status_code == 400
     import base64
 
-    ours = build_predictor(ServeConfig(device="cpu", dtype="float32"), preset="tiny")
+    ours = build_predictor(ServeConfig(device="cpu"), preset="tiny")
     (expected,) = ours.predict("match", [Item("match", base64.b64decode(body["image_b64"]), body["captions"])])
     got = ok.json()
     assert len(got["itm_prob"]) == 2

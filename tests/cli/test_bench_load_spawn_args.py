@@ -23,11 +23,11 @@ def test_unset_options_are_not_forwarded():
     assert "--frontends" not in out and "--cuda-graphs" not in out and out[-2:] == ["--preset", "tiny"]
 
 
-def test_admission_and_prepare_ahead_reach_the_spawned_server():
-    out = bench_load.spawn_args(parse(["load", "--spawn", "--max-queue-ms", "120", "--prepare-ahead"]))
-    assert out[out.index("--max-queue-ms") + 1] == "120.0" and "--prepare-ahead" in out
+def test_the_slo_and_graphs_off_reach_the_spawned_server():
+    out = bench_load.spawn_args(parse(["load", "--spawn", "--slo-ms", "120", "--no-cuda-graphs"]))
+    assert out[out.index("--slo-ms") + 1] == "120.0" and "--no-cuda-graphs" in out
     plain = bench_load.spawn_args(parse(["load", "--spawn"]))
-    assert "--max-queue-ms" not in plain and "--prepare-ahead" not in plain
+    assert "--slo-ms" not in plain and "--no-cuda-graphs" not in plain
 
 
 def test_the_monitor_is_asked_of_the_spawned_server_and_refused_with_url():

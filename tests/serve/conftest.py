@@ -11,7 +11,7 @@ def tiny_predictor():
     from mmscale.serve.run import build_predictor
 
     torch.set_num_threads(1)
-    return build_predictor(ServeConfig(device="cpu", dtype="float32"), preset="tiny")
+    return build_predictor(ServeConfig(device="cpu"), preset="tiny")
 
 
 def jpeg(width=96, height=72, seed=0, fmt="JPEG") -> bytes:

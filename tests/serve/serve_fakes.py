@@ -13,25 +13,9 @@ from mmscale.serve.requests import Output, RequestError
 class FakePredictor:
     """Deterministic scores from the captions; records batch sizes; optional delay per batch."""
 
-    def __init__(self, delay_s: float = 0.0, prepare_s: float = 0.0):
-        self.delay_s, self.prepare_s = delay_s, prepare_s
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s
         self.batches: list[tuple[str, int]] = []
-        self.intervals: list[tuple[str, float, float]] = []  # (stage, start, end), monotonic seconds
-
-    def prepare(self, task, items):
-        """Stage 1 of the pipeline: sleeps ``prepare_s`` (a stand-in for decoding) and hands on."""
-        start = time.monotonic()
-        if any(c == "FAIL-PREPARE" for it in items for c in it.captions):
-            raise RuntimeError("fake prepare failure")
-        time.sleep(self.prepare_s)
-        self.intervals.append(("prepare", start, time.monotonic()))
-        return task, items
-
-    def execute(self, prepared):
-        start = time.monotonic()
-        out = self.predict(*prepared)
-        self.intervals.append(("execute", start, time.monotonic()))
-        return out
 
     def predict(self, task, items):
         self.batches.append((task, len(items)))

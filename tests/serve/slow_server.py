@@ -8,4 +8,5 @@ from mmscale.serve.run import serve
 from tests.serve.serve_fakes import FakePredictor
 
 if __name__ == "__main__":
-    serve(ServeConfig(port=0, max_batch=2, max_wait_ms=0), FakePredictor(delay_s=float(sys.argv[1])))
+    # admission by the SLO off: the drain test needs every request admitted to a deliberately slow model
+    serve(ServeConfig(port=0, max_batch=2, max_wait_ms=0, slo_ms=0), FakePredictor(delay_s=float(sys.argv[1])))

@@ -107,60 +107,9 @@ def test_naive_runner_runs_one_forward_per_request():
     assert [n for _, n in fake.batches] == [1] * 6
 
 
-def pipelined(fake, **kwargs):
-    return DynamicBatcher(fake.predict, stages=(fake.prepare, fake.execute), **kwargs).start()
-
-
-def test_pipeline_prepares_the_next_batch_while_the_current_one_executes():
-    fake = FakePredictor(delay_s=0.1, prepare_s=0.1)
-    batcher = pipelined(fake, max_batch=2, max_wait_ms=0, max_queue=100)
-    futures = [batcher.submit(it) for it in items(8)]
-    results = [f.result(5) for f in futures]
-    batcher.stop()
-    assert [r.itm_prob[0] for r in results] == [len(f"caption {k}") / 100 for k in range(8)]
-    prepares = [(a, b) for stage, a, b in fake.intervals if stage == "prepare"]
-    executes = [(a, b) for stage, a, b in fake.intervals if stage == "execute"]
-    assert sum(n for _, n in fake.batches) == 8 and len(executes) == len(prepares) >= 4
-    overlapping = [p for p in prepares if any(p[0] < e[1] and e[0] < p[1] for e in executes)]
-    assert len(overlapping) >= len(prepares) - 2  # all but the first (and a straggler) ran during a forward
-
-
-def test_pipeline_keeps_at_most_one_batch_prepared_ahead():
-    fake = FakePredictor(delay_s=0.1, prepare_s=0.0)
-    batcher = pipelined(fake, max_batch=1, max_wait_ms=0, max_queue=100)
-    futures = [batcher.submit(it) for it in items(5)]
-    time.sleep(0.05)  # batch 1 executing, batch 2 prepared and waiting; batch 3 not taken yet
-    prepared_early = sum(1 for stage, _, _ in fake.intervals if stage == "prepare")
-    for f in futures:
-        f.result(5)
-    batcher.stop()
-    assert prepared_early == 2
-    assert batcher.depth == 0
-
-
-def test_a_failing_prepare_fails_only_its_batch_and_the_pipeline_goes_on():
-    fake = FakePredictor(prepare_s=0.01)
-    batcher = pipelined(fake, max_batch=1, max_wait_ms=0, max_queue=10)
-    bad = batcher.submit(Item("match", b"img", ["FAIL-PREPARE"]))
-    good = batcher.submit(items(1)[0])
-    with pytest.raises(RuntimeError, match="fake prepare failure"):
-        bad.result(5)
-    assert good.result(5).itm_prob
-    batcher.stop()
-
-
-def test_pipeline_stop_drains_everything_queued():
-    fake = FakePredictor(delay_s=0.03, prepare_s=0.03)
-    batcher = pipelined(fake, max_batch=2, max_wait_ms=0, max_queue=10)
-    futures = [batcher.submit(it) for it in items(7)]
-    batcher.stop()
-    assert all(f.done() and f.exception() is None for f in futures)
-    assert batcher.depth == 0
-
-
-def test_max_queue_ms_refuses_what_would_wait_too_long_and_serves_the_rest():
+def test_the_slo_refuses_what_would_wait_too_long_and_serves_the_rest():
     fake = FakePredictor(delay_s=0.05)  # one request per batch: 20 requests/s once measured
-    batcher = DynamicBatcher(fake.predict, max_batch=1, max_wait_ms=0, max_queue=1000, max_queue_ms=200).start()
+    batcher = DynamicBatcher(fake.predict, max_batch=1, max_wait_ms=0, max_queue=1000, slo_ms=200).start()
     batcher.submit(items(1)[0]).result(5)  # measures the rate
     rate = batcher.served_per_s
     assert 2 < rate <= 20.5  # at most 1 / 50 ms; less on a busy machine
@@ -170,18 +119,18 @@ def test_max_queue_ms_refuses_what_would_wait_too_long_and_serves_the_rest():
             admitted.append(batcher.submit(it))
         except QueueFull as exc:
             refused.append(str(exc))
-    # admitted while depth / rate <= 200 ms: about 0.2 * rate + 1 requests (+1 if one was answered
+    # admitted while (depth + 1) / rate <= 200 ms: about 0.2 * rate requests (+1 if one was answered
     # meanwhile); the rest are refused at once, by time
-    expected = int(0.2 * rate) + 1
+    expected = int(0.2 * rate)
     assert expected <= len(admitted) <= expected + 2 and len(refused) == 30 - len(admitted)
-    assert "max_queue_ms=200" in refused[0]
+    assert "slo_ms=200" in refused[0]
     assert all(f.result(5).itm_prob for f in admitted)
     batcher.stop()
 
 
-def test_without_max_queue_ms_only_the_count_bounds_the_queue():
+def test_without_an_slo_only_the_count_bounds_the_queue():
     fake = FakePredictor(delay_s=0.05)
-    batcher = DynamicBatcher(fake.predict, max_batch=1, max_wait_ms=0, max_queue=1000).start()
+    batcher = DynamicBatcher(fake.predict, max_batch=1, max_wait_ms=0, max_queue=1000, slo_ms=0).start()
     batcher.submit(items(1)[0]).result(5)
     futures = [batcher.submit(it) for it in items(12)]  # 0.6 s of work: admitted all the same
     batcher.stop(0.0)
@@ -192,7 +141,7 @@ def test_each_request_s_queue_wait_is_reported_with_its_batch():
     fake = FakePredictor(delay_s=0.2)
     seen = []
     batcher = DynamicBatcher(fake.predict, max_batch=1, max_wait_ms=0, max_queue=10,
-                             on_batch=lambda task, size, execute_s, prepare_s, waits: seen.append(waits)).start()
+                             on_batch=lambda task, size, forward_s, waits: seen.append(waits)).start()
     t0 = time.monotonic()
     first = batcher.submit(items(1)[0])
     time.sleep(0.05)  # the first batch is running when the second request arrives
@@ -204,3 +153,14 @@ def test_each_request_s_queue_wait_is_reported_with_its_batch():
     # the second waited for what was left of the first's 0.2 s forward, the first for nothing
     assert seen[1][0] >= 0.2 - (t1 - t0) - 0.01
     assert 0 <= seen[0][0] < seen[1][0]
+
+
+def test_an_idle_batcher_takes_a_request_slower_than_the_slo():
+    fake = FakePredictor(delay_s=0.15)  # one request alone takes longer than the 100 ms SLO
+    batcher = DynamicBatcher(fake.predict, max_batch=1, max_wait_ms=0, max_queue=10, slo_ms=100).start()
+    for it in items(2):  # one after another: nothing ahead of either, so neither is refused
+        assert batcher.submit(it).result(5).itm_prob
+    batcher.submit(items(1)[0])
+    with pytest.raises(QueueFull, match="slo_ms=100"):
+        batcher.submit(items(1)[0])  # one ahead: 2 x 150 ms
+    batcher.stop()

@@ -10,7 +10,7 @@ from mmscale.serve.codec import decode_request, encode_response
 from mmscale.serve.config import ServeConfig
 from mmscale.serve.requests import Output, RequestError
 
-CFG = ServeConfig(max_body_bytes=200_000, max_image_pixels=200 * 200, max_captions=3, max_caption_chars=40)
+CFG = ServeConfig(max_body_bytes=200_000, max_image_pixels=200 * 200, max_captions=3)
 
 
 def refused(task, body, ctype="image/jpeg", captions=("a cat",), cfg=CFG):
@@ -40,7 +40,7 @@ def test_each_limit_names_itself(case, status, limit):
     elif case == "captions":
         captions = ["a", "b", "c", "d"]
     else:
-        captions = ["x" * 41]
+        captions = ["x" * 1001]
     err = refused("match", body, captions=captions)
     assert (err.status, err.limit) == (status, limit)
     assert limit in err.message and err.as_dict()["error"]["limit"] == limit

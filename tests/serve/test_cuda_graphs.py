@@ -110,19 +110,21 @@ def test_cuda_graphs_are_refused_on_cpu_naming_the_field(tiny_predictor):
 
     with pytest.raises(ConfigError, match="serve.cuda_graphs"):
         ModelPredictor(tiny_predictor.model, tiny_predictor.tokenizer, max_text_tokens=32, max_pixels=10**6,
-                       device="cpu", dtype="float32", cuda_graphs=True)
+                       device="cpu", cuda_graphs=True)
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_real_cuda_graphs_equal_eager_on_the_device():
     """On a GPU: every small-batch shape is captured, replays serve the batches, scores equal eager."""
-    from mmscale.serve.config import ServeConfig
-    from mmscale.serve.run import build_predictor
+    from mmscale.data.tokenizer import load_tokenizer
+    from mmscale.serve.model_loader import load_model
+    from mmscale.serve.predictor import ModelPredictor
 
     def predictor(graphs):
-        cfg = ServeConfig(device="cuda", dtype="float32", cuda_graphs=graphs, cuda_graph_max_batch=4)
-        p = build_predictor(cfg, preset="tiny")
+        model, _ = load_model(None, "tiny", ())
+        p = ModelPredictor(model, load_tokenizer(), max_text_tokens=32, max_pixels=10**6, device="cuda",
+                           cuda_graphs=graphs, max_graph_batch=4)
         p.warm_buckets(max_batch=8, max_captions=2)
         return p
 

@@ -42,8 +42,7 @@ def post_match(client, url, image, captions, headers=None):
 
 @pytest.fixture(scope="module")
 def tiny_frontends():
-    # h11, the pure-Python parser, here; the single-process server tests run the default (httptools)
-    config = dict(frontends=2, max_batch=8, max_wait_ms=50, max_captions=4, http="h11")
+    config = dict(frontends=2, max_batch=8, max_wait_ms=50, max_captions=4, slo_ms=0)  # scores, not admission
     with server_process(config, "tiny") as (proc, url):
         yield proc, url
 
@@ -88,10 +87,8 @@ def test_errors_from_either_side_and_embeddings(tiny_frontends):
     assert len(texts.json()["embeddings"]) == 2 and still.status_code == 200
 
 
-@pytest.mark.parametrize("shared_depth", [True, False], ids=["front ends read the depth", "model process only"])
-def test_global_queue_bound_503_and_token_across_frontends(shared_depth):
-    config = dict(frontends=2, max_batch=1, max_wait_ms=0, max_queue=2, retry_after_s=2, token="s3cret",
-                  shared_depth=shared_depth)
+def test_global_queue_bound_503_and_token_across_frontends():
+    config = dict(frontends=2, max_batch=1, max_wait_ms=0, max_queue=2, slo_ms=0, token="s3cret")
     auth = {"authorization": "Bearer s3cret"}
     with server_process(config, "fake", "3.0") as (_, url), concurrent.futures.ThreadPoolExecutor(2) as pool:
         assert on_fresh_connection(url, lambda c: post_match(c, url, jpeg(), ["x"]))[1].status_code == 401
@@ -113,7 +110,7 @@ def test_global_queue_bound_503_and_token_across_frontends(shared_depth):
             refused.append((pid, resp.status_code, resp.headers.get("retry-after"), time.monotonic() - start))
         assert [f.result()[1].status_code for f in busy] == [200, 200]
         text = httpx.get(f"{url}/metrics", headers=auth).text
-    assert all(status == 503 and retry == "2" for _, status, retry, _ in refused), refused
+    assert all(status == 503 and retry == "1" for _, status, retry, _ in refused), refused
     assert max(took for *_, took in refused) < 0.5  # at once, not after the 3 s batches
     assert metric(text, "mmscale_rejected_total", reason="queue_full") == 6
     assert metric(text, "mmscale_requests_total", endpoint="/v1/match", status="401") == 1
@@ -121,7 +118,7 @@ def test_global_queue_bound_503_and_token_across_frontends(shared_depth):
 
 
 def test_sigterm_drains_both_frontends_then_exits_zero():
-    config = dict(frontends=2, max_batch=2, max_wait_ms=0)
+    config = dict(frontends=2, max_batch=2, max_wait_ms=0, slo_ms=0)  # all four admitted to a slow model
     with server_process(config, "fake", "0.4") as (proc, url):
         children = psutil.Process(proc.pid).children()
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -177,10 +174,10 @@ def test_a_front_end_refuses_by_its_own_in_flight_count_and_expected_wait():
     for k in range(199, -1, -1):  # busy all along, 200 replies/s
         runner.busy_from = now - (k + 1) / 200
         runner.count_reply(now - k / 200)
-    runner.admit()  # 10 ahead at 200/s = 50 ms
+    runner.admit()  # 10 ahead and itself at 200/s = 55 ms
     runner.pending = {rid: None for rid in range(30)}
-    with pytest.raises(QueueFull, match="max_queue_ms=100"):
-        runner.admit()  # 30 ahead at 200/s = 150 ms
+    with pytest.raises(QueueFull, match="slo_ms=100"):
+        runner.admit()  # 30 ahead and itself at 200/s = 155 ms
     runner.replies.clear()
     runner.replies_busy_s = 0.0
     runner.pending = {rid: None for rid in range(50)}
@@ -198,7 +195,7 @@ def test_a_front_end_under_light_load_counts_only_busy_time_in_its_rate():
         runner.count_reply(start + 0.3 * k + 0.010)
     assert 90 < runner.replies_per_s() < 110  # 100/s of service, not 3/s of traffic
     runner.pending = {rid: None for rid in range(3)}
-    runner.admit()  # 3 ahead at 100/s = 30 ms: admitted (a traffic-based rate would say 1 s)
+    runner.admit()  # 3 ahead and itself at 100/s = 40 ms: admitted (a traffic-based rate would say 1 s)
 
 
 def test_a_front_end_rate_forgets_replies_older_than_its_window():

@@ -16,7 +16,6 @@ import psutil
 import pytest
 
 from mmscale.errors import ConfigError
-from mmscale.serve.config import ServeConfig
 from mmscale.serve.monitoring import prepare_monitor_file
 from tests.serve.conftest import jpeg
 from tests.serve.serve_fakes import listening_url, wait_ready
@@ -113,7 +112,9 @@ def test_sigterm_to_the_process_group_with_front_ends_keeps_the_figures(tmp_path
     assert max(row["cpu_pct"] for row in rows) > 0  # the server with its front ends did work
 
 
-def test_an_unwritable_monitor_file_is_refused_naming_the_field(tmp_path):
-    with pytest.raises(ConfigError, match="serve.monitor_file.*cannot write"):
-        prepare_monitor_file(ServeConfig(monitor_file=str(tmp_path)))  # a folder
-    assert prepare_monitor_file(ServeConfig()) is None
+def test_an_unwritable_monitor_file_is_refused_naming_the_flag(tmp_path):
+    with pytest.raises(ConfigError, match="serve --monitor.*cannot write"):
+        prepare_monitor_file(str(tmp_path))  # a folder
+    with pytest.raises(ConfigError, match="serve --monitor.*must not be empty"):
+        prepare_monitor_file("")
+    assert prepare_monitor_file(None) is None

@@ -139,3 +139,24 @@ def test_device_decode_path_matches_cpu_decode_and_falls_back(tiny_predictor):
     assert errors[2].status == 400 and images.shape == (3, 3, size, size) and images.dtype == torch.uint8
     diff = (images.float() - reference.float()).abs().mean().item()
     assert diff < 8.0  # different resamplers (PIL draft + bilinear vs antialiased interpolate)
+
+
+@pytest.mark.parametrize("task", ["match", "embed_text"])
+def test_a_caption_the_tokenizer_refuses_fails_only_its_own_request(tiny_predictor, monkeypatch, task):
+    """Whatever the tokenizer cannot take fails its request alone; the rest of the batch scores as alone."""
+    real = tiny_predictor.tokenizer.encode_batch
+
+    def picky(texts, **kwargs):
+        if any("POISON" in t for t in texts):
+            raise ValueError("cannot encode")
+        return real(texts, **kwargs)
+
+    items = [Item(task, jpeg(seed=k) if task == "match" else None, [f"caption {k}"]) for k in range(4)]
+    items[1] = Item(task, items[1].image_bytes, ["POISON"])
+    alone = [tiny_predictor.predict(task, [it])[0] for it in items if "POISON" not in it.captions[0]]
+    monkeypatch.setattr(tiny_predictor.tokenizer, "encode_batch", picky)
+    batch = tiny_predictor.predict(task, items)
+    assert isinstance(batch[1], RequestError) and batch[1].status == 400
+    for got, want in zip([batch[0], batch[2], batch[3]], alone):
+        field = "itm_prob" if task == "match" else "embeddings"
+        assert torch.allclose(torch.tensor(getattr(got, field)), torch.tensor(getattr(want, field)), atol=1e-4)

@@ -12,33 +12,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 def test_parse_variant():
     import serve_load
 
-    assert serve_load.parse_variant("f4") == (4, 0, False, 0.0, None)
-    assert serve_load.parse_variant("f1+cg") == (1, 16, False, 0.0, None)
-    assert serve_load.parse_variant("f4+cg+pipe") == (4, 16, True, 0.0, None)
-    assert serve_load.parse_variant("f4+cg64") == (4, 64, False, 0.0, None)
-    assert serve_load.parse_variant("f8+cg64+gil0.5") == (8, 64, False, 0.5, None)
-    assert serve_load.parse_variant("f8+cg128+trim32") == (8, 128, False, 0.0, 32)
-    assert serve_load.parse_variant("f8+cg64+trim0") == (8, 64, False, 0.0, 0)  # never cut
-    for bad in ("4", "f0", "fx", "f2+graphs", "f2+cg+cg", "f2+cg0", "f2+cg8+cg16", "f2+pipe+pipe", "f2+gil0", "f2+gilx",
-                "f2+gil1+gil2", "f2+trim", "f2+trimx", "f2+trim8+trim16"):
+    assert serve_load.parse_variant("f4") == (4, False)
+    assert serve_load.parse_variant("f1+cg") == (1, True)
+    for bad in ("4", "f0", "fx", "f2+graphs", "f2+cg+cg", "f2+cg64", "f2+pipe"):
         with pytest.raises(SystemExit, match="--variants"):
             serve_load.parse_variant(bad)
 
 
-def test_a_trim_variant_sets_the_server_option():
+def test_a_variant_sets_front_ends_and_graphs_and_the_main_server_leaves_them_to_the_host():
     import argparse
 
     import serve_load
 
-    args = argparse.Namespace(frontends=1, cuda_graphs=False, prepare_ahead=False, device="cuda", dtype="auto",
-                              max_batch=256, max_wait_ms=1.0, max_queue=512, max_queue_ms=0.0, text_tokens=32,
-                              checkpoint="", preset="base", cpu_threads=0, max_captions=0, compile=False,
-                              gil_switch_ms=0.0, http="auto", server_set=[])
-    out = serve_load.serve_args(args, "batched", *serve_load.parse_variant("f8+cg128+trim32"))
-    assert out[out.index("--frontends") + 1] == "8" and out[out.index("--cuda-graph-max-batch") + 1] == "128"
-    assert "serve.trim_batches_above=32" in out
-    assert not any("trim" in a for a in serve_load.serve_args(args, "batched", *serve_load.parse_variant("f8")))
-    assert "serve.trim_batches_above=0" in serve_load.serve_args(args, "batched", *serve_load.parse_variant("f8+trim0"))
+    args = argparse.Namespace(frontends=None, cuda_graphs=None, device="cuda", max_batch=256, max_wait_ms=1.0,
+                              max_queue=4096, slo_ms=100.0, checkpoint="", preset="base", cpu_threads=0,
+                              max_captions=0, server_set=[])
+    out = serve_load.serve_args(args, "batched", *serve_load.parse_variant("f8+cg"))
+    assert out[out.index("--frontends") + 1] == "8" and "--cuda-graphs" in out
+    assert "--no-cuda-graphs" in serve_load.serve_args(args, "batched", *serve_load.parse_variant("f8"))
+    main = serve_load.serve_args(args, "batched")
+    assert "--frontends" not in main and not any("graphs" in a for a in main)
 
 
 def row(c, req_per_s, p50_ms=5.0, p99_ms=50.0):
@@ -124,23 +117,23 @@ def test_overload_bounds_follow_the_main_servers_flags_and_win():
         add_server_options(parser)
         return parser.parse_args(argv)
 
-    args = argparse.Namespace(overload_max_queue_ms=None, overload_max_queue=None)
+    args = argparse.Namespace(overload_slo_ms=None, overload_max_queue=None)
     assert serve_load.overload_bounds(args) == []  # overload the swept server itself
     assert serve_load.overload_counts(args) == [None]
-    args.overload_max_queue_ms, args.overload_max_queue = 3.0, "20,32"
+    args.overload_slo_ms, args.overload_max_queue = 3.0, "20,32"
     assert serve_load.overload_counts(args) == [20, 32]  # one fresh overload server per count
     bounds = serve_load.overload_bounds(args, 20)
-    assert bounds == ["--max-queue-ms", "3.0", "--max-queue", "20"]
+    assert bounds == ["--slo-ms", "3.0", "--max-queue", "20"]
     # the main server's own --max-queue comes first; the serve CLI keeps the last one given
     cfg = build_config(parse(["--preset", "tiny", "--max-queue", "1024", *bounds]))
-    assert (cfg.max_queue, cfg.max_queue_ms) == (20, 3.0)
+    assert (cfg.max_queue, cfg.slo_ms) == (20, 3.0)
 
 
 def test_overload_table_has_one_line_per_bound_with_its_own_figures():
     import serve_load
 
     def run(count, served, refused, p99):
-        return {"max_queue": count, "max_queue_ms": None, "capacity_req_per_s": 1000.0, "rejected_frac": refused,
+        return {"max_queue": count, "slo_ms": None, "capacity_req_per_s": 1000.0, "rejected_frac": refused,
                 "admitted_p99_over_unloaded": p99 / 5.0,
                 "row": {"throughput_per_s": served, "refused_p99_ms": 3.0, "p99_ms": p99}}
 

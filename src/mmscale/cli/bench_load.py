@@ -85,19 +85,15 @@ def default_monitor_file(out: str) -> str:
 def spawn_args(args) -> list[str]:
     """Forward the server options given to ``bench load`` to ``mmscale serve``."""
     out = []
-    for name in ("checkpoint", "preset", "config", "server", "max_batch", "max_wait_ms", "max_queue", "device",
-                 "dtype", "image_decode", "max_body_bytes", "max_image_pixels", "max_captions",
-                 "max_caption_chars", "max_text_tokens", "tokenizer", "cpu_threads", "frontends",
-                 "cuda_graph_max_batch", "max_queue_ms", "trim_batches_above", "monitor", "monitor_interval"):
+    for name in ("checkpoint", "preset", "config", "server", "max_batch", "max_wait_ms", "max_queue", "slo_ms",
+                 "device", "max_body_bytes", "max_image_pixels", "max_captions", "tokenizer", "cpu_threads",
+                 "frontends", "monitor", "monitor_interval"):
         value = getattr(args, name, None)
         if value is not None:
             out += [f"--{name.replace('_', '-')}", str(value)]
-    if args.compile:
-        out.append("--compile")
-    if getattr(args, "cuda_graphs", None):
-        out.append("--cuda-graphs")
-    if getattr(args, "prepare_ahead", None):
-        out.append("--prepare-ahead")
+    cuda_graphs = getattr(args, "cuda_graphs", None)
+    if cuda_graphs is not None:
+        out.append("--cuda-graphs" if cuda_graphs else "--no-cuda-graphs")
     if args.token:
         out += ["--token", args.token]
     for override in args.overrides:

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 ORDER = 30
 
 FLAGS = {  # flag -> ServeConfig field
     "host": "host", "port": "port", "server": "server", "max_batch": "max_batch",
-    "max_wait_ms": "max_wait_ms", "max_queue": "max_queue", "token": "token", "device": "device",
-    "dtype": "dtype", "image_decode": "image_decode", "max_body_bytes": "max_body_bytes",
-    "max_image_pixels": "max_image_pixels", "max_captions": "max_captions",
-    "max_caption_chars": "max_caption_chars", "max_text_tokens": "max_text_tokens",
-    "tokenizer": "tokenizer", "cpu_threads": "cpu_threads", "frontends": "frontends",
-    "cuda_graph_max_batch": "cuda_graph_max_batch", "max_queue_ms": "max_queue_ms",
-    "trim_batches_above": "trim_batches_above", "monitor": "monitor_file",
-    "monitor_interval": "monitor_interval_s",
+    "max_wait_ms": "max_wait_ms", "max_queue": "max_queue", "slo_ms": "slo_ms", "token": "token",
+    "device": "device", "max_body_bytes": "max_body_bytes", "max_image_pixels": "max_image_pixels",
+    "max_captions": "max_captions", "cpu_threads": "cpu_threads", "frontends": "frontends",
+    "cuda_graphs": "cuda_graphs",
 }
 
 
@@ -28,37 +25,25 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--preset", help="serve random-init weights of this preset (tiny, base, ...)")
     parser.add_argument("--config", help="TOML file whose [serve] table overrides the defaults")
     parser.add_argument("--server", choices=["batched", "naive"], help="batched (default) or the naive one-forward-per-request peer")
-    parser.add_argument("--max-batch", type=int, help="most requests per forward pass (default 32)")
-    parser.add_argument("--max-wait-ms", type=float, help="longest a request waits for its batch to fill (default 2)")
-    parser.add_argument("--max-queue", type=int, help="admitted requests beyond which the server answers 503 (default 512)")
-    parser.add_argument("--max-queue-ms", type=float,
-                        help="also answer 503 when the requests ahead would take longer than this to serve "
-                             "at the measured rate: bounds admitted latency under overload (default 0: off)")
-    parser.add_argument("--prepare-ahead", action="store_true", default=None,
-                        help="decode/tokenize the next batch on a second thread while the current one runs "
-                             "(default: one thread does both in turn)")
+    parser.add_argument("--max-batch", type=int, help="most requests per forward pass (default: 256 on CUDA, 32 on CPU)")
+    parser.add_argument("--max-wait-ms", type=float,
+                        help="longest a request waits for its batch to fill (default: 1 on CUDA, 2 on CPU)")
+    parser.add_argument("--slo-ms", type=float,
+                        help="answer 503 at once when the requests ahead would take longer than this at the "
+                             "measured rate (default 100; 0: only --max-queue bounds admission)")
+    parser.add_argument("--max-queue", type=int, help="admitted requests beyond which the server answers 503 (default 4096)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto (default): cuda when present")
-    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="auto: bf16 on cuda, fp32 on cpu")
-    parser.add_argument("--image-decode", choices=["auto", "cpu", "cuda"], help="auto: batched nvjpeg on cuda")
-    parser.add_argument("--compile", action="store_true", default=None,
-                        help="torch.compile per padded batch bucket (CUDA graphs on cuda); slower start")
-    parser.add_argument("--cuda-graphs", action="store_true", default=None,
-                        help="replay a CUDA graph per padded batch shape up to --cuda-graph-max-batch "
-                             "(low-concurrency latency); CUDA only, refused on CPU")
-    parser.add_argument("--cuda-graph-max-batch", type=int,
-                        help="largest padded batch that gets a CUDA graph (default 128)")
-    parser.add_argument("--trim-batches-above", type=int,
-                        help="cut a batch of more requests than this to the padding bucket that fits (64 of "
-                             "69), the rest go next; CUDA and --compile only (default 48; 0: never cut)")
+    parser.add_argument("--cuda-graphs", action=argparse.BooleanOptionalAction, default=None,
+                        help="replay a CUDA graph per padded batch shape (default: on with CUDA; refused on CPU)")
     parser.add_argument("--frontends", type=int,
-                        help="HTTP front-end processes feeding one model process (default 1: one process)")
+                        help="HTTP front-end processes feeding one model process (default: half the cores, "
+                             "at most 8, on CUDA; 1 on CPU)")
     parser.add_argument("--max-body-bytes", type=int, help="largest request body; 413 beyond it (default 8 MiB)")
     parser.add_argument("--max-image-pixels", type=int,
                         help="largest image, width x height, read from its header; 413 beyond it (default 4096x4096)")
     parser.add_argument("--max-captions", type=int, help="most captions in one request; 400 beyond it (default 16)")
-    parser.add_argument("--max-caption-chars", type=int, help="longest caption in characters; 400 beyond it (default 1000)")
-    parser.add_argument("--max-text-tokens", type=int, help="tokens per caption fed to the model (default 32)")
-    parser.add_argument("--tokenizer", help="tokenizer.json or vocab.txt (default: $MMSCALE_TOKENIZER, then the installed package)")
+    parser.add_argument("--tokenizer", help="tokenizer.json or vocab.txt, the same as $MMSCALE_TOKENIZER "
+                                            "(default: $MMSCALE_TOKENIZER, then the installed package)")
     parser.add_argument("--cpu-threads", type=int, help="torch threads on CPU (default: torch's)")
     parser.add_argument("--monitor", metavar="FILE",
                         help="write the server's hardware timeline here while it serves (JSONL, one line per "
@@ -77,16 +62,12 @@ def build_config(args):
     overrides = [o for o in args.overrides if not o.startswith("model.")]
     for flag, field in FLAGS.items():
         value = getattr(args, flag, None)
-        if value is not None:
+        if isinstance(value, bool):
+            overrides.append(f"serve.{field}={str(value).lower()}")
+        elif value is not None:
             overrides.append(f"serve.{field}={value!r}" if isinstance(value, str) else f"serve.{field}={value}")
     if getattr(args, "insecure", False):
         overrides.append("serve.insecure=true")
-    if getattr(args, "compile", None):
-        overrides.append("serve.compile=true")
-    if getattr(args, "cuda_graphs", None):
-        overrides.append("serve.cuda_graphs=true")
-    if getattr(args, "prepare_ahead", None):
-        overrides.append("serve.prepare_ahead=true")
     preset = getattr(args, "preset", None)
     return load_config(ServeConfig, preset=preset, file=getattr(args, "config", None),
                        overrides=[fix_quotes(o) for o in overrides], section="serve")
@@ -101,11 +82,15 @@ def fix_quotes(override: str) -> str:
 
 
 def run(args) -> int:
+    from mmscale.data.tokenizer import ENV_VAR as TOKENIZER_ENV
     from mmscale.errors import ConfigError
+    from mmscale.serve.defaults import resolve
     from mmscale.serve.monitoring import prepare_monitor_file
     from mmscale.serve.run import build_predictor, check_checkpoint, check_device, check_port_free, serve
 
-    cfg = build_config(args)
+    if args.tokenizer:
+        os.environ[TOKENIZER_ENV] = args.tokenizer  # read by this process and the front ends it starts
+    cfg = resolve(build_config(args))
     cfg.validate()
     if not args.checkpoint and not args.preset:
         raise ConfigError("serve.model", "give --checkpoint PATH or --preset NAME (e.g. --preset tiny)")
@@ -114,10 +99,13 @@ def run(args) -> int:
         check_checkpoint(args.checkpoint)
     check_device(cfg)
     check_port_free(cfg)
-    prepare_monitor_file(cfg)
+    prepare_monitor_file(args.monitor)
+    interval_s = 0.2 if args.monitor_interval is None else args.monitor_interval
+    if interval_s <= 0:
+        raise ConfigError("serve --monitor-interval", f"must be > 0, got {interval_s}")
     model_overrides = [o for o in args.overrides if o.startswith("model.")]
     predictor = build_predictor(cfg, args.checkpoint, args.preset, model_overrides)
-    serve(cfg, predictor)
+    serve(cfg, predictor, monitor_file=args.monitor, monitor_interval_s=interval_s)
     return 0
 
 
@@ -131,12 +119,10 @@ def register(subparsers) -> None:
             "  mmscale serve --checkpoint runs/train/checkpoint.pt --max-batch 64 --max-wait-ms 3\n"
             "                                      # what mmscale train wrote (train.out_dir)\n"
             "  mmscale serve --preset base --host 0.0.0.0 --token SECRET\n"
-            "  mmscale serve --preset base --frontends 8 --cuda-graphs --max-batch 256 --max-wait-ms 1\n"
-            "                                      # GPU, as measured: c=256 4,574 req/s at p99 69 ms, c=1\n"
-            "                                      # p50 5.0 ms (H200, BENCHMARKS.md, serving)\n"
-            "  mmscale serve --preset base --frontends 8 --cuda-graphs --max-batch 256 --max-wait-ms 1 --max-queue 8\n"
-            "                                      # offered 2x capacity: admitted p99 1.6-2.1x one client's,\n"
-            "                                      # the rest 503 at once (H200, BENCHMARKS.md)\n\n"
+            "  mmscale serve --checkpoint runs/train/checkpoint.pt --slo-ms 50\n"
+            "                                      # refuse (503 at once) what could not be served in 50 ms\n\n"
+            "On CUDA the defaults are front ends from the cores, CUDA graphs, batches up to 256 after\n"
+            "at most 1 ms; on CPU one process, batches up to 32 after at most 2 ms.\n\n"
             "Endpoints: POST /v1/match (body: the image file, ?caption=...&caption=...),\n"
             "POST /v1/embed/image, POST /v1/embed/text ({\"texts\": [...]}), GET /healthz, /readyz,\n"
             "/metrics (Prometheus), /docs (OpenAPI). SIGTERM drains in-flight requests, then exits.\n"

@@ -16,21 +16,27 @@ import hmac
 import json
 import logging
 import os
-import sys
 import time
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import Response
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from mmscale.serve import schemas
 from mmscale.serve.batcher import RUNNERS, QueueFull
 from mmscale.serve.codec import decode_request, encode_response
-from mmscale.serve.config import ServeConfig
-from mmscale.serve.gate import ADMITTED, AdmissionGate
+from mmscale.serve.config import BODY_TIMEOUT_S, DRAIN_TIMEOUT_S, RETRY_AFTER_S, TRIM_BATCHES_ABOVE, ServeConfig
+from mmscale.serve.defaults import resolve
+from mmscale.serve.gate import AdmissionGate
 from mmscale.serve.metrics import ServerMetrics
 from mmscale.serve.requests import Item, RequestError
 
 log = logging.getLogger(__name__)
+
+CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
+HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def json_response(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
@@ -38,35 +44,42 @@ def json_response(payload: dict, status: int = 200, headers: dict | None = None)
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
-async def read_body(request: Request, limit_bytes: int) -> bytes:
-    """The body, refusing (413) as soon as it is known to exceed ``limit_bytes``."""
+async def read_body(request: Request, limit_bytes: int, timeout_s: float | None = None) -> bytes:
+    """The body, refusing (413) as soon as it is known to exceed ``limit_bytes``, and (408) when it
+    has not fully arrived within ``timeout_s`` (``BODY_TIMEOUT_S``): a stalled upload must not hold
+    its connection."""
+    timeout_s = BODY_TIMEOUT_S if timeout_s is None else timeout_s
     too_big = RequestError(413, "limit_exceeded", f"body is larger than max_body_bytes={limit_bytes}",
                            limit="max_body_bytes")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit_bytes:
         raise too_big
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit_bytes:
-            raise too_big
-        chunks.append(chunk)
-    return b"".join(chunks)
+
+    async def read() -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit_bytes:
+                raise too_big
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:
+        return await asyncio.wait_for(read(), timeout_s)
+    except asyncio.TimeoutError:
+        raise RequestError(408, "request_timeout", f"the request body did not arrive within {timeout_s:g} s",
+                           headers={"Connection": "close"}) from None
 
 
 def make_runner(predictor, cfg: ServeConfig, metrics: ServerMetrics, on_depth=None):
-    """The runner ``cfg.server`` names, around ``predictor.predict`` (or its two stages, when the
-    predictor has them and ``prepare_ahead`` is on). ``on_depth``: told every new queue depth."""
+    """The runner ``cfg.server`` names, around ``predictor.predict``. ``on_depth``: told every new
+    queue depth."""
     if cfg.server == "batched":
-        stages = None
-        if cfg.prepare_ahead and hasattr(predictor, "prepare") and hasattr(predictor, "execute"):
-            stages = (predictor.prepare, predictor.execute)
         fit = None
-        if cfg.trim_batches_above and hasattr(predictor, "batch_size_for"):
-            fit = functools.partial(predictor.batch_size_for, above=cfg.trim_batches_above)
+        if hasattr(predictor, "batch_size_for"):
+            fit = functools.partial(predictor.batch_size_for, above=TRIM_BATCHES_ABOVE)
         return RUNNERS["batched"](predictor.predict, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue,
-                                  on_batch=metrics.on_batch, stages=stages, max_queue_ms=cfg.max_queue_ms,
-                                  on_depth=on_depth, fit=fit)
+                                  on_batch=metrics.on_batch, slo_ms=cfg.slo_ms, on_depth=on_depth, fit=fit)
     return RUNNERS["naive"](predictor.predict, on_batch=metrics.on_batch)
 
 
@@ -78,6 +91,7 @@ class Server:
     """
 
     def __init__(self, predictor, cfg: ServeConfig):
+        cfg = resolve(cfg)
         self.cfg, self.predictor = cfg, predictor
         self.metrics = ServerMetrics()
         self.runner = make_runner(predictor, cfg, self.metrics)
@@ -94,17 +108,18 @@ class Server:
                                headers={"WWW-Authenticate": "Bearer"})
 
     def admit(self) -> None:
-        if self.cfg.server == "batched" and self.runner.depth >= self.cfg.max_queue:
-            raise QueueFull()
+        """Refuse (``QueueFull``) a request the batcher could not serve within the SLO."""
+        if self.cfg.server == "batched":
+            self.runner.admit()
 
     def refusal(self, full: QueueFull) -> RequestError:
         """The 503 for a full queue, counted as a refusal (by whichever layer answers it)."""
         self.metrics.rejected.labels("queue_full").inc()
         reason = str(full) or f"queue full ({self.cfg.max_queue} requests)"
         return RequestError(503, "overloaded", f"{reason}; retry later",
-                            headers={"Retry-After": str(self.cfg.retry_after_s)})
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
 
-    def count(self, endpoint: str, status: int, start_s: float) -> None:
+    def count(self, endpoint: str, status: int | str, start_s: float) -> None:
         self.metrics.requests.labels(endpoint, str(status)).inc()
         self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start_s)
 
@@ -112,9 +127,7 @@ class Server:
         start_s = time.perf_counter()
         endpoint = request.url.path
         try:
-            self.authorize(request)
-            if not request.scope.get(ADMITTED):  # the admission gate, when present, has checked already
-                self.admit()  # before reading the body: overload is refused at the cheapest point
+            self.authorize(request)  # admission was decided by the gate, before routing
             body = await read_body(request, self.cfg.max_body_bytes)
             item = decode_request(task, body, request.headers.get("content-type", ""), captions, self.cfg)
             future = self.runner.submit(item)
@@ -123,6 +136,10 @@ class Server:
         except QueueFull as full:
             err = self.refusal(full)
             response = json_response(err.as_dict(), err.status, err.headers)
+        except ClientDisconnect:  # the client went away mid-upload: nobody to answer, not a server error
+            log.info("client disconnected before its request to %s was read", endpoint)
+            self.count(endpoint, CLIENT_CLOSED, start_s)
+            return Response(status_code=CLIENT_CLOSED)
         except RequestError as err:
             self.metrics.rejected.labels(err.limit or err.code).inc()
             response = json_response(err.as_dict(), err.status, err.headers)
@@ -135,12 +152,12 @@ class Server:
     async def start(self) -> None:
         self.runner.start()
         await asyncio.get_running_loop().run_in_executor(None, warm_up, self.predictor, self.cfg)
-        settle_process(self.cfg)
+        settle_process()
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False  # draining: uvicorn has stopped accepting and waited for in-flight requests
-        await asyncio.get_running_loop().run_in_executor(None, self.runner.stop, self.cfg.drain_timeout_s)
+        await asyncio.get_running_loop().run_in_executor(None, self.runner.stop, DRAIN_TIMEOUT_S)
 
     async def readiness(self) -> tuple[bool, int]:
         """(ready, requests admitted and not yet answered)."""
@@ -169,22 +186,19 @@ def warm_up(predictor, cfg: ServeConfig) -> None:
         log.info("warmed %d batch shapes", shapes)
 
 
-def settle_process(cfg: ServeConfig) -> None:
+def settle_process() -> None:
     """After start-up, before serving: move the ~10^6 objects of torch/timm/transformers start-up
     out of the GC's reach (a full collection over them would pause every thread, in-flight requests
-    included), and apply ``gil_switch_ms``."""
+    included)."""
     gc.collect()
     gc.freeze()
-    if cfg.gil_switch_ms > 0:
-        sys.setswitchinterval(cfg.gil_switch_ms / 1000.0)
 
 
-def create_app(predictor, cfg: ServeConfig, server: Server | None = None, admission_gate: bool = True) -> FastAPI:
+def create_app(predictor, cfg: ServeConfig, server: Server | None = None) -> FastAPI:
     """The FastAPI app serving ``predictor`` with the runner named by ``cfg.server`` (or, in a
-    front-end process, around ``server``, which forwards to the model process).
-    ``admission_gate=False`` leaves overload refusals to the route handlers (the slower path,
-    kept for ``benchmarks/refusal_cost.py``)."""
+    front-end process, around ``server``, which forwards to the model process)."""
     server = server or Server(predictor, cfg)
+    cfg = server.cfg
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -196,34 +210,45 @@ def create_app(predictor, cfg: ServeConfig, server: Server | None = None, admiss
                   description="Image-text matching (ITM), similarity (ITC) and embeddings of an "
                               "image+text model with cross-attention fusion. See docs/serving.md.")
     app.state.server = server
-    if admission_gate:
-        app.add_middleware(AdmissionGate, server=server)
-    caption_query = Query(default=[], description="caption (repeat for several) when the body is the image file")
+    app.add_middleware(AdmissionGate, server=server)
 
-    @app.post("/v1/match", openapi_extra=schemas.IMAGE_BODY,
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        """Routing errors (404, 405) in the documented error shape instead of FastAPI's ``{"detail"}``."""
+        code = HTTP_ERROR_CODES.get(exc.status_code, "bad_request")
+        message = f"{request.method} {request.url.path}: {exc.detail}"
+        return json_response({"error": {"code": code, "message": message}}, exc.status_code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return json_response({"error": {"code": "bad_request", "message": str(exc.errors()[:1])}}, 400)
+
+    max_captions = cfg.max_captions
+
+    @app.post("/v1/match", openapi_extra=schemas.image_body(max_captions, captions_required=True),
               responses={200: {"model": schemas.MatchResponse}, **schemas.ERRORS})
-    async def match(request: Request, caption: list[str] = caption_query) -> Response:
+    async def match(request: Request) -> Response:
         """One image and 1..max_captions captions -> ITM probability and ITC similarity per caption."""
-        return await server.handle("match", request, caption)
+        return await server.handle("match", request, request.query_params.getlist("caption"))
 
-    @app.post("/v1/embed/image", openapi_extra=schemas.IMAGE_BODY,
+    @app.post("/v1/embed/image", openapi_extra=schemas.image_body(max_captions, captions_required=False),
               responses={200: {"model": schemas.ImageEmbedResponse}, **schemas.ERRORS})
     async def embed_image(request: Request) -> Response:
         """One image -> its normalized ITC embedding."""
         return await server.handle("embed_image", request, [])
 
-    @app.post("/v1/embed/text", openapi_extra=schemas.TEXT_BODY,
+    @app.post("/v1/embed/text", openapi_extra=schemas.text_body(max_captions),
               responses={200: {"model": schemas.TextEmbedResponse}, **schemas.ERRORS})
     async def embed_text(request: Request) -> Response:
         """1..max_captions texts -> their normalized ITC embeddings."""
         return await server.handle("embed_text", request, [])
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={200: {"model": schemas.Health}})
     async def healthz() -> Response:
         """200 while the process is up (``pid``: which process answered, with ``--frontends N``)."""
         return json_response({"status": "ok", "pid": os.getpid()})
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={200: {"model": schemas.Readiness}, 503: {"model": schemas.Readiness}})
     async def readyz() -> Response:
         """200 once the model is loaded and warmed up; 503 before that and while draining."""
         ready, depth = await server.readiness()
@@ -231,7 +256,9 @@ def create_app(predictor, cfg: ServeConfig, server: Server | None = None, admiss
             return json_response({"status": "ready", "server": cfg.server, "queue_depth": depth})
         return json_response({"status": "not ready"}, 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+                        401: {"content": {"application/json": {"schema": schemas.ERROR_REF}}}})
     async def metrics(request: Request) -> Response:
         """Prometheus text format: requests by status, queue depth, batch sizes, latency."""
         try:

@@ -3,21 +3,14 @@
 Policy (Triton's): a batch runs when it holds ``max_batch`` requests of one task, or when its
 oldest request has waited ``max_wait_ms``, whichever comes first. Requests that queued while the
 previous batch ran have already waited, so under load batches fill without extra delay. The
-queue is bounded: past ``max_queue`` admitted requests ``submit`` raises ``QueueFull`` at once,
-so overload is refused fast instead of building an unbounded backlog. With ``max_queue_ms`` the
-bound is also in time: a request is refused when the queue ahead of it would take longer than
-that to serve at the recently measured rate, so what is admitted under overload still answers
-in bounded time (a count bound alone lets the wait grow to ``max_queue`` / rate).
+queue is bounded in time: with ``slo_ms`` a request is refused (``QueueFull``, at once) when the
+requests ahead of it at the recently measured rate, then its own batch, would take longer than
+that, so what is admitted under overload still answers within the SLO; a count bound alone lets
+the wait grow to ``max_queue`` / rate. ``max_queue`` stays as a memory backstop.
 
 With ``fit`` the batch taken is ``fit(n)`` of the ``n`` ready requests (Triton's preferred batch
 sizes): the server passes ``ModelPredictor.batch_size_for`` so that a compute-bound batch is not padded
 from 69 rows to 96, the rest staying first in the queue for the next batch.
-
-With ``stages=(prepare, execute)`` a batch's work runs as a two-stage pipeline on two threads:
-while the device runs batch N (``execute``), batch N+1 is decoded and tokenized (``prepare``);
-batch N+1 is taken off the queue when batch N starts, not earlier. It is off by default
-(``serve.prepare_ahead``): on one H100 with the ``base`` model the single loop served more
-(BENCHMARKS.md, serving), because the model process is bound by Python work, not the device.
 """
 
 from __future__ import annotations
@@ -25,20 +18,17 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from mmscale.serve.requests import Item, Output, RequestError
 
 log = logging.getLogger(__name__)
 
 PredictFn = Callable[[str, list[Item]], list["Output | RequestError"]]
-PrepareFn = Callable[[str, list[Item]], Any]  # -> what ``execute`` takes
-ExecuteFn = Callable[[Any], list["Output | RequestError"]]
-RATE_SMOOTHING = 0.2  # weight of the newest batch in the served-rate average (max_queue_ms)
+SMOOTHING = 0.2  # weight of the newest batch in the averages of served rate and batch time (slo_ms)
 
 
 class QueueFull(Exception):
@@ -57,34 +47,25 @@ class DynamicBatcher:
     """Collects ``Item``s from any thread and runs ``predict(task, items)`` on its own thread."""
 
     def __init__(self, predict: PredictFn, max_batch: int, max_wait_ms: float, max_queue: int,
-                 on_batch: Callable[..., None] | None = None,
-                 stages: tuple[PrepareFn, ExecuteFn] | None = None, max_queue_ms: float = 0.0,
+                 on_batch: Callable[..., None] | None = None, slo_ms: float = 0.0,
                  on_depth: Callable[[int], None] | None = None, fit: Callable[[int], int] | None = None):
         self.predict, self.max_batch, self.max_queue = predict, max_batch, max_queue
         self.fit = fit  # n ready requests of one task -> how many of them to take (None: all)
         self.on_depth = on_depth  # called with the new depth under the lock, at every change
         self.max_wait_s = max_wait_ms / 1000.0
-        self.max_queue_s = max_queue_ms / 1000.0  # 0: no bound in time
-        self.on_batch = on_batch  # (task, batch_size, execute_s, prepare_s, queue_waits_s) for metrics
+        self.slo_s = slo_ms / 1000.0  # 0: no bound in time
+        self.on_batch = on_batch  # (task, batch_size, forward_s, queue_waits_s) for metrics
         self.queue: collections.deque[Pending] = collections.deque()
         self.cond = threading.Condition()
         self.running = 0  # requests taken off the queue, not yet answered
         self.served_per_s = 0.0  # smoothed requests per second of busy time; 0 until a batch ran
+        self.batch_s = 0.0  # smoothed busy time of one batch
+        self.last_finish_s = 0.0  # when the last batch was answered (monotonic)
         self.stopping = False
-        self.stages = stages
-        if stages is None:
-            self.threads = [threading.Thread(target=self.loop, name="mmscale-inference", daemon=True)]
-        else:
-            self.handoff: queue.Queue = queue.Queue()
-            # The next batch is taken only once the executor has started the one before it: taken
-            # earlier, it would hold only what arrived during one prepare and then wait anyway.
-            self.may_take = threading.Semaphore(1)
-            self.threads = [threading.Thread(target=self.prepare_loop, name="mmscale-prepare", daemon=True),
-                            threading.Thread(target=self.execute_loop, name="mmscale-inference", daemon=True)]
+        self.thread = threading.Thread(target=self.loop, name="mmscale-inference", daemon=True)
 
     def start(self) -> "DynamicBatcher":
-        for thread in self.threads:
-            thread.start()
+        self.thread.start()
         return self
 
     @property
@@ -93,19 +74,28 @@ class DynamicBatcher:
         return len(self.queue) + self.running
 
     def expected_wait_s(self) -> float:
-        """How long the requests admitted so far take to serve at the measured rate (0: unmeasured)."""
-        return self.depth / self.served_per_s if self.served_per_s > 0 else 0.0
+        """When one more request would be answered: the requests admitted so far at the measured
+        rate, then its own batch (0 until a batch has been measured)."""
+        return self.depth / self.served_per_s + self.batch_s if self.served_per_s > 0 else 0.0
+
+    def admit(self) -> None:
+        """Raise ``QueueFull`` when one more request would not be served within the SLO (or the
+        count backstop is reached); never while idle, and until a batch has been timed, beyond one
+        batch. Cheap: called before the body is read."""
+        if self.stopping:
+            raise QueueFull("server is shutting down")
+        if self.depth >= self.max_queue:
+            raise QueueFull(f"queue full ({self.max_queue} requests)")
+        if self.slo_s and not self.served_per_s and self.depth >= self.max_batch:
+            raise QueueFull(f"{self.depth} requests ahead and no batch timed yet (slo_ms={1000 * self.slo_s:g})")
+        wait_s = self.expected_wait_s()
+        if self.slo_s and self.depth and wait_s > self.slo_s:  # an idle server takes any request
+            raise QueueFull(f"{self.depth} requests ahead would take {1000 * wait_s:.0f} ms, "
+                            f"more than slo_ms={1000 * self.slo_s:g}")
 
     def submit(self, item: Item) -> concurrent.futures.Future:
         with self.cond:
-            if self.stopping:
-                raise QueueFull("server is shutting down")
-            if self.depth >= self.max_queue:
-                raise QueueFull(f"queue full ({self.max_queue} requests)")
-            if self.max_queue_s and self.expected_wait_s() > self.max_queue_s:
-                raise QueueFull(f"queue full: {self.depth} requests ahead would take "
-                                f"{1000 * self.expected_wait_s():.0f} ms, more than max_queue_ms="
-                                f"{1000 * self.max_queue_s:g}")
+            self.admit()
             pending = Pending(item)
             self.queue.append(pending)
             if self.on_depth:
@@ -118,9 +108,7 @@ class DynamicBatcher:
         with self.cond:
             self.stopping = True
             self.cond.notify_all()
-        deadline = time.monotonic() + timeout_s
-        for thread in self.threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self.thread.join(timeout_s)
 
     def take_batch(self) -> list[Pending] | None:
         """Block until a batch is due; return it (all of one task), or None when stopping and empty."""
@@ -157,55 +145,35 @@ class DynamicBatcher:
             task = batch[0].item.task
             start_s = time.monotonic()
             outputs = guarded(len(batch), task, "predict", self.predict, task, [p.item for p in batch])
-            self.finish(batch, outputs, time.monotonic() - start_s, 0.0)
+            self.finish(batch, outputs, time.monotonic() - start_s)
 
-    def prepare_loop(self) -> None:
-        """Pipeline stage 1: take a batch and prepare it while the previous one executes."""
-        prepare = self.stages[0]
-        while self.may_take.acquire() and (batch := self.take_batch()) is not None:
-            task = batch[0].item.task
-            start_s = time.monotonic()
-            try:
-                prepared, failure = prepare(task, [p.item for p in batch]), None
-            except Exception as exc:  # a bug or device failure: fail this batch, keep serving
-                log.exception("prepare failed for a batch of %d %s requests", len(batch), task)
-                prepared, failure = None, exc
-            self.handoff.put((batch, prepared, failure, time.monotonic() - start_s))
-        self.handoff.put(None)
-
-    def execute_loop(self) -> None:
-        """Pipeline stage 2: run prepared batches on the device and answer them, in order."""
-        execute = self.stages[1]
-        while (handed := self.handoff.get()) is not None:
-            self.may_take.release()
-            batch, prepared, failure, prepare_s = handed
-            start_s = time.monotonic()
-            if failure is None:
-                outputs = guarded(len(batch), batch[0].item.task, "execute", execute, prepared)
-            else:
-                outputs = [failure] * len(batch)
-            self.finish(batch, outputs, time.monotonic() - start_s, prepare_s)
-
-    def finish(self, batch: list[Pending], outputs: list, execute_s: float, prepare_s: float) -> None:
+    def finish(self, batch: list[Pending], outputs: list, busy_s: float) -> None:
         """Answer every request of ``batch``; update depth, the served rate and the metrics."""
         for pending, out in zip(batch, outputs):
             if isinstance(out, BaseException):
                 pending.future.set_exception(out)
             else:
                 pending.future.set_result(out)
-        # a pipeline serves at the pace of its slower stage; one loop at the sum of both
-        busy_s = max(execute_s, prepare_s) if self.stages else execute_s + prepare_s
         with self.cond:
             self.running -= len(batch)
             if self.on_depth:
                 self.on_depth(self.depth)
-            if busy_s > 0:
-                rate = len(batch) / busy_s
-                self.served_per_s = rate if not self.served_per_s else (
-                    RATE_SMOOTHING * rate + (1 - RATE_SMOOTHING) * self.served_per_s)
+            # Busy time is wall time, not the forward alone: from the previous answer (or the batch's
+            # first arrival, after an idle spell) to this one, so that batching waits, the GIL and the
+            # HTTP work beside the model all count against the rate admission relies on.
+            now = time.monotonic()
+            cycle_s = now - max(self.last_finish_s, min(p.enqueued_s for p in batch))
+            self.last_finish_s = now
+            if cycle_s > 0:
+                self.served_per_s = smoothed(self.served_per_s, len(batch) / cycle_s)
+                self.batch_s = smoothed(self.batch_s, cycle_s)
         if self.on_batch:
-            self.on_batch(batch[0].item.task, len(batch), execute_s, prepare_s,
-                          [p.taken_s - p.enqueued_s for p in batch])
+            self.on_batch(batch[0].item.task, len(batch), busy_s, [p.taken_s - p.enqueued_s for p in batch])
+
+
+def smoothed(average: float, value: float) -> float:
+    """The exponential average of ``SMOOTHING``; the first value as it is."""
+    return value if not average else SMOOTHING * value + (1 - SMOOTHING) * average
 
 
 def guarded(size: int, task: str, stage: str, fn, *args) -> list:

@@ -13,14 +13,19 @@ import binascii
 import io
 import json
 import math
+import re
 import warnings
 
 from PIL import Image
 
-from mmscale.serve.config import ServeConfig
+from mmscale.serve.config import MAX_CAPTION_CHARS, ServeConfig
 from mmscale.serve.requests import Item, Output, RequestError
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/octet-stream")
+# A caption must hold a character outside this class: Python's whitespace and JSON Schema's (ECMA-262)
+# together, spelled out, so that the server and the schema's ``pattern`` agree on every character.
+BLANKS = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+NOT_BLANK = f"[^{BLANKS}]"
 
 
 def check_image_header(data: bytes, max_pixels: int) -> tuple[int, int]:
@@ -54,19 +59,26 @@ def check_captions(captions: list, cfg: ServeConfig, required: bool = True, fiel
         raise RequestError(400, "limit_exceeded", f"{len(captions)} {field}, more than "
                            f"max_captions={cfg.max_captions}", limit="max_captions")
     for i, caption in enumerate(captions):
-        if len(caption) > cfg.max_caption_chars:
+        if len(caption) > MAX_CAPTION_CHARS:
             raise RequestError(400, "limit_exceeded", f"{field}[{i}] has {len(caption)} characters, "
-                               f"more than max_caption_chars={cfg.max_caption_chars}",
-                               limit="max_caption_chars")
-        if not caption.strip():
+                               f"more than max_caption_chars={MAX_CAPTION_CHARS}", limit="max_caption_chars")
+        if not re.search(NOT_BLANK, caption):
             raise RequestError(400, "bad_request", f"{field}[{i}] is empty")
+        if not caption.isascii():
+            try:
+                caption.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate ("\ud800" in JSON): no tokenizer takes it
+                raise RequestError(400, "bad_request", f"{field}[{i}] is not valid Unicode "
+                                                       "(it holds a lone surrogate)") from None
     return captions
 
 
 def parse_json(body: bytes) -> dict:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except RecursionError:
+        raise RequestError(400, "bad_request", "body is JSON nested too deeply") from None
+    except ValueError:  # also UnicodeDecodeError, and integers too long to convert
         raise RequestError(400, "bad_request", "body is not valid JSON") from None
     if not isinstance(data, dict):
         raise RequestError(400, "bad_request", "JSON body must be an object")
@@ -102,6 +114,10 @@ def decode_request(task: str, body: bytes, content_type: str, query_captions: li
         raise RequestError(413, "limit_exceeded", f"body is {len(body)} bytes, more than "
                            f"max_body_bytes={cfg.max_body_bytes}", limit="max_body_bytes")
     if task == "embed_text":
+        kind = content_type.split(";")[0].strip().lower()
+        if kind and kind != "application/json":
+            raise RequestError(415, "unsupported_media_type",
+                               f"Content-Type {kind!r}: send JSON {{\"texts\": [...]}} as application/json")
         data = parse_json(body)
         if "texts" not in data:
             keys = ", ".join(repr(k) for k in list(data)[:5]) or "none"

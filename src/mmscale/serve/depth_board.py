@@ -7,8 +7,7 @@ front-end CPU, and admitted requests waited behind those refusals in the front e
 (H200, 2x capacity with ``--max-queue 8``: admitted p50 15 ms against 5 ms at one client). With
 the depth on a shared page, a front end's admission gate refuses at the global bound before reading
 the body: in the next run (another host of the same kind) admitted p50 8.0 ms, p99 11.5 ms instead
-of 38.6 ms, refusal p99 3.6 ms instead of 15.6 ms (BENCHMARKS.md, serving; ``serve.shared_depth``
-turns it off to measure it in one run).
+of 38.6 ms, refusal p99 3.6 ms instead of 15.6 ms (BENCHMARKS.md, serving).
 
 The model process publishes the depth every time it changes (the batcher calls back under its
 lock), so the page never sticks at the bound. It does not count requests a front end has admitted

@@ -47,7 +47,7 @@ class RemoteRunner:
     request once it has read it: under overload, frames queue in the socket and in this process's
     write buffer before the model's admission sees them (measured on H100: refusals 16 s late).
     The bound is ``max_queue`` requests in flight from this front end (so the frames in transit stay
-    bounded; the model process applies the global count) and, with ``max_queue_ms``, the wait its
+    bounded; the model process applies the global count) and, with ``slo_ms``, the wait its
     in-flight requests imply at the rate its replies come back while it has requests out (busy
     time only: under light load replies are few because requests are, not because the server is
     slow), which covers every queue between here and the answer.
@@ -126,7 +126,11 @@ class RemoteRunner:
         """The captions as token-id rows for the model process ([CLS] ... [SEP], unpadded)."""
         if self.tokenizer is None or not item.captions:
             return item
-        ids, mask = self.tokenizer.encode_batch(item.captions, max_len=self.max_text_tokens, pad_to_longest=True)
+        try:
+            ids, mask = self.tokenizer.encode_batch(item.captions, max_len=self.max_text_tokens, pad_to_longest=True)
+        except Exception as exc:  # the tokenizer refused this request's text: its own 400, nobody else's
+            log.warning("a request's captions cannot be tokenized (%s: %s)", type(exc).__name__, exc)
+            raise RequestError(400, "bad_request", "a caption cannot be tokenized") from None
         lengths = mask.sum(1).tolist()
         item.token_ids = [row[:n] for row, n in zip(ids.tolist(), lengths)]
         return item
@@ -140,7 +144,7 @@ class RemoteRunner:
 
     def replies_per_s(self) -> float:
         """Replies per second of busy time over the last ``RATE_WINDOW_S`` (0 when none came).
-        Called for every request when ``max_queue_ms`` is on, so the sum is kept, not recomputed."""
+        Called for every request when ``slo_ms`` is on, so the sum is kept, not recomputed."""
         now = time.monotonic()
         while self.replies and self.replies[0][0] < now - RATE_WINDOW_S:
             self.replies_busy_s -= self.replies.popleft()[1]
@@ -155,9 +159,9 @@ class RemoteRunner:
             raise QueueFull(f"queue full ({self.depth} requests in flight from this front end, "
                             f"max_queue={self.max_inflight})")
         rate = self.replies_per_s() if self.max_wait_s else 0.0
-        if rate and self.depth / rate > self.max_wait_s:
-            raise QueueFull(f"queue full: {self.depth} requests ahead would take {1000 * self.depth / rate:.0f} ms, "
-                            f"more than max_queue_ms={1000 * self.max_wait_s:g}")
+        if rate and self.depth and (self.depth + 1) / rate > self.max_wait_s:  # idle: take any request
+            raise QueueFull(f"{self.depth} requests ahead would take {1000 * (self.depth + 1) / rate:.0f} ms, "
+                            f"more than slo_ms={1000 * self.max_wait_s:g}")
 
     def submit(self, item: Item) -> asyncio.Future:
         item = self.tokenize(item)
@@ -212,7 +216,7 @@ class FrontendServer(Server):
 
     async def start(self) -> None:
         await self.runner.connect()
-        settle_process(self.cfg)  # torch (imported by the tokenizer) leaves ~10^6 objects for the GC
+        settle_process()  # torch (imported by the tokenizer) leaves ~10^6 objects for the GC
         self.ready = True
 
     async def stop(self) -> None:
@@ -244,7 +248,7 @@ def main(argv=None) -> int:
 
     from mmscale.data.tokenizer import load_tokenizer
     from mmscale.serve.app import create_app
-    from mmscale.serve.run import bind_socket
+    from mmscale.serve.run import bind_socket, uvicorn_config
 
     parser = argparse.ArgumentParser(description="one HTTP front end of mmscale serve --frontends N")
     parser.add_argument("--port", type=int, required=True, help="the server's port (bound with SO_REUSEPORT)")
@@ -256,13 +260,10 @@ def main(argv=None) -> int:
     from mmscale.serve.supervisor import CONFIG_ENV
 
     cfg = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
-    runner = RemoteRunner(args.ipc, load_tokenizer(cfg.tokenizer or None),
-                          max_inflight=cfg.max_queue, max_wait_ms=cfg.max_queue_ms)
+    runner = RemoteRunner(args.ipc, load_tokenizer(), max_inflight=cfg.max_queue, max_wait_ms=cfg.slo_ms)
     board = DepthBoard(args.depth_board) if args.depth_board else None
     app = create_app(None, cfg, server=FrontendServer(cfg, runner, os.environ["PROMETHEUS_MULTIPROC_DIR"], board))
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", http=cfg.http_parser(),
-                            timeout_graceful_shutdown=int(cfg.drain_timeout_s), backlog=4096)
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config(app))
     runner.on_lost = lambda: setattr(server, "should_exit", True)
     # A SIGTERM before uvicorn takes the signals over (still starting) must still end this process
     # after a clean start-up and shutdown; uvicorn also re-raises the signal after its graceful

@@ -3,14 +3,13 @@
 Why: under overload most requests are refused, and each refusal still costs its front end CPU.
 Through FastAPI (routing, the request object, the handler, the response class) a refusal cost
 136-183 us in-process on a 2-core machine, through this gate 33-43 us, in the same runs
-(``benchmarks/refusal_cost.py``; uvicorn's HTTP parse, paid by both, not included). Offered twice
-their capacity, 4 front ends refused seconds late (BENCHMARKS.md, serving).
+(BENCHMARKS.md, serving; uvicorn's HTTP parse, paid by both, not included).
 
 The gate answers exactly what the handler would (same 503 body, ``Retry-After``, refusal and
 request counters, latency) for an authorized ``POST`` to a ``/v1/`` endpoint when
 ``server.admit()`` refuses. Everything else goes on to the app: unauthorized requests (the
-handler answers 401 first), other paths, and admitted requests, which the gate marks in the
-ASGI scope (``ADMITTED``) so that the handler does not check admission a second time.
+handler answers 401 first), other paths, and admitted requests, which the handler does not check
+for admission a second time.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ import time
 from mmscale.serve.batcher import QueueFull
 
 GATED_PATHS = frozenset({"/v1/match", "/v1/embed/image", "/v1/embed/text"})
-ADMITTED = "mmscale.admitted"  # scope key: the gate has admitted this request
 
 
 class AdmissionGate:
@@ -42,7 +40,6 @@ class AdmissionGate:
                     await send_json(send, err.status, err.as_dict(), err.headers)
                     self.server.count(scope["path"], err.status, start_s)
                     return
-                scope[ADMITTED] = True
         await self.app(scope, receive, send)
 
 

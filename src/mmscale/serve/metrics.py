@@ -25,12 +25,7 @@ class ServerMetrics:
         self.batch_size = Histogram("mmscale_batch_size", "Requests per forward pass, by task",
                                     ["task"], buckets=BATCH_BUCKETS, registry=self.registry)
         self.forward = Histogram("mmscale_batch_forward_seconds",
-                                 "Time of one batch on the device thread (the forward; with "
-                                 "prepare_ahead off also its decode and tokenization), by task",
-                                 ["task"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
-        self.prepare = Histogram("mmscale_batch_prepare_seconds",
-                                 "Time to decode and tokenize one batch ahead of its forward "
-                                 "(prepare_ahead on), by task",
+                                 "Time of one batch on the device thread (decode, tokenize, forward), by task",
                                  ["task"], buckets=LATENCY_BUCKETS_S, registry=self.registry)
         self.queue_wait = Histogram("mmscale_queue_wait_seconds",
                                     "Time a request waited in the model process's queue before a "
@@ -41,12 +36,9 @@ class ServerMetrics:
         self.rejected = Counter("mmscale_rejected", "Requests refused by reason (queue_full, limit, ...)",
                                 ["reason"], registry=self.registry)
 
-    def on_batch(self, task: str, size: int, forward_s: float, prepare_s: float | None = None,
-                 queue_waits_s: list[float] = ()) -> None:
+    def on_batch(self, task: str, size: int, forward_s: float, queue_waits_s: list[float] = ()) -> None:
         self.batch_size.labels(task).observe(size)
         self.forward.labels(task).observe(forward_s)
-        if prepare_s:
-            self.prepare.labels(task).observe(prepare_s)
         for wait_s in queue_waits_s:
             self.queue_wait.labels(task).observe(wait_s)
 
@@ -55,8 +47,8 @@ class ServerMetrics:
 
 
 FRONTEND_FAMILIES = ("mmscale_requests", "mmscale_request_latency_seconds", "mmscale_rejected")
-MODEL_FAMILIES = ("mmscale_batch_size", "mmscale_batch_forward_seconds", "mmscale_batch_prepare_seconds",
-                  "mmscale_queue_wait_seconds", "mmscale_queue_depth")
+MODEL_FAMILIES = ("mmscale_batch_size", "mmscale_batch_forward_seconds", "mmscale_queue_wait_seconds",
+                  "mmscale_queue_depth")
 
 
 class FamilyFilter:

@@ -19,7 +19,8 @@ import threading
 
 from mmscale.serve.app import make_runner
 from mmscale.serve.batcher import QueueFull
-from mmscale.serve.config import ServeConfig
+from mmscale.serve.config import MAX_TEXT_TOKENS, ServeConfig
+from mmscale.serve.defaults import resolve
 from mmscale.serve.depth_board import DepthBoard
 from mmscale.serve.metrics import MODEL_FAMILIES, ServerMetrics, render_families
 from mmscale.serve.requests import RequestError
@@ -111,13 +112,14 @@ class ModelHost:
 
     def __init__(self, predictor, cfg: ServeConfig, path: str, expected_frontends: int = 1,
                  board_path: str | None = None):
+        cfg = resolve(cfg)
         self.cfg, self.predictor, self.path = cfg, predictor, path
         self.metrics = ServerMetrics()
         # the queue depth on a shared page, so that front ends refuse at the bound before reading bodies
         self.board = DepthBoard(board_path, create=True) if board_path else None
         on_depth = self.board.publish if self.board else None
         self.runner = make_runner(predictor, cfg, self.metrics, on_depth=on_depth)
-        self.max_text_tokens = getattr(predictor, "max_text_tokens", cfg.max_text_tokens)
+        self.max_text_tokens = getattr(predictor, "max_text_tokens", MAX_TEXT_TOKENS)
         self.ready = False  # warmed up
         self.expected_frontends = expected_frontends
         self.stopping = False

@@ -36,7 +36,7 @@ def buckets_up_to(n: int) -> list[int]:
 def next_bucket(n: int) -> int:
     """Smallest bucket >= n. Padding batches to ~20 sizes (at most 1.5x the rows) keeps the
     shapes a device sees few: every new shape can cost a kernel-plan build (cuDNN attention,
-    cuBLASLt, compile), which showed as 1-4 s stalls on H100 when batches were padded to fit."""
+    cuBLASLt), which showed as 1-4 s stalls on H100 when batches were padded to fit."""
     return buckets_up_to(n)[-1]
 
 
@@ -49,12 +49,6 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
 
 
 class ImageBatchDecoder:
@@ -118,36 +112,23 @@ class ModelPredictor:
     """Runs ``MultimodalModel`` for the server's three tasks; safe to call from several threads."""
 
     def __init__(self, model, tokenizer, *, max_text_tokens: int, max_pixels: int,
-                 device: str = "auto", dtype: str = "auto", image_decode: str = "auto",
-                 compile: bool = False, cuda_graphs: bool = False, max_graph_batch: int = 64):
+                 device: str = "auto", cuda_graphs: bool = False, max_graph_batch: int = 64):
         self.device = resolve_device(device)
         if cuda_graphs and self.device.type != "cuda":
             raise ConfigError("serve.cuda_graphs", f"needs a CUDA device (the server runs on {self.device}); "
                                                    "drop --cuda-graphs on CPU")
-        if cuda_graphs and compile:
-            raise ConfigError("serve.cuda_graphs", "--compile already records CUDA graphs "
-                                                   "(mode reduce-overhead); pass one of the two")
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.model = model.to(self.device, self.dtype).eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.tokenizer_lock = threading.Lock()  # the tokenizer's padding mode is shared state
         self.image_size = model.cfg.image_size
         self.max_text_tokens = min(max_text_tokens, model.cfg.max_text_len)
-        backend = image_decode if image_decode != "auto" else ("cuda" if self.device.type == "cuda" else "cpu")
-        self.decode = ImageBatchDecoder(self.image_size, max_pixels, self.device, backend)
-        # Fixed shapes on CUDA (and for a compiled forward): batches padded to buckets, captions
-        # to max_text_tokens, every bucket warmed at start (``warm_buckets``).
-        self.pad_buckets = compile or self.device.type == "cuda"
+        self.decode = ImageBatchDecoder(self.image_size, max_pixels, self.device, self.device.type)
+        # Fixed shapes on CUDA: batches padded to buckets, captions to max_text_tokens, every
+        # bucket warmed at start (``warm_buckets``).
+        self.pad_buckets = self.device.type == "cuda"
         self.cuda_graphs, self.max_graph_batch = cuda_graphs, max_graph_batch
         self.forwards = {"match": match_forward, "embed_image": image_forward, "embed_text": text_forward}
-        # inputs of the next batch are made here while the current batch's forward runs
-        self.prepare_stream = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
-        if compile:
-            # dynamic=False + padded buckets: one graph per bucket; "reduce-overhead" adds CUDA
-            # graphs, whose launch cost is what makes small batches cheap. One compiled function
-            # per task, so no graph's output is read after another graph ran.
-            mode = "reduce-overhead" if self.device.type == "cuda" else None
-            self.forwards = {k: torch.compile(f, mode=mode, dynamic=False) for k, f in self.forwards.items()}
 
     # --- pieces ------------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,40 +228,47 @@ class ModelPredictor:
     # --- tasks: prepare (decode, tokenize, copy) then execute (forward) ------------------------
     @torch.inference_mode()
     def predict(self, task: str, items: list[Item]) -> list[Output | RequestError]:
-        """Both stages in turn, on the calling thread and its stream (nothing to overlap with)."""
+        """Decode and tokenize the batch, then run its forward; a bad request fails alone."""
         return self.execute(self.prepare_inputs(task, items))
 
-    @torch.inference_mode()
-    def prepare(self, task: str, items: list[Item]) -> PreparedBatch:
-        """Pipeline stage 1 (``prepare_ahead``): decode, tokenize and copy a batch's inputs to the
-        device. On CUDA this runs on a side stream and records an event, so it overlaps the forward
-        of the batch before it."""
-        with self.side_stream():
-            prepared = self.prepare_inputs(task, items)
-            if self.prepare_stream is not None:
-                prepared.ready = torch.cuda.Event()
-                prepared.ready.record(self.prepare_stream)
-        return prepared
-
-    def side_stream(self):
-        import contextlib
-
-        return torch.cuda.stream(self.prepare_stream) if self.prepare_stream is not None else contextlib.nullcontext()
+    def captions_of(self, prepared: "PreparedBatch") -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(ids, mask) (Cp, L) of the good requests' captions. When the batch cannot be tokenized,
+        each request that cannot gets its own 400 and leaves ``good``; None when none is left."""
+        items, good = prepared.items, prepared.good
+        try:
+            return self.caption_tensors([items[k] for k in good])
+        except Exception:  # the tokenizer refused something: find whose, fail only those
+            for k in list(good):
+                try:
+                    self.caption_tensors([items[k]])
+                except Exception as exc:
+                    log.warning("a request's captions cannot be tokenized (%s: %s)", type(exc).__name__, exc)
+                    prepared.outputs[k] = RequestError(400, "bad_request", "a caption cannot be tokenized")
+                    good.remove(k)
+        return self.caption_tensors([items[k] for k in good]) if good else None
 
     def prepare_inputs(self, task: str, items: list[Item]) -> "PreparedBatch":
         if task == "embed_text":
-            return PreparedBatch(task, items, [None] * len(items), list(range(len(items))),
-                                 self.caption_tensors(items))
+            prepared = PreparedBatch(task, items, [None] * len(items), list(range(len(items))), ())
+            captions = self.captions_of(prepared)
+            prepared.inputs = captions if captions is not None else ()
+            return prepared
         images, errors = self.decode([it.image_bytes for it in items])
         good = [k for k, err in enumerate(errors) if err is None]
         prepared = PreparedBatch(task, items, list(errors), good, ())
         if not good:
             return prepared
-        pixels = self.pixels(images)  # (Bp, 3, S, S)
         if task == "embed_image":
-            prepared.inputs = (pixels,)
+            prepared.inputs = (self.pixels(images),)  # (Bp, 3, S, S)
             return prepared
-        ids, mask = self.caption_tensors([items[k] for k in good])  # (Cp, L)
+        decoded = list(good)  # images holds one row per decoded request, in this order
+        captions = self.captions_of(prepared)  # may drop requests from good
+        if captions is None:
+            return prepared
+        ids, mask = captions  # (Cp, L)
+        if len(good) < len(decoded):
+            images = images[[decoded.index(k) for k in good]]
+        pixels = self.pixels(images)  # (Bp, 3, S, S)
         owner = [j for j, k in enumerate(good) for _ in items[k].captions]
         owner += [0] * (len(ids) - len(owner))  # padded caption rows pair with image 0
         prepared.inputs = (pixels, ids, mask, torch.tensor(owner).to(self.device, non_blocking=True))
@@ -292,19 +280,14 @@ class ModelPredictor:
         outputs: list[Output | RequestError] = list(prepared.outputs)
         if not prepared.inputs:
             return outputs
-        if prepared.ready is not None:  # the inputs were made on the side stream
-            stream = torch.cuda.current_stream()
-            stream.wait_event(prepared.ready)
-            for tensor in prepared.inputs:  # freed only after this stream has read them
-                tensor.record_stream(stream)
         items, good = prepared.items, prepared.good
         if prepared.task == "embed_text":
-            texts = sum(len(it.captions) for it in items)
+            texts = sum(len(items[k].captions) for k in good)
             rows = self.forwards["embed_text"](self.model, *prepared.inputs)[:texts].cpu().tolist()  # host sync
             start = 0
-            for k, it in enumerate(items):
-                outputs[k] = Output(embeddings=rows[start:start + len(it.captions)])
-                start += len(it.captions)
+            for k in good:
+                outputs[k] = Output(embeddings=rows[start:start + len(items[k].captions)])
+                start += len(items[k].captions)
             return outputs
         if prepared.task == "embed_image":
             rows = self.forwards["embed_image"](self.model, *prepared.inputs)[: len(good)].cpu().tolist()  # host sync
@@ -324,11 +307,10 @@ class ModelPredictor:
 @dataclass
 class PreparedBatch:
     """A batch between its two stages: per-request errors found while decoding, the indices of the
-    requests that go on (``good``), the forward's device inputs, and the event they are ready at."""
+    requests that go on (``good``), and the forward's device inputs."""
 
     task: str
     items: list[Item]
     outputs: list  # RequestError for a request that failed to decode, else None until executed
     good: list[int]
     inputs: tuple
-    ready: object = None  # torch.cuda.Event when prepared on a side stream

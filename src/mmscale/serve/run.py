@@ -17,44 +17,44 @@ import sys
 from pathlib import Path
 
 from mmscale.errors import CheckpointError, ConfigError
-from mmscale.serve.config import ServeConfig
+from mmscale.serve.config import CUDA_GRAPH_MAX_BATCH, DRAIN_TIMEOUT_S, MAX_TEXT_TOKENS, ServeConfig, http_parser
+from mmscale.serve.defaults import resolve
 
 log = logging.getLogger(__name__)
 
 
 def build_predictor(cfg: ServeConfig, checkpoint: str | None = None, preset: str | None = None,
                     model_overrides: tuple[str, ...] | list[str] = ()):
-    """The model predictor the config asks for (device, dtype, decode, compile resolved here)."""
+    """The model predictor the config asks for (device and graphs resolved for the host)."""
     import torch
 
     from mmscale.data.tokenizer import load_tokenizer
     from mmscale.serve.model_loader import load_model
     from mmscale.serve.predictor import ModelPredictor
 
+    cfg = resolve(cfg)
     check_device(cfg)  # before any model is built: a missing GPU is a clear error, not a driver traceback
     if checkpoint:
         check_checkpoint(checkpoint)
     if cfg.cpu_threads:
         torch.set_num_threads(cfg.cpu_threads)
     model, _ = load_model(checkpoint, preset, model_overrides)
-    return ModelPredictor(model, load_tokenizer(cfg.tokenizer or None), max_text_tokens=cfg.max_text_tokens,
-                          max_pixels=cfg.max_image_pixels, device=cfg.device, dtype=cfg.dtype,
-                          image_decode=cfg.image_decode, compile=cfg.compile, cuda_graphs=cfg.cuda_graphs,
-                          max_graph_batch=cfg.cuda_graph_max_batch)
+    return ModelPredictor(model, load_tokenizer(), max_text_tokens=MAX_TEXT_TOKENS,
+                          max_pixels=cfg.max_image_pixels, device=cfg.device, cuda_graphs=cfg.cuda_graphs,
+                          max_graph_batch=CUDA_GRAPH_MAX_BATCH)
 
 
 def check_device(cfg: ServeConfig) -> None:
-    """Refuse ``--device cuda`` / ``--image-decode cuda`` where torch finds no CUDA device."""
-    if "cuda" not in (cfg.device, cfg.image_decode):
+    """Refuse ``--device cuda`` where torch finds no CUDA device."""
+    if cfg.device != "cuda":
         return
     import torch
 
     if torch.cuda.is_available():
         return
-    field, flag = ("serve.device", "--device") if cfg.device == "cuda" else ("serve.image_decode", "--image-decode")
     built = f"torch {torch.__version__}" + ("" if torch.version.cuda else ", built without CUDA")
-    raise ConfigError(field, f"{flag} cuda, but no CUDA device is available here ({built}, or no NVIDIA "
-                             f"driver/GPU visible); use {flag} cpu or auto")
+    raise ConfigError("serve.device", f"--device cuda, but no CUDA device is available here ({built}, or no "
+                                      f"NVIDIA driver/GPU visible); use --device cpu or auto")
 
 
 def check_checkpoint(checkpoint: str) -> None:
@@ -113,22 +113,32 @@ def check_port_free(cfg: ServeConfig) -> None:
     bind_socket(cfg.host, cfg.port).close()
 
 
-def serve(cfg: ServeConfig, predictor, announce=print) -> None:
+def serve(cfg: ServeConfig, predictor, announce=print, monitor_file: str | None = None,
+          monitor_interval_s: float = 0.2) -> None:
     """Serve ``predictor`` until SIGTERM/SIGINT. Prints ``listening on http://HOST:PORT`` once bound
     (with ``port=0`` the free port chosen), which ``bench load --spawn`` reads. With
-    ``monitor_file`` set, the hardware monitor samples from before the port is bound until the
+    ``monitor_file``, the hardware monitor samples from before the port is bound until the
     server has drained, and its summary line is printed last."""
     from mmscale.serve.monitoring import start_monitor, stop_monitor
 
+    cfg = resolve(cfg)
     cfg.validate()  # refuses a non-loopback host without a token
     # before the bind: the sampler is a forked process, and one forked after it would hold the
     # listening socket open (accepting into its backlog) after the server has closed it
-    monitor = start_monitor(cfg)
+    monitor = start_monitor(monitor_file, monitor_interval_s)
     try:
         serve_until_stopped(cfg, predictor, announce)
     finally:  # a drained SIGTERM/SIGINT returns here too: the sampler stops, the file ends whole
         if monitor is not None:
-            announce(stop_monitor(monitor, cfg))
+            announce(stop_monitor(monitor, monitor_file))
+
+
+def uvicorn_config(app):
+    """uvicorn's settings for the app, the same in the single process and in each front end."""
+    import uvicorn
+
+    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", http=http_parser(),
+                          timeout_graceful_shutdown=int(DRAIN_TIMEOUT_S), backlog=4096)
 
 
 def serve_until_stopped(cfg: ServeConfig, predictor, announce=print) -> None:
@@ -142,8 +152,8 @@ def serve_until_stopped(cfg: ServeConfig, predictor, announce=print) -> None:
     shown = f"[{host}]" if ":" in host else host
     announce(f"listening on http://{shown}:{port} ({cfg.server}, max_batch={cfg.max_batch}, "
              f"max_wait_ms={cfg.max_wait_ms}, max_queue={cfg.max_queue}, frontends={cfg.frontends}, "
-             f"cuda_graphs={cfg.cuda_graphs}, http={cfg.http_parser()})")
-    if cfg.http_parser() == "h11" and cfg.http == "auto":
+             f"cuda_graphs={cfg.cuda_graphs}, slo_ms={cfg.slo_ms:g}, http={http_parser()})")
+    if http_parser() == "h11":
         log.warning("httptools is not installed: uvicorn parses HTTP with h11 (pure Python), which costs "
                     "every request more front-end CPU; pip install httptools")
     sys.stdout.flush()
@@ -154,8 +164,7 @@ def serve_until_stopped(cfg: ServeConfig, predictor, announce=print) -> None:
         log.info("drained and stopped")
         return
     app = create_app(predictor, cfg)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", http=cfg.http_parser(),
-                            timeout_graceful_shutdown=int(cfg.drain_timeout_s), backlog=4096)
+    config = uvicorn_config(app)
     server = uvicorn.Server(config)
     if threading.current_thread() is threading.main_thread():
         # uvicorn re-raises the signal after its graceful shutdown; a drained SIGTERM is a clean

@@ -35,7 +35,7 @@ from dataclasses import asdict
 
 from mmscale.errors import MmscaleError
 from mmscale.serve.app import settle_process, warm_up
-from mmscale.serve.config import ServeConfig
+from mmscale.serve.config import DRAIN_TIMEOUT_S, ServeConfig
 from mmscale.serve.model_host import ModelHost
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ class ServeError(MmscaleError):
 def spawn_frontend(name: str, port: int, ipc_path: str, metrics_dir: str, cfg: ServeConfig,
                    board_path: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, CONFIG_ENV: json.dumps(asdict(cfg))}
-    cmd = [sys.executable, "-m", "mmscale.serve.frontend", "--port", str(port), "--ipc", ipc_path, "--name", name]
-    cmd += ["--depth-board", board_path] if board_path else []
+    cmd = [sys.executable, "-m", "mmscale.serve.frontend", "--port", str(port), "--ipc", ipc_path, "--name", name,
+           "--depth-board", board_path]
     # A session of its own: Ctrl-C reaches this process only, which then drains the front ends in order.
     return subprocess.Popen(cmd, env=env, start_new_session=True)
 
@@ -82,7 +82,7 @@ def serve_frontends(cfg: ServeConfig, predictor, sock: socket.socket) -> None:
     os.mkdir(metrics_dir)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
-    board_path = os.path.join(workdir, "depth") if cfg.shared_depth else None
+    board_path = os.path.join(workdir, "depth")
     host = ModelHost(predictor, cfg, os.path.join(workdir, "model.sock"), cfg.frontends, board_path).start()
     children: dict[str, subprocess.Popen] = {}
     failure, dead = None, {}
@@ -93,7 +93,7 @@ def serve_frontends(cfg: ServeConfig, predictor, sock: socket.socket) -> None:
 
         def warm() -> None:
             warm_up(predictor, cfg)
-            settle_process(cfg)
+            settle_process()
             host.ready = True
             log.info("model warmed up; serving through %d front ends", cfg.frontends)
 
@@ -108,7 +108,7 @@ def serve_frontends(cfg: ServeConfig, predictor, sock: socket.socket) -> None:
             if not warmer.is_alive() and not host.ready:
                 failure = "model warm-up failed (see the log above)"
                 break
-        codes = stop_frontends(children, cfg.drain_timeout_s + 10)
+        codes = stop_frontends(children, DRAIN_TIMEOUT_S + 10)
         bad = {n: c for n, c in codes.items() if c != 0 and n not in dead}
         if bad and not failure:
             failure = ", ".join(f"front end {n} exited with status {c} while draining" for n, c in bad.items())
@@ -117,7 +117,7 @@ def serve_frontends(cfg: ServeConfig, predictor, sock: socket.socket) -> None:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        host.stop(cfg.drain_timeout_s)
+        host.stop(DRAIN_TIMEOUT_S)
         sock.close()
         shutil.rmtree(workdir, ignore_errors=True)
         for sig, handler in previous.items():
