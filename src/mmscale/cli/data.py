@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+
+from mmscale.strict_json import dumps
 
 ORDER = 10
 
@@ -83,7 +84,7 @@ def run_synth(args) -> int:
             raise
         raise ConfigError("--" + exc.field.replace("_", "-"), exc.reason) from None
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print(dumps(result.as_dict()))
         return 0
     print(f"wrote {result.n_train} train + {result.n_val} val samples ({args.format}) to {result.out_dir}")
     processes = "1 process" if result.workers == 1 else f"{result.workers} processes"
@@ -103,7 +104,7 @@ def run_check(args) -> int:
     if args.bad_list:
         report.write_bad_list(args.bad_list, flag="--bad-list")
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print(dumps(report.as_dict()))
         return 0
     from rich.console import Console
     from rich.table import Table

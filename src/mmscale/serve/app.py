@@ -13,7 +13,6 @@ import contextlib
 import functools
 import gc
 import hmac
-import json
 import logging
 import os
 import sys
@@ -29,12 +28,13 @@ from mmscale.serve.config import ServeConfig
 from mmscale.serve.gate import ADMITTED, AdmissionGate
 from mmscale.serve.metrics import ServerMetrics
 from mmscale.serve.requests import Item, RequestError
+from mmscale.strict_json import dumps
 
 log = logging.getLogger(__name__)
 
 
 def json_response(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = dumps(payload, separators=(",", ":")).encode()
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
