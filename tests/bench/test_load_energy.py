@@ -36,6 +36,6 @@ def test_load_rows_carry_energy_only_when_a_gpu_is_measured(monkeypatch, gpu):
     assert row.ok > 0
     if gpu:
         # 300 W over the time the row measured, however many readings a busy machine allowed
-        assert row.energy_j_per_request == pytest.approx(300.0 * row.measured_s / row.ok, rel=0.02)
+        assert row.energy_j_per_request == pytest.approx(300.0 * row.measured_s / row.ok, rel=0.1)
     else:
         assert row.energy_j_per_request is None
