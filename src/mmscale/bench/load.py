@@ -18,7 +18,8 @@ from mmscale.bench.load_client import STATUS_CONN_ERROR
 from mmscale.bench.load_payload import build_payloads
 from mmscale.bench.load_pool import ClientPool, window_jobs
 from mmscale.bench.load_slo import Slo, parse_slo, search_capacity
-from mmscale.bench.load_stats import Records, client_cpu_pct, fell_behind, ok_latencies_ms, summarize
+from mmscale.bench.load_stats import (BEHIND_LAG_MS, Records, client_cpu_pct, fell_behind, ok_latencies_ms,
+                                      summarize)
 from mmscale.bench.stability import repeat_until_stable
 from mmscale.bench.stats import percentile
 from mmscale.errors import ConfigError
@@ -200,13 +201,18 @@ class LoadRunner:
         """The warning lines for one level: what makes its figures less than they seem."""
         cfg = self.cfg
         if behind:
-            self.warnings.append(f"{what}: offered rate not reached: the client sent "
-                                 f"{stats.achieved_rate_per_s:.0f} of {level:.0f} req/s (p99 send lag "
-                                 f"{stats.send_lag_p99_ms:.1f} ms); add --processes")
+            reasons = [f"sent {stats.achieved_rate_per_s:.0f} of {level:.0f} req/s"] if fell_behind(
+                level, stats.requests, stats.send_span_s, 0.0) else []
+            if stats.send_lag_p99_ms > BEHIND_LAG_MS:
+                reasons.append(f"sends ran p99 {stats.send_lag_p99_ms:.1f} ms behind schedule")
+            self.warnings.append(f"{what}: offered rate not reached: the client "
+                                 f"{' and '.join(reasons) or 'fell behind in a window'}; add --processes or CPU")
         if min(offered_s) < 0.99 * cfg.window_s:
-            self.warnings.append(f"{what}: the request budget (--max-requests {cfg.max_requests}) ran out after "
-                                 f"{min(offered_s):.2f} s of a {cfg.window_s:g} s window; figures are over the "
-                                 f"{stats.duration_s:.2f} s measured")
+            spent = (f"{min(offered_s):.2f}" if max(offered_s) - min(offered_s) < 0.005
+                     else f"{min(offered_s):.2f}-{max(offered_s):.2f}")
+            self.warnings.append(f"{what}: the request budget (--max-requests {cfg.max_requests}) ran out {spent} s "
+                                 f"into each {cfg.window_s:g} s window; figures are over the {stats.duration_s:.2f} s "
+                                 f"measured in {len(offered_s)} window{'s' if len(offered_s) > 1 else ''}")
         if cpu_max > CLIENT_BUSY_PCT:
             self.warnings.append(f"{what}: a client process used {cpu_max:.0f}% CPU; the client may be the "
                                  "bottleneck (add --processes or CPU)")
