@@ -12,7 +12,6 @@ tools in turn (ours, wrk, ours again), so drift between the runs shows up as the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -21,6 +20,8 @@ import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+
+from mmscale.strict_json import write_json
 
 WRK_SCRIPT = """
 local f = assert(io.open(os.getenv("MMSCALE_WRK_BODY"), "rb"))
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
     result["within_10pct"] = all(abs(result[k] - 1) <= 0.10 for k in ("throughput_ratio", "p50_ratio", "mean_ratio"))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "load_crosscheck.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "load_crosscheck.json", result, indent=1)
     print(f"{'':<10} {'req/s':>9} {'mean ms':>9} {'p50 ms':>9} {'p90 ms':>9} {'p99 ms':>9}")
     for name, row in (("ours", mine), ("wrk", wrk)):
         print(f"{name:<10} {row['throughput_per_s']:>9.1f} {row['mean_ms']:>9.2f} {row['p50_ms']:>9.2f} "

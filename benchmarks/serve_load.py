@@ -25,12 +25,12 @@ concurrency, ours / offline batch throughput, p50 at concurrency 1, and under ov
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import NamedTuple
 
+from mmscale.strict_json import write_json
 
 SMOKE_DEFAULTS = dict(preset="tiny", device="cpu", concurrency="1,4", naive_concurrency="1,4",
                       max_batch=16, offline_batch=8, offline_steps=2, window_s=1.0, max_windows=3, processes=1,
@@ -324,7 +324,7 @@ def main(argv=None) -> int:
                 run.update(slo_ms=args.overload_slo_ms, max_queue=count)
                 results.setdefault("overloads", []).append(run)
             results["overload"] = results["overloads"][0]
-    (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
+    write_json(out / "serve_load.json", results, indent=1, default=str)
 
     variants = [v for v in args.variants.split(",") if v]
     variant_levels = [int(x) for x in args.variant_concurrency.split(",")]
@@ -339,17 +339,17 @@ def main(argv=None) -> int:
                 "server_rss_gib": server_rss_gib(spawned.proc.pid), "server_cpu_pct": cpu_pct,
                 **side_during(spawned.url, side0)}
             rows += result.rows
-        (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
+        write_json(out / "serve_load.json", results, indent=1, default=str)
     if args.litserve:
         peers, peer_rows = json_peers(args, variant_levels)
         results.setdefault("variants", {}).update(peers)
         rows += peer_rows
-        (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
+        write_json(out / "serve_load.json", results, indent=1, default=str)
 
     summary = ratios(results, levels, naive_levels)
     results["summary"] = summary
     results["variant_summary"] = variant_lines = variant_ratios(results, naive_levels)
-    (out / "serve_load.json").write_text(json.dumps(results, indent=1, default=str))
+    write_json(out / "serve_load.json", results, indent=1, default=str)
     print(format_table(rows))
     variant_warnings = [w for v in results.get("variants", {}).values() for w in v["warnings"]]
     for warning in results["batched"]["warnings"] + results["naive"]["warnings"] + variant_warnings:

@@ -21,6 +21,7 @@ from typing import Callable
 from mmscale.config.load import load_config, to_dict
 from mmscale.errors import ConfigError
 from mmscale.monitor.brief import start_sampler
+from mmscale.strict_json import to_plain, write_json
 from mmscale.train.runtime import resolve_runtime
 
 log = logging.getLogger(__name__)
@@ -349,10 +350,7 @@ def run_one_section(name: str, preset: str | None, overrides: list[str] = (), fi
     timeline of the run, ``<name>.monitor.jsonl`` (one name per benchmark: several share one
     ``out_dir``), into ``out_dir``; the JSON carries the monitor's summary.
     """
-    import json
-
     from mmscale.bench.environment import fingerprint
-    from mmscale.report.results import to_plain
     from mmscale.validate_sections import RUNNERS, monitor_section
 
     configs = load_configs(preset, list(overrides), file)
@@ -380,5 +378,5 @@ def run_one_section(name: str, preset: str | None, overrides: list[str] = (), fi
             progress.advance(task)
     doc = {"section": section, "monitor": monitor_section(monitor, run_dir, f"{name}.monitor.jsonl"),
            "config": configs.as_dict(), "environment": fingerprint()}
-    (run_dir / f"{name}.json").write_text(json.dumps(to_plain(doc), indent=1))
+    write_json(run_dir / f"{name}.json", to_plain(doc), indent=1)
     return section

@@ -1,8 +1,10 @@
 """A short ``bench load --spawn`` run against the real tiny-model server reports sane figures."""
 
 import base64
+import http.server
 import json
 import math
+import threading
 
 import pytest
 
@@ -87,3 +89,71 @@ def test_poisson_schedule_has_the_target_rate_and_exponential_gaps():
     var = sum((g - mean) ** 2 for g in gaps) / len(gaps)
     assert abs(mean - 0.005) < 0.0002 and abs(var ** 0.5 / mean - 1.0) < 0.05  # exponential: cv = 1
     assert len(poisson_schedule(200.0, 50.0, 7, seed=1)) == 7  # request budget caps it
+
+
+def test_a_request_budget_spent_early_is_measured_over_the_time_it_lasted(tmp_path):
+    """Real server on a free port, 20 ms per batch: a budget of 12 requests lasts about a quarter
+    of a second of the 30 s window (the run ends when it is spent); throughput is over that time,
+    not 12 / 30 s."""
+    from mmscale.serve.config import ServeConfig
+    from tests.serve.serve_fakes import FakePredictor, live_server
+
+    cfg = ServeConfig(device="cpu", max_wait_ms=1)
+    out = tmp_path / "load.json"
+    with live_server(FakePredictor(delay_s=0.02), cfg) as (url, _):
+        code = main(["bench", "load", "--url", url, "--concurrency", "1", "--window-s", "30", "--max-windows", "1",
+                     "--max-requests", "12", "--warmup-s", "0", "--processes", "1", "--captions", "1",
+                     "--slo", "p99=10s", "--json", "--out", str(out)])
+    assert code == 0
+    doc = json.loads(out.read_text())
+    (row,) = doc["rows"]
+    assert row["ok"] == row["requests"] == 12
+    assert row["measured_s"] < 30.0  # the budget ran out before the window did
+    assert row["throughput_per_s"] == pytest.approx(12 / row["measured_s"])
+    # one user, one request at a time: the time measured holds every latency, back to back
+    assert row["throughput_per_s"] <= 1000.0 / row["mean_ms"] * 1.001
+    assert row["throughput_per_s"] > 12 / 30.0, row
+    assert any("request budget (--max-requests 12) ran out" in w for w in doc["warnings"]), doc["warnings"]
+
+
+class RefusingHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every request 503: a level where nothing completes."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = b'{"error":"overloaded"}'
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_level_where_nothing_completes_writes_json_a_strict_parser_accepts(tmp_path):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RefusingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    out = tmp_path / "load.json"
+    try:
+        code = main(["bench", "load", "--url", f"http://127.0.0.1:{server.server_port}", "--concurrency", "2",
+                     "--rates", "20", "--window-s", "0.5", "--max-windows", "2", "--warmup-s", "0",
+                     "--processes", "1", "--captions", "1", "--out", str(out)])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 0
+
+    def reject(constant):
+        raise AssertionError(f"{constant} written into the JSON")
+
+    text = out.read_text()
+    doc = json.loads(text, parse_constant=reject)
+    for row in doc["rows"]:
+        assert row["ok"] == 0 and row["requests"] > 0 and set(row["errors_by_status"]) == {"503"}
+        assert row["throughput_per_s"] == 0.0
+        assert row["p50_ms"] is None and row["p99_ms"] is None and row["max_ms"] is None
+        assert row["refused_p99_ms"] > 0
+    assert sum("no request was answered 2xx" in w for w in doc["warnings"]) == 2
+    assert doc["headline"].startswith("no level met")

@@ -24,7 +24,8 @@ class StallingServer:
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
-        self.ready.wait(10)
+        # a busy machine may take many seconds to import aiohttp and bind: wait, then fail clearly
+        assert self.ready.wait(120), "the stalling server did not start within 120 s"
 
     def reset(self):
         self.count, self.stall_until = 0, 0.0
@@ -71,14 +72,21 @@ def test_open_loop_shows_the_stall_closed_loop_hides_it(stalling):
     with ClientPool(1, payloads) as pool:
         runner = LoadRunner(cfg, pool, "stall")
         stalling.reset()
-        closed, _ = runner.level("closed", 1)
+        closed, closed_ms = runner.level("closed", 1)
         stalling.reset()
-        opened, _ = runner.level("open", 40)
+        opened, opened_ms = runner.level("open", 40)
     # both runs met the same 0.6 s stall
     assert closed.max_ms >= 0.9 * STALL_S * 1000 and opened.max_ms >= 0.9 * STALL_S * 1000
-    # closed loop: the one user waited once, then carried on; hundreds of fast requests bury it
-    assert closed.ok >= 200, closed
-    assert closed.p99_ms < 100.0, closed
+    # counts, not speeds: how many requests a run charges with the stall does not depend on how
+    # fast a busy machine lets the client go
+    def charged(latencies_ms):
+        return sum(1 for ms in latencies_ms if ms >= 0.5 * STALL_S * 1000)
+
+    # closed loop: the one user waited once, then carried on (a busy machine may add one slow send)
+    assert 1 <= charged(closed_ms) <= 2, closed
+    # open loop: every request due in the stall's first half waited at least half of it (~12 due)
+    assert charged(opened_ms) >= 8, opened
+    assert closed.p99_ms < opened.p99_ms, (closed, opened)  # many fast answers bury the one
     # open loop: every request due during the stall (~24 of ~100) is charged from its scheduled time
     assert opened.p90_ms > 100.0, opened
     assert opened.p99_ms > 0.5 * STALL_S * 1000, opened

@@ -48,6 +48,42 @@ def test_windows_pool():
     assert stats.p50_ms == pytest.approx(20.0)
 
 
+def test_a_budget_spent_early_is_not_diluted_by_the_idle_rest_of_the_window():
+    # 8 s window, the budget of 2,000 requests offered over the first 0.5 s, the last answered at 0.54 s:
+    # throughput is over the 0.54 s measured, not the 8 s window (which would read exactly 250 req/s)
+    rec = records([(k / 4000, k / 4000, k / 4000 + 0.04, 200) for k in range(2000)])
+    stats = summarize([(rec, 0.0, 0.49975)])
+    assert stats.duration_s == pytest.approx(0.49975 + 0.04)
+    assert stats.throughput_per_s == pytest.approx(2000 / 0.53975)
+    assert stats.achieved_rate_per_s == pytest.approx(2000 / 0.49975)  # sent at 4,000/s while offered
+
+
+def test_pooled_windows_each_count_their_own_measured_time():
+    early = records([(k / 100, k / 100, k / 100 + 0.01, 200) for k in range(100)])  # budget gone at 0.99 s
+    full = records([(10 + k / 100, 10 + k / 100, 10 + k / 100 + 0.01, 200) for k in range(300)])  # 3 s window
+    stats = summarize([(early, 0.0, 0.99), (full, 10.0, 3.0)])
+    assert stats.duration_s == pytest.approx(1.0 + 3.0)
+    assert stats.throughput_per_s == pytest.approx(100.0)
+
+
+def test_sends_that_ran_late_stretch_the_send_span_and_miss_the_offered_rate():
+    # 100 requests due over 1 s, the client sent them over 2 s: it offered 50/s, not 100/s
+    rec = records([(k / 100, 2 * k / 100, 2 * k / 100 + 0.001, 200) for k in range(100)])
+    stats = summarize([(rec, 0.0, 1.0)])
+    assert stats.send_span_s == pytest.approx(1.98)
+    assert stats.achieved_rate_per_s == pytest.approx(100 / 1.98)
+    assert fell_behind(100.0, stats.requests, stats.send_span_s, 0.0)
+    on_time = summarize([(records([(k / 100, k / 100, k / 100 + 0.001, 200) for k in range(100)]), 0.0, 1.0)])
+    assert not fell_behind(100.0, on_time.requests, on_time.send_span_s, on_time.send_lag_p99_ms)
+
+
+def test_no_answered_request_leaves_latency_undefined_and_throughput_zero():
+    stats = summarize([(records([(0, 0, 0.05, 503)] * 4), 0.0, 1.0)], slo_ms=100.0)
+    assert stats.ok == 0 and stats.throughput_per_s == 0.0 and stats.goodput_per_s == 0.0
+    assert all(v != v for v in (stats.p50_ms, stats.p99_ms, stats.max_ms, stats.mean_ms))  # nan
+    assert stats.refused_p99_ms == pytest.approx(50.0)
+
+
 def test_fell_behind():
     assert not fell_behind(100.0, 1000, 10.0, 1.0)
     assert not fell_behind(100.0, 960, 10.0, 1.0)  # within Poisson noise and 5%

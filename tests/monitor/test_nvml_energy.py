@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import types
 
 import pytest
@@ -14,8 +15,10 @@ class NotSupported(Exception):
     pass
 
 
-def fake_pynvml(gpm: bool, energy_counter: bool = True):
-    """A stand-in for pynvml with one GPU; GPM optional, energy counter optional."""
+def fake_pynvml(gpm: bool, energy_counter: bool = True, watts: float | None = None):
+    """A stand-in for pynvml with one GPU; GPM optional, energy counter optional. The counter adds
+    70 J per reading, or with ``watts`` grows with time at that power, the power reading too (the
+    energy in a span is then the same however often a busy machine let the sampler read it)."""
     state = {"energy_mj": 1_000_000}
     m = types.SimpleNamespace()
     m.NVML_TEMPERATURE_GPU, m.NVML_CLOCK_SM = 0, 1
@@ -27,7 +30,7 @@ def fake_pynvml(gpm: bool, energy_counter: bool = True):
     m.nvmlDeviceGetHandleByIndex = lambda i: f"h{i}"
     m.nvmlDeviceGetUtilizationRates = lambda h: types.SimpleNamespace(gpu=97)
     m.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(used=3 * 2**30)
-    m.nvmlDeviceGetPowerUsage = lambda h: 350_000
+    m.nvmlDeviceGetPowerUsage = lambda h: 350_000 if watts is None else int(watts * 1000)
     m.nvmlDeviceGetTemperature = lambda h, kind: 61
 
     def clock(h, kind):
@@ -38,6 +41,8 @@ def fake_pynvml(gpm: bool, energy_counter: bool = True):
     def energy_mj(h):
         if not energy_counter:
             raise NotSupported("energy")
+        if watts is not None:
+            return int(watts * time.perf_counter() * 1000)
         state["energy_mj"] += 70_000  # 70 J between reads
         return state["energy_mj"]
 
@@ -142,20 +147,20 @@ def test_energy_in_a_span_falls_back_to_mean_power_then_to_none():
 
 
 def test_monitor_energy_in_span_uses_the_monotonic_clock(monkeypatch):
-    import time
-
     from mmscale.monitor import HardwareMonitor
 
-    monkeypatch.setattr(nvml, "_import_pynvml", lambda: fake_pynvml(gpm=False))
+    monkeypatch.setattr(nvml, "_import_pynvml", lambda: fake_pynvml(gpm=False, watts=250.0))
     with HardwareMonitor(interval_s=0.02, process=False) as mon:
         time.sleep(0.05)
         start = time.monotonic()
-        time.sleep(0.2)
+        time.sleep(0.5)
         end = time.monotonic()
         time.sleep(0.05)
     joules = mon.energy_in_span_j(start, end)
-    # the fake counter adds 70 J per reading: about 0.2 s / 0.02 s readings in the span
-    assert joules is not None and 70.0 * 3 < joules < 70.0 * 16
+    # 250 W over the span: off the counter interpolated at both ends, or (when a busy machine let
+    # no sample bracket it) the mean power times the span; a sample's clock reading and its
+    # counter reading may lie a few ms apart under load
+    assert joules == pytest.approx(250.0 * (end - start), rel=0.1)
     assert mon.energy_in_span_j(end + 100.0, end + 101.0) is None  # no samples there
 
 

@@ -24,13 +24,26 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_ctrl_c_to_the_process_group_does_not_kill_the_sampler():
-    mon = HardwareMonitor(interval_s=0.02, use_nvml=False).start()
-    time.sleep(0.1)
+def wait_for_lines(path, count: int, timeout_s: float = 60.0) -> int:
+    """Wait until the sampler has streamed ``count`` lines to ``path`` (a busy machine starts it late
+    and samples it less often than asked); returns how many there are."""
+    deadline_s = time.monotonic() + timeout_s
+    while time.monotonic() < deadline_s:
+        lines = len(path.read_text().splitlines()) if path.exists() else 0
+        if lines >= count:
+            return lines
+        time.sleep(0.02)
+    raise AssertionError(f"the sampler streamed fewer than {count} lines in {timeout_s:.0f} s")
+
+
+def test_ctrl_c_to_the_process_group_does_not_kill_the_sampler(tmp_path):
+    stream = tmp_path / "timeline.jsonl"
+    mon = HardwareMonitor(interval_s=0.02, use_nvml=False, stream_path=stream).start()
+    before = wait_for_lines(stream, 3)
     os.kill(mon._child.pid, signal.SIGINT)
-    time.sleep(0.1)
+    wait_for_lines(stream, before + 3)  # still sampling after the Ctrl-C
     mon.stop()
-    assert mon.summary()["n_samples"] >= 5 and mon.gpu_reason != "monitor process did not report"
+    assert mon.summary()["n_samples"] >= before + 3 and mon.gpu_reason != "monitor process did not report"
 
 
 def test_a_killed_sampler_does_not_stall_stop():
@@ -65,7 +78,7 @@ def test_sigterm_ends_the_sampler_whole_and_stop_reads_its_figures_back(tmp_path
     stream = tmp_path / "timeline.jsonl"
     stream.write_text('{"t_s": 0.0, "cpu_pct": 1000.0}\n')  # an earlier run's row: not this monitor's
     mon = HardwareMonitor(interval_s=0.02, use_nvml=False, stream_path=stream).start()
-    time.sleep(0.2)
+    wait_for_lines(stream, 1 + 5)
     os.kill(mon._child.pid, signal.SIGTERM)
     mon._child.join(timeout=5)
     assert mon._child.exitcode == 0  # exited on its own, cleanly, not killed by the signal
@@ -80,7 +93,7 @@ def test_sigterm_ends_the_sampler_whole_and_stop_reads_its_figures_back(tmp_path
 def test_a_killed_sampler_with_a_stream_still_has_figures(tmp_path):
     stream = tmp_path / "timeline.jsonl"
     mon = HardwareMonitor(interval_s=0.02, use_nvml=False, stream_path=stream).start()
-    time.sleep(0.2)
+    wait_for_lines(stream, 5)
     os.kill(mon._child.pid, signal.SIGKILL)
     mon.stop()
     assert mon.summary()["n_samples"] == len(stream.read_text().splitlines()) >= 5

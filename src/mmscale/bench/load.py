@@ -3,7 +3,9 @@
 Each load level repeats measurement windows until throughput and p99 of the last three agree
 within the tolerance (``stability``), pooling those windows for the row; an SLO search
 (``load_slo``) finds the highest load that keeps the chosen percentile within its bound.
-Rows are flat dataclasses; ``format_table`` presents them.
+Throughput is over the time requests were actually offered and answered (a request budget spent
+early shortens it); an open-loop rate the client did not send at is flagged, never reported as
+reached. Rows are flat dataclasses; ``format_table`` presents them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from mmscale.bench.load_client import STATUS_CONN_ERROR
 from mmscale.bench.load_payload import build_payloads
 from mmscale.bench.load_pool import ClientPool, window_jobs
 from mmscale.bench.load_slo import Slo, parse_slo, search_capacity
-from mmscale.bench.load_stats import Records, client_cpu_pct, fell_behind, ok_latencies_ms, summarize
+from mmscale.bench.load_stats import (BEHIND_LAG_MS, Records, client_cpu_pct, fell_behind, ok_latencies_ms,
+                                      summarize)
 from mmscale.bench.stability import repeat_until_stable
 from mmscale.bench.stats import percentile
 from mmscale.errors import ConfigError
@@ -91,6 +94,7 @@ class LoadRow:
     requests: int
     ok: int
     throughput_per_s: float
+    """Requests answered 2xx / ``measured_s``."""
     goodput_per_s: float
     p50_ms: float
     p90_ms: float
@@ -99,7 +103,12 @@ class LoadRow:
     mean_ms: float
     errors_by_status: dict
     send_lag_p99_ms: float
-    fell_behind: bool
+    offered_rate_reached: bool | None
+    """Open loop: the client sent at the target rate (False: the figures understate the load, see
+    the warnings). None in closed loop."""
+    measured_s: float
+    """Seconds the row's requests were offered and answered in, summed over its windows: shorter
+    than the windows when the request budget ran out first."""
     client_cpu_max_pct: float
     client_cpu_total_pct: float
     processes: int
@@ -110,7 +119,7 @@ class LoadRow:
     energy_j_per_request: float | None = None
     """GPU joules over the row's windows / requests answered 200 in them (includes idle power)."""
     refused_p99_ms: float = float("nan")
-    """p99 latency of the 503/429 answers (nan when nothing was refused)."""
+    """p99 latency of the 503/429 answers (nan, null in JSON, when nothing was refused)."""
 
 
 @dataclass
@@ -135,7 +144,9 @@ class LoadRunner:
         self.window_index = 0
         self.spans: dict[int, list[tuple[float, float]]] = {}  # id(row) -> its windows (monotonic s)
 
-    def window(self, mode: str, level: float) -> tuple[Records, float, dict]:
+    def window(self, mode: str, level: float) -> tuple[Records, float, float, dict]:
+        """One window: its pooled records, when load began (monotonic s), how long it was offered (s)
+        and the client's CPU use."""
         cfg = self.cfg
         self.window_index += 1
         jobs = window_jobs(cfg.url, mode, level, len(self.pool), cfg.window_s, cfg.max_requests,
@@ -145,31 +156,63 @@ class LoadRunner:
         for r in results:
             records.extend(r)
         cpu_max, cpu_total = client_cpu_pct(results)
-        return records, jobs[0].start_at, {"cpu_max": cpu_max, "cpu_total": cpu_total, "processes": len(jobs)}
+        # the processes offer load side by side: from the first to begin to the last to stop
+        began_s = min(r["began_s"] for r in results)
+        offered_s = max(r["began_s"] + r["offered_s"] for r in results) - began_s
+        return records, began_s, offered_s, {"cpu_max": cpu_max, "cpu_total": cpu_total, "processes": len(jobs)}
 
     def level(self, mode: str, level: float) -> tuple[LoadRow, list[float]]:
         """Repeat windows until stable; the row pools the last ``stable_windows`` windows."""
         cfg = self.cfg
 
         def metrics(w):
-            records = w[0]
-            lat = ok_latencies_ms(records)
-            p99 = percentile(lat, 99) if lat else math.nan
-            return [len(lat) / cfg.window_s, p99]
+            one = summarize([w[:3]])
+            return [one.throughput_per_s, one.p99_ms]
 
         windows, verdict = repeat_until_stable(lambda i: self.window(mode, level), metrics,
                                                cfg.tolerance, cfg.stable_windows, cfg.max_windows)
         used = windows[-cfg.stable_windows:]
-        stats = summarize([(rec, start, cfg.window_s) for rec, start, _ in used], self.slo.bound_ms)
-        cpu_max = max(w[2]["cpu_max"] for w in used)
-        behind = mode == "open" and any(
-            fell_behind(level, len(rec), cfg.window_s, summarize([(rec, start, cfg.window_s)]).send_lag_p99_ms)
-            for rec, start, _ in used)
+        stats = summarize([w[:3] for w in used], self.slo.bound_ms)
+        cpu_max = max(w[3]["cpu_max"] for w in used)
+        each = [summarize([w[:3]]) for w in used]
+        behind = mode == "open" and any(fell_behind(level, one.requests, one.send_span_s, one.send_lag_p99_ms)
+                                        for one in each)
         what = f"{self.server} {mode} {'c=%d' % level if mode == 'closed' else '%.0f req/s' % level}"
+        self.warn_level(what, level, stats, [w[2] for w in used], behind, cpu_max, verdict)
+        row = LoadRow(
+            server=self.server, mode=mode, concurrency=int(level) if mode == "closed" else 0,
+            target_rate_per_s=float(level) if mode == "open" else 0.0,
+            achieved_rate_per_s=stats.achieved_rate_per_s, requests=stats.requests, ok=stats.ok,
+            throughput_per_s=stats.throughput_per_s, goodput_per_s=stats.goodput_per_s,
+            p50_ms=stats.p50_ms, p90_ms=stats.p90_ms, p99_ms=stats.p99_ms, max_ms=stats.max_ms,
+            mean_ms=stats.mean_ms, errors_by_status=stats.errors_by_status,
+            send_lag_p99_ms=stats.send_lag_p99_ms, offered_rate_reached=not behind if mode == "open" else None,
+            measured_s=stats.duration_s, client_cpu_max_pct=cpu_max,
+            client_cpu_total_pct=max(w[3]["cpu_total"] for w in used), processes=used[0][3]["processes"],
+            windows=verdict.windows, stable=verdict.stable, spread=verdict.spread, slo=str(self.slo),
+            refused_p99_ms=stats.refused_p99_ms,
+        )
+        self.spans[id(row)] = [(w[1], w[1] + one.duration_s) for w, one in zip(used, each)]
+        latencies = [x for rec, _, _, _ in used for x in ok_latencies_ms(rec)]
+        return row, latencies
+
+    def warn_level(self, what: str, level: float, stats, offered_s: list[float], behind: bool,
+                   cpu_max: float, verdict) -> None:
+        """The warning lines for one level: what makes its figures less than they seem."""
+        cfg = self.cfg
         if behind:
-            self.warnings.append(f"{what}: the client fell behind its schedule (achieved "
-                                 f"{stats.achieved_rate_per_s:.0f} of {level:.0f} req/s, p99 send lag "
-                                 f"{stats.send_lag_p99_ms:.1f} ms): add --processes")
+            reasons = [f"sent {stats.achieved_rate_per_s:.0f} of {level:.0f} req/s"] if fell_behind(
+                level, stats.requests, stats.send_span_s, 0.0) else []
+            if stats.send_lag_p99_ms > BEHIND_LAG_MS:
+                reasons.append(f"sends ran p99 {stats.send_lag_p99_ms:.1f} ms behind schedule")
+            self.warnings.append(f"{what}: offered rate not reached: the client "
+                                 f"{' and '.join(reasons) or 'fell behind in a window'}; add --processes or CPU")
+        if min(offered_s) < 0.99 * cfg.window_s:
+            spent = (f"{min(offered_s):.2f}" if max(offered_s) - min(offered_s) < 0.005
+                     else f"{min(offered_s):.2f}-{max(offered_s):.2f}")
+            self.warnings.append(f"{what}: the request budget (--max-requests {cfg.max_requests}) ran out {spent} s "
+                                 f"into each {cfg.window_s:g} s window; figures are over the {stats.duration_s:.2f} s "
+                                 f"measured in {len(offered_s)} window{'s' if len(offered_s) > 1 else ''}")
         if cpu_max > CLIENT_BUSY_PCT:
             self.warnings.append(f"{what}: a client process used {cpu_max:.0f}% CPU; the client may be the "
                                  "bottleneck (add --processes or CPU)")
@@ -178,28 +221,18 @@ class LoadRunner:
                                  f"{cfg.stable_windows} within {cfg.tolerance:.0%}; spread {verdict.spread:.0%})")
         if stats.errors_by_status.get("conn_error") and stats.ok == 0:
             self.warnings.append(f"{what}: every request failed to connect to {cfg.url}")
-        row = LoadRow(
-            server=self.server, mode=mode, concurrency=int(level) if mode == "closed" else 0,
-            target_rate_per_s=float(level) if mode == "open" else 0.0,
-            achieved_rate_per_s=stats.achieved_rate_per_s, requests=stats.requests, ok=stats.ok,
-            throughput_per_s=stats.throughput_per_s, goodput_per_s=stats.goodput_per_s,
-            p50_ms=stats.p50_ms, p90_ms=stats.p90_ms, p99_ms=stats.p99_ms, max_ms=stats.max_ms,
-            mean_ms=stats.mean_ms, errors_by_status=stats.errors_by_status,
-            send_lag_p99_ms=stats.send_lag_p99_ms, fell_behind=behind, client_cpu_max_pct=cpu_max,
-            client_cpu_total_pct=max(w[2]["cpu_total"] for w in used), processes=used[0][2]["processes"],
-            windows=verdict.windows, stable=verdict.stable, spread=verdict.spread, slo=str(self.slo),
-            refused_p99_ms=stats.refused_p99_ms,
-        )
-        self.spans[id(row)] = [(start, start + cfg.window_s) for _, start, _ in used]
-        latencies = [x for rec, _, _ in used for x in ok_latencies_ms(rec)]
-        return row, latencies
+        elif stats.ok == 0:
+            self.warnings.append(f"{what}: no request was answered 2xx ({stats.errors_by_status or 'none sent'}); "
+                                 "its latency figures are undefined (null in JSON)")
 
     def warm_up(self) -> None:
         if self.cfg.warmup_s > 0:
             jobs = window_jobs(self.cfg.url, "closed", min(8, 4 * len(self.pool)), len(self.pool),
                                self.cfg.warmup_s, self.cfg.max_requests, self.cfg.timeout_s, self.cfg.token, 999)
             results = self.pool.run(jobs)
-            if all(s == STATUS_CONN_ERROR for r in results for s in r["status"]):
+            statuses = [s for r in results for s in r["status"]]
+            # none sent (a client that began after the short warm-up ended) says nothing about the server
+            if statuses and all(s == STATUS_CONN_ERROR for s in statuses):
                 raise ConfigError("url", f"cannot connect to {self.cfg.url}")
 
 
@@ -293,7 +326,9 @@ def make_headline(rows: list[LoadRow], search: dict | None, slo: Slo) -> str:
                 f"p99 {row['p99_ms']:.1f} ms")
     if search:
         return f"no load tested met {search['slo']}"
-    good = [r for r in rows if r.p99_ms <= slo.bound_ms and not r.errors_by_status]
+    # a rate the client did not reach is not a level that was measured
+    good = [r for r in rows if r.p99_ms <= slo.bound_ms and not r.errors_by_status
+            and r.offered_rate_reached is not False]
     if not good:
         return f"no level met {slo}"
     best = max(good, key=lambda r: r.goodput_per_s)
@@ -322,7 +357,7 @@ def format_table(rows: list[LoadRow]) -> str:
         level = f"c={r.concurrency}" if r.mode == "closed" else f"{r.target_rate_per_s:.0f}/s"
         errors = ",".join(f"{k}:{v}" for k, v in r.errors_by_status.items()) or "-"
         stable = "yes" if r.stable else f"no {r.spread:.0%}"
-        behind = "!" if r.fell_behind else ""
+        behind = "!" if r.offered_rate_reached is False else ""
         joules = "-" if r.energy_j_per_request is None else f"{r.energy_j_per_request:.3f}"
         lines.append(f"{r.server:<8} {r.mode:<6} {level:>9} {r.throughput_per_s:>8.1f} {r.goodput_per_s:>8.1f} "
                      f"{r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} {r.max_ms:>8.2f} {errors:<14} "

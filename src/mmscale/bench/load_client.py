@@ -50,24 +50,36 @@ class WorkerJob:
 
 def init_worker(payloads: list[Payload]) -> None:
     PAYLOADS[:] = payloads
+    # imported before the process reports ready: on a busy machine the first import can take longer
+    # than a window's lead time, and the first window would start late
+    import aiohttp  # noqa: F401
+
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        pass
 
 
 def run_job(job: WorkerJob) -> dict:
-    """Run one window; returns column lists (scheduled_s, sent_s, done_s, status) and CPU use."""
+    """Run one window; returns column lists (scheduled_s, sent_s, done_s, status), CPU use, and
+    when requests were offered: from ``began_s`` (monotonic) for ``offered_s`` seconds. A closed
+    loop begins when its users start (``start_at``, or later if this process was late) and offers
+    until the window ends or the request budget runs out; an open loop's schedule begins at
+    ``start_at`` however late the process is (the lateness is charged to its requests)."""
     cpu0, wall0 = time.process_time(), time.monotonic()
     try:  # uvloop (when installed) roughly halves the client's CPU per request
         import uvloop
 
-        records = uvloop.run(main(job))
+        records, began_s, offered_s = uvloop.run(main(job))
     except ImportError:
-        records = asyncio.run(main(job))
+        records, began_s, offered_s = asyncio.run(main(job))
     wall_s = max(time.monotonic() - max(wall0, job.start_at), 1e-9)
     scheduled, sent, done, status = (list(c) for c in zip(*records)) if records else ([], [], [], [])
     return {"scheduled_s": scheduled, "sent_s": sent, "done_s": done, "status": status,
-            "cpu_s": time.process_time() - cpu0, "wall_s": wall_s}
+            "cpu_s": time.process_time() - cpu0, "wall_s": wall_s, "began_s": began_s, "offered_s": offered_s}
 
 
-async def main(job: WorkerJob) -> list[tuple[float, float, float, int]]:
+async def main(job: WorkerJob) -> tuple[list[tuple[float, float, float, int]], float, float]:
     import aiohttp
 
     limit = job.concurrency if job.mode == "closed" else job.max_connections
@@ -101,10 +113,11 @@ async def sleep_until(t: float) -> None:
         await asyncio.sleep(delay)
 
 
-async def closed_loop(session, job: WorkerJob) -> list:
+async def closed_loop(session, job: WorkerJob) -> tuple[list, float, float]:
     records: list = []
     end_s = job.start_at + job.duration_s
     budget = [job.max_requests]
+    offered_until = [end_s]
 
     async def user(index: int) -> None:
         k = index * 7919 + job.seed
@@ -113,12 +126,15 @@ async def closed_loop(session, job: WorkerJob) -> list:
             payload = PAYLOADS[k % len(PAYLOADS)]
             k += 1
             sent = time.monotonic()
+            if budget[0] == 0:  # the last request of the budget: no more are offered after it
+                offered_until[0] = sent
             status = await send(session, payload)
             records.append((sent, sent, time.monotonic(), status))
 
     await sleep_until(job.start_at)
+    began_s = min(time.monotonic(), end_s)
     await asyncio.gather(*(user(i) for i in range(job.concurrency)))
-    return records
+    return records, began_s, max(offered_until[0] - began_s, 0.0)
 
 
 def poisson_schedule(rate_per_s: float, duration_s: float, max_requests: int, seed: int) -> list[float]:
@@ -133,7 +149,15 @@ def poisson_schedule(rate_per_s: float, duration_s: float, max_requests: int, se
     return offsets
 
 
-async def open_loop(session, job: WorkerJob) -> list:
+def offered_span_s(schedule: list[float], duration_s: float, max_requests: int) -> float:
+    """Time a schedule offers requests over: the window, or up to its last send when the request
+    budget ended it early (the rate held until then; the time after it offered nothing)."""
+    if schedule and len(schedule) >= max_requests:
+        return schedule[-1]
+    return duration_s
+
+
+async def open_loop(session, job: WorkerJob) -> tuple[list, float, float]:
     records: list = []
 
     async def one(scheduled: float, payload: Payload) -> None:
@@ -148,4 +172,4 @@ async def open_loop(session, job: WorkerJob) -> list:
         await sleep_until(scheduled)  # if we wake late, the lateness is charged to the request
         tasks.append(asyncio.create_task(one(scheduled, PAYLOADS[(k + job.seed) % len(PAYLOADS)])))
     await asyncio.gather(*tasks)
-    return records
+    return records, job.start_at, offered_span_s(schedule, job.duration_s, job.max_requests)

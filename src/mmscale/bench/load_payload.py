@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import random
 from urllib.parse import urlencode
 
 from mmscale.bench.load_client import Payload
 from mmscale.errors import DataError
+from mmscale.strict_json import dumps
 
 WORDS = ("a red cube on a blue floor two green spheres near a small yellow cone a large white "
          "cylinder beside three purple rings under bright light in a dark room").split()
@@ -81,11 +81,11 @@ def build_payloads(endpoint: str = "match", n: int = 64, captions_per_request: i
         if endpoint in ("match", "embed_image") and form == "json":
             body = {"image_b64": base64.b64encode(image).decode(), "captions": chosen if endpoint == "match" else []}
             path = "/v1/match" if endpoint == "match" else "/v1/embed/image"
-            payloads.append(Payload(path, json.dumps(body).encode(), "application/json"))
+            payloads.append(Payload(path, dumps(body).encode(), "application/json"))
         elif endpoint == "match":
             payloads.append(Payload("/v1/match?" + urlencode([("caption", c) for c in chosen]), image, "image/jpeg"))
         elif endpoint == "embed_image":
             payloads.append(Payload("/v1/embed/image", image, "image/jpeg"))
         else:
-            payloads.append(Payload("/v1/embed/text", json.dumps({"texts": chosen}).encode(), "application/json"))
+            payloads.append(Payload("/v1/embed/text", dumps({"texts": chosen}).encode(), "application/json"))
     return payloads

@@ -38,6 +38,8 @@ class LevelStats:
     requests: int
     ok: int
     duration_s: float
+    """Time measured: from each window's start to its last response (or the end of its offered
+    time, if later), summed over the windows."""
     throughput_per_s: float
     """Successful responses per second."""
     goodput_per_s: float
@@ -49,7 +51,9 @@ class LevelStats:
     mean_ms: float
     errors_by_status: dict[str, int]
     achieved_rate_per_s: float
-    """Requests actually sent per second (compare with the target in open loop)."""
+    """Requests actually sent per second of ``send_span_s`` (compare with the target in open loop)."""
+    send_span_s: float
+    """Time the requests were sent over: the offered time, or up to the last send if that ran late."""
     send_lag_p99_ms: float
     """p99 of (actual send - scheduled send): how far the client fell behind its schedule."""
     refused_p99_ms: float = float("nan")
@@ -73,25 +77,28 @@ def refused_latencies_ms(records: Records) -> list[float]:
 
 
 def summarize(windows: list[tuple[Records, float, float]], slo_ms: float | None = None) -> LevelStats:
-    """Statistics over one or more windows ``(records, start_s, window_s)``, pooled.
+    """Statistics over one or more windows ``(records, start_s, offered_s)``, pooled.
 
-    Latency percentiles are over successful (2xx) requests. Each window's elapsed time is its
-    length or the time to its last response, whichever is longer, so requests that straggle
-    past the window are not counted as free.
+    ``offered_s`` is how long the window offered requests: its length, or less when the request
+    budget ran out first. Latency percentiles are over successful (2xx) requests. Throughput is
+    over the time actually measured: from the window's start to its last response, or to the end
+    of the offered time if that is later, so requests that straggle past the window are not
+    counted as free and a budget spent early does not dilute the rate with idle time. The sent
+    rate is over the offered time, stretched to the last actual send when the client ran late.
     """
     latencies_ms: list[float] = []
     refused_ms: list[float] = []
     lags_ms: list[float] = []
     errors: collections.Counter = collections.Counter()
-    requests, elapsed_s, window_total_s = 0, 0.0, 0.0
-    for records, start_s, window_s in windows:
+    requests, elapsed_s, send_span_s = 0, 0.0, 0.0
+    for records, start_s, offered_s in windows:
         latencies_ms += ok_latencies_ms(records)
         refused_ms += refused_latencies_ms(records)
         lags_ms += [(a - s) * 1000.0 for s, a in zip(records.scheduled_s, records.sent_s)]
         errors.update(status_name(st) for st in records.status if not 200 <= st < 300)
         requests += len(records)
-        elapsed_s += max(window_s, max(records.done_s, default=start_s) - start_s, 1e-9)
-        window_total_s += max(window_s, 1e-9)
+        elapsed_s += max(offered_s, max(records.done_s, default=start_s) - start_s, 1e-9)
+        send_span_s += max(offered_s, max(records.sent_s, default=start_s) - start_s, 1e-9)
     within = sum(1 for lat in latencies_ms if slo_ms is None or lat <= slo_ms)
     pct = (lambda q: percentile(latencies_ms, q)) if latencies_ms else (lambda q: float("nan"))
     return LevelStats(
@@ -100,21 +107,22 @@ def summarize(windows: list[tuple[Records, float, float]], slo_ms: float | None 
         p50_ms=pct(50), p90_ms=pct(90), p99_ms=pct(99), max_ms=max(latencies_ms, default=float("nan")),
         mean_ms=sum(latencies_ms) / len(latencies_ms) if latencies_ms else float("nan"),
         errors_by_status=dict(sorted(errors.items())),
-        achieved_rate_per_s=requests / window_total_s,
+        achieved_rate_per_s=requests / send_span_s, send_span_s=send_span_s,
         send_lag_p99_ms=percentile(lags_ms, 99) if lags_ms else 0.0,
         refused_p99_ms=percentile(refused_ms, 99) if refused_ms else float("nan"),
     )
 
 
-def fell_behind(target_rate_per_s: float, requests_sent: int, window_s: float, send_lag_p99_ms: float) -> bool:
-    """The open-loop client did not keep its schedule (its figures then understate the load).
+def fell_behind(target_rate_per_s: float, requests_sent: int, send_span_s: float, send_lag_p99_ms: float) -> bool:
+    """The open-loop client did not keep its schedule: the offered rate was not reached (its
+    figures then understate the load). ``send_span_s`` is the time the requests were sent over.
 
     Poisson counts vary by sqrt(N), so a shortfall counts only beyond max(5%, 3 sigma) of the
     expected count; a p99 send lag over 10 ms counts on its own.
     """
     if target_rate_per_s <= 0:
         return False
-    expected = target_rate_per_s * window_s
+    expected = target_rate_per_s * send_span_s
     slack = max((1 - BEHIND_RATE_FRAC) * expected, 3.0 * expected ** 0.5)
     return requests_sent < expected - slack or send_lag_p99_ms > BEHIND_LAG_MS
 

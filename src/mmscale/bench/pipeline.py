@@ -15,7 +15,6 @@ Everything returns flat rows; ``render_table`` prints them, ``PipelineResult.as_
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import torch
 from mmscale.bench.pipeline_run import cycle, ours_to_device, profile_steps, run_steps, step_is_compiled
 from mmscale.bench.pipeline_verdict import account, verdict
 from mmscale.errors import ConfigError
+from mmscale.strict_json import write_json
 from mmscale.train.build import build_run
 from mmscale.train.config import TrainJob
 from mmscale.train.runtime import resolve_runtime
@@ -319,7 +319,7 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
         monitor=mon, skipped=skipped, errors=errors,
         wall_s=time.perf_counter() - started, synthetic_samples_per_s=synthetic.samples_per_s,
         from_files_vs_synthetic=main.samples_per_s / synthetic.samples_per_s if synthetic.samples_per_s else 0.0)
-    (out_dir / "results.json").write_text(json.dumps(result.as_dict(), indent=1, default=str))
+    write_json(out_dir / "results.json", result.as_dict(), indent=1, default=str)
     return result
 
 

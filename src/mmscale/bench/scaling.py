@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from mmscale.bench import stats
+from mmscale.strict_json import dumps, write_json
 
 
 @dataclass
@@ -73,7 +74,7 @@ def launch(world_size: int, strategy: str, model_cfg: dict, train_cfg: dict, per
     out_dir.mkdir(parents=True, exist_ok=True)
     spec_path = out_dir / f"spec-{strategy}-{world_size}.json"
     result_path = out_dir / f"rows-{strategy}-{world_size}.json"
-    spec_path.write_text(json.dumps({
+    spec_path.write_text(dumps({
         "model": model_cfg, "train": train_cfg, "strategy": strategy, "per_rank_batch": per_rank_batch,
         "global_batch": global_batch, "steps": steps, "warmup": warmup, "device": device,
         "out": str(result_path),
@@ -313,7 +314,7 @@ def worker(spec_path: str) -> None:
 
     rows, errors = run_regimes(measure, regimes, spec["strategy"], env.world_size, recover)
     if env.is_main:
-        Path(spec["out"]).write_text(json.dumps({"rows": rows, "errors": errors}))
+        write_json(spec["out"], {"rows": rows, "errors": errors})
     if env.active:
         dist.barrier()
         dist.destroy_process_group()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from mmscale.cli.bench import name_list
+from mmscale.strict_json import dumps
 
 ORDER = 40
 
@@ -28,7 +28,7 @@ def add_common(parser) -> None:
 def print_section(section: dict, args, columns: list[str]) -> int:
     """Verdicts, then the rows as a table (printed last); exit 1 when the section failed."""
     if args.json:
-        print(json.dumps(section, indent=1, default=str))
+        print(dumps(section, indent=1, default=str))
         return 1 if section["status"] == "failed" else 0
     if section["reason"]:
         print(f"{section['status']}: {section['reason']}")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 from mmscale.cli.bench import at_least
+from mmscale.strict_json import dumps, write_json
 
 ORDER = 10
 TARGET_SPEEDUP = 1.6  # ours_cpu over reference_dataloader at equal workers
@@ -97,9 +97,9 @@ def run(args) -> int:
               "rows": [r.as_dict() for r in rows],
               "speedup_ours_vs_reference_dataloader": speedup(rows), "target_speedup": TARGET_SPEEDUP,
               "monitor": monitor_brief}
-    (out / "data_loading.json").write_text(json.dumps(result, indent=1))
+    write_json(out / "data_loading.json", result, indent=1)
     if args.json:
-        print(json.dumps(result))
+        print(dumps(result))
         return 0
     print_table(rows, speedup(rows))
     if monitor_brief:

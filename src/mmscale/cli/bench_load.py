@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from mmscale.cli.bench import at_least, number_list
 from mmscale.cli.serve import add_server_options
+from mmscale.strict_json import dumps, write_json
 
 ORDER = 60
 
@@ -58,10 +58,9 @@ def run(args) -> int:
     if server_monitor:
         doc["server_monitor"] = server_monitor
     if args.out:
-        with open(args.out, "w") as handle:
-            json.dump(doc, handle, indent=1)
+        write_json(args.out, doc, indent=1)
     if args.json:
-        print(json.dumps(doc, indent=1))
+        print(dumps(doc, indent=1))
         return 0
     print(format_table(result.rows))
     for warning in result.warnings:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from mmscale.strict_json import dumps
 
 ORDER = 20
 
@@ -70,7 +71,7 @@ def run(args) -> int:
         trace_dir=args.trace, compile_on_cpu=args.compile_on_cpu)
     if args.json:
         result = bench_pipeline(cfg)
-        print(json.dumps(result.as_dict(), default=str))
+        print(dumps(result.as_dict(), default=str))
         return 1 if result.errors else 0
     from rich.console import Console
 

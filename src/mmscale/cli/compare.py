@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from mmscale.strict_json import dumps
 
 ORDER = 75
 
@@ -32,7 +33,7 @@ def run(args) -> int:
 
     result = compare_runs(read_results(args.run_a), read_results(args.run_b), min_rel=args.min_change)
     if args.json:
-        print(json.dumps(result, indent=1))
+        print(dumps(result, indent=1))
     else:
         print(format_text(result, args.run_a, args.run_b))
     if args.html:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from mmscale.strict_json import dumps
 
 ORDER = 80
 TABLES = ("data", "model", "train", "serve", "validate")
@@ -47,7 +48,7 @@ def run(args) -> int:
             raise ConfigError(prefix, f"no such key or table (tables: {', '.join(TABLES)})")
     shown = [k for k in select(keys, prefixes) if k.changed or not args.changed]
     if args.json:
-        print(json.dumps([k.as_dict() for k in shown], indent=1, default=str))
+        print(dumps([k.as_dict() for k in shown], indent=1, default=str))
     else:
         print(format_keys(shown))
     return 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 
 from mmscale.errors import ConfigError, MmscaleError
+from mmscale.strict_json import dumps
 
 ORDER = 10
 # library parameter or config field -> the flag a user typed, so an error names what to change
@@ -98,7 +98,7 @@ def run_synth(args) -> int:
                             workers=args.workers, progress=not args.json and sys.stderr.isatty(),
                             overwrite=args.overwrite)
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print(dumps(result.as_dict()))
         return 0
     print(f"wrote {result.n_train} train + {result.n_val} val samples ({args.format}) to {result.out_dir}")
     processes = "1 process" if result.workers == 1 else f"{result.workers} processes"
@@ -119,7 +119,7 @@ def run_check(args) -> int:
     if args.bad_list:
         report.write_bad_list(args.bad_list, flag="--bad-list")
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print(dumps(report.as_dict()))
         return 0
     from rich.console import Console
     from rich.table import Table

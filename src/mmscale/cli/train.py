@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from mmscale.strict_json import dumps
 
 ORDER = 30
 TRAIN_PRESETS = ("tiny", "base")
@@ -54,7 +55,7 @@ def run(args) -> int:
     if result.world_size > 1 and not _is_rank_zero():
         return 0
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print(dumps(result.as_dict()))
         return 0
     ev = result.eval
     # rank 0 reports its own device (cuda:0); with several ranks, name the kind only

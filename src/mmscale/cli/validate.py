@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from mmscale.strict_json import dumps
 
 ORDER = 10
 
@@ -56,7 +57,7 @@ def run(args) -> int:
                 for name, s in results["sections"].items()}
     failed = any(s["status"] == "failed" for s in sections.values())
     if args.json:  # the same exit status as the table: CI gates read it
-        print(json.dumps({"run_dir": args.out, "sections": sections}, indent=1))
+        print(dumps({"run_dir": args.out, "sections": sections}, indent=1))
         return 1 if failed else 0
     for name, s in sections.items():
         print(f"{name:<11} {s['status']:<11} {s['reason'] or ''}")

@@ -6,7 +6,6 @@ image decode in DataLoader workers), so ``check`` and training always agree on w
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from torch.utils.data import DataLoader
 from mmscale.data.config import DataConfig
 from mmscale.data.skips import BadSample, SkipCounter
 from mmscale.errors import ConfigError
+from mmscale.strict_json import dumps
 
 
 @dataclass
@@ -34,7 +34,7 @@ class CheckReport:
         try:
             with open(path, "w", encoding="utf-8") as f:
                 for bad in self.bad:
-                    f.write(json.dumps(bad.as_dict()) + "\n")
+                    f.write(dumps(bad.as_dict()) + "\n")
         except OSError as exc:
             raise ConfigError(flag, f"cannot write {path} ({exc.strerror or exc})") from None
 

@@ -9,7 +9,6 @@ tar metadata, so the same seed gives the same bytes on any number of processes.
 from __future__ import annotations
 
 import io
-import json
 import multiprocessing as mp
 import os
 import re
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from mmscale.data.synth_scene import render_scene
 from mmscale.errors import ConfigError
+from mmscale.strict_json import dumps
 
 SHARD_SIZE = 1000  # samples per tar shard
 CHUNK = 16  # samples per task sent to a worker process
@@ -188,7 +188,7 @@ def synthesize(n: int, out_dir: str | os.PathLike, fmt: str = "files", seed: int
                 for chunk in results:  # imap keeps index order: manifests are deterministic
                     for i, nbytes, caption in chunk:
                         split = "train" if i < n_train else "val"
-                        manifests[split].write(json.dumps({"image": image_relpath(i), "caption": caption}) + "\n")
+                        manifests[split].write(dumps({"image": image_relpath(i), "caption": caption}) + "\n")
                         total_bytes += nbytes
                     if bar:
                         bar.advance(task, len(chunk))

@@ -18,7 +18,6 @@ rest of the interval it sleeps. Memory is bounded by ``Timeline`` (decimation, e
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -29,6 +28,7 @@ from mmscale.monitor.energy import gpu_energy_in_span_j, gpu_energy_j, joules_pe
 from mmscale.monitor.host import HostProbe
 from mmscale.monitor.nvml import NvmlProbe
 from mmscale.monitor.timeline import FieldStats, Timeline, read_rows
+from mmscale.strict_json import dumps
 
 
 class HardwareMonitor:
@@ -209,7 +209,7 @@ class HardwareMonitor:
                 self.first_row = row
             self.last_row = row
             if self._stream:
-                self._stream.write(json.dumps(row) + "\n")
+                self._stream.write(dumps(row) + "\n")
         return row
 
     def mark(self, label: str) -> None:
@@ -232,9 +232,9 @@ class HardwareMonitor:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w") as f:
             for row in self.rows():
-                f.write(json.dumps(row) + "\n")
+                f.write(dumps(row) + "\n")
             for mark in self.marks:
-                f.write(json.dumps(mark) + "\n")
+                f.write(dumps(mark) + "\n")
         return path
 
     def energy_j(self) -> dict:

@@ -8,12 +8,12 @@ Every section shows either its figures or why it has none (failed, skipped, not 
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 
 from mmscale.bench.environment import describe_device
 from mmscale.report.plots import render_data_uri
+from mmscale.strict_json import dumps
 
 REPORT_NAME = "report.html"
 MAX_TABLE_ROWS = 60
@@ -55,7 +55,7 @@ def fmt(value, nested: bool = False) -> str:
         text = ("; " if not nested else ", ").join(f"{k}: {fmt(v, nested=True)}" for k, v in value.items())
         return "{" + text + "}" if nested else (text if len(text) <= 400 else text[:397] + "...")
     if isinstance(value, list):
-        text = json.dumps(value, separators=(",", ":"))
+        text = dumps(value, separators=(",", ":"))
         return text if len(text) <= 80 else text[:77] + "..."
     return str(value)
 
@@ -159,7 +159,7 @@ def render_report(doc: dict, title: str = "mmscale validation report") -> str:
         "<section id='environment'><h2>Environment</h2>" + key_values(env_rows)
         + table([{"package": k, "version": v} for k, v in env.get("packages", {}).items()])
         + "</section><section id='config'><h2>Resolved config</h2><pre>"
-        + html.escape(json.dumps(doc["config"], indent=1)) + "</pre></section>"
+        + html.escape(dumps(doc["config"], indent=1)) + "</pre></section>"
     )
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}"
             f"</title><style>{STYLE}</style></head><body>{header}{summary}{sections}{footer}</body></html>")

@@ -8,15 +8,14 @@ later re-render silently misreads.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 from mmscale import __version__
 from mmscale.errors import DataError
+from mmscale.strict_json import to_plain, write_json
 
 SCHEMA_PATH = Path(__file__).with_name("results.schema.json")
 RESULTS_NAME = "results.json"
@@ -67,28 +66,6 @@ def new_results(preset: str | None, config: dict, environment: dict) -> dict:
     }
 
 
-def to_plain(value: Any) -> Any:
-    """JSON-ready copy: dataclasses to dicts, tuples to lists, non-finite floats to ``None``.
-
-    JSON has no NaN or Infinity; writing them would produce a file other parsers reject.
-    """
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_plain(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {str(k): to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_plain(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return to_plain(value.item())
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    return str(value)
-
-
 def validation_errors(doc: dict) -> list[str]:
     """Every schema violation as ``path: message`` (empty when the document is valid)."""
     import jsonschema
@@ -107,7 +84,7 @@ def write_results(doc: dict, run_dir: str | Path) -> Path:
         raise ValueError("results do not match their schema: " + "; ".join(problems[:5]))
     path = run_dir / RESULTS_NAME
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(plain, indent=1, allow_nan=False))
+    write_json(tmp, plain, indent=1)
     tmp.replace(path)  # atomic: a crash never leaves half a results file
     return path
 

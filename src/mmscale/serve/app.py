@@ -13,7 +13,6 @@ import contextlib
 import functools
 import gc
 import hmac
-import json
 import logging
 import os
 import time
@@ -32,6 +31,7 @@ from mmscale.serve.defaults import resolve
 from mmscale.serve.gate import AdmissionGate
 from mmscale.serve.metrics import ServerMetrics
 from mmscale.serve.requests import Item, RequestError
+from mmscale.strict_json import dumps
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def json_response(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = dumps(payload, separators=(",", ":")).encode()
     return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 

@@ -14,10 +14,10 @@ for admission a second time.
 
 from __future__ import annotations
 
-import json
 import time
 
 from mmscale.serve.batcher import QueueFull
+from mmscale.strict_json import dumps
 
 GATED_PATHS = frozenset({"/v1/match", "/v1/embed/image", "/v1/embed/text"})
 
@@ -44,7 +44,7 @@ class AdmissionGate:
 
 
 async def send_json(send, status: int, payload: dict, headers: dict) -> None:
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = dumps(payload, separators=(",", ":")).encode()
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     raw += [(k.lower().encode(), str(v).encode()) for k, v in headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})

@@ -20,7 +20,6 @@ error naming it: a half-served port would hide the failure.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -37,6 +36,7 @@ from mmscale.errors import MmscaleError
 from mmscale.serve.app import settle_process, warm_up
 from mmscale.serve.config import DRAIN_TIMEOUT_S, ServeConfig
 from mmscale.serve.model_host import ModelHost
+from mmscale.strict_json import dumps
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class ServeError(MmscaleError):
 
 def spawn_frontend(name: str, port: int, ipc_path: str, metrics_dir: str, cfg: ServeConfig,
                    board_path: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, CONFIG_ENV: json.dumps(asdict(cfg))}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, CONFIG_ENV: dumps(asdict(cfg))}
     cmd = [sys.executable, "-m", "mmscale.serve.frontend", "--port", str(port), "--ipc", ipc_path, "--name", name,
            "--depth-board", board_path]
     # A session of its own: Ctrl-C reaches this process only, which then drains the front ends in order.

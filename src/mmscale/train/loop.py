@@ -10,7 +10,6 @@ host-device sync (reading the losses); nothing else on the hot path waits for th
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import sys
@@ -24,6 +23,7 @@ from mmscale.config.load import to_dict
 from mmscale.data.normalize import to_model_input
 from mmscale.data.skips import SkipCounter
 from mmscale.errors import CheckpointError, ConfigError, DataError
+from mmscale.strict_json import write_json
 from mmscale.train import distributed as dist_utils
 from mmscale.train.build import build_run
 from mmscale.train.config import TrainJob
@@ -133,7 +133,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                               loader_factories=decode_paths, endless=True)
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "config.json").write_text(json.dumps(to_dict(job), indent=2))
+        write_json(out_dir / "config.json", to_dict(job), indent=2)
     writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main, append=cfg.resume)
     peak = peak_tflops(device)
     result = TrainResult(world_size=env.world_size, device=str(device), precision=precision.label,
@@ -258,7 +258,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     result.peak_gpu_gib, result.peak_rss_gib = peak_gpu_gib(device), peak_rss_gib()
     result.data_wait_pct = 100 * total_wait_s / wall_s if wall_s else 0.0
     if env.is_main:
-        (out_dir / "result.json").write_text(json.dumps(result.as_dict(), indent=2))
+        write_json(out_dir / "result.json", result.as_dict(), indent=2)
     return result
 
 

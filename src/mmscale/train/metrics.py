@@ -6,12 +6,13 @@ Names carry namespace and unit (torchtitan style): ``loss/itc``, ``throughput/sa
 
 from __future__ import annotations
 
-import json
 import resource
 from pathlib import Path
 
 import psutil
 import torch
+
+from mmscale.strict_json import dumps
 
 GIB = 1024**3
 
@@ -55,7 +56,7 @@ class MetricsWriter:
     def write(self, row: dict) -> None:
         if not self.enabled:
             return
-        self.handle.write(json.dumps(row) + "\n")
+        self.handle.write(dumps(row) + "\n")
         self.handle.flush()  # a kill -9 must not lose rows already logged
         if self.tb is not None:
             step = row.get("step", 0)
