@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from mmscale.bench.train_step import ROWS, BenchSpec, bench_train_step
 from mmscale.cli.bench import at_least, name_list
+from mmscale.strict_json import dumps, write_json
 
 ORDER = 35
 
@@ -47,9 +47,9 @@ def run(args) -> int:
     result = bench_train_step(spec, on_row=show)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "train_step.json").write_text(json.dumps(result, indent=2, allow_nan=False))
+        write_json(Path(args.out) / "train_step.json", result, indent=2)
     if args.json:
-        print(json.dumps(result, allow_nan=False))
+        print(dumps(result))
         return 0
     print(f"{result['device']}, torch {result['torch']}, preset {args.preset}, batch {args.batch}")
     print(f"{'row':<24} {'samples/s':>10} {'pipelined':>10} {'step ms':>8} {'MFU':>6} {'peak GiB':>9}")
