@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:
-        # transformers imports torchao's quantizer when torchao is installed (the fp8 extra), and
-        # torch then logs a deprecation notice per enum it registers: nothing a user can act on
+        # transformers imports torchao's quantizer when torchao is installed, and torch then logs
+        # a deprecation notice per enum it registers: nothing a user can act on
         logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
     if not getattr(args, "run", None):
         parser.print_help()
@@ -106,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mmscale: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("mmscale: interrupted", file=sys.stderr)
+        kept = getattr(args, "out", None) or getattr(args, "out_dir", None)
+        print("mmscale: interrupted; " + (f"what was finished before it stays in {kept}" if kept else
+                                          "what was finished before it stays written"), file=sys.stderr)
         return 130
 
 

@@ -12,6 +12,7 @@ import io
 import multiprocessing as mp
 import os
 import re
+import signal
 import tarfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -179,7 +180,10 @@ def synthesize(n: int, out_dir: str | os.PathLike, fmt: str = "files", seed: int
     progress_bar = _progress(progress, n)
     with progress_bar as bar:
         task = bar.add_task("rendering", total=n) if bar else None
-        pool = mp.get_context("fork").Pool(workers) if workers > 1 else None
+        # Ctrl-C reaches the whole process group: the workers leave it to this process, which
+        # stops them at once (terminate) instead of letting them render every queued chunk
+        pool = mp.get_context("fork").Pool(workers, initializer=signal.signal,
+                                            initargs=(signal.SIGINT, signal.SIG_IGN)) if workers > 1 else None
         results = pool.imap(fn, tasks) if pool else map(fn, tasks)
         try:
             if fmt == "files":
@@ -205,6 +209,10 @@ def synthesize(n: int, out_dir: str | os.PathLike, fmt: str = "files", seed: int
                 for w in writers.values():
                     w.close()
                     files += w.files
+        except BaseException:
+            if pool:
+                pool.terminate()
+            raise
         finally:
             if pool:
                 pool.close()
