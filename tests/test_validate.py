@@ -120,10 +120,15 @@ def test_presets_load_into_every_table(preset):
         assert variant in VARIANTS
 
 
-def test_gpu_preset_runs_the_reference_sizes():
+def test_gpu_preset_runs_the_reference_sizes_with_the_training_defaults(monkeypatch):
+    from mmscale.train.runtime import resolve_runtime
+
     configs = validate_mod.load_configs("gpu")
     assert configs.validate.datascale.sizes == [10_000, 50_000, 100_000]
-    assert configs.job.model.image_encoder == "vit_base_patch16_224" and configs.job.train.precision == "bf16"
+    assert configs.job.model.image_encoder == "vit_base_patch16_224"
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # what it resolves to on a GPU host
+    runtime = resolve_runtime(configs.job.train)
+    assert runtime.compile and runtime.step_graph and runtime.precision.weights == "bf16"
 
 
 def test_overrides_go_to_the_table_they_name():

@@ -37,7 +37,7 @@ def test_two_processes_on_gloo_train_a_few_steps(parallel, extra, tiny_dataset, 
                                   "train.eval_samples=4", "train.device=cpu", *extra]
     # fork: the workers inherit the imported libraries instead of importing them again (seconds each)
     mp.start_processes(worker, args=(2, free_port(), overrides, str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")
+                       start_method="spawn")  # a fork after autograd ran in this process fails
     results = [json.load(open(tmp_path / f"rank{r}.json")) for r in range(2)]
     assert all(r["world_size"] == 2 and r["steps"] == 3 and r["samples"] == 24 for r in results)
     # losses are all-reduced at each log step, so both ranks report the same value
@@ -93,7 +93,7 @@ def gather_dtype_worker(rank: int, world: int, port: int, param_dtype, out: str)
 @pytest.mark.parametrize("param_dtype, gathered", [(torch.bfloat16, "torch.bfloat16"), (None, "torch.float32")])
 def test_fsdp_gathers_blocks_in_the_compute_dtype_and_keeps_fp32_masters(param_dtype, gathered, tmp_path):
     mp.start_processes(gather_dtype_worker, args=(2, free_port(), param_dtype, str(tmp_path)), nprocs=2,
-                       join=True, start_method="fork")
+                       join=True, start_method="spawn")  # a fork after autograd ran in this process fails
     for rank in range(2):
         result = json.load(open(tmp_path / f"rank{rank}.json"))
         assert result["gathered"] == [gathered]
@@ -113,7 +113,7 @@ def ddp_bucket_worker(rank: int, world: int, port: int, bucket_mb: int, out: str
 
 def test_ddp_takes_the_configured_bucket_size(tmp_path):
     mp.start_processes(ddp_bucket_worker, args=(2, free_port(), 100, str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")
+                       start_method="spawn")  # a fork after autograd ran in this process fails
     for rank in range(2):
         assert json.load(open(tmp_path / f"rank{rank}.json"))["bucket_bytes_cap"] == 100 * 2**20
 
@@ -150,7 +150,7 @@ def test_ddp_averages_bf16_gradients_through_the_hook(tmp_path):
     Without it DDP divides each bf16 gradient by 3 first (1/3 -> 0.333984375) and sums those:
     1.671875. (The dtype on the link is checked below.)"""
     mp.start_processes(bf16_reduce_worker, args=(3, free_port(), str(tmp_path)), nprocs=3, join=True,
-                       start_method="fork")
+                       start_method="spawn")  # a fork after autograd ran in this process fails
     for rank in range(3):
         result = json.load(open(tmp_path / f"rank{rank}.json"))
         assert result["dtype"] == "torch.bfloat16"
@@ -198,7 +198,7 @@ def test_two_ranks_leave_bf16_gradients_to_ddp_and_get_the_same_mean(tmp_path):
     """Gradients 1 and 1 + 2^-7: the mean 1 + 2^-8 rounds to 1.0 in bf16 (ties to even) with or
     without the hook; on two ranks the hook does not run."""
     mp.start_processes(two_rank_bf16_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")
+                       start_method="spawn")  # a fork after autograd ran in this process fails
     for rank in range(2):
         result = json.load(open(tmp_path / f"rank{rank}.json"))
         assert result == {"grad": torch.tensor(1.0 + 2.0**-8).bfloat16().item(), "hook_calls": 0}
