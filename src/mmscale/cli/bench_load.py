@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 
 from mmscale.cli.bench import at_least, number_list
+from mmscale.cli.out import out_file
 from mmscale.cli.serve import add_server_options
 from mmscale.strict_json import dumps, write_json
 
 ORDER = 60
+LOAD_FILE = "load.json"
 
 # argparse ``type=`` for the load levels: '' means none; anything else must be positive numbers
 concurrency_levels = number_list(int, 1, allow_empty=True)
@@ -39,11 +41,12 @@ def run(args) -> int:
         raise ConfigError("--monitor", "records the server that --spawn starts; a server already running "
                                        "at --url records its own (mmscale serve --monitor FILE)")
     server_monitor = {}
+    results_path = out_file(args.out, LOAD_FILE, ".json") if args.out else None
     if args.spawn:
         from mmscale.bench.load_spawn import SpawnedServer
 
         if args.monitor is None and args.out:  # a results file gets the server's timeline beside it
-            args.monitor = default_monitor_file(args.out)
+            args.monitor = default_monitor_file(results_path)
         serve_args = spawn_args(args)
         with SpawnedServer(serve_args) as server:
             cfg.url = server.url
@@ -58,7 +61,7 @@ def run(args) -> int:
     if server_monitor:
         doc["server_monitor"] = server_monitor
     if args.out:
-        write_json(args.out, doc, indent=1)
+        write_json(results_path, doc, indent=1)
     if args.json:
         print(dumps(doc, indent=1))
         return 0
@@ -146,6 +149,6 @@ def register(subparsers) -> None:
     parser.add_argument("--warmup-s", type=float, default=1.0, help="load before each level's first window, not measured (default 1)")
     parser.add_argument("--token", help="bearer token (also passed to a spawned server)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
-    parser.add_argument("--out", help="write results JSON here")
+    parser.add_argument("--out", metavar="RUN_DIR", help=f"run folder: the rows go to RUN_DIR/{LOAD_FILE}")
     add_server_options(parser)
     parser.set_defaults(run=run)
