@@ -27,6 +27,7 @@ from mmscale.strict_json import write_json
 from mmscale.train import distributed as dist_utils
 from mmscale.train.build import build_run
 from mmscale.train.config import TrainJob
+from mmscale.train.contrastive import contrastive_batch
 from mmscale.train.data import SplitBatches, load_job_tokenizer
 from mmscale.train.decode_probe import LATE_MS, DecodeProbe, plan_decode, rank0_path
 from mmscale.train.evaluate import evaluate_retrieval
@@ -58,6 +59,7 @@ class TrainResult:
     peak_rss_gib: float = 0.0
     data_wait_pct: float = 0.0
     world_size: int = 1
+    contrastive_batch: int = 0  # pairs one ITC loss contrasts: the micro-batch of every process
     device: str = "cpu"
     precision: str = "fp32"
     runtime: dict = field(default_factory=dict)  # what the run's auto switches resolved to
@@ -109,8 +111,12 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     checkpoint_path = out_dir / "checkpoint.pt"
     if cfg.resume and not checkpoint_path.is_file():
         raise CheckpointError(checkpoint_path, "not found (train without --resume, or set train.out_dir)")
+    itc_batch = contrastive_batch(micro_batch, env)
     if env.is_main:
         log.info("runtime: %s", runtime.describe())
+        log.info("batch: %d a step = %d processes x %d x grad_accum %d; ITC contrasts %d pairs, ITM draws "
+                 "hard negatives from each process's %d", cfg.batch_size, env.world_size, micro_batch,
+                 cfg.grad_accum, itc_batch, micro_batch)
 
     tokenizer = load_job_tokenizer(job)
     rank_batch = micro_batch * cfg.grad_accum
@@ -136,8 +142,9 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
         write_json(out_dir / "config.json", to_dict(job), indent=2)
     writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main, append=cfg.resume)
     peak = peak_tflops(device)
-    result = TrainResult(world_size=env.world_size, device=str(device), precision=precision.label,
-                         runtime=runtime.as_dict(), resumed_from_step=start_step, out_dir=str(out_dir))
+    result = TrainResult(world_size=env.world_size, contrastive_batch=itc_batch, device=str(device),
+                         precision=precision.label, runtime=runtime.as_dict(), resumed_from_step=start_step,
+                         out_dir=str(out_dir))
     # under torchrun every rank must reach the decision (a broadcast) at the same step: the probe
     # windows are then fixed (no waiting for a late batch, which each rank would see at its own step)
     feed = DecodeProbe(train_data, plan, start_step, device, agree=lambda path: rank0_path(path, env, device),
@@ -167,8 +174,10 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
             total_wait_s += wait_s
             skips.merge(batch.skips)
             used_samples += len(batch)
+            if env.active and len(batch) < cfg.grad_accum:
+                _refuse_short_batch(batch, step, env, cfg.grad_accum)
             if len(batch) == 0:  # every sample of this batch was bad: no update, the step counted
-                _skip_empty_batch(batch, step, env)
+                _skip_empty_batch(batch, step)
                 result.empty_steps += 1
                 if scheduler is not None:
                     scheduler.step()  # the learning-rate schedule follows the step number
@@ -275,15 +284,24 @@ def _summed_over_ranks(counts: dict[str, int], env) -> dict[str, int]:
     return total
 
 
-def _skip_empty_batch(batch, step: int, env) -> None:
+def _skip_empty_batch(batch, step: int) -> None:
     """One process moves on to the next batch (the step keeps its number, so a resume reads the
-    same batches). Under torchrun the other ranks would wait in the gradient all-reduce for a rank
-    that has nothing to reduce, so the run stops with the reasons instead."""
-    reasons = ", ".join(f"{reason}: {n}" for reason, n in batch.skips.by_reason.items()) or "no samples"
-    if env.active:
-        raise DataError("data.path", f"every sample of rank {env.rank}'s batch at step {step + 1} was bad "
-                        f"({reasons}); find them with `mmscale data check`")
-    log.warning("step %d: every sample of the batch was bad (%s); no update this step", step + 1, reasons)
+    same batches)."""
+    log.warning("step %d: every sample of the batch was bad (%s); no update this step", step + 1,
+                _skip_reasons(batch))
+
+
+def _refuse_short_batch(batch, step: int, env, grad_accum: int) -> None:
+    """Under torchrun every rank runs grad_accum micro-batches, each with an ITC gather and the last
+    with the gradient all-reduce: the others would wait for a rank with too few samples, so the run
+    stops with the reasons instead."""
+    raise DataError("data.path", f"rank {env.rank}'s batch at step {step + 1} kept {len(batch)} samples, fewer "
+                    f"than train.grad_accum={grad_accum} ({_skip_reasons(batch)}); find the bad ones with "
+                    "`mmscale data check`")
+
+
+def _skip_reasons(batch) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in batch.skips.by_reason.items()) or "no samples"
 
 
 @dataclass
