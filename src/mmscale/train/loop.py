@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -117,6 +118,8 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
         log.info("batch: %d a step = %d processes x %d x grad_accum %d; ITC contrasts %d pairs, ITM draws "
                  "hard negatives from each process's %d", cfg.batch_size, env.world_size, micro_batch,
                  cfg.grad_accum, itc_batch, micro_batch)
+        if env.active:  # on N nodes, the folder is on this host unless it is a shared filesystem
+            log.info("global rank 0 on %s writes the results to %s", socket.gethostname(), out_dir.resolve())
 
     tokenizer = load_job_tokenizer(job)
     rank_batch = micro_batch * cfg.grad_accum
