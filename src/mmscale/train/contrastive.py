@@ -10,12 +10,19 @@ stay each process's own (``MultimodalModel.forward``).
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch.distributed.nn.functional import all_gather
 
 from mmscale.model.losses import ContrastRows
 from mmscale.train.distributed import DistEnv
+
+# torch 2.14 marks this all_gather deprecated for _functional_collectives.all_gather_single_autograd,
+# whose backward fails on gloo ("invalid python storage"); this one works on NCCL and gloo alike
+warnings.filterwarnings("ignore", message="torch.distributed.nn.functional.all_gather is deprecated",
+                        category=FutureWarning)
 
 
 class GatherContrastRows:

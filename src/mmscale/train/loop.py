@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import socket
 import sys
 import time
@@ -36,7 +37,7 @@ from mmscale.train.flops import count_train_flops, mfu, peak_tflops, scale_to_te
 from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
 from mmscale.train.monitoring import finish_monitor, mark_step, start_monitor
 from mmscale.train.runtime import apply_process_settings, resolve_runtime
-from mmscale.train.state import restore_training_state, save_training_state
+from mmscale.train.state import SINGLE_FILE, find_checkpoint, restore_training_state, save_training_state
 
 log = logging.getLogger(__name__)
 GRAPH_WARMUP_STEPS = 3  # ordinary steps before the step graph is captured (compile, AdamW state)
@@ -109,9 +110,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     runtime = resolve_runtime(cfg, env)
     apply_process_settings(runtime)
     device, precision = runtime.device, runtime.precision
-    checkpoint_path = out_dir / "checkpoint.pt"
-    if cfg.resume and not checkpoint_path.is_file():
-        raise CheckpointError(checkpoint_path, "not found (train without --resume, or set train.out_dir)")
+    checkpoint_path, resume = _resume_point(cfg, out_dir)
     itc_batch = contrastive_batch(micro_batch, env)
     if env.is_main:
         log.info("runtime: %s", runtime.describe())
@@ -127,12 +126,14 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                     graph_warmup_steps=GRAPH_WARMUP_STEPS)
     model, wrapped, optimizer, scheduler, step_fn = run.model, run.wrapped, run.optimizer, run.scheduler, run.step
     start_step = 0
-    if cfg.resume:
+    if resume:
         start_step = restore_training_state(checkpoint_path, job, wrapped, optimizer, scheduler, step_fn.scaler)
+        if env.is_main:
+            log.info("resuming from %s (step %d)", checkpoint_path, start_step)
         if start_step >= cfg.steps:  # before anything in out_dir is written
             raise ConfigError("train.steps", f"{checkpoint_path} is already at step {start_step}, so "
                               f"train.steps={cfg.steps} leaves nothing to run (raise train.steps to continue)")
-    elif checkpoint_path.is_file() and env.is_main:
+    elif checkpoint_path is not None and env.is_main:
         log.warning("%s holds a checkpoint of an earlier run; this fresh run replaces it and its "
                     "metrics.jsonl (pass --resume to continue it, or set train.out_dir)", out_dir)
     # decode=auto: which input paths to probe (CUDA + nvjpeg: gpu, then cpu) or the one to use
@@ -143,7 +144,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(out_dir / "config.json", to_dict(job), indent=2)
-    writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main, append=cfg.resume)
+    writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main, append=resume)
     peak = peak_tflops(device)
     result = TrainResult(world_size=env.world_size, contrastive_batch=itc_batch, device=str(device),
                          precision=precision.label, runtime=runtime.as_dict(), resumed_from_step=start_step,
@@ -221,7 +222,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                         writer.write(_log_row(done, losses, window, rank_batch * env.world_size, peak,
                                               optimizer, device, env))
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and not last:
-                save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
+                save_training_state(out_dir, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
             if cfg.eval_every and done % cfg.eval_every == 0 and not last:
                 writer.write({"step": done, **_prefixed(evaluate_retrieval(job, model, tokenizer, env, device,
                                                                            precision), "eval/")})
@@ -234,7 +235,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
         batches.close()
         train_data.loader.close()
         _refuse_no_usable_sample(job, skips, train_data.loader.index_skips, env)
-    save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
+    save_training_state(out_dir, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
     batches.close()
     train_data.loader.close()  # persistent workers would otherwise idle until the loader is collected
     result.decode, result.decode_probe = feed.path, feed.summary()
@@ -272,6 +273,17 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     if env.is_main:
         write_json(out_dir / "result.json", result.as_dict(), indent=2)
     return result
+
+
+def _resume_point(cfg, out_dir: Path) -> tuple[Path | None, bool]:
+    """The run folder's checkpoint and whether to continue from it: always with train.resume=true
+    (it must exist), when there is one with auto, and in a torchrun restart attempt (after a rank
+    failed under --max-restarts, the job goes on from its last checkpoint with no step by hand)."""
+    found = find_checkpoint(out_dir)
+    if cfg.resume is True and found is None:
+        raise CheckpointError(out_dir / SINGLE_FILE, "not found (train without --resume, or set train.out_dir)")
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    return found, found is not None and (cfg.resume is True or cfg.resume == "auto" or restarted)
 
 
 def _summed_over_ranks(counts: dict[str, int], env) -> dict[str, int]:
