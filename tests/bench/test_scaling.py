@@ -50,6 +50,8 @@ def test_cpu_smoke_runs_torchrun_with_two_gloo_ranks(tmp_path):
     assert all(0 < r.issue_ms <= r.step_ms for r in two)
     strong_two = next(r for r in two if r.regime == "strong")
     assert strong_two.global_batch == 6 and strong_two.per_rank_batch == 3  # the global batch asked for
+    # ITC contrasts every rank's rows: the weak regime's 4 per rank gather to 8, the strong one's to 6
+    assert {r.regime: r.contrastive_batch for r in two} == {"weak": 8, "strong": 6}
     assert (tmp_path / "log-ddp-2.txt").is_file()  # the launch's console is kept for reading later
 
 

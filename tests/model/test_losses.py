@@ -27,6 +27,25 @@ def test_itc_is_symmetric_mean_of_both_directions():
     assert math.isclose(loss.item(), (i2t + t2i) / 2, rel_tol=1e-6)
 
 
+def test_itc_over_gathered_rows_averages_to_the_whole_batch_and_ignores_padding():
+    """Local-loss form: each half scored against all rows; the halves' mean is the whole batch's loss."""
+    gen = torch.Generator().manual_seed(0)
+    image = torch.nn.functional.normalize(torch.randn(6, 4, generator=gen), dim=-1)
+    text = torch.nn.functional.normalize(torch.randn(6, 4, generator=gen), dim=-1)
+    scale = torch.tensor(3.0)
+    whole = losses.itc_loss(image, text, scale)
+    pad = torch.zeros(1, 4)
+    # two "processes" of 3 rows, each padded to 4 as a short batch would be (padding last)
+    every_image = torch.cat([image[:3], pad, image[3:], pad])
+    every_text = torch.cat([text[:3], pad, text[3:], pad])
+    valid = torch.tensor([True, True, True, False] * 2)
+    halves = [losses.itc_loss(image[i:i + 3], text[i:i + 3], scale,
+                              losses.ContrastRows(every_image, every_text, valid, first))
+              for i, first in ((0, 0), (3, 4))]
+    torch.testing.assert_close((halves[0] + halves[1]) / 2, whole)
+    assert not math.isclose(losses.itc_loss(image[:3], text[:3], scale).item(), halves[0].item(), rel_tol=1e-3)
+
+
 def test_itm_loss_labels_first_third_as_matches():
     # 2 positives with logits favouring "match", 4 negatives favouring "no match": all right.
     logits = torch.tensor([[0.0, 3.0]] * 2 + [[3.0, 0.0]] * 4)

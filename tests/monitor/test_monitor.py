@@ -146,3 +146,25 @@ def test_streamed_samples_can_be_read_while_the_monitor_runs(tmp_path):
 def test_bad_interval_is_refused():
     with pytest.raises(ValueError):
         HardwareMonitor(interval_s=0)
+
+
+def test_a_watched_process_that_vanishes_ends_sampling_without_a_traceback():
+    """A torchrun worker killed mid-run: the thread watching it stops quietly, its rows kept."""
+    import subprocess
+    import sys
+
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    crashed = []
+    previous_hook, threading.excepthook = threading.excepthook, crashed.append
+    try:
+        monitor = HardwareMonitor(interval_s=0.05, use_nvml=False, process=False, watch_pid=worker.pid).start()
+        time.sleep(0.2)
+        worker.kill()
+        worker.wait()
+        monitor._thread.join(timeout=5)
+        assert not monitor._thread.is_alive()
+        monitor.stop()
+    finally:
+        threading.excepthook = previous_hook
+    assert crashed == []
+    assert monitor.rows()  # samples taken while it lived

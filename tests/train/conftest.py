@@ -1,4 +1,6 @@
 import json
+import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -45,3 +47,19 @@ def tiny_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(autouse=True)
 def _few_threads():
     torch.set_num_threads(1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def join_gloo(rank: int, world: int, port: int):
+    """This worker's part of a CPU process group; returns the product's DistEnv for it."""
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from mmscale.train.distributed import init_distributed
+
+    return init_distributed("cpu")

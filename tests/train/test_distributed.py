@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 
 import pytest
 import torch
@@ -10,13 +9,8 @@ import torch.multiprocessing as mp
 
 from mmscale.config.load import load_config
 from mmscale.train import TrainJob, train
-from tests.train.conftest import TINY_OVERRIDES
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from mmscale.train.sharded_checkpoint import load_weights
+from tests.train.conftest import TINY_OVERRIDES, free_port, join_gloo
 
 
 def worker(rank: int, world: int, port: int, overrides: list[str], out: str) -> None:
@@ -43,21 +37,14 @@ def test_two_processes_on_gloo_train_a_few_steps(parallel, extra, tiny_dataset, 
     # losses are all-reduced at each log step, so both ranks report the same value
     rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert [r["step"] for r in rows if "loss/total" in r] == [1, 2, 3]
-    # the checkpoint holds the full (unsharded) model: a single process can load it
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    # each rank wrote its part of a sharded checkpoint; one process joins them into the full model
+    assert not (tmp_path / "checkpoint.pt").exists()
+    assert {p.name for p in (tmp_path / "checkpoint" / "step-000003").glob("*.distcp")} == {"__0_0.distcp",
+                                                                                          "__1_0.distcp"}
+    state = load_weights(tmp_path / "checkpoint")
     assert state["step"] == 3
     assert state["model"]["itm_head.weight"].shape == (2, 64)
     assert state["model"]["itm_head.weight"].dtype == torch.float32  # bf16 weights store their fp32 copies
-
-
-def join_gloo(rank: int, world: int, port: int):
-    """This worker's part of a CPU process group; returns the product's DistEnv for it."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    from mmscale.train.distributed import init_distributed
-
-    return init_distributed("cpu")
 
 
 def tiny_multimodal():

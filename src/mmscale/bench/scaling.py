@@ -8,7 +8,9 @@ batch fixed, split over the ranks). Efficiency is throughput on N over N times t
 Communication share is measured, not modelled: the same steps are timed again with gradient
 synchronization turned off (DDP ``no_sync``, FSDP2 ``set_requires_gradient_sync(False)``); the
 difference is the communication the overlap failed to hide. For FSDP2 the parameter
-all-gathers still run without gradient sync, so its figure covers the reduce-scatter only.
+all-gathers still run without gradient sync, so its figure covers the reduce-scatter only. The
+gather of ITC's rows from every rank (``contrastive_batch`` pairs) runs in both timings too, so
+neither strategy's figure includes it.
 
 Beside it, each row carries what there was to hide and how fast the link is (``scaling_comm``):
 the bus bytes the strategy moves per step, the collectives' bus bandwidth measured in the same
@@ -61,6 +63,7 @@ class ScalingRow:
     link_busbw_gbs: dict | None = None  # measured bus bandwidth of each collective in this group
     comm_bus_gb: float | None = None  # bus bytes the strategy moves per step (scaling_comm)
     comm_ms_at_link: float | None = None  # time the link needs for them at its measured bandwidth
+    contrastive_batch: int | None = None  # pairs one ITC loss contrasts: every rank's micro-batch
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -249,6 +252,7 @@ def worker(spec_path: str) -> None:
     from mmscale.train.config import TrainConfig, TrainJob
     from mmscale.bench import scaling_comm
     from mmscale.train.build import build_run
+    from mmscale.train.contrastive import contrastive_batch
     from mmscale.train.distributed import init_distributed, sharded_blocks
     from mmscale.train.runtime import resolve_runtime
     from mmscale.train.synthetic import synthetic_batch
@@ -266,6 +270,13 @@ def worker(spec_path: str) -> None:
         train_cfg = dataclasses.replace(train_cfg, weights="fp32")
     runtime = resolve_runtime(train_cfg, env)
     device, precision = runtime.device, runtime.precision
+    regimes = [("weak", spec["per_rank_batch"])]
+    if spec["global_batch"]:  # 0: the launcher found it does not split over this many ranks
+        regimes.append(("strong", spec["global_batch"] // env.world_size))
+    # the job's batch sizes the ITC gather: the largest regime's micro-batch (ranks gather as many rows)
+    accum = train_cfg.grad_accum
+    micro = -(-max(per_rank for _, per_rank in regimes) // accum)
+    train_cfg = dataclasses.replace(train_cfg, batch_size=micro * accum * env.world_size)
     run = build_run(TrainJob(model=model_cfg, train=train_cfg), runtime, schedule=False, compile_dynamic=False)
     model, step = run.wrapped, run.step
     block_params = sum(p.numel() for block in sharded_blocks(run.model) for p in block.parameters())
@@ -274,9 +285,6 @@ def worker(spec_path: str) -> None:
     bus = scaling_comm.bus_bytes_per_step(spec["strategy"], env.world_size, block_params, root_params,
                                           gather_bytes=gather_dtype.itemsize)
     link = scaling_comm.measure_link(device, env.world_size, 256 if device.type == "cuda" else 8) if env.active else None
-    regimes = [("weak", spec["per_rank_batch"])]
-    if spec["global_batch"]:  # 0: the launcher found it does not split over this many ranks
-        regimes.append(("strong", spec["global_batch"] // env.world_size))
 
     def measure(regime: str, per_rank: int) -> dict:
         batch = synthetic_batch(model_cfg, per_rank, device, seed=env.rank)
@@ -305,6 +313,7 @@ def worker(spec_path: str) -> None:
             peak_mem_gib=peak, device=str(device.type), issue_ms=stats.median(issue),
             link_busbw_gbs=link, comm_bus_gb=sum(bus.values()) / 1e9 if bus else None,
             comm_ms_at_link=scaling_comm.ms_at_link(bus, link) if link else None,
+            contrastive_batch=contrastive_batch(per_rank // train_cfg.grad_accum, env),
         ).as_dict()
 
     def recover() -> None:

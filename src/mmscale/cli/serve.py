@@ -21,7 +21,8 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--checkpoint", metavar="PATH",
                        help="training checkpoint to serve (weights + model config): the checkpoint.pt "
-                            "that mmscale train writes in train.out_dir, e.g. runs/train/checkpoint.pt")
+                            "that mmscale train writes in train.out_dir, e.g. runs/train/checkpoint.pt, or the "
+                            "checkpoint/ folder of a torchrun job")
     model.add_argument("--preset", help="serve random-init weights of this preset (tiny, base, ...)")
     parser.add_argument("--config", help="TOML file whose [serve] table overrides the defaults")
     parser.add_argument("--server", choices=["batched", "naive"], help="batched (default) or the naive one-forward-per-request peer")

@@ -23,7 +23,8 @@ torch.compile, the whole step as one CUDA graph and the flat update (each `auto`
 false for an A/B). The console names what the run resolved to ("runtime: ...").
 `mmscale config --preset tiny train` lists every key with its value and what it does.
 Writes config.json, metrics.jsonl, monitor.jsonl (hardware timeline, 5 Hz, a mark per log step),
-tensorboard/, checkpoint.pt and result.json to train.out_dir."""
+tensorboard/, checkpoint.pt (under torchrun: a sharded checkpoint/ folder) and result.json to
+train.out_dir. Several nodes, Slurm and Kubernetes: docs/multi-node.md."""
 
 
 def register(subparsers) -> None:
@@ -37,7 +38,8 @@ def register(subparsers) -> None:
     parser.add_argument("--preset", default=None, choices=TRAIN_PRESETS,
                         help="tiny (CPU, minutes) or base (ViT-B/16 + BERT-base, for a GPU)")
     parser.add_argument("--config", default=None, help="TOML file with [data], [model], [train] tables")
-    parser.add_argument("--resume", action="store_true", help="continue from train.out_dir/checkpoint.pt")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in train.out_dir "
+                        "(train.resume=auto: when there is one)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bar: one log line per train.log_every steps (the default without a terminal)")

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
 
-def itc_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+class ContrastRows(NamedTuple):
+    """The rows ITC contrasts a batch with when they extend beyond it (other processes' batches)."""
+
+    image: torch.Tensor  # (N, E) every image embedding, this batch's B rows among them
+    text: torch.Tensor  # (N, E) every text embedding, in the same order
+    valid: torch.Tensor  # (N,) bool: False for padding rows, which are never a negative
+    first: int  # where this batch's rows start: row i's positive is row first + i
+
+
+def itc_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torch.Tensor,
+             rows: ContrastRows | None = None) -> torch.Tensor:
     """Symmetric InfoNCE: mean of image->text and text->image cross-entropy over the batch.
 
     image_emb, text_emb: (B, E), already L2-normalized; logit_scale: scalar = 1 / temperature.
-    Pair i is the positive of row i; every other row of the batch is a negative.
+    Pair i is the positive of row i; every other row of the batch is a negative, and with ``rows``
+    every other row of those too (open_clip's local loss: B rows scored against N columns).
     """
-    logits = (logit_scale * image_emb @ text_emb.t()).float()  # (B, B); softmax in fp32 for bf16 models
-    target = torch.arange(logits.shape[0], device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+    if rows is None:
+        logits = (logit_scale * image_emb @ text_emb.t()).float()  # (B, B); softmax in fp32 for bf16 models
+        target = torch.arange(logits.shape[0], device=logits.device)
+        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
+    padding = ~rows.valid
+    image_logits = (logit_scale * image_emb @ rows.text.t()).float().masked_fill(padding, float("-inf"))  # (B, N)
+    text_logits = (logit_scale * text_emb @ rows.image.t()).float().masked_fill(padding, float("-inf"))
+    target = torch.arange(rows.first, rows.first + image_emb.shape[0], device=image_logits.device)
+    return 0.5 * (F.cross_entropy(image_logits, target) + F.cross_entropy(text_logits, target))
 
 
 @torch.no_grad()

@@ -8,6 +8,7 @@ applied from ``mmscale.train``. Submodules are named ``image_encoder``, ``text_e
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,9 @@ class MultimodalModel(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor([math.log(1.0 / TEMPERATURE_INIT)]))
         if cfg.gelu == "erf_poly":
             use_erf_poly_gelu(self)
+        # (image_emb, text_emb) -> ContrastRows: the rows ITC contrasts with beyond this batch.
+        # None: this batch alone. The trainer sets it under torchrun (mmscale.train.contrastive).
+        self.gather_contrast_rows: Callable[[torch.Tensor, torch.Tensor], losses.ContrastRows] | None = None
 
     # --- public pieces -------------------------------------------------------------------
     def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -92,9 +96,12 @@ class MultimodalModel(nn.Module):
         image_emb = self.embed_image_tokens(image_tokens)
         text_emb = self.embed_text_tokens(text_tokens)
         scale = self.scale()
-        loss_itc = losses.itc_loss(image_emb, text_emb, scale)
+        rows = self.gather_contrast_rows(image_emb, text_emb) if self.gather_contrast_rows is not None else None
+        loss_itc = losses.itc_loss(image_emb, text_emb, scale, rows)
         batch = pixels.shape[0]
         if self.cfg.itm_weight > 0 and batch >= 2:
+            # ITM's hard negatives come from this batch only, also when ITC sees other processes'
+            # rows: the fusion needs a negative's tokens, and those stay on the process that owns them
             neg_text, neg_image = losses.sample_hard_negatives(image_emb @ text_emb.t())
             # 3B pairs: positives, (image, hard-negative text), (hard-negative image, text);
             # each pair names its image and its text, so every text is projected once

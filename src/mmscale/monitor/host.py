@@ -24,6 +24,10 @@ GIB = 2**30
 MIN_SCHEDSTAT_S = 0.05  # shortest interval read for the main thread's shares (tick-granular counters)
 
 
+class WatchedProcessGone(RuntimeError):
+    """The process a probe watches has exited (a worker killed mid-run): nothing is left to sample."""
+
+
 class HostProbe:
     """Reads host fields; every call reports rates over the interval since the previous call."""
 
@@ -110,9 +114,12 @@ class HostProbe:
         dt_s = max(now_s - self.last_t_s, 1e-6)
         self.last_t_s = now_s
         mem = psutil.virtual_memory()
-        with self.proc.oneshot():
-            proc_cpu_pct = self.proc.cpu_percent(None)
-            rss_bytes = self.proc.memory_info().rss
+        try:
+            with self.proc.oneshot():
+                proc_cpu_pct = self.proc.cpu_percent(None)
+                rss_bytes = self.proc.memory_info().rss
+        except psutil.NoSuchProcess as exc:  # ZombieProcess too
+            raise WatchedProcessGone(f"process {self.proc.pid} has exited") from exc
         read_bytes = self._disk_read_bytes()
         if read_bytes is None or self.last_read_bytes is None:
             disk_read_mib_per_s = None

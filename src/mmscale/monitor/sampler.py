@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from mmscale.monitor.energy import gpu_energy_in_span_j, gpu_energy_j, joules_per_item
-from mmscale.monitor.host import HostProbe
+from mmscale.monitor.host import HostProbe, WatchedProcessGone
 from mmscale.monitor.nvml import NvmlProbe
 from mmscale.monitor.timeline import FieldStats, Timeline, read_rows
 from mmscale.strict_json import dumps
@@ -166,7 +166,10 @@ class HardwareMonitor:
         self._thread.join()
         self._thread = None
         self.wall_s = time.perf_counter() - self._t0_s
-        self.sample()  # a closing sample so counters (energy) cover the whole span
+        try:
+            self.sample()  # a closing sample so counters (energy) cover the whole span
+        except WatchedProcessGone:
+            pass  # the rows up to its exit are the span
         if self.nvml:
             self.nvml.close()
         if self._stream:
@@ -186,7 +189,10 @@ class HardwareMonitor:
     def _run(self) -> None:
         k = 0
         while not self._stop.is_set():
-            self.sample()
+            try:
+                self.sample()
+            except WatchedProcessGone:  # its rows so far stay; the owner's stop() still collects them
+                return
             k += 1
             delay_s = self._t0_s + k * self.interval_s - time.perf_counter()
             if delay_s < 0:  # fell behind (very slow NVML): skip ahead rather than burst

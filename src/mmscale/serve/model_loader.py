@@ -17,9 +17,12 @@ def load_model(checkpoint: str | None = None, preset: str | None = None,
                overrides: tuple[str, ...] | list[str] = ()) -> tuple[MultimodalModel, ModelConfig]:
     """``checkpoint`` (its saved ``model_config`` and weights) or ``preset`` (random init), in eval mode."""
     if checkpoint:
+        from mmscale.train import sharded_checkpoint
         from mmscale.train.checkpoint import load_checkpoint
 
-        state = load_checkpoint(checkpoint)
+        # checkpoint.pt of one process, or the checkpoint/ folder of a torchrun job (its shards joined)
+        sharded = sharded_checkpoint.is_sharded_checkpoint(checkpoint)
+        state = sharded_checkpoint.load_weights(checkpoint) if sharded else load_checkpoint(checkpoint)
         if "model" not in state or "model_config" not in state:
             raise CheckpointError(checkpoint, "holds no 'model' weights or 'model_config'")
         cfg = build(ModelConfig, dict(state["model_config"]), prefix="model")

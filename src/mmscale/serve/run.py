@@ -58,11 +58,19 @@ def check_device(cfg: ServeConfig) -> None:
 
 
 def check_checkpoint(checkpoint: str) -> None:
-    """Refuse a ``--checkpoint`` that is not a file, saying where ``mmscale train`` puts one."""
+    """Refuse a ``--checkpoint`` that is neither a file nor a sharded checkpoint folder, saying where
+    ``mmscale train`` puts one."""
     path = Path(checkpoint)
     if path.is_file():
         return
-    written = "mmscale train writes OUT_DIR/checkpoint.pt (OUT_DIR: train.out_dir, default runs/train)"
+    if path.is_dir():
+        # imported here: mmscale.train brings the training loop, and only a folder needs it
+        from mmscale.train.sharded_checkpoint import is_sharded_checkpoint
+
+        if is_sharded_checkpoint(path):
+            return
+    written = ("mmscale train writes OUT_DIR/checkpoint.pt, or under torchrun the folder OUT_DIR/checkpoint "
+               "(OUT_DIR: train.out_dir, default runs/train)")
     if path.is_dir():
         hint = f"; did you mean --checkpoint {path / 'checkpoint.pt'}?" if (path / "checkpoint.pt").is_file() else ""
         raise CheckpointError(path, f"is a directory, not a checkpoint file: {written}{hint}")

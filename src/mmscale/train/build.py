@@ -15,6 +15,7 @@ from torch import nn
 from mmscale.errors import ConfigError
 from mmscale.model.multimodal import MultimodalModel
 from mmscale.train.config import TrainJob
+from mmscale.train.contrastive import GatherContrastRows
 from mmscale.train.distributed import wrap_model
 from mmscale.train.optim import build_scheduler, build_train_optimizer, cast_weights
 from mmscale.train.runtime import Runtime
@@ -33,13 +34,16 @@ class Run:
 
 def build_run(job: TrainJob, runtime: Runtime, *, schedule: bool = True, compile_dynamic: bool | None = None,
               graph_warmup_steps: int = 3) -> Run:
-    """Seeded model -> weights' dtype -> wrap -> optimizer -> schedule -> step (graphed if asked).
+    """Seeded model -> weights' dtype -> global ITC negatives under torchrun -> wrap -> optimizer ->
+    schedule -> step (graphed if asked).
 
     ``schedule=False`` keeps the learning rate constant (benchmarks time steps, not a schedule).
     ``compile_dynamic=False``: one static graph per batch shape (benchmarks that run a few sizes)."""
     cfg = job.train
     torch.manual_seed(cfg.seed)
     model = cast_weights(MultimodalModel(job.model).to(runtime.device), runtime)
+    if runtime.env.active:  # ITC's negatives: every process's rows, as one process with the whole batch
+        model.gather_contrast_rows = GatherContrastRows(job.check_world(runtime.env.world_size), runtime.env)
     wrapped = wrap_model(model, runtime.strategy, runtime.env, runtime.device,
                          param_dtype=runtime.precision.sharded_param_dtype, bucket_cap_mb=runtime.ddp_bucket_mb)
     optimizer = build_train_optimizer(wrapped, cfg, runtime)

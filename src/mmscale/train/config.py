@@ -60,11 +60,13 @@ class TrainConfig:
     seed: int = 0
     """Seed of weights, hard-negative sampling and dropout."""
     out_dir: str = "runs/train"
-    """Where config.json, metrics.jsonl, monitor.jsonl, TensorBoard events, checkpoint.pt and result.json go."""
+    """Where config.json, metrics.jsonl, monitor.jsonl, TensorBoard events, the checkpoint and result.json go
+    (checkpoint.pt from one process, a sharded checkpoint/ folder from a torchrun job)."""
     checkpoint_every: int = 0
     """Write a checkpoint every K optimizer steps (0 = only at the end)."""
-    resume: bool = False
-    """Continue from ``out_dir/checkpoint.pt`` (model, optimizer, scheduler, RNG, data position)."""
+    resume: bool | Auto = False
+    """Continue from the checkpoint in ``out_dir`` (model, optimizer, scheduler, RNG, data position);
+    ``auto``: when there is one. A torchrun restart attempt always continues from it."""
     log_every: int = 10
     """Optimizer steps per metrics row and log line (each row costs one device sync)."""
     eval_every: int = 0

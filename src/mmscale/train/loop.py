@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
+import socket
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,6 +29,7 @@ from mmscale.strict_json import write_json
 from mmscale.train import distributed as dist_utils
 from mmscale.train.build import build_run
 from mmscale.train.config import TrainJob
+from mmscale.train.contrastive import contrastive_batch
 from mmscale.train.data import SplitBatches, load_job_tokenizer
 from mmscale.train.decode_probe import LATE_MS, DecodeProbe, plan_decode, rank0_path
 from mmscale.train.evaluate import evaluate_retrieval
@@ -34,7 +37,7 @@ from mmscale.train.flops import count_train_flops, mfu, peak_tflops, scale_to_te
 from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
 from mmscale.train.monitoring import finish_monitor, mark_step, start_monitor
 from mmscale.train.runtime import apply_process_settings, resolve_runtime
-from mmscale.train.state import restore_training_state, save_training_state
+from mmscale.train.state import SINGLE_FILE, find_checkpoint, restore_training_state, save_training_state
 
 log = logging.getLogger(__name__)
 GRAPH_WARMUP_STEPS = 3  # ordinary steps before the step graph is captured (compile, AdamW state)
@@ -58,6 +61,7 @@ class TrainResult:
     peak_rss_gib: float = 0.0
     data_wait_pct: float = 0.0
     world_size: int = 1
+    contrastive_batch: int = 0  # pairs one ITC loss contrasts: the micro-batch of every process
     device: str = "cpu"
     precision: str = "fp32"
     runtime: dict = field(default_factory=dict)  # what the run's auto switches resolved to
@@ -106,11 +110,15 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     runtime = resolve_runtime(cfg, env)
     apply_process_settings(runtime)
     device, precision = runtime.device, runtime.precision
-    checkpoint_path = out_dir / "checkpoint.pt"
-    if cfg.resume and not checkpoint_path.is_file():
-        raise CheckpointError(checkpoint_path, "not found (train without --resume, or set train.out_dir)")
+    checkpoint_path, resume = _resume_point(cfg, out_dir)
+    itc_batch = contrastive_batch(micro_batch, env)
     if env.is_main:
         log.info("runtime: %s", runtime.describe())
+        log.info("batch: %d a step = %d processes x %d x grad_accum %d; ITC contrasts %d pairs, ITM draws "
+                 "hard negatives from each process's %d", cfg.batch_size, env.world_size, micro_batch,
+                 cfg.grad_accum, itc_batch, micro_batch)
+        if env.active:  # on N nodes, the folder is on this host unless it is a shared filesystem
+            log.info("global rank 0 on %s writes the results to %s", socket.gethostname(), out_dir.resolve())
 
     tokenizer = load_job_tokenizer(job)
     rank_batch = micro_batch * cfg.grad_accum
@@ -118,12 +126,14 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                     graph_warmup_steps=GRAPH_WARMUP_STEPS)
     model, wrapped, optimizer, scheduler, step_fn = run.model, run.wrapped, run.optimizer, run.scheduler, run.step
     start_step = 0
-    if cfg.resume:
+    if resume:
         start_step = restore_training_state(checkpoint_path, job, wrapped, optimizer, scheduler, step_fn.scaler)
+        if env.is_main:
+            log.info("resuming from %s (step %d)", checkpoint_path, start_step)
         if start_step >= cfg.steps:  # before anything in out_dir is written
             raise ConfigError("train.steps", f"{checkpoint_path} is already at step {start_step}, so "
                               f"train.steps={cfg.steps} leaves nothing to run (raise train.steps to continue)")
-    elif checkpoint_path.is_file() and env.is_main:
+    elif checkpoint_path is not None and env.is_main:
         log.warning("%s holds a checkpoint of an earlier run; this fresh run replaces it and its "
                     "metrics.jsonl (pass --resume to continue it, or set train.out_dir)", out_dir)
     # decode=auto: which input paths to probe (CUDA + nvjpeg: gpu, then cpu) or the one to use
@@ -134,10 +144,11 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(out_dir / "config.json", to_dict(job), indent=2)
-    writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main, append=cfg.resume)
+    writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main, append=resume)
     peak = peak_tflops(device)
-    result = TrainResult(world_size=env.world_size, device=str(device), precision=precision.label,
-                         runtime=runtime.as_dict(), resumed_from_step=start_step, out_dir=str(out_dir))
+    result = TrainResult(world_size=env.world_size, contrastive_batch=itc_batch, device=str(device),
+                         precision=precision.label, runtime=runtime.as_dict(), resumed_from_step=start_step,
+                         out_dir=str(out_dir))
     # under torchrun every rank must reach the decision (a broadcast) at the same step: the probe
     # windows are then fixed (no waiting for a late batch, which each rank would see at its own step)
     feed = DecodeProbe(train_data, plan, start_step, device, agree=lambda path: rank0_path(path, env, device),
@@ -167,8 +178,10 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
             total_wait_s += wait_s
             skips.merge(batch.skips)
             used_samples += len(batch)
+            if env.active and len(batch) < cfg.grad_accum:
+                _refuse_short_batch(batch, step, env, cfg.grad_accum)
             if len(batch) == 0:  # every sample of this batch was bad: no update, the step counted
-                _skip_empty_batch(batch, step, env)
+                _skip_empty_batch(batch, step)
                 result.empty_steps += 1
                 if scheduler is not None:
                     scheduler.step()  # the learning-rate schedule follows the step number
@@ -209,7 +222,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                         writer.write(_log_row(done, losses, window, rank_batch * env.world_size, peak,
                                               optimizer, device, env))
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and not last:
-                save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
+                save_training_state(out_dir, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
             if cfg.eval_every and done % cfg.eval_every == 0 and not last:
                 writer.write({"step": done, **_prefixed(evaluate_retrieval(job, model, tokenizer, env, device,
                                                                            precision), "eval/")})
@@ -222,7 +235,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
         batches.close()
         train_data.loader.close()
         _refuse_no_usable_sample(job, skips, train_data.loader.index_skips, env)
-    save_training_state(checkpoint_path, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
+    save_training_state(out_dir, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
     batches.close()
     train_data.loader.close()  # persistent workers would otherwise idle until the loader is collected
     result.decode, result.decode_probe = feed.path, feed.summary()
@@ -262,6 +275,17 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     return result
 
 
+def _resume_point(cfg, out_dir: Path) -> tuple[Path | None, bool]:
+    """The run folder's checkpoint and whether to continue from it: always with train.resume=true
+    (it must exist), when there is one with auto, and in a torchrun restart attempt (after a rank
+    failed under --max-restarts, the job goes on from its last checkpoint with no step by hand)."""
+    found = find_checkpoint(out_dir)
+    if cfg.resume is True and found is None:
+        raise CheckpointError(out_dir / SINGLE_FILE, "not found (train without --resume, or set train.out_dir)")
+    restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    return found, found is not None and (cfg.resume is True or cfg.resume == "auto" or restarted)
+
+
 def _summed_over_ranks(counts: dict[str, int], env) -> dict[str, int]:
     """Integer counts summed over the ranks of a torchrun job (the keys may differ by rank)."""
     if not env.active:
@@ -275,15 +299,24 @@ def _summed_over_ranks(counts: dict[str, int], env) -> dict[str, int]:
     return total
 
 
-def _skip_empty_batch(batch, step: int, env) -> None:
+def _skip_empty_batch(batch, step: int) -> None:
     """One process moves on to the next batch (the step keeps its number, so a resume reads the
-    same batches). Under torchrun the other ranks would wait in the gradient all-reduce for a rank
-    that has nothing to reduce, so the run stops with the reasons instead."""
-    reasons = ", ".join(f"{reason}: {n}" for reason, n in batch.skips.by_reason.items()) or "no samples"
-    if env.active:
-        raise DataError("data.path", f"every sample of rank {env.rank}'s batch at step {step + 1} was bad "
-                        f"({reasons}); find them with `mmscale data check`")
-    log.warning("step %d: every sample of the batch was bad (%s); no update this step", step + 1, reasons)
+    same batches)."""
+    log.warning("step %d: every sample of the batch was bad (%s); no update this step", step + 1,
+                _skip_reasons(batch))
+
+
+def _refuse_short_batch(batch, step: int, env, grad_accum: int) -> None:
+    """Under torchrun every rank runs grad_accum micro-batches, each with an ITC gather and the last
+    with the gradient all-reduce: the others would wait for a rank with too few samples, so the run
+    stops with the reasons instead."""
+    raise DataError("data.path", f"rank {env.rank}'s batch at step {step + 1} kept {len(batch)} samples, fewer "
+                    f"than train.grad_accum={grad_accum} ({_skip_reasons(batch)}); find the bad ones with "
+                    "`mmscale data check`")
+
+
+def _skip_reasons(batch) -> str:
+    return ", ".join(f"{reason}: {n}" for reason, n in batch.skips.by_reason.items()) or "no samples"
 
 
 @dataclass

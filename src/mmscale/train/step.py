@@ -100,9 +100,12 @@ class TrainStep:
         launches device work, so that a CUDA graph can capture it (``train.step_graph``)."""
         self.model.train()
         totals: dict[str, torch.Tensor] = {}
-        # a batch shortened by bad samples may split into fewer or uneven micro-batches: the last
-        # one still syncs gradients, and each weighs by its share of the samples
-        chunks = list(zip(pixels.chunk(self.grad_accum), ids.chunk(self.grad_accum), mask.chunk(self.grad_accum)))
+        # a batch shortened by bad samples splits into uneven micro-batches, and into fewer only when
+        # it holds fewer samples than grad_accum (every process of a torchrun job runs as many: each
+        # gathers ITC rows once per micro-batch); the last one still syncs gradients, and each
+        # weighs by its share of the samples
+        parts = min(self.grad_accum, pixels.shape[0])
+        chunks = list(zip(pixels.tensor_split(parts), ids.tensor_split(parts), mask.tensor_split(parts)))
         for index, (px, tok, msk) in enumerate(chunks):
             share = px.shape[0] / pixels.shape[0]
             with grad_sync(self.model, index == len(chunks) - 1):
