@@ -109,3 +109,26 @@ def test_training_streams_across_epochs_and_evaluation_reads_one(tiny_dataset, t
     assert result.steps == 8 and result.samples == 64  # the stream went on into the second epoch
     assert ("train", True) in built and ("val", False) in built
     assert ("train", False) not in built and ("val", True) not in built
+
+
+def test_checkpoint_saves_are_timed_apart_from_the_training_windows(tiny_dataset, tmp_path, monkeypatch):
+    """A save that takes a second must show in ``checkpoint_s``, not in the windows' step time
+    or the steady-state figure (the partner: the same run's whole-wall-clock figure)."""
+    import time as clock
+
+    from mmscale.train import loop
+
+    real_save = loop.save_training_state
+
+    def slow_save(*args, **kwargs):
+        clock.sleep(1.0)
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "save_training_state", slow_save)
+    result = train(tiny_job(tiny_dataset, tmp_path, "train.steps=8", "train.log_every=2",
+                            "train.checkpoint_every=2"))
+    assert result.checkpoint_s >= 3.0  # saves after steps 2, 4 and 6 (the final one is not periodic)
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    step_ms = [r["time/step_ms"] for r in rows if "loss/total" in r]
+    assert len(step_ms) == 4 and max(step_ms) < 500  # a window holding a 1 s save would read >= 500
+    assert result.steady_samples_per_s > result.samples_per_s

@@ -67,8 +67,9 @@ def run(args) -> int:
     if result.steady_samples_per_s is not None:
         print(f"steady state: {result.steady_samples_per_s:,.1f} samples/s"
               + (f", MFU {100 * result.steady_mfu:.1f}%" if result.steady_mfu is not None else "")
-              + f" (after {result.startup_s:.1f} s of compile, capture and first steps; "
-              f"{result.samples_per_s:,.1f} samples/s over the whole run)")
+              + f" (after {result.startup_s:.1f} s of compile, capture and first steps"
+              + (f"; checkpoints took {result.checkpoint_s:.1f} s apart" if result.checkpoint_s else "")
+              + f"; {result.samples_per_s:,.1f} samples/s over the whole run)")
     else:
         print(f"{result.samples_per_s:,.1f} samples/s over the whole run (too short for a steady-state figure)")
     if result.resumed_from_step:

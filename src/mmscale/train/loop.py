@@ -52,6 +52,7 @@ class TrainResult:
     steady_samples_per_s: float | None = None  # after compile and capture (None: run too short to tell)
     steady_mfu: float | None = None
     startup_s: float = 0.0  # wall time before the steady-state window: compile, capture, first batches
+    checkpoint_s: float = 0.0  # periodic checkpoint saves (the final one not included), outside the steady figure
     loss: float | None = None
     loss_itc: float | None = None
     loss_itm: float | None = None
@@ -164,6 +165,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     # steps before the steady-state window: compile, capture and the first batches (reported apart)
     warm_steps = GRAPH_WARMUP_STEPS + 2 if runtime.step_graph else (2 if runtime.compile else 1)
     steady = None  # (time, used samples, FLOPs) where the steady-state window starts
+    steady_aside_s = 0.0  # checkpoints and evaluations inside the steady-state window
     skips, used_samples = SkipCounter(), 0  # this rank's bad samples by reason, and its good ones
     done = start_step  # optimizer steps completed, resumed ones included
     with progress:
@@ -221,11 +223,18 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                     if not logged and window.steps:
                         writer.write(_log_row(done, losses, window, rank_batch * env.world_size, peak,
                                               optimizer, device, env))
+            # checkpoints and evaluations are timed apart: the windows and the steady figure are training
+            t_aside = time.perf_counter()
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and not last:
                 save_training_state(out_dir, done, job, wrapped, optimizer, scheduler, step_fn.scaler, env)
+                result.checkpoint_s += time.perf_counter() - t_aside
             if cfg.eval_every and done % cfg.eval_every == 0 and not last:
                 writer.write({"step": done, **_prefixed(evaluate_retrieval(job, model, tokenizer, env, device,
                                                                            precision), "eval/")})
+            aside_s = time.perf_counter() - t_aside
+            window.started += aside_s  # the window's clock skips the time spent aside
+            if steady is not None:
+                steady_aside_s += aside_s
             if last:
                 break
     steps_run = done - start_step
@@ -264,7 +273,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     result.flops_per_step = round(total_flops / computed) if computed else flops_per_step  # mean over steps
     result.mfu = mfu(total_flops, 1, wall_s, peak)  # the steps that computed
     if steady is not None and done > start_step + warm_steps:
-        steady_s = wall_s - (steady[0] - started)
+        steady_s = wall_s - (steady[0] - started) - steady_aside_s
         result.startup_s = steady[0] - started
         result.steady_samples_per_s = (used_samples - steady[1]) * env.world_size / steady_s
         result.steady_mfu = mfu(total_flops - steady[2], 1, steady_s, peak)
