@@ -43,7 +43,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
                         help="largest image, width x height, read from its header; 413 beyond it (default 4096x4096)")
     parser.add_argument("--max-captions", type=int, help="most captions in one request; 400 beyond it (default 16)")
     parser.add_argument("--tokenizer", help="tokenizer.json or vocab.txt, the same as $MMSCALE_TOKENIZER "
-                                            "(default: $MMSCALE_TOKENIZER, then the installed package)")
+                                            "(default: $MMSCALE_TOKENIZER, then the shipped BERT-uncased vocab)")
     parser.add_argument("--cpu-threads", type=int, help="torch threads on CPU (default: torch's)")
     parser.add_argument("--monitor", metavar="FILE",
                         help="write the server's hardware timeline here while it serves (JSONL, one line per "
