@@ -126,7 +126,7 @@ def test_warm_buckets_runs_every_shape(tiny_predictor):
 
 def test_device_decode_path_matches_cpu_decode_and_falls_back(tiny_predictor):
     """The nvjpeg path's logic (batched decode_jpeg + resize, CPU fallback for non-JPEG and bad
-    bytes), run with torchvision's CPU decoder: same pixels within a few grey levels."""
+    bytes), run with the batch decoder's CPU build: same pixels within a few grey levels."""
     from mmscale.serve.predictor import ImageBatchDecoder
 
     size = tiny_predictor.image_size
