@@ -11,14 +11,14 @@ import io
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 from mmscale.data import gpu_decode
 from mmscale.data.gpu_decode import JPEG_DECODERS, GpuDecoder, decode_jpegs, resize_to_square, resolve_decode
 from mmscale.data.gpu_raw import gpu_decodable, is_jpeg, jpeg_complete, read_raw_batch
 from mmscale.data.image import SampleSkip, decode_image, read_bytes
 from mmscale.data.skips import SkipCounter, SkipReason
-from tests.data.conftest import FakeTokenizer
+from tests.data.conftest import FakeTokenizer, exif_rotated_jpeg
 
 SIZE = 32
 
@@ -157,16 +157,21 @@ def test_batched_decode_isolates_a_bad_stream(backend):
     assert out[0].shape == (3, 48, 64) and out[0].dtype == torch.uint8 and torch.equal(out[0], out[2])
 
 
-@pytest.mark.parametrize("kind", ["baseline", "grayscale", "cmyk", "progressive"])
+@pytest.mark.parametrize("kind", ["baseline", "grayscale", "cmyk", "progressive", "exif_rotated"])
 def test_decoders_match_pil_on_the_held_out_formats(backend, kind):
-    """Full-size pixels within one grey level of PIL's decode + convert('RGB') (the CPU path's)."""
-    save = {"baseline": {}, "grayscale": {"mode": "L"}, "cmyk": {"mode": "CMYK"},
-            "progressive": {"progressive": True}}[kind]
-    data = image_bytes("JPEG", size=(96, 72), seed=7, quality=90, **save)
+    """Pixels within one grey level of the CPU path's PIL decode (exif_transpose + convert('RGB'))."""
+    save = {"grayscale": {"mode": "L"}, "cmyk": {"mode": "CMYK"}, "progressive": {"progressive": True}}
+    data = exif_rotated_jpeg() if kind == "exif_rotated" else image_bytes(
+        "JPEG", size=(96, 72), seed=7, quality=90, **save.get(kind, {}))
     (decoded,) = decode_jpegs([as_tensor(data)], "cpu")
-    assert decoded.shape == (3, 72, 96) and decoded.dtype == torch.uint8
-    pil = torch.from_numpy(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")).copy()).permute(2, 0, 1)
-    assert (decoded.int() - pil.int()).abs().max() <= 1
+    if kind == "exif_rotated" and backend == "torchvision":
+        # torchvision ignores the orientation: why the GPU input path decodes rotated JPEGs on the CPU
+        assert decoded.shape == (3, 72, 96)
+        return
+    pil = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    expected = torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1)
+    assert decoded.dtype == torch.uint8 and decoded.shape == expected.shape
+    assert (decoded.int() - expected.int()).abs().max() <= 1
 
 
 def test_decoders_agree_with_each_other():
@@ -187,15 +192,8 @@ def test_torchcodec_is_the_default_where_it_loads():
 
 
 def test_exif_rotated_jpeg_takes_the_cpu_path_and_matches_it(tmp_path):
-    """Neither nvjpeg decoder applies EXIF orientation, so a rotated JPEG is decoded in the worker."""
-    arr = np.zeros((40, 60, 3), np.uint8)
-    arr[:, :30] = (255, 0, 0)
-    img = Image.fromarray(arr)
-    exif = img.getexif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", exif=exif, quality=95)
-    data = buf.getvalue()
+    """nvjpeg's handling of the orientation is not checked, so a rotated JPEG is decoded in the worker."""
+    data = exif_rotated_jpeg(size=(60, 40), quality=95)
     assert not gpu_decodable(data, MAX_PIXELS)
     (tmp_path / "rotated.jpg").write_bytes(data)
     items = [(0, str(tmp_path / "rotated.jpg"), "a rotated photo")]
