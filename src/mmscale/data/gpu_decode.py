@@ -5,9 +5,9 @@ Workers ship encoded bytes (``gpu_raw``) and the device decodes them.
 - ``decode_jpegs``: one batched ``decode_jpeg`` call, TorchCodec's when it is installed, else
   torchvision's (deprecated since 0.29 in favour of TorchCodec; both run nvjpeg on CUDA and
   libjpeg-turbo on CPU; on CPU TorchCodec applies the EXIF orientation, torchvision does not);
-  if it raises (one bad stream fails the whole batch), each image is
-  retried alone and the failures go back to the CPU path, which either decodes them or names
-  the reason, so skips match ``decode=cpu`` exactly.
+  if it raises (one bad stream fails the whole batch), each image is retried alone and the
+  failures go back to the CPU path, which either decodes them or names the reason, so skips
+  match ``decode=cpu`` exactly.
 - ``resize_to_square``: antialiased bilinear to ``S x S`` (the reference ``Resize((S, S))``),
   batched over images of equal size; output uint8 like the CPU path's ``Batch.images``.
 - ``gpu_prefetch.GpuDecodeLoader`` runs the decoder ahead of the training step.
