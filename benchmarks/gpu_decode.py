@@ -174,7 +174,7 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--cpu-stand-in", action="store_true",
-                        help="without CUDA, run the GPU rows' code on the CPU (torchvision's CPU decoder in "
+                        help="without CUDA, run the GPU rows' code on the CPU (the batch decoder's CPU build in "
                              "nvjpeg's place): their plumbing, not their speed")
     parser.add_argument("--rows", default="", help="comma list of rows to run (default: all; the reference "
                         "always runs, as the ratios' base), e.g. ours_gpu_decode,gpu_decode_resize")

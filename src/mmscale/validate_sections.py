@@ -12,6 +12,7 @@ import importlib.util
 import math
 from pathlib import Path
 
+from mmscale.extras import install_hint, missing_modules
 from mmscale.report.results import metric, new_section, verdict
 from mmscale.validate_charts import batchsweep_charts, datascale_charts, monitor_charts, scaling_charts
 
@@ -262,11 +263,11 @@ def run_pipeline_section(ctx) -> dict:
 def run_load_section(ctx) -> dict:
     if not module_available("mmscale.bench.load") or not module_available("mmscale.serve.app"):
         return unavailable("load", "load test (mmscale.bench.load with a spawned mmscale.serve server)")
-    missing = [m for m in ("fastapi", "uvicorn", "aiohttp") if not module_available(m)]
+    missing = missing_modules("serve")
     if missing:
         return new_section(TITLES["load"], "unavailable",
-                           f"the server needs {', '.join(missing)}, not installed in this environment "
-                           "(pip install the package's dependencies), so no server could be spawned")
+                           f"the server and load generator need {', '.join(missing)}, not installed here "
+                           f"({install_hint('serve')}), so no server was spawned")
     from mmscale import validate_external
 
     return validate_external.load_section(ctx, TITLES["load"])

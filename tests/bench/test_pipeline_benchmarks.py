@@ -90,7 +90,7 @@ def test_decode_gil_probe_tells_a_call_that_holds_the_gil_from_one_that_releases
 
 
 def test_gpu_decode_script_gpu_rows_run_with_cpu_stand_ins(tmp_path, monkeypatch):
-    """The rows that need CUDA, run on CPU (``--cpu-stand-in``): torchvision's CPU decoder stands in
+    """The rows that need CUDA, run on CPU (``--cpu-stand-in``): the batch decoder's CPU build stands in
     for nvjpeg, so the plumbing of each row (and ``--rows``) is exercised before a GPU run depends on it."""
     names = ["ours_gpu_decode", "ours_gpu_decode_1thread", "ours_raw_only", "gpu_decode_resize",
              "gpu_decode_resize_t2"]

@@ -24,6 +24,13 @@ def test_percentile_rejects_empty_and_out_of_range():
         stats.percentile([1.0], 101)
 
 
+def test_median_averages_the_middle_pair():
+    assert stats.median([4.0, 1.0, 3.0, 2.0]) == 2.5 == stats.percentile([4.0, 1.0, 3.0, 2.0], 50)
+    assert stats.median([7]) == 7.0 and isinstance(stats.median([7]), float)
+    with pytest.raises(ValueError):
+        stats.median([])
+
+
 def test_linear_fit_recovers_slope_intercept_and_r2():
     xs = [10_000, 50_000, 100_000]
     ys = [0.002 * x + 30 for x in xs]

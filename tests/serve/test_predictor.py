@@ -126,7 +126,7 @@ def test_warm_buckets_runs_every_shape(tiny_predictor):
 
 def test_device_decode_path_matches_cpu_decode_and_falls_back(tiny_predictor):
     """The nvjpeg path's logic (batched decode_jpeg + resize, CPU fallback for non-JPEG and bad
-    bytes), run with torchvision's CPU decoder: same pixels within a few grey levels."""
+    bytes), run with the batch decoder's CPU build: same pixels within a few grey levels."""
     from mmscale.serve.predictor import ImageBatchDecoder
 
     size = tiny_predictor.image_size
@@ -139,6 +139,22 @@ def test_device_decode_path_matches_cpu_decode_and_falls_back(tiny_predictor):
     assert errors[2].status == 400 and images.shape == (3, 3, size, size) and images.dtype == torch.uint8
     diff = (images.float() - reference.float()).abs().mean().item()
     assert diff < 8.0  # different resamplers (PIL draft + bilinear vs antialiased interpolate)
+
+
+def test_device_decode_path_with_torchcodec_applies_the_exif_orientation(tiny_predictor, monkeypatch):
+    """A request's JPEG goes to the batch decoder whatever its EXIF says; TorchCodec (unlike
+    torchvision) rotates it as the CPU path does. Checked on CPU; nvjpeg's behaviour is not."""
+    import mmscale.data.gpu_decode as gd
+    from mmscale.serve.predictor import ImageBatchDecoder
+    from tests.data.conftest import exif_rotated_jpeg
+
+    pytest.importorskip("torchcodec.decoders")
+    monkeypatch.setattr(gd, "jpeg_backend", lambda: "torchcodec")
+    size, blob = tiny_predictor.image_size, exif_rotated_jpeg()
+    images, _ = ImageBatchDecoder(size, 10**8, torch.device("cpu"), "cuda")([blob])
+    reference, _ = ImageBatchDecoder(size, 10**8, torch.device("cpu"), "cpu")([blob])
+    assert (images.float() - reference.float()).abs().mean().item() < 8.0
+    assert images[0, 0, : size // 4].float().mean() > 200  # red on top once rotated
 
 
 @pytest.mark.parametrize("task", ["match", "embed_text"])

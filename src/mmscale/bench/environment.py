@@ -16,7 +16,7 @@ from pathlib import Path
 PACKAGES = (
     "mmscale", "torch", "torchvision", "timm", "transformers", "tokenizers", "numpy", "pillow",
     "psutil", "nvidia-ml-py", "matplotlib", "jsonschema", "aiohttp", "fastapi", "uvicorn",
-    "httptools", "uvloop",
+    "httptools", "uvloop", "torchcodec",
 )
 
 

@@ -7,6 +7,7 @@ import argparse
 from mmscale.cli.bench import at_least, number_list
 from mmscale.cli.out import out_file
 from mmscale.cli.serve import add_server_options
+from mmscale.extras import require_extra
 from mmscale.strict_json import dumps, write_json
 
 ORDER = 60
@@ -25,6 +26,7 @@ def parse_levels(text, kind=int) -> list:
 
 
 def run(args) -> int:
+    require_extra("serve", "mmscale bench load")  # the load generator (aiohttp) and the server it spawns
     from mmscale.bench.load import LoadConfig, bench_load, format_table
     from mmscale.errors import ConfigError
 

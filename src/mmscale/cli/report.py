@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mmscale.extras import require_extra
+
 ORDER = 70
 
 
@@ -17,6 +19,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    require_extra("report", "mmscale report")  # the plots are drawn with matplotlib
     from pathlib import Path
 
     from mmscale.report.html import render_report

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from mmscale.extras import require_extra
+
 ORDER = 30
 
 FLAGS = {  # flag -> ServeConfig field
@@ -44,7 +46,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
                         help="largest image, width x height, read from its header; 413 beyond it (default 4096x4096)")
     parser.add_argument("--max-captions", type=int, help="most captions in one request; 400 beyond it (default 16)")
     parser.add_argument("--tokenizer", help="tokenizer.json or vocab.txt, the same as $MMSCALE_TOKENIZER "
-                                            "(default: $MMSCALE_TOKENIZER, then the installed package)")
+                                            "(default: $MMSCALE_TOKENIZER, then the shipped BERT-uncased vocab)")
     parser.add_argument("--cpu-threads", type=int, help="torch threads on CPU (default: torch's)")
     parser.add_argument("--monitor", metavar="FILE",
                         help="write the server's hardware timeline here while it serves (JSONL, one line per "
@@ -83,6 +85,7 @@ def fix_quotes(override: str) -> str:
 
 
 def run(args) -> int:
+    require_extra("serve", "mmscale serve")  # before the imports below: they need fastapi
     from mmscale.data.tokenizer import ENV_VAR as TOKENIZER_ENV
     from mmscale.errors import ConfigError
     from mmscale.serve.defaults import resolve

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from mmscale.extras import install_hint, missing_modules
 from mmscale.strict_json import dumps
 
 ORDER = 10
@@ -64,4 +65,6 @@ def run(args) -> int:
         for v in s["verdicts"]:
             print(f"    {v['level'].upper():<5} {v['text']}")
     print(f"results: {args.out}/results.json   report: {args.out}/report.html")
+    if missing_modules("report"):
+        print(f"report.html has tables but no charts: matplotlib is not installed ({install_hint('report')})")
     return 1 if failed else 0

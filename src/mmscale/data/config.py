@@ -35,7 +35,7 @@ class DataConfig:
     ``max_text_len``), so a compiled step sees a few static lengths; 0: no rounding."""
     tokenizer: str | None = None
     """tokenizer.json, or a directory with tokenizer.json/vocab.txt; default: $MMSCALE_TOKENIZER,
-    then the bundled bert-base-uncased vocabulary."""
+    then the BERT-uncased vocab.txt shipped with mmscale."""
     num_workers: int = 2
     """DataLoader worker processes (0 = load in the main process)."""
     prefetch_factor: int = 4

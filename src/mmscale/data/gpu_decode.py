@@ -2,9 +2,12 @@
 
 Workers ship encoded bytes (``gpu_raw``) and the device decodes them.
 
-- ``decode_jpegs``: one batched ``torchvision.io.decode_jpeg`` call; if it raises (one bad stream
-  fails the whole batch), each image is retried alone and the failures go back to the CPU path,
-  which either decodes them or names the reason, so skips match ``decode=cpu`` exactly.
+- ``decode_jpegs``: one batched ``decode_jpeg`` call, TorchCodec's when it is installed, else
+  torchvision's (deprecated since 0.29 in favour of TorchCodec; both run nvjpeg on CUDA and
+  libjpeg-turbo on CPU; on CPU TorchCodec applies the EXIF orientation, torchvision does not);
+  if it raises (one bad stream fails the whole batch), each image is retried alone and the
+  failures go back to the CPU path, which either decodes them or names the reason, so skips
+  match ``decode=cpu`` exactly.
 - ``resize_to_square``: antialiased bilinear to ``S x S`` (the reference ``Resize((S, S))``),
   batched over images of equal size; output uint8 like the CPU path's ``Batch.images``.
 - ``gpu_prefetch.GpuDecodeLoader`` runs the decoder ahead of the training step.
@@ -13,9 +16,11 @@ Workers ship encoded bytes (``gpu_raw``) and the device decodes them.
 from __future__ import annotations
 
 import collections
+import functools
 import io
 import logging
 import time
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -30,21 +35,53 @@ log = logging.getLogger(__name__)
 # 15,208), so a CPU pipeline cannot feed ``base`` (benchmarks/gpu_decode.py measures both paths).
 
 
-def decode_jpegs(jpegs: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor | None]:
-    """Encoded JPEGs -> uint8 [3, h, w] on ``device`` each; None where the decoder refused one."""
-    from torchvision.io import ImageReadMode, decode_jpeg
+def torchcodec_jpegs(jpegs: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
+    # imported here: optional, and jpeg_backend() names this entry only where torchcodec loads
+    from torchcodec.decoders import decode_jpeg
 
+    return decode_jpeg(jpegs, mode="RGB", device=device)
+
+
+def torchvision_jpegs(jpegs: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
+    from torchvision.io import ImageReadMode, decode_jpeg  # the fallback: imported only when used
+
+    with warnings.catch_warnings():  # its deprecation in favour of TorchCodec: why TorchCodec comes first
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return list(decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device))
+
+
+# Batch JPEG decoders, one signature: encoded uint8 tensors -> uint8 [3, h, w] each on ``device``.
+JPEG_DECODERS = {"torchcodec": torchcodec_jpegs, "torchvision": torchvision_jpegs}
+
+
+@functools.cache
+def jpeg_backend() -> str:
+    """``torchcodec`` when it loads here, else ``torchvision``."""
+    try:
+        import torchcodec.decoders  # noqa: F401  (loads its native image library)
+    except Exception as exc:  # not installed (ImportError), or built for another torch (OSError, RuntimeError)
+        log.debug("TorchCodec unavailable (%s: %s); decoding JPEGs with torchvision", type(exc).__name__, exc)
+        return "torchvision"
+    return "torchcodec"
+
+
+def decode_jpegs(jpegs: list[torch.Tensor], device: torch.device | str,
+                 backend: str | None = None) -> list[torch.Tensor | None]:
+    """Encoded JPEGs -> uint8 [3, h, w] on ``device`` each; None where the decoder refused one.
+    ``backend``: a ``JPEG_DECODERS`` name (default: ``jpeg_backend()``)."""
     if not jpegs:
         return []
+    decode = JPEG_DECODERS[backend or jpeg_backend()]
     try:
-        return list(decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device))
-    except RuntimeError as exc:
+        return list(decode(jpegs, device))
+    except (RuntimeError, ValueError) as exc:
         log.debug("batch decode failed (%s); retrying %d images one by one", exc, len(jpegs))
     out: list[torch.Tensor | None] = []
     for data in jpegs:
         try:
-            out.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=device))
-        except RuntimeError:
+            (image,) = decode([data], device)
+            out.append(image)
+        except (RuntimeError, ValueError):
             out.append(None)
     return out
 

@@ -1,6 +1,7 @@
 """Runs the GPU decoder ahead of the training step: ``GpuDecodeLoader``.
 
-torchvision's nvjpeg batch decode ends in a ``cudaStreamSynchronize`` on its own stream: the
+torchvision's nvjpeg batch decode (measured; TorchCodec's, used where it is installed, is not
+measured yet) ends in a ``cudaStreamSynchronize`` on its own stream: the
 calling thread blocks until the hardware decoder is done, about 15 ms per 256 JPEGs of 640x480 on
 one H100, and taking a raw batch from the DataLoader up to about 10 ms more. Called between
 training steps (``threads=0``), both are time the training process launches nothing.

@@ -16,24 +16,27 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from mmscale.data.normalize import IMAGENET_MEAN, IMAGENET_STD
+from mmscale.errors import ConfigError
 
 
 def reference_tokenizer(path=None):
     """``transformers`` tokenizer over the same offline vocabulary as ``load_tokenizer``."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, BertTokenizer, PreTrainedTokenizerFast
 
     from mmscale.data.tokenizer import resolve_tokenizer_path
 
     source = resolve_tokenizer_path(path)
-    try:
+    if (source.parent / "tokenizer_config.json").is_file():
         return AutoTokenizer.from_pretrained(str(source.parent), local_files_only=True)
-    except (OSError, ValueError):  # a bare tokenizer.json / vocab.txt without tokenizer_config.json
-        from transformers import BertTokenizer, PreTrainedTokenizerFast
-
-        if source.suffix == ".json":
-            return PreTrainedTokenizerFast(tokenizer_file=str(source), pad_token="[PAD]", unk_token="[UNK]",
-                                           cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
-        return BertTokenizer(vocab_file=str(source), do_lower_case=True)
+    if source.suffix == ".json":
+        return PreTrainedTokenizerFast(tokenizer_file=str(source), pad_token="[PAD]", unk_token="[UNK]",
+                                       cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    if source.name != "vocab.txt":
+        raise ConfigError("data.tokenizer", f"{source}: the reference tokenizer reads a vocabulary "
+                          "file named vocab.txt")
+    # transformers 5's BertTokenizer(vocab_file=...) ignores the file (5 tokens); from_pretrained
+    # reads vocab.txt in both 4.x and 5.x, with BERT's defaults (lower case, Chinese characters split).
+    return BertTokenizer.from_pretrained(str(source.parent), local_files_only=True)
 
 
 class MultiModalDataset(Dataset):

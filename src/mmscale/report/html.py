@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from mmscale.bench.environment import describe_device
-from mmscale.report.plots import render_data_uri
+from mmscale.extras import install_hint, missing_modules
 from mmscale.strict_json import dumps
 
 REPORT_NAME = "report.html"
@@ -98,6 +98,11 @@ def verdict_block(verdicts: list[dict], prefix: str = "") -> str:
 
 
 def chart_block(chart: dict) -> str:
+    if missing_modules("report"):  # tables and verdicts still render; only the plots need matplotlib
+        return (f"<p class='reason'>chart '{html.escape(chart.get('title', '?'))}' not drawn: matplotlib is "
+                f"not installed ({html.escape(install_hint('report'))})</p>")
+    from mmscale.report.plots import render_data_uri  # imports matplotlib, the optional `report` extra
+
     try:
         uri = render_data_uri(chart)
     except Exception as exc:  # one bad chart must not take the whole report down

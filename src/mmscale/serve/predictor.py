@@ -54,8 +54,8 @@ def resolve_device(device: str) -> torch.device:
 class ImageBatchDecoder:
     """Encoded images -> uint8 [n, 3, S, S] on the model's device, plus a 400 for each bad one.
 
-    ``cuda``: one batched nvjpeg call for the JPEGs (torchvision ``decode_jpeg`` on the device)
-    and a GPU resize; non-JPEGs and anything nvjpeg refuses go through the CPU decoder.
+    ``cuda``: one batched nvjpeg call for the JPEGs (``gpu_decode.decode_jpegs``: TorchCodec, or
+    torchvision where TorchCodec is not installed) and a GPU resize; non-JPEGs and anything nvjpeg refuses go through the CPU decoder.
     ``cpu``: PIL with reduced-scale JPEG decode (``mmscale.data.image``).
     """
 

@@ -74,7 +74,8 @@ class TrainConfig:
     eval_samples: int = 1000
     """Validation samples used for retrieval recall (the first N of the val split)."""
     tensorboard: bool = True
-    """Also write the metrics as TensorBoard events (when the tensorboard package is installed)."""
+    """Also write the metrics as TensorBoard events (needs the ``tensorboard`` extra; without it,
+    metrics.jsonl alone)."""
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_samples"):

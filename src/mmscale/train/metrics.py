@@ -6,13 +6,17 @@ Names carry namespace and unit (torchtitan style): ``loss/itc``, ``throughput/sa
 
 from __future__ import annotations
 
+import logging
 import resource
 from pathlib import Path
 
 import psutil
 import torch
 
+from mmscale.extras import install_hint
 from mmscale.strict_json import dumps
+
+log = logging.getLogger(__name__)
 
 GIB = 1024**3
 
@@ -50,8 +54,9 @@ class MetricsWriter:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.tb = SummaryWriter(str(Path(out_dir) / "tensorboard"))
-            except ImportError:  # tensorboard not installed: JSONL still has everything
-                self.tb = None
+            except ImportError:  # JSONL still has everything
+                log.info("no TensorBoard events: the tensorboard package is not installed (%s); "
+                         "metrics.jsonl has every row", install_hint("tensorboard"))
 
     def write(self, row: dict) -> None:
         if not self.enabled:
