@@ -26,7 +26,8 @@ def test_short_run_against_the_tiny_model_server_reports_sane_percentiles(tmp_pa
     from tests.serve.serve_fakes import live_server
 
     torch.set_num_threads(1)
-    cfg = ServeConfig(device="cpu", max_wait_ms=5)
+    # the generator is under test, not admission: an SLO no busy machine reaches, so nothing is refused
+    cfg = ServeConfig(device="cpu", max_wait_ms=5, slo_ms=60_000)
     out = tmp_path / "load.json"
     with live_server(build_predictor(cfg, preset="tiny"), cfg) as (url, _):
         code = main(["bench", "load", "--url", url, "--label", "batched", "--concurrency", "1,4", "--rates", "8",
