@@ -272,6 +272,7 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
     add this invocation's (``validate_merge``), for suites split across several commands.
     """
     from mmscale.bench.environment import fingerprint
+    from mmscale.report.answer import answer
     from mmscale.report.html import write_report
     from mmscale.report.results import new_results, new_section, write_results
     from mmscale.validate_sections import RUNNERS, TITLES, collect_metrics, monitor_section
@@ -324,6 +325,7 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
         merge_sections(results, previous, list(settings.sections), earlier_monitors)
         results["invocations"][-1]["wall_s"] = results["wall_s"]
     results["metrics"] = collect_metrics(results["sections"])
+    results["answer"] = answer(results)
     write_results(results, run_dir)
     write_report(results, run_dir)
     return results

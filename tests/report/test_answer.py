@@ -1,0 +1,64 @@
+"""The answer block's figures, computed from a constructed results dict whose answer is known."""
+
+from __future__ import annotations
+
+import pytest
+
+from mmscale.report.answer import answer
+
+
+def by_id(a: dict) -> dict:
+    return {p["id"]: p for p in a["predictions"]}
+
+
+def test_throughput_and_bottleneck(helpers):
+    a = answer(helpers.full_results())
+    thr = a["throughput"]
+    assert thr["value"] == pytest.approx(100_000 / 105.1) and "GPU (NVIDIA H100" in thr["what"]
+    assert thr["ms_per_sample"] == pytest.approx(1.051)
+    assert a["bottleneck"] == {"verdict": "input-bound", "step_ms": 100.0, "stage": "backward", "stage_ms": 50.0,
+                               "share": 0.5, "input_share": pytest.approx(0.3)}
+
+
+def test_predictions_carry_fit_interval_and_confirmation(helpers):
+    p = by_id(answer(helpers.full_results()))
+    batch = p["batchsweep.bf16.max_batch"]
+    assert batch["basis"] == "predicted" and batch["value"] == pytest.approx(772, abs=3)
+    assert batch["low"] < batch["value"] < batch["high"] and "MiB/sample" in batch["fit"]
+    assert "first out-of-memory" in batch["confirm"]
+    at_1m = p["datascale.samples_per_s@1000000"]
+    assert at_1m["value"] == pytest.approx(1e6 / (1e6 / 1000 + 5), rel=0.01)
+    assert at_1m["low"] < at_1m["value"] < at_1m["high"] and "sizes=[1000000]" in at_1m["confirm"]
+    at_10m = p["datascale.samples_per_s@10000000"]
+    assert at_10m["high"] - at_10m["low"] > at_1m["high"] - at_1m["low"]  # further out, wider
+    eight = p["scaling.ddp.weak.efficiency@x8"]
+    assert eight["value"] == pytest.approx(100 / (100 + 10 * 1.75))
+    assert eight["low"] < eight["value"] < eight["high"] and "2(n-1)/n" in eight["fit"]
+
+
+def test_changes_ranked_by_gain_against_the_runs_own_configuration(helpers):
+    a = answer(helpers.full_results())
+    assert [c["change"] for c in a["changes"]] == [
+        "input: gpu_decode → gpu_decode_1thread", "batch 64 → 256 (bf16)"]
+    assert [round(c["gain_rel"], 3) for c in a["changes"]] == [0.3, round(820 / 700 - 1, 3)]
+    # fp32 at the same batch is no faster (700 vs 700): not listed; cpu decode is slower: not listed
+
+
+def test_missing_sections_say_why_and_lines_cover_every_question(helpers):
+    doc = helpers.full_results()
+    del doc["sections"]["scaling"], doc["sections"]["datascale"]
+    a = answer(doc)
+    p = by_id(a)
+    assert p["datascale.samples_per_s@1000000"]["value"] is None
+    assert a["throughput"]["source"] == "pipeline main run"
+    assert len(a["lines"]) == 2 + len(a["predictions"]) + 1 + 1  # + changes + flags
+    assert any("not predicted" in line and "scaling" in line for line in a["lines"])
+    assert any(line.startswith("1 figure(s) outside physical bounds") for line in a["lines"])
+
+
+def test_a_measured_max_batch_replaces_the_prediction(helpers):
+    doc = helpers.full_results()
+    doc["sections"]["batchsweep"]["tables"][0]["rows"][0].update(found_max_batch=700, first_oom_batch=704)
+    batch = by_id(answer(doc))["batchsweep.bf16.max_batch"]
+    assert (batch["basis"], batch["value"], batch["first_oom"]) == ("measured", 700, 704)
+    assert batch["predicted"] == pytest.approx(772, abs=3)
