@@ -9,7 +9,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report", help="re-render report.html from RUN_DIR/results.json",
         description="Check RUN_DIR/results.json against its schema and render the self-contained "
-                    "report.html again (plots redrawn from the stored figures; nothing is re-measured).",
+                    "report.html again (plots redrawn from the stored figures; nothing is re-measured), with "
+                    "the files it links beside it: a CSV of every table (csv/) and pipeline.trace.json.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by mmscale validate or a bench command")
     parser.add_argument("--out", default=None, help="write the HTML here (default: RUN_DIR/report.html)")
@@ -19,12 +20,11 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from mmscale.report.html import render_report
+    from mmscale.report.html import write_report
     from mmscale.report.results import read_results
 
     doc = read_results(args.run_dir)
-    path = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(doc), encoding="utf-8")
+    target = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
+    path = write_report(doc, target.parent, target.name)
     print(f"report: {path}")
     return 0
