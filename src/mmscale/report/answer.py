@@ -197,7 +197,7 @@ def scaling_at(doc: dict, world: int = SCALING_TARGET_WORLD) -> dict:
                    f"(x{predict.ring_factor(world) / predict.ring_factor(best['world_size']):.2f}); interval from the "
                    "step times' quartiles; assumes one NVLink domain")
     if best.get("device") == "cpu":
-        out["interval_note"] = "from a CPU gloo smoke test: shows the method, says nothing about GPUs"
+        out["what"] += " (from a CPU gloo smoke test: shows the method, says nothing about GPUs)"
     return out
 
 

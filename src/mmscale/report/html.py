@@ -30,7 +30,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem 
 h1{margin-bottom:.2rem} h2{border-bottom:2px solid #ddd;padding-bottom:.2rem;margin-top:2.2rem}
 .sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}
-td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:right;vertical-align:top}
+td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:right;vertical-align:top;white-space:nowrap}
 th{background:#f4f4f4} td.k,th.k{text-align:left}
 .v{padding:.35rem .6rem;margin:.25rem 0;border-left:5px solid;border-radius:3px}
 .v.pass{border-color:#2a2;background:#f0fff0} .v.warn{border-color:#e90;background:#fff8e8}
@@ -54,6 +54,18 @@ def verdict_block(verdicts: list[dict], prefix: str = "") -> str:
         f"{html.escape(v['text'])}</div>"
         for v in ordered
     )
+
+
+def summary_block(verdicts: list[dict]) -> str:
+    """Failures and warnings in view; passes and notes folded under a count (the answer above says
+    what they add up to)."""
+    alarming = [v for v in verdicts if v["level"] in ("fail", "warn")]
+    rest = [v for v in verdicts if v["level"] not in ("fail", "warn")]
+    counts = ", ".join(f"{sum(v['level'] == level for v in rest)} {level}" for level in ("pass", "info")
+                       if any(v["level"] == level for v in rest))
+    folded = (f"<details><summary>{len(rest)} more verdicts ({counts})</summary>{verdict_block(rest)}</details>"
+              if rest else "")
+    return f"<section id='summary'><h2>Verdicts</h2>{verdict_block(alarming)}{folded}</section>"
 
 
 def chart_block(chart: dict, bounds: Bounds | None = None) -> str:
@@ -129,7 +141,7 @@ def render_report(doc: dict, title: str = "mmscale validation report") -> str:
         f"{' (dirty)' if git.get('dirty') else ''}</p>"
     )
     top = answer_block(doc.get("answer") or compute_answer(doc), find_flags(doc), bounds)
-    summary = f"<section id='summary'><h2>Summary</h2>{verdict_block(all_verdicts)}</section>"
+    summary = summary_block(all_verdicts)
     sections = "\n".join(section_block(n, s, bounds) for n, s in doc["sections"].items())
     env_rows = {k: v for k, v in env.items() if k not in ("packages",)}
     packages = {k: v or (doc["tool"]["version"] if k == "mmscale" else "not installed")

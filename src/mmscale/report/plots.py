@@ -74,7 +74,10 @@ def render_png(chart: dict, width_in: float = 7.0, height_in: float = 3.6, dpi: 
         ax.set_ylabel(chart["y_label"])
         ax.grid(True, alpha=0.3)
         format_axes(ax, chart)
-        if len(chart["series"]) > 1 or chart["series"][0].get("label"):
+        ys = [y for s in chart["series"] for y in s["y"] if y is not None]
+        if ys and min(ys) >= 0 and not chart.get("log_y"):
+            ax.set_ylim(bottom=0)  # from zero: a flat line reads flat, not as noise blown up to fill the axis
+        if len(chart["series"]) > 1:  # one series: the title and the y label already name it
             # right of the axes, never over the data or the axis labels
             ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
         buffer = io.BytesIO()

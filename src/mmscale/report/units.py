@@ -8,6 +8,7 @@ the unit from a result column's name (the house names carry units: ``step_ms``, 
 from __future__ import annotations
 
 import math
+import re
 
 _SI = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
 _BINARY = ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB"))
@@ -75,7 +76,7 @@ def format_range(low: float, high: float, unit: str = "") -> str:
 
 def unit_of(column: str) -> str | None:
     """The unit a column's name states; None when the name says none."""
-    name = column.lower()
+    name = re.sub(r"_(median|mean|min|max|p\d+)$", "", column.lower())  # data_wait_pct_median is in %
     rules = ((("_ms", "ms"), "ms"), (("_gib",), "GiB"), (("_mib",), "MiB"),
              (("_pct", "pct"), "%"), (("_frac", "share"), "fraction"), (("_rel",), "relative"),
              (("speedup", "vs_reference_dataloader", "ours_vs_"), "x"), (("_s", "seconds"), "s"))
