@@ -18,6 +18,8 @@ from mmscale.report.units import format_cell, format_quantity, format_range, uni
     ("bytes_per_sample", 125771283.46, "120 MiB"),
     ("found_max_batch", 2432, "2,432"),
     ("r2", 0.99912, "0.999"),
+    ("gpu0_power_w", 384.0027, "384 W"),
+    ("spread", 0.3637, "36.4%"),
 ])
 def test_cells_carry_their_columns_unit_and_no_raw_exponent(column, value, text):
     assert format_cell(column, value) == text

@@ -79,7 +79,9 @@ def unit_of(column: str) -> str | None:
     name = re.sub(r"_(median|mean|min|max|p\d+)$", "", column.lower())  # data_wait_pct_median is in %
     rules = ((("_ms", "ms"), "ms"), (("_gib",), "GiB"), (("_mib",), "MiB"),
              (("_pct", "pct"), "%"), (("_frac", "share"), "fraction"), (("_rel",), "relative"),
-             (("speedup", "vs_reference_dataloader", "ours_vs_"), "x"), (("_s", "seconds"), "s"))
+             (("speedup", "vs_reference_dataloader", "ours_vs_"), "x"), (("_s", "seconds"), "s"),
+             (("spread",), "fraction"), (("_w",), "W"), (("_j",), "J"), (("_mhz",), "MHz"), (("_hz",), "Hz"),
+             (("_c",), "°C"))
     if name.endswith("_per_s") or name == "per_s":
         return "/s"
     if "bytes" in name:
