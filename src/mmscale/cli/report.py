@@ -20,11 +20,14 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from mmscale.report.answer import answer
     from mmscale.report.html import write_report
     from mmscale.report.results import read_results
 
     doc = read_results(args.run_dir)
     target = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
     path = write_report(doc, target.parent, target.name)
+    for line in (doc.get("answer") or answer(doc))["lines"]:
+        print(line)
     print(f"report: {path}")
     return 0
