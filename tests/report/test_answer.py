@@ -62,3 +62,12 @@ def test_a_measured_max_batch_replaces_the_prediction(helpers):
     batch = by_id(answer(doc))["batchsweep.bf16.max_batch"]
     assert (batch["basis"], batch["value"], batch["first_oom"]) == ("measured", 700, 704)
     assert batch["predicted"] == pytest.approx(772, abs=3)
+
+
+def test_a_batch_gain_inside_the_steps_spread_is_not_listed(helpers):
+    doc = helpers.full_results()
+    for row in doc["sections"]["batchsweep"]["rows"]:
+        if row["batch_size"] in (64, 256):  # 700 vs 820 samples/s, but steps that scatter by 2x
+            per_sample_ms = 1e3 / row["samples_per_s"]
+            row["step_ms_values"] = [row["batch_size"] * per_sample_ms * f for f in (0.6, 1.0, 1.4)]
+    assert [c["change"] for c in answer(doc)["changes"]] == ["input: gpu_decode → gpu_decode_1thread"]

@@ -34,7 +34,7 @@ def test_quantities_and_ranges():
     assert unit_of("variant") is None
 
 
-BOUNDS = Bounds(cores=16, host_gib=125.9, device_gib=79.2, ceilings=(("img_per_s", 4000.0, "decode-only"),))
+BOUNDS = Bounds(cores=16, host_gib=125.9, device_gib=79.2, ceilings=(("data.rows", "img_per_s", 4000.0, "decode-only"),))
 
 
 @pytest.mark.parametrize("quantity, value, row, flagged", [
@@ -52,7 +52,12 @@ BOUNDS = Bounds(cores=16, host_gib=125.9, device_gib=79.2, ceilings=(("img_per_s
     ("img_per_s", 4500.0, {"variant": "decode_only"}, False),
 ])
 def test_check_flags_only_what_breaks_a_bound(quantity, value, row, flagged):
-    assert bool(check(quantity, value, BOUNDS, row)) is flagged
+    assert bool(check(quantity, value, BOUNDS, row, "data.rows")) is flagged
+
+
+def test_a_ceiling_bounds_only_the_figures_measured_beside_it():
+    assert check("img_per_s", 4500.0, BOUNDS, {"variant": "ours_cpu"}, "data.rows")
+    assert check("img_per_s", 4500.0, BOUNDS, {"variant": "ours_cpu"}, "pipeline.rows") is None
 
 
 def test_find_flags_reads_stat_tables_by_their_field_column(helpers):

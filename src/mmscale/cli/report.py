@@ -27,7 +27,7 @@ def run(args) -> int:
     doc = read_results(args.run_dir)
     target = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
     path = write_report(doc, target.parent, target.name)
-    for line in (doc.get("answer") or answer(doc))["lines"]:
+    for line in answer(doc)["lines"]:  # recomputed from the figures with this build's rules
         print(line)
     print(f"report: {path}")
     return 0

@@ -8,6 +8,8 @@ and are never divided by each other.
 
 from __future__ import annotations
 
+from mmscale.bench import stats
+
 
 def resolved_precision(config: dict, gpu: bool) -> str:
     """The job's precision with ``auto`` resolved as the runtime does: bf16 on a GPU, fp32 on CPU."""
@@ -55,31 +57,43 @@ def pipeline_changes(section: dict, config: dict) -> list[dict]:
             if r["group"] == group and r is not base:
                 out.append({"change": f"{group}: {current} → {r['variant']}",
                             "gain_rel": r["samples_per_s"] / base["samples_per_s"] - 1, "section": "pipeline",
-                            "measured_by": f"pipeline what-if group '{group}', same process and steps"})
+                            "measured_by": f"pipeline what-if group '{group}', same process and steps; "
+                                           "one run per variant, so its noise is not measured"})
     return out
+
+
+def _per_step(row: dict) -> list[float]:
+    """Samples/s of each timed step of a batch-sweep row (its spread is the row's noise)."""
+    return [row["batch_size"] / (t / 1e3) for t in row.get("step_ms_values") or [] if t > 0] or [row["samples_per_s"]]
+
+
+def _sweep_change(text: str, base: dict, other: dict) -> dict | None:
+    """A batch-sweep gain, kept only when it is larger than the spread of both rows' timed steps."""
+    change = stats.compare_samples(_per_step(base), _per_step(other), higher_is_better=True)
+    if change.verdict != "improvement":
+        return None
+    return {"change": text, "gain_rel": change.change_rel, "noise_rel": change.noise_rel, "section": "batchsweep",
+            "measured_by": f"batch sweep, training step on device-resident batches; beyond the steps' "
+                           f"{100 * change.noise_rel:.0f}% spread"}
 
 
 def batchsweep_changes(section: dict, config: dict, variant: str | None) -> list[dict]:
     """A larger batch in the job's own variant, and the other variants at the job's batch."""
     batch = (config.get("train") or {}).get("batch_size")
-    ok = [r for r in section.get("rows", []) if r["status"] == "ok" and r.get("samples_per_s")]
-    own = [r for r in ok if r["variant"] == variant]
+    ok = [r for r in section.get("rows", []) if r.get("status") == "ok" and r.get("samples_per_s")]
+    own = [r for r in ok if r.get("variant") == variant]
     at_batch = next((r for r in own if r["batch_size"] == batch), None)
     if at_batch is None:
         return []
-    out = []
+    found = []
     best = max(own, key=lambda r: r["samples_per_s"])
     if best["batch_size"] != batch:
-        out.append({"change": f"batch {batch} → {best['batch_size']} ({variant})",
-                    "gain_rel": best["samples_per_s"] / at_batch["samples_per_s"] - 1, "section": "batchsweep",
-                    "measured_by": "batch sweep, training step on device-resident batches"})
+        found.append(_sweep_change(f"batch {batch} → {best['batch_size']} ({variant})", at_batch, best))
     for other in sorted({r["variant"] for r in ok} - {variant}):
         row = next((r for r in ok if r["variant"] == other and r["batch_size"] == batch), None)
         if row:
-            out.append({"change": f"{variant} → {other} at batch {batch}",
-                        "gain_rel": row["samples_per_s"] / at_batch["samples_per_s"] - 1, "section": "batchsweep",
-                        "measured_by": "batch sweep, training step on device-resident batches"})
-    return out
+            found.append(_sweep_change(f"{variant} → {other} at batch {batch}", at_batch, row))
+    return [c for c in found if c]
 
 
 def changes(doc: dict, min_gain_rel: float) -> list[dict]:

@@ -22,7 +22,7 @@ def answer_block(a: dict, flags: list[dict], bounds: Bounds | None = None) -> st
     thr, b = a["throughput"], a["bottleneck"]
     items = [
         _item("throughput", throughput_text(thr), _note("measured by", thr.get("source")),
-              check("samples_per_s", thr.get("value"), bounds) if bounds else None),
+              check("samples_per_s", thr.get("value"), bounds, scope="answer") if bounds else None),
         _item("bottleneck", bottleneck_text(b), _note("measured by", "pipeline stage breakdown, mean per step")
               if b.get("stage") else ""),
     ]

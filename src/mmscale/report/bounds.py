@@ -25,7 +25,7 @@ class Bounds:
     cores: int | None
     host_gib: float | None
     device_gib: float | None
-    ceilings: tuple = ()  # (quantity, ceiling value, what measured it)
+    ceilings: tuple = ()  # (scope, quantity, ceiling value, what measured it)
 
 
 def bounds_of(doc: dict) -> Bounds:
@@ -36,17 +36,21 @@ def bounds_of(doc: dict) -> Bounds:
                   tuple(ceilings(doc.get("sections") or {})))
 
 
-def ceilings(sections: dict) -> list[tuple[str, float, str]]:
-    """Throughput ceilings the run measured: decode-only images/s, the step on device-resident batches."""
+def ceilings(sections: dict) -> list[tuple[str, str, float, str]]:
+    """Throughput ceilings the run measured, each with the one place it bounds (``scope``: a section
+    and where in it, or ``answer``): decode-only images/s bounds the data loaders beside it; the step on
+    device-resident batches bounds the pipeline's main run and the answer's training throughput."""
     out = []
     data = sections.get("data") or {}
     decode = next((r.get("img_per_s") for r in data.get("rows", []) if r.get("variant") == "decode_only"), None)
     if decode:
-        out.append(("img_per_s", decode, "the decode-only ceiling of the data section"))
+        out.append(("data.rows", "img_per_s", decode, "the decode-only ceiling measured beside it"))
     pipeline = (sections.get("pipeline") or {}).get("summary") or {}
     if pipeline.get("synthetic_samples_per_s"):
-        out.append(("samples_per_s", pipeline["synthetic_samples_per_s"],
-                    "the same step on device-resident batches (pipeline)"))
+        what = "the same step on device-resident batches (pipeline)"
+        # the datascale loop trains the same step with data loading added: it cannot beat it either
+        out += [(where, "samples_per_s", pipeline["synthetic_samples_per_s"], what)
+                for where in ("pipeline.summary", "datascale.rows", "answer")]
     return out
 
 
@@ -60,8 +64,11 @@ def _memory_limit(name: str, bounds: Bounds, row: dict) -> tuple[float | None, s
     return bounds.host_gib, "the host's memory"
 
 
-def check(quantity: str, value, bounds: Bounds, row: dict | None = None) -> str | None:
-    """Why ``value`` of ``quantity`` is physically impossible here, or None when it is within bounds."""
+def check(quantity: str, value, bounds: Bounds, row: dict | None = None, scope: str = "") -> str | None:
+    """Why ``value`` of ``quantity`` is outside its physical bounds here, or None when it is within them.
+
+    ``scope`` (``"data.rows"``, ``"pipeline.summary"``, ``"answer"``) says where the figure stands, for
+    the ceilings that bound only the figures measured beside them."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     name, row = quantity.lower(), row or {}
@@ -83,9 +90,10 @@ def check(quantity: str, value, bounds: Bounds, row: dict | None = None) -> str 
             return f"more than {what} ({limit:.1f} GiB)"
         if gib < 0 and "delta" not in name and "growth" not in name:
             return "negative memory"
-    for ceiling_name, ceiling, what in bounds.ceilings:
-        if name == ceiling_name and value > ceiling * (1 + CEILING_TOLERANCE_REL) and row.get("variant") != "decode_only":
-            return f"above {what} ({ceiling:,.0f}/s)"
+    for where, ceiling_name, ceiling, what in bounds.ceilings:
+        if (where == scope and name == ceiling_name and value > ceiling * (1 + CEILING_TOLERANCE_REL)
+                and row.get("variant") != "decode_only"):
+            return f"above its ceiling, {what} ({ceiling:,.3g}/s): one of the two measurements is disturbed"
     return None
 
 
@@ -93,7 +101,7 @@ def _row_flags(section: str, where: str, row: dict, bounds: Bounds) -> list[dict
     out = []
     for column, value in row.items():
         quantity = row["field"] if column in STAT_COLUMNS and isinstance(row.get("field"), str) else column
-        reason = check(quantity, value, bounds, row)
+        reason = check(quantity, value, bounds, row, scope_of(section, where))
         if reason:
             out.append({"section": section, "where": where, "column": column, "quantity": quantity,
                         "value": value, "reason": reason})
@@ -112,3 +120,8 @@ def find_flags(doc: dict) -> list[dict]:
         for row in section.get("rows") or []:
             flags += _row_flags(name, "Measurements", row, bounds)
     return flags
+
+
+def scope_of(section: str, where: str) -> str:
+    """``data.rows``, ``pipeline.summary``, ``monitor.Field statistics ...``: where a figure stands."""
+    return f"{section}.{'rows' if where == 'Measurements' else where}"

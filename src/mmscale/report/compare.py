@@ -45,7 +45,7 @@ def predictions_vs_measured(doc_a: dict, doc_b: dict) -> list[dict]:
     ``datascale.samples_per_s@1000000``), so the match is by name; A's answer is recomputed when its
     results.json predates the ``answer`` field.
     """
-    predicted = (doc_a.get("answer") or answer(doc_a))["predictions"]
+    predicted = (doc_a.get("answer") or answer(doc_a))["predictions"]  # what A said at the time
     metrics_b = doc_b.get("metrics", {})
     rows = []
     for p in predicted:

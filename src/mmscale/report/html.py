@@ -13,7 +13,7 @@ from pathlib import Path
 from mmscale.bench.environment import describe_device
 from mmscale.report.answer import answer as compute_answer
 from mmscale.report.answer_html import answer_block
-from mmscale.report.bounds import Bounds, bounds_of, find_flags
+from mmscale.report.bounds import Bounds, bounds_of, find_flags, scope_of
 from mmscale.report.plots import as_rows, distinct_x, render_data_uri
 from mmscale.report.tables import CSV_DIR, fmt, key_values, slug, table, write_csvs
 from mmscale.report.trace import TRACE_NAME, run_trace
@@ -94,14 +94,15 @@ def section_block(name: str, section: dict, bounds: Bounds | None = None) -> str
             if section.get("invocation") else ""
         parts.append(f"<p class='sub'>took {section['wall_s']:.1f} s{measured}</p>")
     parts.append(verdict_block(section.get("verdicts", [])))
-    parts.append(key_values(section.get("summary", {}), bounds))
+    parts.append(key_values(section.get("summary", {}), bounds, scope_of(name, "summary")))
     if name == "pipeline" and status == "ok":
         parts.append(trace_links(section))
     parts += [chart_block(c, bounds) for c in section.get("charts", [])]
     for extra in section.get("tables", []):
-        parts.append(table(extra["rows"], extra["title"], bounds, slug(name, extra["title"])))
+        parts.append(table(extra["rows"], extra["title"], bounds, slug(name, extra["title"]), scope_of(name, extra["title"])))
     if section.get("rows"):
-        parts.append(table(section["rows"], "Measurements", bounds, slug(name, "measurements")))
+        parts.append(table(section["rows"], "Measurements", bounds, slug(name, "measurements"),
+                           scope_of(name, "Measurements")))
     if section.get("error"):
         parts.append(f"<details><summary>error detail</summary><pre>{html.escape(section['error'])}</pre></details>")
     if len(parts) == 2:  # nothing but the heading: say so rather than leave it blank
@@ -140,7 +141,7 @@ def render_report(doc: dict, title: str = "mmscale validation report") -> str:
         f" · git {html.escape(str(git.get('commit') or 'unknown')[:10])}"
         f"{' (dirty)' if git.get('dirty') else ''}</p>"
     )
-    top = answer_block(doc.get("answer") or compute_answer(doc), find_flags(doc), bounds)
+    top = answer_block(compute_answer(doc), find_flags(doc), bounds)  # this build's rules, as for the charts
     summary = summary_block(all_verdicts)
     sections = "\n".join(section_block(n, s, bounds) for n, s in doc["sections"].items())
     env_rows = {k: v for k, v in env.items() if k not in ("packages",)}

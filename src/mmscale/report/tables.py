@@ -45,15 +45,15 @@ def fmt(value, nested: bool = False) -> str:
 def flag_html(text: str, reason: str) -> str:
     """A figure outside its physical bounds: marked, with the reason in words beside it."""
     return (f"<span class='flag' data-flag='{html.escape(reason)}' title='{html.escape(reason)}'>⚠ "
-            f"{html.escape(text)} <small>(impossible: {html.escape(reason)})</small></span>")
+            f"{html.escape(text)} <small>(out of bounds: {html.escape(reason)})</small></span>")
 
 
-def cell_html(column: str, value, row: dict, bounds: Bounds | None) -> str:
+def cell_html(column: str, value, row: dict, bounds: Bounds | None, where: str = "") -> str:
     """One cell's inner HTML: formatted with its column's unit, flagged when out of bounds."""
     quantity = row["field"] if column in STAT_COLUMNS and isinstance(row.get("field"), str) else column
     text = format_cell(quantity, value) if not isinstance(value, (dict, list)) else None
     text = text if text is not None else fmt(value)
-    reason = check(quantity, value, bounds, row) if bounds is not None else None
+    reason = check(quantity, value, bounds, row, where) if bounds is not None else None
     if reason:
         return flag_html(text, reason)
     if len(text) > FOLD_CHARS:
@@ -83,13 +83,13 @@ def csv_link(rows: list[dict], name: str) -> str:
 
 
 def table(rows: list[dict], title: str | None = None, bounds: Bounds | None = None,
-          csv_name: str | None = None) -> str:
+          csv_name: str | None = None, where: str = "") -> str:
     if not rows:
         return ""
     columns = list(dict.fromkeys(k for row in rows for k in row))
     shown = rows[:MAX_TABLE_ROWS]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell_html(c, r.get(c), r, bounds)}</td>" for c in columns) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{cell_html(c, r.get(c), r, bounds, where)}</td>" for c in columns) + "</tr>"
                    for r in shown)
     more = (f"<p class='reason'>{len(rows) - len(shown)} more rows in the CSV and results.json</p>"
             if len(rows) > len(shown) else "")
@@ -98,10 +98,10 @@ def table(rows: list[dict], title: str | None = None, bounds: Bounds | None = No
     return f"{caption}<div class='scroll'><table><tr>{head}</tr>{body}</table></div>{more}"
 
 
-def key_values(data: dict, bounds: Bounds | None = None) -> str:
+def key_values(data: dict, bounds: Bounds | None = None, where: str = "") -> str:
     if not data:
         return ""
-    body = "".join(f"<tr><td class='k'>{html.escape(str(k))}</td><td>{cell_html(str(k), v, data, bounds)}</td></tr>"
+    body = "".join(f"<tr><td class='k'>{html.escape(str(k))}</td><td>{cell_html(str(k), v, data, bounds, where)}</td></tr>"
                    for k, v in data.items())
     return f"<table class='kv'>{body}</table>"
 
