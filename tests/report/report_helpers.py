@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mmscale.bench.environment import fingerprint
 from mmscale.report.results import metric, new_results, new_section, verdict
-from mmscale.validate_charts import datascale_charts, monitor_charts, scaling_charts
+from mmscale.validate.charts import datascale_charts, monitor_charts, scaling_charts
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]

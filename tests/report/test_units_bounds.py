@@ -67,3 +67,10 @@ def test_find_flags_reads_stat_tables_by_their_field_column(helpers):
     monitor["tables"] = [{"title": "Field statistics", "rows": [{"field": "cpu_pct", "mean": 400.0, "max": 15107.4}]}]
     flags = find_flags(doc)
     assert [(f["quantity"], f["column"], f["value"]) for f in flags] == [("cpu_pct", "max", 15107.4)]
+
+
+def test_csv_keeps_full_precision_and_writes_nan_as_empty():
+    from mmscale.report.tables import csv_text
+
+    text = csv_text([{"step_ms": 130.31151455, "p99_ms": float("nan"), "extra": {"a": 1}}, {"step_ms": None}])
+    assert text.splitlines() == ["step_ms,p99_ms,extra", '130.31151455,,"{""a"": 1}"', ",,"]

@@ -68,8 +68,17 @@ def csv_text(rows: list[dict]) -> str:
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: dumps(v) if isinstance(v, (dict, list)) else v for k, v in row.items()})
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
     return out.getvalue()
+
+
+def _csv_value(value):
+    """A CSV field: nested values as JSON; NaN and infinities empty, as results.json stores them (null)."""
+    if isinstance(value, (dict, list)):
+        return dumps(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return ""
+    return value
 
 
 def slug(*parts: str) -> str:

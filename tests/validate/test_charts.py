@@ -1,6 +1,6 @@
 """The report's monitor charts: one unit per chart, the main thread drawn when sampled, sections marked."""
 
-from mmscale.validate_charts import monitor_charts
+from mmscale.validate.charts import monitor_charts
 
 
 def test_main_thread_series_appear_only_when_sampled():

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from mmscale.bench import thresholds
 from mmscale.report.results import metric, new_section, verdict
-from mmscale.validate_charts import batchsweep_charts, datascale_charts, monitor_charts, scaling_charts
+from mmscale.validate import external
+from mmscale.validate.charts import batchsweep_charts, datascale_charts, monitor_charts, scaling_charts
 
 GIB = 2**30
 TITLES = {
@@ -248,17 +249,13 @@ def scaling_verdict(row) -> str:
 def run_data_section(ctx) -> dict:
     if not module_available("mmscale.bench.data_loading"):
         return unavailable("data", "mmscale.bench.data_loading")
-    from mmscale import validate_external
-
-    return validate_external.data_section(ctx, TITLES["data"])
+    return external.data_section(ctx, TITLES["data"])
 
 
 def run_pipeline_section(ctx) -> dict:
     if not module_available("mmscale.bench.pipeline"):
         return unavailable("pipeline", "mmscale.bench.pipeline")
-    from mmscale import validate_external
-
-    return validate_external.pipeline_section(ctx, TITLES["pipeline"])
+    return external.pipeline_section(ctx, TITLES["pipeline"])
 
 
 def run_load_section(ctx) -> dict:
@@ -269,9 +266,7 @@ def run_load_section(ctx) -> dict:
         return new_section(TITLES["load"], "unavailable",
                            f"the server needs {', '.join(missing)}, not installed in this environment "
                            "(pip install the package's dependencies), so no server could be spawned")
-    from mmscale import validate_external
-
-    return validate_external.load_section(ctx, TITLES["load"])
+    return external.load_section(ctx, TITLES["load"])
 
 
 RUNNERS = {
@@ -344,11 +339,7 @@ def collect_metrics(sections: dict) -> dict:
                 out[f"scaling.{r['strategy']}.{r['regime']}.efficiency@x{r['world_size']}"] = metric(
                     [r["efficiency"]], "", True, "scaling")
     if sections.get("load", {}).get("status") == "ok":
-        from mmscale.validate_external import load_metrics
-
-        out.update(load_metrics(sections["load"]))
+        out.update(external.load_metrics(sections["load"]))
     if sections.get("data", {}).get("status") == "ok":
-        from mmscale.validate_external import data_metrics
-
-        out.update(data_metrics(sections["data"]))
+        out.update(external.data_metrics(sections["data"]))
     return {k: v for k, v in out.items() if v["values"] and all(math.isfinite(x) for x in v["values"])}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from mmscale import validate_external
+from mmscale.validate import external as validate_external
 from mmscale.validate import Context, load_configs
 
 

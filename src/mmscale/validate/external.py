@@ -11,7 +11,7 @@ from pathlib import Path
 
 from mmscale.bench.thresholds import DATA_LOADER_SPEEDUP
 from mmscale.report.results import new_section, verdict
-from mmscale.validate_charts import chart, series
+from mmscale.validate.charts import chart, series
 
 
 def load_section(ctx, title: str) -> dict:
