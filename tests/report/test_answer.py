@@ -71,3 +71,21 @@ def test_a_batch_gain_inside_the_steps_spread_is_not_listed(helpers):
             per_sample_ms = 1e3 / row["samples_per_s"]
             row["step_ms_values"] = [row["batch_size"] * per_sample_ms * f for f in (0.6, 1.0, 1.4)]
     assert [c["change"] for c in answer(doc)["changes"]] == ["input: gpu_decode → gpu_decode_1thread"]
+
+
+def test_one_scaling_prediction_per_strategy_and_throughput_from_one_rank_alone(helpers):
+    doc = helpers.full_results()
+    for name in ("pipeline", "datascale", "batchsweep"):
+        doc["sections"][name] = {**doc["sections"][name], "status": "skipped", "reason": "not in validate.sections"}
+    fsdp = [{**r, "strategy": "fsdp", "step_ms": r["step_ms"] * 1.5,
+             "step_ms_values": [t * 1.5 for t in r["step_ms_values"]],
+             "nosync_step_ms": r["nosync_step_ms"] and 120.0, "efficiency": 0.6 if r["world_size"] > 1 else 1.0}
+            for r in doc["sections"]["scaling"]["rows"]]
+    doc["sections"]["scaling"]["rows"] += fsdp
+    for r in doc["sections"]["scaling"]["rows"]:
+        r.update(global_batch=64, samples_per_s=64 / (r["step_ms"] / 1e3))
+    a = answer(doc)
+    ids = [p["id"] for p in a["predictions"] if p["id"] and p["id"].startswith("scaling.")]
+    assert ids == ["scaling.ddp.weak.efficiency@x8", "scaling.fsdp.weak.efficiency@x8"]  # best first
+    assert a["throughput"]["value"] == pytest.approx(640.0) and "one rank" in a["throughput"]["source"]
+    assert a["bottleneck"]["reason"] == "the pipeline section was not run: not in validate.sections"

@@ -20,7 +20,8 @@ from mmscale.report.units import format_quantity
 
 DATASCALE_TARGETS = (1_000_000, 10_000_000)
 SCALING_TARGET_WORLD = 8
-INPUT_STAGES = ("data_wait", "h2d", "decode")  # the stage names of bench.pipeline_stages that are input
+INPUT_STAGES = ("data_wait", "h2d", "decode")
+STATUS_WORDS = {"failed": "failed", "skipped": "not run", "unavailable": "not available"}  # the stage names of bench.pipeline_stages that are input
 GIB = 2**30
 
 
@@ -60,8 +61,17 @@ def throughput(doc: dict) -> dict:
     if out["value"] is None and pipeline and pipeline["summary"].get("samples_per_s"):
         out.update(value=pipeline["summary"]["samples_per_s"], source="pipeline main run",
                    interval_note="mean over the pipeline's timed steps, no spread stored")
+    one_rank = [r for r in (_ok(sections, "scaling") or {}).get("rows", [])
+                if r.get("world_size") == 1 and r.get("regime") == "weak" and r.get("samples_per_s")]
+    if out["value"] is None and one_rank:
+        row = max(one_rank, key=lambda r: r["samples_per_s"])
+        values = sorted(row["global_batch"] / (t / 1e3) for t in row.get("step_ms_values") or [] if t > 0)
+        out.update(value=row["samples_per_s"], source=f"scaling, {row['strategy']} on one rank, "
+                   "training step on device-resident batches (no data loading)")
+        if len(values) > 1:
+            out.update(low=values[0], high=values[-1], interval_note="")
     if out["value"] is None:
-        out["reason"] = "neither datascale nor pipeline measured a training loop in this run"
+        out["reason"] = "neither datascale, pipeline nor scaling measured a training step in this run"
         return out
     out["ms_per_sample"] = 1e3 / out["value"]
     out["device_hours_per_1m_samples"] = 1e6 / out["value"] / 3600
@@ -72,7 +82,7 @@ def bottleneck(doc: dict) -> dict:
     """The pipeline's verdict and the stage that takes the largest share of a step."""
     pipeline = _ok(doc["sections"], "pipeline")
     if not pipeline:
-        return {"reason": "the pipeline section did not run"}
+        return {"reason": not_run(doc, "pipeline")}
     summary = pipeline.get("summary") or {}
     name = summary.get("bottleneck")
     if not name:
@@ -94,7 +104,7 @@ def max_batch(doc: dict) -> dict:
     out = {"id": None, "what": "max batch", "unit": "samples", "value": None, "low": None, "high": None}
     bs = _ok(doc["sections"], "batchsweep")
     if not bs:
-        out["reason"] = "the batch sweep did not run"
+        out["reason"] = not_run(doc, "batchsweep")
         return out
     variant = job_variant(doc, bs["summary"].get("variants") or [])
     out.update(id=f"batchsweep.{variant}.max_batch", what=f"max batch ({variant})")
@@ -141,7 +151,7 @@ def samples_per_s_at(doc: dict, n_samples: int) -> dict:
                       f"(needs a dataset of {n_samples:,} samples)"}
     ds = _ok(doc["sections"], "datascale")
     if not ds or len({r["n_samples"] for r in ds.get("rows", [])}) < 2:
-        out["reason"] = "datascale needs two or more dataset sizes to fit a line"
+        out["reason"] = not_run(doc, "datascale") or "datascale needs two or more dataset sizes to fit a line"
         return out
     rows = ds["rows"]
     epochs = (ds.get("summary") or {}).get("epochs") or 1
@@ -159,46 +169,63 @@ def samples_per_s_at(doc: dict, n_samples: int) -> dict:
     return out
 
 
-def scaling_at(doc: dict, world: int = SCALING_TARGET_WORLD) -> dict:
-    """Weak-scaling efficiency at ``world`` ranks from the largest measured world's exposed communication."""
+def scaling_strategies(doc: dict) -> list[str]:
+    """Strategies with a multi-rank weak-scaling row, the most efficient first (one prediction each)."""
+    rows = [r for r in ((doc["sections"].get("scaling") or {}).get("rows") or [])
+            if r.get("regime") == "weak" and r.get("world_size", 1) > 1]
+    best = {}
+    for r in rows:
+        best[r["strategy"]] = max(best.get(r["strategy"], 0.0), r.get("efficiency") or 0.0)
+    return sorted(best, key=lambda name: -best[name]) or [None]
+
+
+def scaling_at(doc: dict, strategy: str | None, world: int = SCALING_TARGET_WORLD) -> dict:
+    """Weak-scaling efficiency of ``strategy`` at ``world`` ranks, from the exposed communication its
+    largest measured world showed, grown by the ring factor."""
     out = {"id": None, "what": f"scaling efficiency at {world} GPUs", "unit": "", "value": None, "low": None,
            "high": None, "confirm": f"mmscale bench scaling on a {world}-GPU host (validate.scaling.max_world={world})"}
     sc = _ok(doc["sections"], "scaling")
-    rows = [r for r in (sc or {}).get("rows", []) if r.get("regime") == "weak"]
+    rows = [r for r in (sc or {}).get("rows", []) if r.get("regime") == "weak" and r["strategy"] == strategy]
     multi = [r for r in rows if r["world_size"] > 1 and r.get("nosync_step_ms") and r.get("step_ms")]
     if not multi:
-        section = doc["sections"].get("scaling") or {}
-        out["reason"] = (f"the scaling section did not run: {section.get('reason') or 'not in this run'}" if not sc
-                         else "no multi-rank weak-scaling row with a no-sync step time")
+        out["reason"] = not_run(doc, "scaling") or "no multi-rank weak-scaling row with a no-sync step time"
         return out
-    measured = [r for r in rows if r["world_size"] == world and r.get("efficiency") is not None]
-    best = max(multi, key=lambda r: (r["world_size"], r.get("efficiency") or 0))
-    out.update(id=f"scaling.{best['strategy']}.weak.efficiency@x{world}",
-               what=f"{best['strategy']} weak-scaling efficiency at {world} ranks")
+    out.update(id=f"scaling.{strategy}.weak.efficiency@x{world}",
+               what=f"{strategy} weak-scaling efficiency at {world} ranks")
+    measured = next((r for r in rows if r["world_size"] == world and r.get("efficiency") is not None), None)
     if measured:
-        row = max(measured, key=lambda r: r["efficiency"])
-        out.update(value=row["efficiency"], basis="measured", confirm="measured in this run")
+        out.update(value=measured["efficiency"], basis="measured", confirm="measured in this run")
         return out
-    one = next((r for r in rows if r["strategy"] == best["strategy"] and r["world_size"] == 1), None)
+    largest = max(multi, key=lambda r: r["world_size"])
+    one = next((r for r in rows if r["world_size"] == 1), None)
     if one is None:
         out["reason"] = "no one-rank row to compare against"
         return out
-    times = sorted(best.get("step_ms_values") or [best["step_ms"]])
+    times = sorted(largest.get("step_ms_values") or [largest["step_ms"]])
     quartiles = (times[len(times) // 4], times[(3 * len(times)) // 4])
 
     def at(step_ms: float) -> float:
-        return predict.efficiency_at(one["step_ms"], best["nosync_step_ms"], step_ms - best["nosync_step_ms"],
-                                     best["world_size"], world)
+        return predict.efficiency_at(one["step_ms"], largest["nosync_step_ms"], step_ms - largest["nosync_step_ms"],
+                                     largest["world_size"], world)
 
-    comm_share = (best["step_ms"] - best["nosync_step_ms"]) / best["step_ms"]
-    out.update(value=at(best["step_ms"]), low=at(quartiles[1]), high=at(quartiles[0]), basis="predicted",
-               fit=f"step = {best['nosync_step_ms']:.1f} ms without gradient sync + exposed communication "
-                   f"{100 * comm_share:.0f}% at x{best['world_size']} grown by ring bus bytes 2(n-1)/n "
-                   f"(x{predict.ring_factor(world) / predict.ring_factor(best['world_size']):.2f}); interval from the "
-                   "step times' quartiles; assumes one NVLink domain")
-    if best.get("device") == "cpu":
+    comm_share = (largest["step_ms"] - largest["nosync_step_ms"]) / largest["step_ms"]
+    growth = predict.ring_factor(world) / predict.ring_factor(largest["world_size"])
+    out.update(value=at(largest["step_ms"]), low=at(quartiles[1]), high=at(quartiles[0]), basis="predicted",
+               fit=f"step = {largest['nosync_step_ms']:.1f} ms without gradient sync + exposed communication "
+                   f"{100 * comm_share:.0f}% at x{largest['world_size']} grown by ring bus bytes 2(n-1)/n "
+                   f"(x{growth:.2f}); interval from the step times' quartiles; assumes one NVLink domain")
+    if largest.get("device") == "cpu":
         out["what"] += " (from a CPU gloo smoke test: shows the method, says nothing about GPUs)"
     return out
+
+
+def not_run(doc: dict, name: str) -> str | None:
+    """Why section ``name`` has no figures ('the scaling section was not run: ...'), None when it has."""
+    section = doc["sections"].get(name) or {}
+    if section.get("status") == "ok":
+        return None
+    return f"the {name} section was {STATUS_WORDS.get(section.get('status'), 'not in this run')}" + (
+        f": {section['reason']}" if section.get("reason") else "")
 
 
 def _guarded(what: str, compute, *args) -> dict:
@@ -215,7 +242,7 @@ def answer(doc: dict) -> dict:
     """Everything the top of the report says, from the results dict alone."""
     predictions = ([_guarded("max batch", max_batch, doc)]
                    + [_guarded(f"samples/s at {n:,}", samples_per_s_at, doc, n) for n in DATASCALE_TARGETS]
-                   + [_guarded("scaling efficiency", scaling_at, doc)])
+                   + [_guarded("scaling efficiency", scaling_at, doc, name) for name in scaling_strategies(doc)])
     found = _guarded("changes", changes, doc, thresholds.MEANINGFUL_GAIN_REL)
     out = {"throughput": _guarded("throughput", throughput, doc), "bottleneck": _guarded("bottleneck", bottleneck, doc),
            "predictions": predictions, "changes": found if isinstance(found, list) else [],
