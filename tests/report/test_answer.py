@@ -51,7 +51,9 @@ def test_missing_sections_say_why_and_lines_cover_every_question(helpers):
     p = by_id(a)
     assert p["datascale.samples_per_s@1000000"]["value"] is None
     assert a["throughput"]["source"] == "pipeline main run"
-    assert len(a["lines"]) == 2 + len(a["predictions"]) + 1 + 1  # + changes + flags
+    evidence = [line for line in a["lines"] if line.startswith("    fit: ")]
+    assert len(evidence) == 1 and "confirm with: a batch sweep" in evidence[0]  # max batch is the one prediction left
+    assert len(a["lines"]) == 2 + len(a["predictions"]) + len(evidence) + 1 + 1  # + changes + flags
     assert any("not predicted" in line and "scaling" in line for line in a["lines"])
     assert any(line.startswith("1 figure(s) outside physical bounds") for line in a["lines"])
 

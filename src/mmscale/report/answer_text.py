@@ -63,7 +63,10 @@ def flags_text(flags: list[dict], limit: int = 4) -> str:
 def answer_lines(a: dict) -> list[str]:
     """The answer in a few lines of text (the CLI prints them; the report shows them with evidence)."""
     lines = [throughput_text(a["throughput"]), bottleneck_text(a["bottleneck"])]
-    lines += [prediction_text(p) for p in a["predictions"]]
+    for p in a["predictions"]:
+        lines.append(prediction_text(p))
+        if p.get("value") is not None and p.get("basis") == "predicted":  # the evidence, indented under it
+            lines.append(f"    fit: {p.get('fit')}; confirm with: {p.get('confirm')}")
     if a["changes"]:
         lines.append("changes that would help, by measured gain: " + "; ".join(change_text(c) for c in a["changes"][:4]))
     else:
