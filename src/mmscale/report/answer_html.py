@@ -21,7 +21,7 @@ def _item(kind: str, text: str, notes: str = "", reason: str | None = None, item
 def answer_block(a: dict, flags: list[dict], bounds: Bounds | None = None) -> str:
     thr, b = a["throughput"], a["bottleneck"]
     items = [
-        _item("throughput", throughput_text(thr), _note("measured by", thr.get("source")),
+        _item("throughput", throughput_text(thr), "",
               check("samples_per_s", thr.get("value"), bounds, scope="answer") if bounds else None),
         _item("bottleneck", bottleneck_text(b), _note("measured by", "pipeline stage breakdown, mean per step")
               if b.get("stage") else ""),

@@ -31,7 +31,7 @@ def throughput_text(thr: dict) -> str:
         return f"throughput: not measured ({thr.get('reason')})"
     return (f"{thr['what']}: {format_quantity(thr['value'], 'samples/s')}{interval_text(thr)}; "
             f"{format_quantity(thr['ms_per_sample'], 'ms')} per sample, {thr['device_hours_per_1m_samples']:.3g} "
-            "device-hours per 1M samples")
+            f"device-hours per 1M samples [{thr.get('source')}]")
 
 
 def bottleneck_text(b: dict) -> str:
