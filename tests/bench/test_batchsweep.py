@@ -135,7 +135,7 @@ H100_OOM = ("CUDA out of memory. Tried to allocate 2.17 GiB. GPU 0 has a total c
 
 
 def test_oom_message_gives_the_fragmented_memory_and_the_verdict_names_it():
-    from mmscale.validate_sections import batchsweep_verdicts
+    from mmscale.validate.sections import batchsweep_verdicts
 
     assert bs.oom_unallocated_bytes(H100_OOM) == int(16.80 * 2**30)
     assert bs.oom_unallocated_bytes("CUDA out of memory. Tried to allocate 2.00 GiB") is None

@@ -71,7 +71,7 @@ def test_a_failed_launch_is_recorded_not_raised(tmp_path, monkeypatch):
 
 
 def test_the_verdict_names_the_link_time_and_a_host_bound_step():
-    from mmscale.validate_sections import scaling_verdict
+    from mmscale.validate.sections import scaling_verdict
 
     row = srow("fsdp", 2, "weak", 180)
     row.step_ms, row.efficiency, row.comm_share = 140.0, 0.68, 0.15
@@ -85,7 +85,7 @@ def test_the_verdict_names_the_link_time_and_a_host_bound_step():
 
 def test_the_step_time_chart_shows_multi_rank_rows_against_their_link_time():
     from mmscale.report.plots import render_png
-    from mmscale.validate_charts import scaling_charts
+    from mmscale.validate.charts import scaling_charts
 
     one, two = srow("fsdp", 1, "weak", 100), srow("fsdp", 2, "weak", 120)
     one.efficiency, two.efficiency = 1.0, 0.6

@@ -70,3 +70,17 @@ def test_a_failed_section_fails_the_command_with_or_without_json(monkeypatch, ca
     assert main(argv) == 1
     if as_json:
         assert json.loads(capsys.readouterr().out)["sections"]["data"]["status"] == "failed"
+
+
+def test_the_answer_ends_the_output_and_is_in_the_json(monkeypatch, capsys, tmp_path):
+    import mmscale.validate
+
+    answer = {"lines": ["training throughput per GPU: 1.1k samples/s", "bottleneck: input-bound"]}
+    doc = {"sections": {"data": {"status": "ok", "reason": None, "verdicts": [{"level": "pass", "text": "fine"}]}},
+           "answer": answer}
+    monkeypatch.setattr(mmscale.validate, "validate", lambda **kwargs: doc)
+    assert main(["validate", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-4:-1] == ["answer:", "  training throughput per GPU: 1.1k samples/s", "  bottleneck: input-bound"]
+    assert main(["validate", "--out", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["answer"] == answer

@@ -43,3 +43,20 @@ def test_environment_differences_are_listed(helpers):
     other["environment"]["torch"]["version"] = "2.11.0"
     fields = {d["field"] for d in compare_runs(base, other)["environment_differences"]}
     assert {"gpus", "torch.version"} <= fields
+
+
+def test_predictions_of_run_a_are_set_against_what_run_b_measured(helpers):
+    from mmscale.report.results import metric
+
+    predicting = helpers.full_results()  # predicts ~995 samples/s at 1M samples, 95% about 951-1040
+    measured = helpers.sample_results()
+    measured["metrics"]["datascale.samples_per_s@1000000"] = metric([990.0], "samples/s", True, "datascale")
+    measured["metrics"]["scaling.ddp.weak.efficiency@x8"] = metric([0.5], "", True, "scaling")
+    rows = {r["metric"]: r for r in compare_runs(predicting, measured)["predictions"]}
+    assert set(rows) == {"datascale.samples_per_s@1000000", "scaling.ddp.weak.efficiency@x8"}
+    assert rows["datascale.samples_per_s@1000000"]["verdict"] == "confirmed (inside the interval)"
+    assert rows["scaling.ddp.weak.efficiency@x8"]["verdict"] == "missed (outside the interval)"
+    assert rows["scaling.ddp.weak.efficiency@x8"]["error_rel"] > 0.6  # predicted 0.85 where 0.5 was measured
+    text = format_text(compare_runs(predicting, measured), "runs/a", "runs/b")
+    assert "A predicted ddp weak-scaling efficiency at 8 ranks" in text and "missed" in text
+    assert "A's predictions that B measured" in render_compare_html(compare_runs(predicting, measured), "a", "b")

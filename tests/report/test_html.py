@@ -57,5 +57,5 @@ def test_a_dict_cell_reads_as_key_value_pairs_not_json():
     from mmscale.report.html import fmt
 
     assert fmt({"choice": "cpu", "step_ms": {"cpu": 304.4458, "gpu": None}, "ok": True}) == \
-        "choice: cpu; step_ms: {cpu: 304.4, gpu: –}; ok: yes"
+        "choice: cpu; step_ms: {cpu: 304, gpu: –}; ok: yes"
     assert fmt([1.5, 2]) == "[1.5,2]" and fmt(None) == "–"

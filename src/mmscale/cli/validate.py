@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import textwrap
 
+from mmscale.bench.thresholds import describe as describe_thresholds
 from mmscale.extras import install_hint, missing_modules
 from mmscale.strict_json import dumps
 
@@ -23,7 +25,9 @@ Sections, in order: data (loader throughput), pipeline (step breakdown, bottlene
 (latency vs concurrency against a spawned server), scaling (1..N GPUs, DDP and FSDP2). A section
 that fails is reported as failed and the rest still run. Without --data a synthetic set is made
 under RUN_DIR/data. Overrides are dotted key=value pairs on the tables validate.*, data.*,
-model.*, train.*. Re-render later with `mmscale report RUN_DIR`."""
+model.*, train.*. Re-render later with `mmscale report RUN_DIR`.
+
+""" + textwrap.fill("Verdict thresholds (mmscale.bench.thresholds): " + describe_thresholds() + ".", 96)
 
 
 def register(subparsers) -> None:
@@ -58,12 +62,16 @@ def run(args) -> int:
                 for name, s in results["sections"].items()}
     failed = any(s["status"] == "failed" for s in sections.values())
     if args.json:  # the same exit status as the table: CI gates read it
-        print(dumps({"run_dir": args.out, "sections": sections}, indent=1))
+        print(dumps({"run_dir": args.out, "sections": sections, "answer": results.get("answer")}, indent=1))
         return 1 if failed else 0
     for name, s in sections.items():
         print(f"{name:<11} {s['status']:<11} {s['reason'] or ''}")
         for v in s["verdicts"]:
             print(f"    {v['level'].upper():<5} {v['text']}")
+    if results.get("answer"):  # last, where the eye lands when the run ends
+        print("\nanswer:")
+        for line in results["answer"]["lines"]:
+            print(f"  {line}")
     print(f"results: {args.out}/results.json   report: {args.out}/report.html")
     if missing_modules("report"):
         print(f"report.html has tables but no charts: matplotlib is not installed ({install_hint('report')})")

@@ -13,7 +13,9 @@ import html
 from pathlib import Path
 
 from mmscale.bench import stats
+from mmscale.report.answer import answer
 from mmscale.report.html import STYLE, fmt, table
+from mmscale.report.units import format_quantity, format_range
 
 ENV_KEYS = ("platform", "cpu_model", "cpu_count_usable", "host_memory_gib")
 
@@ -34,6 +36,30 @@ def environment_differences(env_a: dict, env_b: dict) -> list[dict]:
     if commit[0] != commit[1]:
         diffs.append({"field": "git.commit", "a": commit[0], "b": commit[1]})
     return diffs
+
+
+def predictions_vs_measured(doc_a: dict, doc_b: dict) -> list[dict]:
+    """Each prediction of run A that run B measured: the predicted value and interval against B's median.
+
+    A's answer names each prediction by the metric id that a run measuring it writes (for example
+    ``datascale.samples_per_s@1000000``), so the match is by name; A's answer is recomputed when its
+    results.json predates the ``answer`` field.
+    """
+    predicted = (doc_a.get("answer") or answer(doc_a))["predictions"]  # what A said at the time
+    metrics_b = doc_b.get("metrics", {})
+    rows = []
+    for p in predicted:
+        measured = metrics_b.get(p.get("id") or "")
+        if p.get("value") is None or p.get("basis") != "predicted" or not measured or not measured["values"]:
+            continue
+        value = stats.median(measured["values"])
+        inside = None if p.get("low") is None or p.get("high") is None else p["low"] <= value <= p["high"]
+        rows.append({"prediction": p["what"], "metric": p["id"], "predicted": p["value"],
+                     "interval": format_range(p["low"], p["high"], p["unit"]) if inside is not None else "none",
+                     "measured": value, "error_rel": p["value"] / value - 1 if value else None,
+                     "verdict": {True: "confirmed (inside the interval)", False: "missed (outside the interval)",
+                                 None: "no interval to test"}[inside], "fit": p.get("fit")})
+    return rows
 
 
 def compare_runs(doc_a: dict, doc_b: dict, min_rel: float = 0.03) -> dict:
@@ -63,6 +89,7 @@ def compare_runs(doc_a: dict, doc_b: dict, min_rel: float = 0.03) -> dict:
         "rows": rows,
         "counts": counts,
         "regressions": [r["metric"] for r in rows if r["verdict"] == "regression"],
+        "predictions": predictions_vs_measured(doc_a, doc_b),
     }
 
 
@@ -78,6 +105,9 @@ def format_text(result: dict, label_a: str, label_b: str) -> str:
         flag = "  <-- REGRESSION" if r["verdict"] == "regression" else ""
         lines.append(f"{r['metric']:<{width}}  {fmt(r['a']):>11}  {fmt(r['b']):>11}  {change:>8}  "
                      f"{noise:>7}  {r['verdict']}{' (noise not measured)' if r.get('noise_measured') is False else ''}{flag}")
+    for p in result.get("predictions", []):
+        lines.append(f"A predicted {p['prediction']}: {format_quantity(p['predicted'])} ({p['interval']}); "
+                     f"B measured {format_quantity(p['measured'])}: {p['verdict']}")
     counts = ", ".join(f"{v} {k}" for k, v in sorted(result["counts"].items()))
     lines.append(f"summary: {counts or 'no metrics'}")
     return "\n".join(lines)
@@ -98,6 +128,8 @@ def render_compare_html(result: dict, label_a: str, label_b: str) -> str:
         f"<style>{STYLE}</style></head><body><h1>mmscale compare</h1>"
         f"<p class='sub'>A (baseline): {html.escape(label_a)}<br>B (candidate): {html.escape(label_b)}</p>"
         f"<section id='summary'><h2>Changes beyond noise</h2>{verdict_rows}</section>"
+        f"<section id='predictions'><h2>A's predictions that B measured</h2>"
+        f"{table(result.get('predictions', [])) or '<p>B measured none of what A predicted.</p>'}</section>"
         f"<section id='environment'><h2>Environment differences</h2>{env}</section>"
         f"<section id='metrics'><h2>All metrics</h2>{table(result['rows'])}</section></body></html>"
     )

@@ -8,15 +8,19 @@ Every section shows either its figures or why it has none (failed, skipped, not 
 from __future__ import annotations
 
 import html
-import math
 from pathlib import Path
 
 from mmscale.bench.environment import describe_device
 from mmscale.extras import install_hint, missing_modules
-from mmscale.strict_json import dumps
+from mmscale.report.answer import answer as compute_answer
+from mmscale.report.answer_html import answer_block
+from mmscale.report.bounds import Bounds, bounds_of, find_flags, scope_of
+from mmscale.report.tables import CSV_DIR, fmt, key_values, slug, table, write_csvs
+from mmscale.report.trace import TRACE_NAME, run_trace
+from mmscale.strict_json import dumps, write_json
 
+__all__ = ["fmt", "table", "render_report", "write_report", "STYLE"]
 REPORT_NAME = "report.html"
-MAX_TABLE_ROWS = 60
 LEVEL_ORDER = {"fail": 0, "warn": 1, "pass": 2, "info": 3}
 STATUS_TEXT = {"ok": "measured", "failed": "failed", "skipped": "not run", "unavailable": "not available"}
 
@@ -26,7 +30,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem 
 h1{margin-bottom:.2rem} h2{border-bottom:2px solid #ddd;padding-bottom:.2rem;margin-top:2.2rem}
 .sub{color:#666;margin-top:0}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.85rem}
-td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:right;vertical-align:top}
+td,th{border:1px solid #ddd;padding:.2rem .5rem;text-align:right;vertical-align:top;white-space:nowrap}
 th{background:#f4f4f4} td.k,th.k{text-align:left}
 .v{padding:.35rem .6rem;margin:.25rem 0;border-left:5px solid;border-radius:3px}
 .v.pass{border-color:#2a2;background:#f0fff0} .v.warn{border-color:#e90;background:#fff8e8}
@@ -35,57 +39,12 @@ th{background:#f4f4f4} td.k,th.k{text-align:left}
  background:#eee;color:#333} .badge.ok{background:#dfd} .badge.failed{background:#fdd}
 .scroll{overflow-x:auto;max-width:100%} .reason{color:#555;font-style:italic} figure{margin:1rem 0} figcaption{font-size:.8rem;color:#555}
 img{max-width:100%;height:auto} pre{background:#f7f7f7;padding:.6rem;overflow-x:auto;font-size:.75rem}
+.flag{background:#fdd;color:#900;font-weight:600;padding:0 .2rem;border-radius:2px} .flag small{font-weight:400}
+#answer{border:2px solid #58a;border-radius:6px;padding:.4rem 1rem;background:#f8fbff}
+#answer h2{margin-top:.4rem} #answer li{margin:.2rem 0} .fit{color:#555;font-size:.8rem}
+a.csv{font-size:.7rem;font-weight:400;margin-left:.4rem} details summary{cursor:pointer}
+td details{max-width:28rem;text-align:left} .long{white-space:pre-wrap;text-align:left}
 """
-
-
-def fmt(value, nested: bool = False) -> str:
-    """Numbers to 4 significant digits, a dict to ``key: value`` pairs (a nested one in braces),
-    lists to compact JSON, None to an en dash."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "–"
-        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
-            return f"{value:.3e}"
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        text = ("; " if not nested else ", ").join(f"{k}: {fmt(v, nested=True)}" for k, v in value.items())
-        return "{" + text + "}" if nested else (text if len(text) <= 400 else text[:397] + "...")
-    if isinstance(value, list):
-        text = dumps(value, separators=(",", ":"))
-        return text if len(text) <= 80 else text[:77] + "..."
-    return str(value)
-
-
-def table(rows: list[dict], title: str | None = None) -> str:
-    if not rows:
-        return ""
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    shown = rows[:MAX_TABLE_ROWS]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
-        for r in shown
-    )
-    more = (f"<p class='reason'>{len(rows) - len(shown)} more rows in results.json</p>"
-            if len(rows) > len(shown) else "")
-    caption = f"<h4>{html.escape(title)}</h4>" if title else ""
-    return f"{caption}<div class='scroll'><table><tr>{head}</tr>{body}</table></div>{more}"
-
-
-def key_values(data: dict) -> str:
-    if not data:
-        return ""
-    body = "".join(
-        f"<tr><td class='k'>{html.escape(str(k))}</td><td>{html.escape(fmt(v))}</td></tr>"
-        for k, v in data.items()
-    )
-    return f"<table>{body}</table>"
 
 
 def verdict_block(verdicts: list[dict], prefix: str = "") -> str:
@@ -97,12 +56,28 @@ def verdict_block(verdicts: list[dict], prefix: str = "") -> str:
     )
 
 
-def chart_block(chart: dict) -> str:
+def summary_block(verdicts: list[dict]) -> str:
+    """Failures and warnings in view; passes and notes folded under a count (the answer above says
+    what they add up to)."""
+    alarming = [v for v in verdicts if v["level"] in ("fail", "warn")]
+    rest = [v for v in verdicts if v["level"] not in ("fail", "warn")]
+    counts = ", ".join(f"{sum(v['level'] == level for v in rest)} {level}" for level in ("pass", "info")
+                       if any(v["level"] == level for v in rest))
+    folded = (f"<details><summary>{len(rest)} more verdicts ({counts})</summary>{verdict_block(rest)}</details>"
+              if rest else "")
+    return f"<section id='summary'><h2>Verdicts</h2>{verdict_block(alarming)}{folded}</section>"
+
+
+def chart_block(chart: dict, bounds: Bounds | None = None) -> str:
     if missing_modules("report"):  # tables and verdicts still render; only the plots need matplotlib
         return (f"<p class='reason'>chart '{html.escape(chart.get('title', '?'))}' not drawn: matplotlib is "
                 f"not installed ({html.escape(install_hint('report'))})</p>")
-    from mmscale.report.plots import render_data_uri  # imports matplotlib, the optional `report` extra
+    from mmscale.report.plots import as_rows, distinct_x, render_data_uri  # matplotlib: the `report` extra
 
+    if distinct_x(chart) < 3 and not any(s.get("style") == "bar" for s in chart["series"]):
+        # two points draw a line that says nothing a table would not say better
+        return table(as_rows(chart), chart["title"], bounds, csv_name=f"chart-{chart['id']}") + (
+            f"<p class='sub'>{html.escape(chart['caption'])}</p>" if chart.get("caption") else "")
     try:
         uri = render_data_uri(chart)
     except Exception as exc:  # one bad chart must not take the whole report down
@@ -112,7 +87,7 @@ def chart_block(chart: dict) -> str:
             f"src='{uri}'>{caption}</figure>")
 
 
-def section_block(name: str, section: dict) -> str:
+def section_block(name: str, section: dict, bounds: Bounds | None = None) -> str:
     status = section["status"]
     parts = [f"<section id='section-{html.escape(name)}' data-status='{status}'>",
              f"<h2>{html.escape(section['title'])}<span class='badge {status}'>"
@@ -124,12 +99,15 @@ def section_block(name: str, section: dict) -> str:
             if section.get("invocation") else ""
         parts.append(f"<p class='sub'>took {section['wall_s']:.1f} s{measured}</p>")
     parts.append(verdict_block(section.get("verdicts", [])))
-    parts.append(key_values(section.get("summary", {})))
-    parts += [chart_block(c) for c in section.get("charts", [])]
+    parts.append(key_values(section.get("summary", {}), bounds, scope_of(name, "summary")))
+    if name == "pipeline" and status == "ok":
+        parts.append(trace_links(section))
+    parts += [chart_block(c, bounds) for c in section.get("charts", [])]
     for extra in section.get("tables", []):
-        parts.append(table(extra["rows"], extra["title"]))
+        parts.append(table(extra["rows"], extra["title"], bounds, slug(name, extra["title"]), scope_of(name, extra["title"])))
     if section.get("rows"):
-        parts.append(table(section["rows"], "Measurements"))
+        parts.append(table(section["rows"], "Measurements", bounds, slug(name, "measurements"),
+                           scope_of(name, "Measurements")))
     if section.get("error"):
         parts.append(f"<details><summary>error detail</summary><pre>{html.escape(section['error'])}</pre></details>")
     if len(parts) == 2:  # nothing but the heading: say so rather than leave it blank
@@ -138,9 +116,20 @@ def section_block(name: str, section: dict) -> str:
     return "\n".join(parts)
 
 
+def trace_links(section: dict) -> str:
+    """Links to the pipeline's traces (files beside report.html; they open in ui.perfetto.dev)."""
+    links = [f"<a href='{TRACE_NAME}'>stage timeline of the mean step</a> (Chrome trace JSON)"]
+    torch_trace = (section.get("summary") or {}).get("trace")
+    if torch_trace:
+        links.append(f"<a href='{html.escape(torch_trace)}'>torch profiler trace</a> of the profiled steps")
+    return ("<p class='sub'>Traces: " + " · ".join(links) + "; open them in ui.perfetto.dev or "
+            "chrome://tracing.</p>")
+
+
 def render_report(doc: dict, title: str = "mmscale validation report") -> str:
-    """The whole report as one HTML string."""
+    """The whole report as one HTML string: the answer, then the summary, then each section's evidence."""
     env = doc["environment"]
+    bounds = bounds_of(doc)
     all_verdicts = []
     for name, section in doc["sections"].items():
         for v in section.get("verdicts", []):
@@ -157,21 +146,27 @@ def render_report(doc: dict, title: str = "mmscale validation report") -> str:
         f" · git {html.escape(str(git.get('commit') or 'unknown')[:10])}"
         f"{' (dirty)' if git.get('dirty') else ''}</p>"
     )
-    summary = f"<section id='summary'><h2>Summary</h2>{verdict_block(all_verdicts)}</section>"
-    sections = "\n".join(section_block(n, s) for n, s in doc["sections"].items())
+    top = answer_block(compute_answer(doc), find_flags(doc), bounds)  # this build's rules, as for the charts
+    summary = summary_block(all_verdicts)
+    sections = "\n".join(section_block(n, s, bounds) for n, s in doc["sections"].items())
     env_rows = {k: v for k, v in env.items() if k not in ("packages",)}
+    packages = {k: v or (doc["tool"]["version"] if k == "mmscale" else "not installed")
+                for k, v in env.get("packages", {}).items()}
     footer = (
-        "<section id='environment'><h2>Environment</h2>" + key_values(env_rows)
-        + table([{"package": k, "version": v} for k, v in env.get("packages", {}).items()])
+        "<section id='environment'><h2>Environment</h2>" + key_values(env_rows, bounds)
+        + table([{"package": k, "version": v} for k, v in packages.items()], "Packages")
         + "</section><section id='config'><h2>Resolved config</h2><pre>"
         + html.escape(dumps(doc["config"], indent=1)) + "</pre></section>"
     )
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}"
-            f"</title><style>{STYLE}</style></head><body>{header}{summary}{sections}{footer}</body></html>")
+            f"</title><style>{STYLE}</style></head><body>{header}{top}{summary}{sections}{footer}</body></html>")
 
 
 def write_report(doc: dict, run_dir: str | Path, name: str = REPORT_NAME) -> Path:
+    """report.html, and beside it the files it links: the run's trace and a CSV of every table."""
     path = Path(run_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_report(doc), encoding="utf-8")
+    write_json(path.parent / TRACE_NAME, run_trace(doc))
+    write_csvs(doc, path.parent / CSV_DIR)
     return path

@@ -15,6 +15,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+
+from mmscale.report.units import si  # noqa: E402
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#17becf")
 
@@ -70,14 +73,56 @@ def render_png(chart: dict, width_in: float = 7.0, height_in: float = 3.6, dpi: 
         ax.set_xlabel(chart["x_label"])
         ax.set_ylabel(chart["y_label"])
         ax.grid(True, alpha=0.3)
-        if len(chart["series"]) > 1 or chart["series"][0].get("label"):
-            ax.legend(fontsize=8, loc="best")
-        fig.tight_layout()
+        format_axes(ax, chart)
+        ys = [y for s in chart["series"] for y in s["y"] if y is not None]
+        if ys and min(ys) >= 0 and not chart.get("log_y"):
+            ax.set_ylim(bottom=0)  # from zero: a flat line reads flat, not as noise blown up to fill the axis
+        if len(chart["series"]) > 1:  # one series: the title and the y label already name it
+            # right of the axes, never over the data or the axis labels
+            ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
         buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
+        fig.savefig(buffer, format="png", bbox_inches="tight")
         return buffer.getvalue()
     finally:
         plt.close(fig)
+
+
+def tick_text(value: float, unit: str) -> str:
+    """A tick label: 1.5k for rates and counts, 50% for percentages, plain digits otherwise."""
+    if unit in ("%", "% of one core"):
+        return f"{value:g}%"
+    return si(value) if abs(value) >= 1000 else f"{value:g}"
+
+
+def format_axes(ax, chart: dict) -> None:
+    """Ticks in the axis unit; whole numbers on an axis of counts (ranks, batch sizes)."""
+    y_unit = chart.get("y_unit", "")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: tick_text(v, y_unit)))
+    xs = [x for s in chart["series"] if s.get("style") != "bar" for x in s["x"]]
+    if xs and all(isinstance(x, int) for x in xs) and not chart.get("log_x"):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if chart.get("log_x") and xs and all(isinstance(x, (int, float)) for x in xs):
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v)))
+    if not any(s.get("style") == "bar" for s in chart["series"]) and not chart.get("log_x"):
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: tick_text(v, chart.get("x_unit", ""))))
+
+
+def distinct_x(chart: dict) -> int:
+    return len({repr(x) for s in chart["series"] if s.get("style") != "dashed" for x in s["x"]})
+
+
+def as_rows(chart: dict) -> list[dict]:
+    """A chart with too few points for a line as table rows: one row per x, one column per series."""
+    xs = list(dict.fromkeys(x for s in chart["series"] for x in s["x"]))
+    unit = chart.get("y_unit") or ""
+    rows = []
+    for x in xs:
+        row = {chart["x_label"] or "x": x}
+        for s in chart["series"]:
+            row[s["label"] + (f" ({unit})" if unit and unit not in s["label"] else "")] = next(
+                (y for sx, y in zip(s["x"], s["y"]) if sx == x), None)
+        rows.append(row)
+    return rows
 
 
 def render_data_uri(chart: dict) -> str:

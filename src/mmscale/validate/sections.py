@@ -10,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import os
 from pathlib import Path
 
+from mmscale.bench import thresholds
 from mmscale.extras import install_hint, missing_modules
 from mmscale.report.results import metric, new_section, verdict
-from mmscale.validate_charts import batchsweep_charts, datascale_charts, monitor_charts, scaling_charts
+from mmscale.validate import external
+from mmscale.validate.charts import batchsweep_charts, datascale_charts, monitor_charts, scaling_charts
 
 GIB = 2**30
 TITLES = {
@@ -74,7 +77,7 @@ def run_datascale_section(ctx) -> dict:
     section["summary"]["batch_size"] = ctx.configs.job.train.batch_size
     fit = analysis.get("time_fit")
     if fit:
-        level = "pass" if fit["r2"] >= 0.95 and not analysis["superlinear_time"] else "warn"
+        level = "pass" if fit["r2"] >= thresholds.DATASCALE_FIT_R2 and not analysis["superlinear_time"] else "warn"
         if fit["n_points"] < 3:
             level = "info"  # two sizes always fit a line: no evidence either way
         section["verdicts"].append(verdict(
@@ -166,9 +169,9 @@ def batchsweep_verdicts(variant: str, a: dict) -> list[dict]:
         text = f"{variant}: largest batch that fits {a['found_max_batch']}, first OOM at {a['first_oom_batch']}"
         if pred is not None and err is not None:
             text += f"; the fit predicted {pred} ({100 * err:+.0f}%)"
-        out.append(verdict("pass" if err is not None and abs(err) <= 0.10 else "info", text))
+        out.append(verdict("pass" if err is not None and abs(err) <= thresholds.MAX_BATCH_PREDICTION_REL else "info", text))
         cached = a.get("unallocated_at_first_oom_bytes")
-        if err is not None and abs(err) > 0.10 and cached and a["capacity_bytes"] and cached > 0.05 * a["capacity_bytes"]:
+        if err is not None and abs(err) > thresholds.MAX_BATCH_PREDICTION_REL and cached and a["capacity_bytes"] and cached > 0.05 * a["capacity_bytes"]:
             out.append(verdict("warn", f"{variant}: at the first OOM {cached / GIB:.1f} GiB was reserved by the "
                                        "allocator but unallocated: fragmentation, not the model's memory, set the "
                                        "limit; PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True lets that memory "
@@ -221,11 +224,11 @@ def run_scaling_section(ctx) -> dict:
 
 
 def scaling_level(efficiency: float, device: str) -> str:
-    """pass at 0.85 and above, else warn; on CPU always info: gloo processes on shared cores test
+    """pass at ``thresholds.SCALING_EFFICIENCY`` and above, else warn; on CPU always info: gloo processes on shared cores test
     the code path, and their efficiency passes no judgement on how the model scales."""
     if device == "cpu":
         return "info"
-    return "pass" if efficiency >= 0.85 else "warn"
+    return "pass" if efficiency >= thresholds.SCALING_EFFICIENCY else "warn"
 
 
 def scaling_verdict(row) -> str:
@@ -247,17 +250,13 @@ def scaling_verdict(row) -> str:
 def run_data_section(ctx) -> dict:
     if not module_available("mmscale.bench.data_loading"):
         return unavailable("data", "mmscale.bench.data_loading")
-    from mmscale import validate_external
-
-    return validate_external.data_section(ctx, TITLES["data"])
+    return external.data_section(ctx, TITLES["data"])
 
 
 def run_pipeline_section(ctx) -> dict:
     if not module_available("mmscale.bench.pipeline"):
         return unavailable("pipeline", "mmscale.bench.pipeline")
-    from mmscale import validate_external
-
-    return validate_external.pipeline_section(ctx, TITLES["pipeline"])
+    return external.pipeline_section(ctx, TITLES["pipeline"])
 
 
 def run_load_section(ctx) -> dict:
@@ -268,9 +267,7 @@ def run_load_section(ctx) -> dict:
         return new_section(TITLES["load"], "unavailable",
                            f"the server and load generator need {', '.join(missing)}, not installed here "
                            f"({install_hint('serve')}), so no server was spawned")
-    from mmscale import validate_external
-
-    return validate_external.load_section(ctx, TITLES["load"])
+    return external.load_section(ctx, TITLES["load"])
 
 
 RUNNERS = {
@@ -297,7 +294,8 @@ def monitor_section(monitor, run_dir, file_name: str = "monitor.jsonl") -> dict:
     fields = summary.get("fields") or {}
     section["tables"].append({"title": "Field statistics over the whole run",
                               "rows": [{"field": k, **v} for k, v in fields.items() if isinstance(v, dict)]})
-    section["charts"] = monitor_charts(rows)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    section["charts"] = monitor_charts(rows, getattr(monitor, "marks", []), cores)
     if summary.get("gpu_count"):
         gpu = (f"{summary['gpu_count']} GPU(s) through NVML, SM activity from "
                f"{summary.get('gpu_activity_source') or 'NVML utilization only'}")
@@ -328,17 +326,21 @@ def collect_metrics(sections: dict) -> dict:
                     "batchsweep", "one value per timed step")
                 out[f"batchsweep.{r['variant']}.peak_gib@{r['batch_size']}"] = metric(
                     [r["peak_bytes"] / GIB], "GiB", False, "batchsweep")
+        for t in bs.get("tables", []):  # the measured limit, which an earlier run's answer may have predicted
+            for a in t["rows"] if t["title"] == "Per-variant analysis" else []:
+                if a.get("first_oom_batch") and a.get("found_max_batch"):
+                    out[f"batchsweep.{a['variant']}.max_batch"] = metric([a["found_max_batch"]], "samples", True,
+                                                                          "batchsweep", "largest batch that fitted")
     sc = sections.get("scaling", {})
     if sc.get("status") == "ok":
         for r in sc["rows"]:
             out[f"scaling.{r['strategy']}.{r['regime']}.samples_per_s@x{r['world_size']}"] = metric(
                 [r["global_batch"] / (t / 1e3) for t in r["step_ms_values"] if t > 0], "samples/s", True, "scaling")
+            if r["world_size"] > 1 and r.get("efficiency") is not None:
+                out[f"scaling.{r['strategy']}.{r['regime']}.efficiency@x{r['world_size']}"] = metric(
+                    [r["efficiency"]], "", True, "scaling")
     if sections.get("load", {}).get("status") == "ok":
-        from mmscale.validate_external import load_metrics
-
-        out.update(load_metrics(sections["load"]))
+        out.update(external.load_metrics(sections["load"]))
     if sections.get("data", {}).get("status") == "ok":
-        from mmscale.validate_external import data_metrics
-
-        out.update(data_metrics(sections["data"]))
+        out.update(external.data_metrics(sections["data"]))
     return {k: v for k, v in out.items() if v["values"] and all(math.isfinite(x) for x in v["values"])}

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from mmscale import validate as validate_mod
-from mmscale import validate_sections
+from mmscale.validate import sections as validate_sections
 from mmscale.errors import ConfigError
 from mmscale.report.results import new_section, validation_errors
 

@@ -13,6 +13,14 @@ def series(label: str, xs, ys, style: str = "line+points") -> dict:
     return {"label": label, "x": list(xs), "y": [None if y is None else float(y) for y in ys], "style": style}
 
 
+def chart(chart_id: str, title: str, x: tuple[str, str], y: tuple[str, str], series_list: list[dict], **extra) -> dict:
+    """A chart spec with one unit per axis: ``x`` and ``y`` are (what, unit); every series is in the y unit."""
+    (x_what, x_unit), (y_what, y_unit) = x, y
+    return {"id": chart_id, "title": title, "x_label": f"{x_what} ({x_unit})" if x_unit else x_what,
+            "y_label": f"{y_what} ({y_unit})" if y_unit else y_what, "x_unit": x_unit, "y_unit": y_unit,
+            "series": [{**s, "unit": y_unit} for s in series_list], **extra}
+
+
 def datascale_charts(rows: list[dict], analysis: dict) -> list[dict]:
     sizes = [r["n_samples"] for r in rows]
     charts = []
@@ -22,16 +30,15 @@ def datascale_charts(rows: list[dict], analysis: dict) -> list[dict]:
         xs = sorted(set(sizes))
         time_series.append(series(f"fit: {fit['slope'] * 1e3:.3g} s per 1k samples + {fit['intercept']:.3g} s "
                                   f"(R² {fit['r2']:.3f})", [0] + xs, [fit["intercept"]] + [fit["slope"] * x + fit["intercept"] for x in xs], "dashed"))
-    charts.append({"id": "datascale-time", "title": "Training time vs dataset size", "x_label": "samples (N)",
-                   "y_label": "training loop time (s)", "series": time_series,
-                   "caption": f"Same epochs at every N; log-log growth exponent {analysis.get('time_exponent') or 0:.2f} "
-                              "(1.0 = linear)."})
+    charts.append(chart("datascale-time", "Training time vs dataset size", ("dataset size", "samples"),
+                        ("training loop time", "s"), time_series,
+                        caption=f"Same epochs at every N; log-log growth exponent "
+                                f"{analysis.get('time_exponent') or 0:.2f} (1.0 = linear)."))
     mem = [series("peak host RSS", sizes, [r["peak_rss_gib"] for r in rows], "points")]
     if any(r.get("peak_gpu_gib") is not None for r in rows):
         mem.append(series("peak GPU allocated", sizes, [r.get("peak_gpu_gib") for r in rows], "points"))
-    charts.append({"id": "datascale-memory", "title": "Peak memory vs dataset size", "x_label": "samples (N)",
-                   "y_label": "GiB", "series": mem,
-                   "caption": "A streamed pipeline keeps memory flat as N grows."})
+    charts.append(chart("datascale-memory", "Peak memory vs dataset size", ("dataset size", "samples"),
+                        ("peak memory", "GiB"), mem, caption="A streamed pipeline keeps memory flat as N grows."))
     return charts
 
 
@@ -64,14 +71,14 @@ def batchsweep_charts(rows: list[dict], analyses: dict, memory_kind: str, oom_si
     charts = []
     what = "peak GPU memory allocated" if memory_kind == "gpu_allocated" else "peak host RSS growth"
     if mem_series:
-        charts.append({"id": "batchsweep-memory", "title": "Memory vs batch size", "x_label": "batch size",
-                       "y_label": f"{what} (GiB)", "series": mem_series, "vlines": vlines, "hlines": hlines,
-                       "caption": "Fit on the doubling points only; the bisection points check it."
-                                  + (" On CPU the OOM is simulated by a memory cap." if oom_simulated else "")})
+        charts.append(chart("batchsweep-memory", "Memory vs batch size", ("batch size", "samples"), (what, "GiB"),
+                            mem_series, vlines=vlines, hlines=hlines,
+                            caption="Fit on the doubling points only; the bisection points check it."
+                                    + (" On CPU the OOM is simulated by a memory cap." if oom_simulated else "")))
     if thr_series:
-        charts.append({"id": "batchsweep-throughput", "title": "Training throughput vs batch size (what-if variants)",
-                       "x_label": "batch size", "y_label": "samples/s", "series": thr_series, "log_x": True,
-                       "caption": "Knee: the batch past which doubling gains less than 10%."})
+        charts.append(chart("batchsweep-throughput", "Training throughput vs batch size (what-if variants)",
+                            ("batch size", "samples"), ("training throughput", "samples/s"), thr_series, log_x=True,
+                            caption="Knee: the batch past which doubling gains less than 10%."))
     return charts
 
 
@@ -82,41 +89,54 @@ def scaling_charts(rows: list[dict]) -> list[dict]:
            for s in sorted({x["strategy"] for x in rows}) for r in ("weak", "strong")
            if any(x["strategy"] == s and x["regime"] == r for x in rows)]
     if eff:
-        charts.append({"id": "scaling-efficiency", "title": "Scaling efficiency", "x_label": "ranks",
-                       "y_label": "efficiency (1.0 = linear)", "series": eff,
-                       "hlines": [{"value": 1.0, "label": "linear"}]})
+        charts.append(chart("scaling-efficiency", "Scaling efficiency", ("ranks", "count"),
+                            ("efficiency, 1.0 = linear", "ratio"), eff, hlines=[{"value": 1.0, "label": "linear"}]))
     multi = [x for x in rows if x["world_size"] > 1 and x.get("comm_ms_at_link") is not None]
     if multi:
         names = [f"{x['strategy']} {x['regime']} x{x['world_size']}" for x in multi]
-        charts.append({
-            "id": "scaling-step-time", "title": "Where a multi-rank step's time goes", "x_label": "",
-            "y_label": "ms per step", "series": [
+        charts.append(chart(
+            "scaling-step-time", "Where a multi-rank step's time goes", ("regime", ""), ("time per step", "ms"), [
                 series("step", names, [x["step_ms"] for x in multi], "bar"),
                 series("host issue (step call returned)", names, [x.get("issue_ms") for x in multi], "bar"),
                 series("exposed communication", names,
                        [None if x.get("comm_share") is None else x["comm_share"] * x["step_ms"] for x in multi], "bar"),
                 series("link time for the step's bytes", names, [x["comm_ms_at_link"] for x in multi], "bar")],
-            "caption": "Link time: the bytes the strategy moves per step at the bus bandwidth measured in the "
-                       "same process group. A host-issue bar as tall as the step means the host sets the pace."})
+            caption="Link time: the bytes the strategy moves per step at the bus bandwidth measured in the "
+                    "same process group. A host-issue bar as tall as the step means the host sets the pace."))
     return charts
 
 
-def monitor_charts(rows: list[dict]) -> list[dict]:
+def section_marks(marks: list[dict]) -> list[dict]:
+    """Vertical lines at each section's start on a timeline (the monitor's ``"<section> start"`` marks)."""
+    return [{"value": m["t_s"], "label": m["mark"].removesuffix(" start")}
+            for m in marks or [] if str(m.get("mark", "")).endswith(" start")]
+
+
+def monitor_charts(rows: list[dict], marks: list[dict] | None = None, cores: int | None = None) -> list[dict]:
+    """Timelines, one unit per chart: CPU (% of one core), host memory (GiB), GPU activity (%), GPU memory (GiB)."""
     if not rows:
         return []
     t = [r.get("t_s") for r in rows]
-    charts = [{"id": "monitor-cpu", "title": "Host timeline", "x_label": "time (s)", "y_label": "% of one core / GiB",
-               "series": [series("process CPU % (with workers)", t, [r.get("cpu_pct") for r in rows], "line"),
-                          series("RSS GiB x100", t, [None if r.get("rss_gib") is None else 100 * r["rss_gib"] for r in rows], "line")]}]
-    for key, name in (("main_thread_cpu_pct", "main thread CPU %"), ("main_thread_wait_pct", "main thread waiting for a core %")):
+    vlines = section_marks(marks)
+    time_axis = ("time since start", "s")
+    cpu = [series("process CPU (with workers)", t, [r.get("cpu_pct") for r in rows], "line")]
+    for key, name in (("main_thread_cpu_pct", "main thread CPU"), ("main_thread_wait_pct", "main thread waiting for a core")):
         if any(r.get(key) is not None for r in rows):  # Linux schedstat: the loop thread, apart from its workers
-            charts[0]["series"].append(series(name, t, [r.get(key) for r in rows], "line"))
+            cpu.append(series(name, t, [r.get(key) for r in rows], "line"))
+    over = [r for r in rows if cores and (r.get("cpu_pct") or 0) > 100.0 * cores]
+    charts = [chart("monitor-cpu", "Host CPU timeline", time_axis, ("CPU", "% of one core"), cpu, vlines=vlines,
+                    hlines=[{"value": 100.0 * cores, "label": f"all {cores} cores"}] if cores else [],
+                    caption=(f"⚠ {len(over)} sample(s) above the red line, more CPU than {cores} cores can give: "
+                             "a sampling artifact, not a measurement" if over else "Section starts marked.")),
+              chart("monitor-memory", "Host memory timeline", time_axis, ("resident memory", "GiB"),
+                    [series("process RSS (with workers)", t, [r.get("rss_gib") for r in rows], "line")], vlines=vlines)]
     gpus = sorted({k.split("_", 1)[0] for r in rows[:1] for k in r if k.startswith("gpu") and k.endswith("_util_pct")})
     if gpus:
-        util = [series(f"{g} util %", t, [r.get(f"{g}_util_pct") for r in rows], "line") for g in gpus]
-        util += [series(f"{g} SM active %", t, [r.get(f"{g}_sm_active_pct") for r in rows], "line")
+        util = [series(f"{g} utilization", t, [r.get(f"{g}_util_pct") for r in rows], "line") for g in gpus]
+        util += [series(f"{g} SM active", t, [r.get(f"{g}_sm_active_pct") for r in rows], "line")
                  for g in gpus if any(r.get(f"{g}_sm_active_pct") is not None for r in rows)]
-        util += [series(f"{g} memory GiB", t, [r.get(f"{g}_mem_used_gib") for r in rows], "line") for g in gpus]
-        charts.append({"id": "monitor-gpu", "title": "GPU timeline", "x_label": "time (s)", "y_label": "% / GiB",
-                       "series": util})
+        memory = [series(f"{g} memory used", t, [r.get(f"{g}_mem_used_gib") for r in rows], "line") for g in gpus]
+        charts.append(chart("monitor-gpu", "GPU activity timeline", time_axis, ("activity", "%"), util, vlines=vlines))
+        charts.append(chart("monitor-gpu-memory", "GPU memory timeline", time_axis, ("memory used", "GiB"), memory,
+                            vlines=vlines))
     return charts

@@ -13,7 +13,7 @@ import pytest
 from mmscale import validate as validate_mod
 from mmscale.report.results import read_results, validation_errors
 
-_spec = importlib.util.spec_from_file_location("report_helpers", Path(__file__).parent / "report" / "report_helpers.py")
+_spec = importlib.util.spec_from_file_location("report_helpers", Path(__file__).parents[1] / "report" / "report_helpers.py")
 helpers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(helpers)
 
@@ -58,6 +58,12 @@ def test_results_json_is_valid_and_complete(tiny_run):
     assert doc["sections"]["scaling"]["status"] == "skipped" and "GPU" in doc["sections"]["scaling"]["reason"]
     assert any(k.startswith("datascale.samples_per_s@") for k in doc["metrics"])
     assert (out / "monitor.jsonl").is_file()
+    answer = doc["answer"]  # the top of the report, computed from these sections
+    assert answer["throughput"]["value"] > 0 and answer["bottleneck"].get("stage")
+    assert "datascale.samples_per_s@1000000" in {p["id"] for p in answer["predictions"]}
+    assert (out / "pipeline.trace.json").is_file() and any((out / "csv").glob("datascale-*.csv"))
+    torch_trace = doc["sections"]["pipeline"]["summary"].get("trace")
+    assert torch_trace and (out / torch_trace).is_file()  # linked from the report, relative to it
     for name, section in doc["sections"].items():
         assert section["status"] != "failed", (name, section["reason"], section["error"])
 
@@ -84,7 +90,7 @@ def test_report_rerender_is_identical(tiny_run):
 
 
 def test_a_failing_section_is_reported_and_the_rest_still_run(tmp_path, monkeypatch):
-    from mmscale import validate_sections
+    from mmscale.validate import sections as validate_sections
 
     def broken(ctx):
         raise RuntimeError("constructed failure")
@@ -143,7 +149,7 @@ def test_overrides_go_to_the_table_they_name():
 
 
 def test_sections_on_synthetic_tensors_alone_synthesize_no_dataset(tmp_path, monkeypatch):
-    from mmscale import validate_sections
+    from mmscale.validate import sections as validate_sections
     from mmscale.report.results import new_section
 
     seen = []
@@ -165,7 +171,7 @@ def test_sections_on_synthetic_tensors_alone_synthesize_no_dataset(tmp_path, mon
 
 
 def test_scaling_verdicts_judge_gpus_only():
-    from mmscale.validate_sections import scaling_level
+    from mmscale.validate.sections import scaling_level
 
     assert [scaling_level(e, "cuda") for e in (0.93, 0.85, 0.6)] == ["pass", "pass", "warn"]
     assert [scaling_level(e, "cpu") for e in (0.93, 0.6)] == ["info", "info"]  # gloo smoke test

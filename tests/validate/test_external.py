@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from mmscale import validate_external
+from mmscale.validate import external as validate_external
 from mmscale.validate import Context, load_configs
 
 
@@ -51,3 +51,25 @@ def test_the_gpu_preset_spawns_the_default_server():
     """The server a user gets with no flags is the one validate measures (it resolves for the host)."""
     cfg = load_configs("gpu").validate.load
     assert cfg.serve_args == [] and cfg.server == "batched"
+
+
+def test_the_data_verdict_and_bench_data_help_read_one_target(monkeypatch, tmp_path, capsys):
+    """1.07x the reference loader misses the target that `bench data --help` states."""
+    import pytest
+
+    import mmscale.bench.data_loading as data_mod
+    from mmscale.bench.data_loading import DataLoadingRow
+    from mmscale.bench.thresholds import DATA_LOADER_SPEEDUP
+    from mmscale.cli import main
+
+    (tmp_path / "train.jsonl").write_text("")
+    rows = [DataLoadingRow("reference_dataloader", 1, 32, 320, 1.0, 100.0),
+            DataLoadingRow("ours_cpu", 1, 32, 320, 1.0, 107.0)]
+    monkeypatch.setattr(data_mod, "bench_data_loading", lambda *args, **kwargs: rows)
+    configs = load_configs("cpu", [f"data.path={tmp_path}"])
+    section = validate_external.data_section(Context(configs, tmp_path, tmp_path, "cpu"), "data")
+    first = section["verdicts"][0]
+    assert first["level"] == "warn" and f"misses the {DATA_LOADER_SPEEDUP:g}x target" in first["text"]
+    with pytest.raises(SystemExit):
+        main(["bench", "data", "--help"])
+    assert f"(c) >= {DATA_LOADER_SPEEDUP}x (b)" in " ".join(capsys.readouterr().out.split())

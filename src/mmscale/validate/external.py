@@ -7,9 +7,11 @@ shape (rows, verdicts, chart specs); the measuring stays in the benchmark module
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
+from mmscale.bench.thresholds import DATA_LOADER_SPEEDUP
 from mmscale.report.results import new_section, verdict
-from mmscale.validate_charts import series
+from mmscale.validate.charts import chart, series
 
 
 def load_section(ctx, title: str) -> dict:
@@ -43,16 +45,14 @@ def load_section(ctx, title: str) -> dict:
     closed = sorted((r for r in rows if r["mode"] == "closed"), key=lambda r: r["concurrency"])
     if closed:
         xs = [r["concurrency"] for r in closed]
-        section["charts"].append({
-            "id": "load-latency", "title": "Latency percentiles vs concurrency", "x_label": "concurrent clients",
-            "y_label": "latency (ms)", "log_x": True,
-            "series": [series(p, xs, [r[f"{p}_ms"] for r in closed]) for p in ("p50", "p90", "p99")],
-            "caption": f"Closed loop against the spawned {cfg.server} server; SLO {cfg.slo}."})
-        section["charts"].append({
-            "id": "load-throughput", "title": "Throughput vs concurrency", "x_label": "concurrent clients",
-            "y_label": "requests/s", "log_x": True,
-            "series": [series("throughput", xs, [r["throughput_per_s"] for r in closed]),
-                       series("goodput (within SLO)", xs, [r["goodput_per_s"] for r in closed])]})
+        section["charts"].append(chart(
+            "load-latency", "Latency percentiles vs concurrency", ("concurrent clients", "count"), ("latency", "ms"),
+            [series(p, xs, [r[f"{p}_ms"] for r in closed]) for p in ("p50", "p90", "p99")], log_x=True,
+            caption=f"Closed loop against the spawned {cfg.server} server; SLO {cfg.slo}."))
+        section["charts"].append(chart(
+            "load-throughput", "Throughput vs concurrency", ("concurrent clients", "count"), ("throughput", "requests/s"),
+            [series("throughput", xs, [r["throughput_per_s"] for r in closed]),
+             series("goodput (within SLO)", xs, [r["goodput_per_s"] for r in closed])], log_x=True))
     return section
 
 
@@ -88,19 +88,20 @@ def data_section(ctx, title: str) -> dict:
     section["summary"] = {"workers": workers, "batch_size": cfg.batch_size, "image_size": job.data.image_size,
                           "ours_vs_reference_dataloader": ratio or None}
     if ratio:
-        section["verdicts"].append(verdict("pass" if ratio >= 1.0 else "warn",
+        meets = ratio >= DATA_LOADER_SPEEDUP
+        section["verdicts"].append(verdict("pass" if meets else "warn",
                                            f"our loader delivers {ratio:.2f}x the reference DataLoader's images/s "
-                                           f"with {workers} worker(s)"))
+                                           f"with {workers} worker(s) ({'meets' if meets else 'misses'} the "
+                                           f"{DATA_LOADER_SPEEDUP:g}x target)"))
     ceiling = next((r.img_per_s for r in rows if r.variant == "decode_only"), None)
     ours = next((r.img_per_s for r in rows if r.variant == "ours_cpu"), None)
     if ceiling and ours:
         section["verdicts"].append(verdict("info", f"ours reaches {100 * ours / ceiling:.0f}% of the decode-only "
                                            "ceiling (read + decode + resize, nothing else)"))
-    section["charts"].append({
-        "id": "data-throughput", "title": "Data loading throughput by variant", "x_label": "variant",
-        "y_label": "images/s", "series": [series("images/s", [r.variant for r in rows],
-                                                 [r.img_per_s for r in rows], "bar")],
-        "caption": "Same files, page cache warm, one run."})
+    section["charts"].append(chart(
+        "data-throughput", "Data loading throughput by variant", ("variant", ""), ("throughput", "images/s"),
+        [series("images/s", [r.variant for r in rows], [r.img_per_s for r in rows], "bar")],
+        caption="Same files, page cache warm, one run."))
     return section
 
 
@@ -120,7 +121,8 @@ def pipeline_section(ctx, title: str) -> dict:
     result = bench_pipeline(PipelineConfig(
         preset=ctx.configs.preset or "tiny", overrides=job_overrides, data=str(ctx.data_path),
         out_dir=str(ctx.run_dir / "pipeline"), device=ctx.device, steps=cfg.steps, warmup=cfg.warmup,
-        groups=list(cfg.groups)), progress=lambda text: ctx.say(f"pipeline: {text}"))
+        groups=list(cfg.groups), trace_dir=str(ctx.run_dir / "pipeline")),
+        progress=lambda text: ctx.say(f"pipeline: {text}"))
     section = new_section(title)
     stages = result.stages
     verdict_name = result.verdict.get("name")
@@ -134,23 +136,28 @@ def pipeline_section(ctx, title: str) -> dict:
     section["summary"] = {"device": result.device, "batch_size": result.batch_size, "decode": result.decode,
                           "step_ms": stages.get("step_ms"), "samples_per_s": stages.get("samples_per_s"),
                           "unattributed_frac": stages.get("unattributed_frac"),
-                          "gpu_idle_frac": result.profile.get("gpu_idle_frac")}
+                          "gpu_idle_frac": result.profile.get("gpu_idle_frac"), "bottleneck": verdict_name,
+                          "synthetic_samples_per_s": result.synthetic_samples_per_s or None}
+    trace = result.profile.get("trace")
+    if trace:  # relative to the run directory, where report.html links it
+        section["summary"]["trace"] = Path(trace).relative_to(ctx.run_dir).as_posix() \
+            if Path(trace).is_relative_to(ctx.run_dir) else trace
     stage_ms = {k: v for k, v in stages.get("stage_ms", {}).items() if v}
     section["tables"].append({"title": "Stage breakdown (mean per step)", "rows": [
         {"stage": k, "ms": v, "share": stages.get("shares", {}).get(k)} for k, v in stage_ms.items()]})
     if stage_ms:
-        section["charts"].append({
-            "id": "pipeline-stages", "title": "Where one training step's time goes", "x_label": "stage",
-            "y_label": "ms per step", "series": [series("ms", list(stage_ms), list(stage_ms.values()), "bar")],
-            "caption": f"Mean over {stages.get('steps')} steps; stages tile the step, "
-                       f"{100 * (stages.get('unattributed_frac') or 0):.1f}% unattributed."})
+        section["charts"].append(chart(
+            "pipeline-stages", "Where one training step's time goes", ("stage", ""), ("time per step", "ms"),
+            [series("ms", list(stage_ms), list(stage_ms.values()), "bar")],
+            caption=f"Mean over {stages.get('steps')} steps; stages tile the step, "
+                    f"{100 * (stages.get('unattributed_frac') or 0):.1f}% unattributed."))
     measured = [r for r in result.variants if r.get("samples_per_s")]
     section["rows"] = result.variants
     if measured:
-        section["charts"].append({
-            "id": "pipeline-variants", "title": "What-if variants (same run)", "x_label": "variant",
-            "y_label": "samples/s", "series": [series("samples/s", [f"{r['group']}: {r['variant']}" for r in measured],
-                                                      [r["samples_per_s"] for r in measured], "bar")]})
+        section["charts"].append(chart(
+            "pipeline-variants", "What-if variants (same run)", ("variant", ""), ("training throughput", "samples/s"),
+            [series("samples/s", [f"{r['group']}: {r['variant']}" for r in measured],
+                    [r["samples_per_s"] for r in measured], "bar")]))
     if result.attention:
         section["tables"].append({"title": "Attention sweep", "rows": result.attention})
     return section
