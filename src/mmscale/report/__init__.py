@@ -1,6 +1,8 @@
-"""Results file, plots, HTML report and run comparison: everything that reads measured rows.
+"""Results file, answer, plots, HTML report and run comparison: everything that reads measured rows.
 
-Nothing here measures: it reads results.json (or the dicts that become it) and presents.
+Nothing here measures: it reads results.json (or the dicts that become it) and presents. ``answer.answer``
+says what a run concludes (throughput, bottleneck, predicted limits, changes ranked by measured gain);
+``bounds`` flags figures outside physical bounds; ``predict`` holds the fits with intervals behind it.
 """
 
 from mmscale.report.compare import compare_runs
