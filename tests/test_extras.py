@@ -86,7 +86,7 @@ def test_data_and_train_run_without_any_extra(tmp_path):
 
 def test_validate_without_serve_or_report_says_what_each_part_needs(monkeypatch):
     from mmscale.report.html import chart_block
-    from mmscale.validate_sections import run_load_section
+    from mmscale.validate.sections import run_load_section
 
     hide(monkeypatch, "aiohttp", "matplotlib")
     section = run_load_section(ctx=None)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import psutil
 
 from mmscale.config.load import load_config
@@ -25,6 +26,7 @@ def losses_by_step(out_dir) -> dict[int, float]:
     return {row["step"]: row["loss/total"] for row in rows if "loss/total" in row}
 
 
+@pytest.mark.whole_machine  # several torchrun agents and their ranks: run after the parallel part, alone
 def test_a_killed_rank_restarts_from_the_last_checkpoint_with_the_same_losses(tiny_dataset, tmp_path):
     out_dir = tmp_path / "elastic"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

@@ -1,6 +1,7 @@
 """Two torchrun agents on localhost, as two nodes of two processes each (c10d rendezvous, gloo):
 the same losses as one process with the same global batch, and one set of results."""
 
+import pytest
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ def launch_node(port: int, out_dir, data) -> subprocess.Popen:
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.whole_machine  # several torchrun agents and their ranks: run after the parallel part, alone
 def test_two_nodes_of_two_processes_match_one_process(tiny_dataset, tmp_path):
     nodes_dir, single_dir = tmp_path / "nodes", tmp_path / "single"
     port = free_port()
