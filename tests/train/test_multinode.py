@@ -1,11 +1,12 @@
 """Two torchrun agents on localhost, as two nodes of two processes each (c10d rendezvous, gloo):
 the same losses as one process with the same global batch, and one set of results."""
 
-import pytest
 import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 from mmscale.config.load import load_config
 from mmscale.train import TrainJob, train
