@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from mmscale.bench.thresholds import CEILING_TOLERANCE_REL
 
+SAMPLED_SHARE_JITTER_REL = 0.05  # psutil/NVML shares over 0.2-0.5 s intervals: seen at 101% of their bound
+
 GIB = 2**30
 STAT_COLUMNS = ("mean", "min", "max", "p50", "p90", "p99", "median")  # a row's "field" names their quantity
 
@@ -76,9 +78,10 @@ def check(quantity: str, value, bounds: Bounds, row: dict | None = None, scope: 
         if value < 0:
             return "a share below 0%"
         total_cpu = name in ("cpu_pct", "client_cpu_total_pct", "client_cpu_max_pct")
-        if total_cpu and bounds.cores and value > 100 * bounds.cores:
+        # a share sampled over a short interval reads a few % over its bound from timer jitter alone
+        if total_cpu and bounds.cores and value > 100 * bounds.cores * (1 + SAMPLED_SHARE_JITTER_REL):
             return f"above {bounds.cores} cores x 100% = {100 * bounds.cores}%"
-        if not total_cpu and value > 100:
+        if not total_cpu and value > 100 * (1 + SAMPLED_SHARE_JITTER_REL):
             return "a utilization or share above 100%"
     elif name.endswith("_frac") or name == "share":
         if not 0 <= value <= 1:
