@@ -1,4 +1,4 @@
-"""JPEG decode on CPU, side by side in one process: PIL (the CPU path), torchvision, TorchCodec.
+"""JPEG decode side by side in one process: PIL, torchvision and TorchCodec on CPU, nvjpeg batches on CUDA.
 
 One thread, as in a DataLoader worker; ``--n`` synthetic 640x480 scenes (the ``data synth`` set);
 rows alternate within each repeat so that load on the machine falls on all of them. ``decode``
@@ -47,11 +47,28 @@ def rows(size: int) -> dict:
     }
 
 
+def gpu_rows(size: int, batch: int) -> dict:
+    """Row name -> callable(list of encoded tensors): nvjpeg batch decode (+ the GPU resize), synced."""
+    def timed(decode, resize):
+        def run(tensors):
+            for start in range(0, len(tensors), batch):
+                images = decode(tensors[start:start + batch], "cuda")
+                if resize:
+                    resize_to_square(images, size)
+            torch.cuda.synchronize()
+        return run
+
+    return {f"{name} cuda batch{batch}{f' to {size}' if resize else ''}": timed(decode, resize)
+            for resize in (False, True) for name, decode in (("torchvision", torchvision_jpegs),
+                                                             ("torchcodec", torchcodec_jpegs))}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=200, help="images per timed pass")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=128, help="images per GPU batch decode (CUDA rows)")
     parser.add_argument("--out", default="runs/decode_backends")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -65,7 +82,18 @@ def main(argv: list[str] | None = None) -> int:
             for b, t in zip(blobs, tensors):
                 decode(b, t)
             img_per_s[name].append(args.n / (time.perf_counter() - start))
-    result = [{"row": name, "img_per_s": statistics.median(v), "img_per_s_runs": v, "threads": 1,
+    if torch.cuda.is_available():  # the GPU input path: whole batches to nvjpeg, one sync per pass
+        gpu = gpu_rows(args.size, args.batch)
+        for decode in gpu.values():
+            decode(tensors)  # warm-up: CUDA context, nvjpeg handles
+        for name in gpu:
+            img_per_s[name] = []
+        for _ in range(args.repeats):
+            for name, decode in gpu.items():
+                start = time.perf_counter()
+                decode(tensors)
+                img_per_s[name].append(args.n / (time.perf_counter() - start))
+    result = [{"row": name, "img_per_s": statistics.median(v), "img_per_s_runs": v, "threads": 1 if "cuda" not in name else None,
                "images": args.n, "mean_bytes": sum(map(len, blobs)) / len(blobs)} for name, v in img_per_s.items()]
     Path(args.out).mkdir(parents=True, exist_ok=True)
     write_json(Path(args.out) / "decode_backends.json", {"rows": result, "environment": fingerprint()}, indent=1)
