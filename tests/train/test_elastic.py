@@ -26,7 +26,7 @@ def losses_by_step(out_dir) -> dict[int, float]:
     return {row["step"]: row["loss/total"] for row in rows if "loss/total" in row}
 
 
-@pytest.mark.elastic  # out of `make test`: the restarted attempt can stall on a loaded host
+@pytest.mark.whole_machine  # a torchrun agent and its ranks: run after the parallel part, alone
 def test_a_killed_rank_restarts_from_the_last_checkpoint_with_the_same_losses(tiny_dataset, tmp_path):
     out_dir = tmp_path / "elastic"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.distributed.rendezvous import rendezvous
 from torch import nn
 
 
@@ -38,7 +39,13 @@ def init_distributed(device_type: str) -> DistEnv:
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             torch.cuda.set_device(env.local_rank)
-        dist.init_process_group(backend)
+        # torchrun's agent serves one store for every restart of the job and its env:// handler adds no
+        # per-attempt prefix: a restarted rank could read the killed attempt's gloo addresses and wait
+        # on them for the whole timeout; a prefix per restart keeps each attempt's keys its own
+        store, rank, world_size = next(rendezvous("env://"))
+        attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        dist.init_process_group(backend, store=dist.PrefixStore(f"mmscale/attempt-{attempt}", store),
+                                rank=rank, world_size=world_size)
     return env
 
 
