@@ -18,7 +18,7 @@ from mmscale.cli import main
 
 def test_short_run_against_the_tiny_model_server_reports_sane_percentiles(tmp_path):
     """Real server (tiny model, CPU) on a free loopback port; ``--spawn`` is covered by the
-    serve_load smoke test."""
+    ``mmscale bench serve`` smoke test."""
     import torch
 
     from mmscale.serve.config import ServeConfig

@@ -69,20 +69,6 @@ def test_data_counts_must_be_at_least_one(flag, tmp_path, capsys, nothing_runs):
     assert code == 2 and f"argument {flag}: must be >= 1, got 0" in err
 
 
-def test_the_benchmark_script_takes_the_same_flag_checks(capsys, nothing_runs):
-    """benchmarks/data_loading.py has its own parser over bench_data.run: the same types refuse 0."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "data_loading.py"
-    spec = importlib.util.spec_from_file_location("data_loading_script", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    with pytest.raises(SystemExit) as exc:
-        script.main(["--repeats", "0"])
-    assert exc.value.code == 2 and "argument --repeats: must be >= 1, got 0" in capsys.readouterr().err
-
-
 # -- bench datascale -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("value, shown", [("abc", "'abc'"), ("100,x", "'x' in '100,x'"), ("0,5", "'0' in '0,5'"),

@@ -88,7 +88,7 @@ def register(subparsers) -> None:
 
     parser = subparsers.add_parser(
         "bench",
-        help="run one benchmark (data, pipeline, datascale, batchsweep, scaling, load)",
+        help="run one benchmark (data, decode-auto, gpu-decode, pipeline, scaling, load, serve, ...)",
         description=(
             "Run one benchmark. Each measures ours and the baseline in the same run and prints "
             "the ratio, so that the machine's noise cancels."

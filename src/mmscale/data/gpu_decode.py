@@ -32,7 +32,7 @@ from mmscale.data.image import SampleSkip, decode_image
 log = logging.getLogger(__name__)
 # Why decode on the device: on one H100 with 16 cores (~60 kB 640x480 JPEGs) 16 workers running the
 # reference transform reach 2,614 img/s, nvjpeg batch decode + GPU resize 10,284 (decode alone
-# 15,208), so a CPU pipeline cannot feed ``base`` (benchmarks/gpu_decode.py measures both paths).
+# 15,208), so a CPU pipeline cannot feed ``base`` (``mmscale bench gpu-decode`` measures both paths).
 
 
 def torchcodec_jpegs(jpegs: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:

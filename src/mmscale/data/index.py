@@ -4,7 +4,7 @@ A list of per-row Python objects (dicts, str) is copied page by page into every 
 worker as soon as the worker touches it, because reading a Python object writes its reference
 count (copy-on-read). Ten million rows as dicts take ~4 GB per process; here they are a handful of
 arrays (utf-8 bytes + int64 offsets) that no worker ever writes to, so forked workers keep sharing
-the parent's pages. benchmarks/index_memory.py measures both layouts.
+the parent's pages. ``mmscale bench index-memory`` measures both layouts.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Why measure instead of a rule: on one H100 host with 16 cores training ``base``,
 workers fed 1,064 samples/s (input 0.8% of the step) and the nvjpeg path 1,014 samples/s (11.9%):
 its decode runs on the training process's main thread and costs more than it saves when the
 workers keep up, while on hosts with fewer cores per GPU it wins (BENCHMARKS.md, "Bottleneck
-analyzer"); training eager ``base`` from files on such a host, ``benchmarks/decode_auto.py`` then
+analyzer"); training eager ``base`` from files on such a host, ``mmscale bench decode-auto`` then
 had the GPU path ~4% ahead. The crossing depends on cores, model, images and the step itself, so
 each run measures it.
 

@@ -1,6 +1,6 @@
 """The whole training step as one CUDA graph: forward, backward, clipping and AdamW replayed.
 
-Why: profiled on one H200 (``benchmarks/train_step.py --kernels``), the compiled ``base`` step
+Why: profiled on one H200 (``mmscale bench train-step --kernels``), the compiled ``base`` step
 with bf16 weights keeps the GPU busy 57.7 ms of a 63.9 ms step; the rest is the host launching
 ~1,500 kernels and the optimizer's foreach loops one by one. ``compile(mode="reduce-overhead")``
 graphs only the model's forward and backward and left 4.4 ms of the gap. Captured whole, a step

@@ -5,9 +5,9 @@ server processes, its request queue and its dynamic batching (``max_batch_size``
 ``batch_timeout``) feed ``ModelPredictor.predict`` in one inference worker. The model, decode and
 padding are ours, so the comparison is of the serving layer alone. LitServe reads JSON bodies, so
 requests are ``{"image_b64": ..., "captions": [...]}`` on ``/v1/match`` (our server takes the same
-form; ``serve_load.py --litserve`` measures both with it).
+form; ``mmscale bench serve --litserve`` measures both with it).
 
-    PYTHONPATH=src python3 benchmarks/litserve_peer.py --preset tiny --device cpu --max-batch 16
+    python -m mmscale.bench.serving.litserve_peer --preset tiny --device cpu --max-batch 16
 
 Prints ``listening on http://127.0.0.1:PORT`` once it has a port; ``GET /health`` answers ``ok``
 when the worker has set up (model built, every batch shape warmed).
@@ -20,7 +20,14 @@ import base64
 import binascii
 import socket
 
-import litserve as ls
+import litserve as ls  # the test extra's; this module only runs as the peer's own process
+import torch
+from fastapi import HTTPException  # LitServe's own web framework: there whenever litserve is
+
+from mmscale.serve.codec import encode_response
+from mmscale.serve.config import ServeConfig
+from mmscale.serve.requests import Item, Output
+from mmscale.serve.run import build_predictor
 
 
 def free_port() -> int:
@@ -38,19 +45,12 @@ class MatchAPI(ls.LitAPI):
         self.settings = settings
 
     def setup(self, device):
-        from mmscale.serve.config import ServeConfig
-        from mmscale.serve.run import build_predictor
-
         opts = self.settings
         cfg = ServeConfig(device=opts["device"], cuda_graphs=opts["cuda_graphs"], cpu_threads=opts["cpu_threads"])
         self.predictor = build_predictor(cfg, opts["checkpoint"], opts["preset"])
         self.predictor.warm_buckets(opts["max_batch"], opts["max_captions"])  # as our server does
 
     def decode_request(self, request):
-        from fastapi import HTTPException
-
-        from mmscale.serve.requests import Item
-
         try:
             return Item("match", base64.b64decode(request["image_b64"], validate=True), list(request["captions"]))
         except (KeyError, TypeError, binascii.Error):
@@ -66,11 +66,6 @@ class MatchAPI(ls.LitAPI):
         return list(outputs)
 
     def encode_response(self, output):
-        from fastapi import HTTPException
-
-        from mmscale.serve.codec import encode_response
-        from mmscale.serve.requests import Output
-
         if not isinstance(output, Output):  # a RequestError for this request
             raise HTTPException(output.status, output.message)
         return encode_response("match", output)
@@ -90,9 +85,6 @@ def main(argv=None) -> int:
     parser.add_argument("--api-servers", type=int, default=1, help="LitServe's HTTP server processes")
     parser.add_argument("--port", type=int, default=0, help="0: a free one")
     args = parser.parse_args(argv)
-
-    import torch
-
     settings = {k: getattr(args, k) for k in ("preset", "checkpoint", "device", "max_batch", "max_captions",
                                               "cuda_graphs", "cpu_threads")}
     api = MatchAPI(settings, max_batch_size=args.max_batch, batch_timeout=args.max_wait_ms / 1000.0,

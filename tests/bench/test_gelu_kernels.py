@@ -1,16 +1,14 @@
-"""CPU smoke run of benchmarks/gelu_kernels.py: every row timed, bytes counted, ratios and the
+"""CPU smoke run of the GELU kernel comparison: every row timed, bytes counted, ratios and the
 accuracy columns computed from them."""
 
-import json
-
 import pytest
+import torch
+
+from mmscale.bench.gelu_kernels import bench_gelu_kernels, format_gelu
 
 
-def test_gelu_kernels_benchmark_cpu_smoke(tmp_path, capsys, load_benchmark):
-    bench = load_benchmark("gelu_kernels")
-    assert bench.main(["--device", "cpu", "--smoke", "--no-compile", "--iters", "2", "--rounds", "2",
-                       "--out", str(tmp_path)]) == 0
-    result = json.loads((tmp_path / "gelu_kernels.json").read_text())
+def test_gelu_kernels_cpu_smoke():
+    result = bench_gelu_kernels(torch.device("cpu"), iters=2, rounds=2, smoke=True, compiled=False)
     assert set(result["shapes"]) == {"vit", "bert"}
     for shape in result["shapes"].values():
         rows = shape["rows"]
@@ -20,4 +18,4 @@ def test_gelu_kernels_benchmark_cpu_smoke(tmp_path, capsys, load_benchmark):
         assert rows["erf_bwd"]["bytes"] == 3 * shape["tokens"] * shape["width"] * 2  # bf16: 2 reads, 1 write
         for name in ("erf_fwd", "poly_fwd", "erf_bwd", "poly_bwd"):
             assert 0.0 <= rows[name]["bf16_off_truth"] < 0.1
-    assert "bf16 off truth" in capsys.readouterr().out
+    assert "bf16 off truth" in format_gelu(result)

@@ -1,26 +1,28 @@
-"""The LitServe peer of the serving benchmark (benchmarks/litserve_peer.py): it really serves our
+"""The LitServe peer of the serving benchmark (``mmscale.bench.serving.litserve_peer``): it really serves our
 model behind LitServe's batching, scores like our predictor, refuses bad bodies with a 400, and
 leaves no process behind when stopped."""
 
+import base64
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from mmscale.bench.load_payload import build_payloads
 from mmscale.bench.load_spawn import SpawnedServer
+from mmscale.serve.config import ServeConfig
+from mmscale.serve.requests import Item
+from mmscale.serve.run import build_predictor
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_litserve_peer_scores_like_our_predictor_and_stops_cleanly():
-    from mmscale.serve.config import ServeConfig
-    from mmscale.serve.requests import Item
-    from mmscale.serve.run import build_predictor
-
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "litserve_peer.py"), "--preset", "tiny", "--device", "cpu",
+    cmd = [sys.executable, "-m", "mmscale.bench.serving.litserve_peer", "--preset", "tiny", "--device", "cpu",
            "--max-batch", "4", "--max-captions", "2", "--cpu-threads", "1"]
     env = {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     payload = build_payloads("match", n=1, captions_per_request=2, form="json")[0]
@@ -32,8 +34,6 @@ def test_litserve_peer_scores_like_our_predictor_and_stops_cleanly():
         pid = peer.proc.pid
     assert ok.status_code == 200, ok.text
     assert bad.status_code == 400
-    import base64
-
     ours = build_predictor(ServeConfig(device="cpu"), preset="tiny")
     (expected,) = ours.predict("match", [Item("match", base64.b64decode(body["image_b64"]), body["captions"])])
     got = ok.json()
@@ -46,10 +46,6 @@ def test_litserve_peer_scores_like_our_predictor_and_stops_cleanly():
 def live_group_members(pgid: int, wait_s: float = 10.0) -> list[int]:
     """Processes of group ``pgid`` that are still running (zombies awaiting their reaper count as
     gone), after waiting up to ``wait_s`` for the SIGKILLed ones to die."""
-    import time
-
-    import psutil
-
     deadline = time.monotonic() + wait_s
     while True:
         members = []

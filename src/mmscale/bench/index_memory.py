@@ -1,6 +1,5 @@
-"""Memory of a DataLoader iterating a huge manifest: columnar index vs a list of dicts.
-
-    PYTHONPATH=src python3 benchmarks/index_memory.py --rows 10000000 --workers 8 --out runs/index_memory
+"""Memory of a DataLoader iterating a huge manifest: columnar index vs a list of dicts
+(``mmscale bench index-memory``).
 
 For each layout, the main process builds the index, a DataLoader with ``--workers`` forked
 workers iterates it (the dataset returns path and caption lengths, no image decode: what is
@@ -12,16 +11,16 @@ that map it, so the sum counts every physical page once. Summing RSS would count
 index once per worker (9x for 8 workers) even though it exists once in RAM; summing USS would
 miss it altogether. Growth is PSS at the end minus PSS once all workers had started.
 
-To finish in minutes on a small machine, each layout visits every ``--stride``-th row in a
+To finish in minutes on a small machine, each layout visits every ``stride``-th row in a
 shuffled order (as training does), so every worker's rows span the whole index range; the list-of-dicts layout
-uses ``--naive-rows`` rows because at 10M rows it needs ~4 GB per process and copy-on-read would
+uses ``naive_rows`` rows because at 10M rows it needs ~4 GB per process and copy-on-read would
 take 8 workers past the memory of a typical machine. Its per-row figures are scaled to
-``--rows`` and marked as extrapolated.
+``rows`` and marked as extrapolated.
 """
 
 from __future__ import annotations
 
-import argparse
+import gc
 import json
 import os
 import threading
@@ -30,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import psutil
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -37,6 +37,7 @@ from mmscale.data.index import IndexBuilder, ManifestIndex
 from mmscale.data.sampler import iter_chunked
 
 MIB = 2**20
+RESULTS_FILE = "index_memory.json"
 COLOURS = ("red", "green", "blue", "yellow", "purple", "orange", "white", "black")
 SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross")
 PLACES = ("at the top left", "in the center", "at the bottom right", "on the left", "at the top")
@@ -96,8 +97,6 @@ def pss_bytes(pid: int) -> tuple[int, int, int]:
 
 def tree_memory() -> dict:
     """Summed PSS/RSS/USS of this process and its children (the DataLoader workers)."""
-    import psutil
-
     pids = [os.getpid()] + [c.pid for c in psutil.Process().children(recursive=True)]
     total = np.zeros(3, dtype=np.int64)
     main = None
@@ -142,8 +141,6 @@ class IndexMemoryRow:
 
 
 def measure(layout: str, n: int, workers: int, stride: int, batch_size: int, interval_s: float) -> IndexMemoryRow:
-    import gc
-
     gc.collect()
     before = tree_memory()["main_rss_mib"]
     start = time.perf_counter()
@@ -187,58 +184,31 @@ def measure(layout: str, n: int, workers: int, stride: int, batch_size: int, int
                           end_mem["rss_sum_mib"], series=series)
 
 
-def print_table(rows: list[IndexMemoryRow], limit_mib: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"index memory: total PSS of main + workers (limit {limit_mib:.0f} MiB)")
-    for col in ("layout", "rows", "workers", "visited", "build s", "iterate s", "index MiB",
-                "PSS start", "PSS peak", "PSS end", "growth", "sum RSS end"):
-        table.add_column(col, justify="left" if col == "layout" else "right")
-    for r in rows:
-        table.add_row(r.layout, f"{r.rows:,}", str(r.workers), f"{r.visited:,}", f"{r.build_s:.1f}",
-                      f"{r.iterate_s:.1f}", f"{r.index_mib:.0f}", f"{r.pss_start_mib:.0f}", f"{r.pss_peak_mib:.0f}",
-                      f"{r.pss_end_mib:.0f}", f"{r.pss_growth_mib:+.0f}", f"{r.rss_sum_end_mib:.0f}")
-    console = Console(width=200)
-    console.print(table)
-    for r in rows:
-        for at, mib in r.extrapolated_pss_peak_mib_at.items():
-            console.print(f"{r.layout}: peak PSS scaled to {int(at):,} rows ~ {mib:,.0f} MiB (extrapolated)")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=10_000_000, help="rows of the columnar index")
-    parser.add_argument("--naive-rows", type=int, default=1_000_000, help="rows of the list-of-dicts index")
-    parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--stride", type=int, default=1, help="visit every stride-th row (1 = all)")
-    parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--interval-s", type=float, default=0.5, help="memory sampling period")
-    parser.add_argument("--limit-gib", type=float, default=2.0, help="target for the columnar peak PSS")
-    parser.add_argument("--out", default="runs/index_memory", help="directory for index_memory.json")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    rows = []
-    for layout, n in (("columnar", args.rows), ("list_of_dicts", args.naive_rows)):
-        if n <= 0:
-            continue
-        print(f"{layout}: {n:,} rows, {args.workers} workers ...", flush=True)
-        r = measure(layout, n, args.workers, args.stride, args.batch_size, args.interval_s)
-        if layout == "list_of_dicts" and n < args.rows:
-            # Per-row cost of the index in every process after copy-on-read, scaled linearly.
-            per_row = (r.pss_peak_mib - r.pss_start_mib + r.index_mib) / n
-            r.extrapolated_pss_peak_mib_at = {str(args.rows): r.pss_start_mib - r.index_mib + per_row * args.rows}
-        rows.append(r)
-    columnar_row = rows[0] if rows and rows[0].layout == "columnar" else None
-    result = {"rows": [asdict(r) for r in rows], "limit_mib": args.limit_gib * 1024,
+def bench_index_memory(rows: int = 10_000_000, naive_rows: int = 1_000_000, workers: int = 8, stride: int = 1,
+                       batch_size: int = 4096, interval_s: float = 0.5, limit_gib: float = 2.0,
+                       out: str = "runs/index_memory", say=print) -> dict:
+    """Both layouts in turn (a layout with 0 rows is left out): the result written to
+    OUT/index_memory.json, with whether the columnar peak PSS stayed within ``limit_gib``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one intra-op thread, as in a DataLoader worker: the memory measured is the index's
+    measured = []
+    try:
+        for layout, n in (("columnar", rows), ("list_of_dicts", naive_rows)):
+            if n <= 0:
+                continue
+            say(f"{layout}: {n:,} rows, {workers} workers ...")
+            r = measure(layout, n, workers, stride, batch_size, interval_s)
+            if layout == "list_of_dicts" and n < rows:
+                # Per-row cost of the index in every process after copy-on-read, scaled linearly.
+                per_row = (r.pss_peak_mib - r.pss_start_mib + r.index_mib) / n
+                r.extrapolated_pss_peak_mib_at = {str(rows): r.pss_start_mib - r.index_mib + per_row * rows}
+            measured.append(r)
+    finally:
+        torch.set_num_threads(threads)
+    columnar_row = measured[0] if measured and measured[0].layout == "columnar" else None
+    result = {"rows": [asdict(r) for r in measured], "limit_mib": limit_gib * 1024,
               "measure": "sum of PSS over main + workers (/proc/PID/smaps_rollup)",
-              "columnar_within_limit": bool(columnar_row and columnar_row.pss_peak_mib <= args.limit_gib * 1024)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "index_memory.json").write_text(json.dumps(result, indent=1))
-    print_table(rows, args.limit_gib * 1024)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+              "columnar_within_limit": bool(columnar_row and columnar_row.pss_peak_mib <= limit_gib * 1024)}
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / RESULTS_FILE).write_text(json.dumps(result, indent=1))
+    return result

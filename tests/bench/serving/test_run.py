@@ -1,0 +1,28 @@
+"""CPU smoke run of ``mmscale bench serve`` (the GPU runs use the same code at full size)."""
+
+import json
+
+from mmscale.cli import main
+
+
+def test_serve_benchmark_cpu_smoke(tmp_path, capsys):
+    code = main(["bench", "serve", "--cpu-smoke", "--concurrency", "2", "--naive-concurrency", "2", "--window-s", "0.5",
+                 "--max-windows", "1", "--overload-s", "1", "--out", str(tmp_path)])
+    assert code == 0
+    results = json.loads((tmp_path / "serve_load.json").read_text())
+    assert results["offline"]["samples_per_s"] > 0
+    assert results["args"]["preset"] == "tiny" and results["args"]["concurrency"] == "2"  # smoke under the flags
+    for server in ("batched", "naive"):
+        (row,) = results[server]["rows"]
+        assert row["server"] == server and row["ok"] == row["requests"] > 0
+    assert results["overload"]["server_alive"] is True
+    summary = results["summary"]
+    assert summary["ours / naive at c=2"] > 0
+    printed = capsys.readouterr().out
+    assert "ours / naive at c=2" in printed.splitlines()[-len(summary):][3]
+
+
+def test_a_bad_variant_is_refused_before_any_server_starts(tmp_path, capsys):
+    assert main(["bench", "serve", "--cpu-smoke", "--variants", "f2,x", "--out", str(tmp_path)]) == 2
+    assert "argument --variants: 'x' is not fN" in capsys.readouterr().err
+    assert not (tmp_path / "serve_load.json").exists()
