@@ -128,6 +128,30 @@ def test_the_slo_refuses_what_would_wait_too_long_and_serves_the_rest():
     batcher.stop()
 
 
+def test_the_queue_shares_the_next_batch_so_two_full_batches_fit_the_slo():
+    """A closed loop of two batches' worth (one running, one queued) waits about two batch times:
+    admitted, not counted as every request ahead plus a batch of its own."""
+    fake = FakePredictor(delay_s=0.2)
+    batcher = DynamicBatcher(fake.predict, max_batch=16, max_wait_ms=50, max_queue=1000, slo_ms=500).start()
+    for future in [batcher.submit(it) for it in items(16)]:  # one batch: about 80 requests/s
+        future.result(5)
+    running = [batcher.submit(it) for it in items(16)]
+    deadline = time.monotonic() + 5
+    while batcher.running < 16 and time.monotonic() < deadline:
+        time.sleep(0.002)
+    queued = [batcher.submit(it) for it in items(16)]  # the 16th: 0.2 s left at most + 16 / 80/s
+    assert len(batcher.queue) == 16 and batcher.expected_wait_s() < 0.5
+    refused = 0
+    for it in items(40):  # beyond the next batches' share of the SLO: refused at once
+        try:
+            queued.append(batcher.submit(it))
+        except QueueFull:
+            refused += 1
+    assert refused > 0
+    assert all(f.result(10).itm_prob for f in running + queued)
+    batcher.stop()
+
+
 def test_without_an_slo_only_the_count_bounds_the_queue():
     fake = FakePredictor(delay_s=0.05)
     batcher = DynamicBatcher(fake.predict, max_batch=1, max_wait_ms=0, max_queue=1000, slo_ms=0).start()

@@ -4,8 +4,8 @@ Policy (Triton's): a batch runs when it holds ``max_batch`` requests of one task
 oldest request has waited ``max_wait_ms``, whichever comes first. Requests that queued while the
 previous batch ran have already waited, so under load batches fill without extra delay. The
 queue is bounded in time: with ``slo_ms`` a request is refused (``QueueFull``, at once) when the
-requests ahead of it at the recently measured rate, then its own batch, would take longer than
-that, so what is admitted under overload still answers within the SLO; a count bound alone lets
+rest of the running batch, then the queued requests and itself at the recently measured rate,
+would take longer than that, so what is admitted under overload still answers within the SLO; a count bound alone lets
 the wait grow to ``max_queue`` / rate. ``max_queue`` stays as a memory backstop.
 
 With ``fit`` the batch taken is ``fit(n)`` of the ``n`` ready requests (Triton's preferred batch
@@ -61,6 +61,7 @@ class DynamicBatcher:
         self.served_per_s = 0.0  # smoothed requests per second of busy time; 0 until a batch ran
         self.batch_s = 0.0  # smoothed busy time of one batch
         self.last_finish_s = 0.0  # when the last batch was answered (monotonic)
+        self.running_since_s = 0.0  # when the running batch was taken off the queue
         self.stopping = False
         self.thread = threading.Thread(target=self.loop, name="mmscale-inference", daemon=True)
 
@@ -74,9 +75,13 @@ class DynamicBatcher:
         return len(self.queue) + self.running
 
     def expected_wait_s(self) -> float:
-        """When one more request would be answered: the requests admitted so far at the measured
-        rate, then its own batch (0 until a batch has been measured)."""
-        return self.depth / self.served_per_s + self.batch_s if self.served_per_s > 0 else 0.0
+        """When one more request would be answered: what is left of the running batch, then the
+        queued requests and itself at the measured rate (0 until a batch has been measured). The
+        queued requests are not a batch each: they and the newcomer share the next batches."""
+        if self.served_per_s <= 0:
+            return 0.0
+        left_s = max(0.0, self.running_since_s + self.batch_s - time.monotonic()) if self.running else 0.0
+        return left_s + (len(self.queue) + 1) / self.served_per_s
 
     def admit(self) -> None:
         """Raise ``QueueFull`` when one more request would not be served within the SLO (or the
@@ -137,6 +142,7 @@ class DynamicBatcher:
                     rest.append(pending)
             self.queue = rest
             self.running += len(batch)
+            self.running_since_s = taken_s
             return batch
 
     def loop(self) -> None:
