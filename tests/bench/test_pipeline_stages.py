@@ -23,7 +23,7 @@ def tiny_model_cfg():
 
     return ModelConfig(image_encoder="vit_tiny_patch16_224", image_size=32, image_patch_size=16, image_depth=1,
                        text_encoder="bert-tiny", max_text_len=8, fusion="fused", fusion_layers=1,
-                       hidden_dim=32, num_heads=2, embed_dim=16, vocab_size=30522)
+                       hidden_dim=32, num_heads=2, embed_dim=16)
 
 
 def test_stage_clock_marks_tile_the_step():

@@ -18,7 +18,7 @@ class FakeTokenizer:
 
     pad_id = 0
 
-    def encode_batch(self, texts, max_len=16, pad_to_longest=False, pad_multiple=0):
+    def encode_batch(self, texts, max_len=16):
         ids = torch.zeros(len(texts), max_len, dtype=torch.int64)
         for row, text in enumerate(texts):
             tokens = [1 + len(w) for w in text.split()][:max_len]

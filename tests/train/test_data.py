@@ -17,3 +17,20 @@ def test_bad_text_rows_are_counted_skips_and_the_bom_row_trains(tiny_dataset, tm
     result = train(job)
     assert result.steps == 2 and result.samples == 16  # the first row, after the mark, is among them
     assert result.skip_reasons == {"bad_text": 3} and result.skipped_manifest_rows == 3
+
+
+def test_a_tokenizer_larger_than_the_embedding_table_is_refused(tmp_path):
+    import pytest
+
+    from mmscale.data.tokenizer import bundled_tokenizer_dir
+    from mmscale.errors import ConfigError
+    from mmscale.model.config import VOCAB_SIZE
+    from mmscale.train.data import load_job_tokenizer
+
+    vocab = (bundled_tokenizer_dir() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert len(vocab) == VOCAB_SIZE
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab + ["[EXTRA]"]) + "\n", encoding="utf-8")
+    job = load_config(TrainJob, preset="tiny", overrides=[f"data.tokenizer={tmp_path}"])
+    with pytest.raises(ConfigError, match=f"embedding table holds {VOCAB_SIZE}") as err:
+        load_job_tokenizer(job)
+    assert err.value.field == "data.tokenizer"

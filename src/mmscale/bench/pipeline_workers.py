@@ -61,10 +61,9 @@ class TimedBatchDataset(torch.utils.data.Dataset):
     """``dataset[list_of_rows] -> TimedBatch``: index it through a ``BatchSampler``."""
 
     def __init__(self, index, tokenizer, image_size: int = 224, max_pixels: int = 64_000_000,
-                 max_text_len: int = 128, pad_to_longest: bool = False):
+                 max_text_len: int = 128):
         self.index, self.tokenizer = index, tokenizer
-        self.image_size, self.max_pixels = image_size, max_pixels
-        self.max_text_len, self.pad_to_longest = max_text_len, pad_to_longest
+        self.image_size, self.max_pixels, self.max_text_len = image_size, max_pixels, max_text_len
 
     def __len__(self) -> int:
         return len(self.index)
@@ -96,7 +95,7 @@ class TimedBatchDataset(torch.utils.data.Dataset):
             good.append((image, caption, int(i)))
         t0 = time.perf_counter()
         captions = [c for _, c, _ in good]
-        input_ids, attention_mask = self.tokenizer.encode_batch(captions, self.max_text_len, self.pad_to_longest)
+        input_ids, attention_mask = self.tokenizer.encode_batch(captions, self.max_text_len)
         t1 = time.perf_counter()
         skips.add_used(len(good))
         size = self.image_size

@@ -13,10 +13,8 @@ from mmscale.data.skips import BadSample, SkipCounter
 class Collator:
     """Picklable collate function; runs in the worker, so tokenization is parallel across workers."""
 
-    def __init__(self, tokenizer, max_text_len: int = 128, pad_to_longest: bool = False,
-                 image_size: int = 224, pad_multiple: int = 0):
-        self.tokenizer, self.max_text_len, self.pad_to_longest = tokenizer, max_text_len, pad_to_longest
-        self.image_size, self.pad_multiple = image_size, pad_multiple
+    def __init__(self, tokenizer, max_text_len: int = 128, image_size: int = 224):
+        self.tokenizer, self.max_text_len, self.image_size = tokenizer, max_text_len, image_size
 
     def __call__(self, items: list[Sample | BadSample]) -> Batch:
         skips = SkipCounter()
@@ -28,8 +26,7 @@ class Collator:
                 good.append(item)
         skips.add_used(len(good))
         captions = [s.caption for s in good]
-        input_ids, attention_mask = self.tokenizer.encode_batch(captions, self.max_text_len, self.pad_to_longest,
-                                                                self.pad_multiple)
+        input_ids, attention_mask = self.tokenizer.encode_batch(captions, self.max_text_len)
         indices = torch.tensor([s.index for s in good], dtype=torch.int64)
         images = _batch_buffer(len(good), self.image_size)  # [B, 3, S, S]
         for row, sample in enumerate(good):
@@ -62,5 +59,4 @@ class RawCollator(Collator):
                 samples.append(item[0])
                 paths.append(item[1])
         skips.add_used(len(samples))
-        return collate_raw(samples, self.tokenizer, self.max_text_len, self.pad_to_longest, skips, paths,
-                           self.image_size, self.pad_multiple)
+        return collate_raw(samples, self.tokenizer, self.max_text_len, skips, paths, self.image_size)

@@ -27,12 +27,6 @@ class DataConfig:
     """Side of the square model input, in pixels (images are squashed, as ``Resize((S, S))``)."""
     max_text_len: int = 128
     """Tokens per caption including [CLS]/[SEP]; longer captions are truncated."""
-    pad_to_longest: bool = False
-    """Pad each batch to its longest caption instead of ``max_text_len`` (fewer tokens, varying shape;
-    the reference fusion attends to padding, so its output changes)."""
-    pad_multiple: int = 0
-    """With ``pad_to_longest``: round each batch's length up to a multiple of this (capped at
-    ``max_text_len``), so a compiled step sees a few static lengths; 0: no rounding."""
     tokenizer: str | None = None
     """tokenizer.json, or a directory with tokenizer.json/vocab.txt; default: $MMSCALE_TOKENIZER,
     then the BERT-uncased vocab.txt shipped with mmscale."""
@@ -63,11 +57,6 @@ class DataConfig:
             raise ConfigError("data.image_size", f"must be >= 8, got {self.image_size}")
         if self.max_text_len < 2:
             raise ConfigError("data.max_text_len", f"must be >= 2 ([CLS] and [SEP]), got {self.max_text_len}")
-        if self.pad_multiple < 0:
-            raise ConfigError("data.pad_multiple", f"must be >= 0, got {self.pad_multiple}")
-        if self.pad_multiple and not self.pad_to_longest:
-            raise ConfigError("data.pad_multiple", "rounds the length of data.pad_to_longest=true batches; "
-                                                   "without it every batch is max_text_len long")
         if self.num_workers < 0:
             raise ConfigError("data.num_workers", f"must be >= 0, got {self.num_workers}")
         if self.prefetch_factor < 1:

@@ -100,9 +100,9 @@ class RawBatch:
         return [self.jpeg_bytes[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
-def collate_raw(samples: list[RawSample], tokenizer, max_text_len: int, pad_to_longest: bool = False,
+def collate_raw(samples: list[RawSample], tokenizer, max_text_len: int,
                 skips: SkipCounter | None = None, paths: list[str] | None = None,
-                image_size: int = 224, pad_multiple: int = 0) -> RawBatch:
+                image_size: int = 224) -> RawBatch:
     """Tokenize the batch in one call and sort pixels into JPEG bytes vs ready images."""
     streams, images, slots = [], [], []
     for s in samples:
@@ -122,8 +122,7 @@ def collate_raw(samples: list[RawSample], tokenizer, max_text_len: int, pad_to_l
     else:
         stacked = torch.empty(0, 3, image_size, image_size, dtype=torch.uint8)
     captions = [s.caption for s in samples]
-    input_ids, attention_mask = tokenizer.encode_batch(captions, max_len=max_text_len,
-                                                       pad_to_longest=pad_to_longest, pad_multiple=pad_multiple)
+    input_ids, attention_mask = tokenizer.encode_batch(captions, max_len=max_text_len)
     return RawBatch(flat, torch.tensor(offsets, dtype=torch.int64), stacked, slots, input_ids,
                     attention_mask, captions, torch.tensor([s.index for s in samples], dtype=torch.int64),
                     skips if skips is not None else SkipCounter(), paths or [])
@@ -148,8 +147,7 @@ class _ListIndex:
         return "<list>", i + 1
 
 
-def read_raw_batch(items, tokenizer, image_size: int, max_pixels: int, max_text_len: int,
-                   pad_to_longest: bool = False) -> RawBatch:
+def read_raw_batch(items, tokenizer, image_size: int, max_pixels: int, max_text_len: int) -> RawBatch:
     """(index, path, caption) triples -> ``RawBatch`` in this process, through the loader's own
     ``RawIndexedDataset`` and ``RawCollator`` (tests, benchmarks)."""
     from mmscale.data.collate import RawCollator
@@ -164,4 +162,4 @@ def read_raw_batch(items, tokenizer, image_size: int, max_pixels: int, max_text_
         if isinstance(sample, tuple):  # (RawSample, path); BadSample passes through
             sample[0].index = row
         samples.append(sample)
-    return RawCollator(tokenizer, max_text_len, pad_to_longest, image_size)(samples)
+    return RawCollator(tokenizer, max_text_len, image_size)(samples)

@@ -194,8 +194,7 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
         raise no_usable_sample(opened)
     shuffle = data_cfg.shuffle if shuffle is None else shuffle
     collate_cls = RawCollator if mode == "gpu" else Collator
-    collate = collate_cls(tokenizer, data_cfg.max_text_len, data_cfg.pad_to_longest, data_cfg.image_size,
-                          data_cfg.pad_multiple)
+    collate = collate_cls(tokenizer, data_cfg.max_text_len, data_cfg.image_size)
     workers = data_cfg.num_workers
     common = dict(collate_fn=collate, num_workers=workers, worker_init_fn=_worker_init if workers else None,
                   pin_memory=device.type == "cuda" and mode == "cpu",

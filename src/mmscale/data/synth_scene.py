@@ -163,14 +163,6 @@ def describe(background: str, objects: list[SceneObject], template: int) -> str:
     return TEMPLATES[template].format(objects=objects_text, background=background)
 
 
-def scene_caption(seed: int, index: int) -> str:
-    """The caption of scene ``index`` alone, without rendering it: the same draws as
-    ``render_scene`` up to its caption (benchmarks that need the set's captions, not its images)."""
-    rng = np.random.default_rng([seed, index])
-    background, objects = plan_scene(rng)
-    return describe(background, objects, int(rng.integers(len(TEMPLATES))))
-
-
 def render_scene(seed: int, index: int) -> tuple[bytes, str]:
     """(JPEG bytes, caption) of scene ``index``; deterministic in (seed, index)."""
     rng = np.random.default_rng([seed, index])

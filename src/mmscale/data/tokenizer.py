@@ -68,11 +68,10 @@ class Tokenizer:
                                     length=None if pad_to_longest else max_len)
         self._mode = (max_len, pad_to_longest)
 
-    def encode_batch(self, texts: list[str], max_len: int = 128, pad_to_longest: bool = False,
-                     pad_multiple: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_batch(self, texts: list[str], max_len: int = 128,
+                     pad_to_longest: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """``texts`` -> (input_ids int64 [B, L], attention_mask int64 [B, L]); L = max_len unless
-        ``pad_to_longest``, then the longest caption's length rounded up to a multiple of
-        ``pad_multiple`` (0: not rounded), at most ``max_len``."""
+        ``pad_to_longest``, then the longest caption's length (at most ``max_len``)."""
         self._configure(max_len, pad_to_longest)
         encodings = self.backend.encode_batch(list(texts))
         if not encodings:
@@ -80,11 +79,6 @@ class Tokenizer:
             return empty, empty.clone()
         ids = np.array([e.ids for e in encodings], dtype=np.int64)  # (B, L)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        if pad_to_longest and pad_multiple > 1:
-            length = min(max_len, -(-ids.shape[1] // pad_multiple) * pad_multiple)
-            extra = length - ids.shape[1]  # padding columns: [PAD] ids, masked out
-            ids = np.pad(ids, ((0, 0), (0, extra)), constant_values=self.pad_id)
-            mask = np.pad(mask, ((0, 0), (0, extra)), constant_values=0)
         return torch.from_numpy(ids), torch.from_numpy(mask)
 
     def decode(self, ids) -> str:

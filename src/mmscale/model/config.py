@@ -20,6 +20,8 @@ TEXT_ENCODER_SIZES = {
 TEXT_ENCODERS = ("bert-base", "bert-tiny", "minilm")
 MLP_RATIO = 4.0  # MLP width over hidden_dim in stacked fusion blocks (BLIP/ALBEF)
 TEMPERATURE_INIT = 0.07  # initial ITC softmax temperature (CLIP), learned from there
+VOCAB_SIZE = 30522
+"""The BERT-uncased WordPiece vocabulary mmscale ships and the MiniLM weights use."""
 
 
 @dataclass
@@ -38,8 +40,6 @@ class ModelConfig:
     text_encoder: Literal["bert-base", "bert-tiny", "minilm"] = "bert-base"
     """``bert-base``/``bert-tiny``: transformers BERT from config, random init; ``minilm``: the
     pretrained all-MiniLM-L6-v2 weights from the installed package (offline)."""
-    vocab_size: int = 30522
-    """Token vocabulary size (BERT uncased WordPiece)."""
     max_text_len: int = 128
     """Longest caption in tokens, [CLS] and [SEP] included."""
     fusion: Literal["reference", "fused"] = "fused"
@@ -62,7 +62,7 @@ class ModelConfig:
     (|error| <= 1.5e-7) where the model is compiled, whose kernels are memory-bound, not arithmetic-bound."""
 
     def validate(self) -> None:
-        positive = ("image_size", "vocab_size", "max_text_len", "hidden_dim", "num_heads", "embed_dim")
+        positive = ("image_size", "max_text_len", "hidden_dim", "num_heads", "embed_dim")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"model.{name}", f"must be > 0, got {getattr(self, name)}")

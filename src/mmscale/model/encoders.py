@@ -17,7 +17,7 @@ from torch import nn
 
 from mmscale.errors import ConfigError
 from mmscale.extras import install_hint
-from mmscale.model.config import TEXT_ENCODER_SIZES, ModelConfig
+from mmscale.model.config import TEXT_ENCODER_SIZES, VOCAB_SIZE, ModelConfig
 from mmscale.model.patch_embed import use_patch_matmul
 
 
@@ -78,18 +78,19 @@ class TextEncoder(nn.Module):
         from transformers import BertConfig, BertModel
 
         if cfg.text_encoder == "minilm":
+            path = minilm_path(cfg)
             self.bert = BertModel.from_pretrained(
-                str(minilm_path(cfg)), add_pooling_layer=False, attn_implementation="sdpa",
-                local_files_only=True,
+                str(path), add_pooling_layer=False, attn_implementation="sdpa", local_files_only=True,
             )
-            if self.bert.config.vocab_size != cfg.vocab_size:
+            if self.bert.config.vocab_size != VOCAB_SIZE:
                 raise ConfigError(
-                    "model.vocab_size",
-                    f"minilm has {self.bert.config.vocab_size} tokens, config says {cfg.vocab_size}",
+                    "model.text_encoder",
+                    f"the MiniLM weights in {path} (MMSCALE_TEXT_ENCODER, else the minilm extra) hold "
+                    f"{self.bert.config.vocab_size} tokens; mmscale's BERT-uncased vocabulary has {VOCAB_SIZE}",
                 )
         else:
             bert_cfg = BertConfig(
-                vocab_size=cfg.vocab_size,
+                vocab_size=VOCAB_SIZE,
                 max_position_embeddings=max(512, cfg.max_text_len),
                 hidden_dropout_prob=cfg.dropout,
                 attention_probs_dropout_prob=cfg.dropout,

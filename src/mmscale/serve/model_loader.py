@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import torch
@@ -25,7 +26,7 @@ def load_model(checkpoint: str | None = None, preset: str | None = None,
         state = sharded_checkpoint.load_weights(checkpoint) if sharded else load_checkpoint(checkpoint)
         if "model" not in state or "model_config" not in state:
             raise CheckpointError(checkpoint, "holds no 'model' weights or 'model_config'")
-        cfg = build(ModelConfig, dict(state["model_config"]), prefix="model")
+        cfg = build(ModelConfig, _known_keys(checkpoint, state["model_config"]), prefix="model")
         model = MultimodalModel(cfg)
         try:
             model.load_state_dict(state["model"])
@@ -41,3 +42,15 @@ def load_model(checkpoint: str | None = None, preset: str | None = None,
     else:
         raise ConfigError("serve.model", "give --checkpoint PATH or --preset NAME")
     return model.eval().requires_grad_(False), cfg
+
+
+def _known_keys(checkpoint: str, saved: dict) -> dict:
+    """The saved ``model_config`` without the keys ``ModelConfig`` no longer has (an earlier build's
+    ``vocab_size``, say), so an older checkpoint still loads; its weights are checked as they load."""
+    if not isinstance(saved, dict):
+        return saved  # build() names what is wrong with it
+    known = {f.name for f in dataclasses.fields(ModelConfig)}
+    dropped = sorted(k for k in saved if k not in known)
+    if dropped:
+        log.info("%s: ignoring saved model_config keys this version does not have: %s", checkpoint, ", ".join(dropped))
+    return {k: v for k, v in saved.items() if k in known}

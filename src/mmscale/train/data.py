@@ -15,13 +15,14 @@ import torch
 from mmscale.data.loader import build_loader
 from mmscale.data.tokenizer import load_tokenizer
 from mmscale.errors import ConfigError
+from mmscale.model.config import VOCAB_SIZE
 
 
 def load_job_tokenizer(job):
     tokenizer = load_tokenizer(job.data.tokenizer)
-    if tokenizer.vocab_size > job.model.vocab_size:
-        raise ConfigError("model.vocab_size", f"{job.model.vocab_size} is smaller than the tokenizer's "
-                          f"{tokenizer.vocab_size} tokens")
+    if tokenizer.vocab_size > VOCAB_SIZE:
+        raise ConfigError("data.tokenizer", f"{tokenizer.source} has {tokenizer.vocab_size} tokens; the model's "
+                          f"embedding table holds {VOCAB_SIZE} (the BERT-uncased vocabulary)")
     return tokenizer
 
 

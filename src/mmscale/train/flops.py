@@ -91,22 +91,3 @@ def count_train_flops(model: torch.nn.Module, pixels, ids, mask, autocast=None) 
     model.zero_grad(set_to_none=True)
     return int(counter.get_total_flops())
 
-
-def scale_to_text_length(counted: int, counted_len: int, length: int, model_cfg, batch: int) -> int:
-    """The counted FLOPs of a step at ``counted_len`` caption tokens, carried over to a batch
-    padded to ``length`` (``data.pad_to_longest``) by the analytic formula's ratio between the two
-    lengths, so that a run whose batches vary in length need not count each one (a count runs a
-    forward and backward of its own). Without a formula for the model's encoders: ``counted``."""
-    import dataclasses
-
-    from mmscale.errors import ConfigError
-    from mmscale.train.flops_analytic import train_step_flops
-
-    if length == counted_len or not counted:
-        return counted
-    try:
-        at = {n: train_step_flops(dataclasses.replace(model_cfg, max_text_len=n), batch).total_with_recompute
-              for n in (counted_len, length)}
-    except ConfigError:
-        return counted
-    return round(counted * at[length] / at[counted_len])

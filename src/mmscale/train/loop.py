@@ -33,7 +33,7 @@ from mmscale.train.contrastive import contrastive_batch
 from mmscale.train.data import SplitBatches, load_job_tokenizer
 from mmscale.train.decode_probe import LATE_MS, DecodeProbe, plan_decode, rank0_path
 from mmscale.train.evaluate import evaluate_retrieval
-from mmscale.train.flops import count_train_flops, mfu, peak_tflops, scale_to_text_length
+from mmscale.train.flops import count_train_flops, mfu, peak_tflops
 from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, peak_rss_gib
 from mmscale.train.monitoring import finish_monitor, mark_step, start_monitor
 from mmscale.train.runtime import apply_process_settings, resolve_runtime
@@ -123,8 +123,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
 
     tokenizer = load_job_tokenizer(job)
     rank_batch = micro_batch * cfg.grad_accum
-    run = build_run(job, runtime, compile_dynamic=False if job.data.pad_multiple else None,
-                    graph_warmup_steps=GRAPH_WARMUP_STEPS)
+    run = build_run(job, runtime, graph_warmup_steps=GRAPH_WARMUP_STEPS)
     model, wrapped, optimizer, scheduler, step_fn = run.model, run.wrapped, run.optimizer, run.scheduler, run.step
     start_step = 0
     if resume:
@@ -156,8 +155,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                        on_decision=lambda choice: writer.write({"step": choice.decided_at_step, **choice.as_row()}),
                        late_ms=math.inf if env.active else LATE_MS)
     batches = iter(feed)
-    flops_per_step, total_wait_s, total_flops, counted_len = 0, 0.0, 0, 0
-    flops_by_len: dict[int, int] = {}  # text length -> FLOPs of a step at it
+    flops_per_step, total_wait_s, total_flops = 0, 0.0, 0
     window = _Window()
     started = time.perf_counter()
     progress = _progress(show_progress and env.is_main, cfg.steps, start_step)
@@ -193,16 +191,10 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                     flops_per_step = cfg.grad_accum * count_train_flops(
                         model, pixels[:micro_batch], ids[:micro_batch], mask[:micro_batch], precision.autocast()
                     )
-                    counted_len = ids.shape[1]
                 losses = step_fn(pixels, ids, mask)
                 window.steps += 1
-                # batches padded to their longest caption vary in length, and so do their FLOPs
-                if ids.shape[1] not in flops_by_len:  # a few lengths, each scaled once
-                    flops_by_len[ids.shape[1]] = scale_to_text_length(flops_per_step, counted_len, ids.shape[1],
-                                                                      job.model, micro_batch)
-                step_flops = flops_by_len[ids.shape[1]]
-                window.flops += step_flops
-                total_flops += step_flops
+                window.flops += flops_per_step
+                total_flops += flops_per_step
             done = step + 1
             progress.update(progress.task_ids[0], completed=done)
             last = done == cfg.steps
@@ -270,7 +262,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     result.steps, result.wall_s = steps_run, wall_s
     result.samples_per_s = result.samples / wall_s if wall_s else 0.0
     result.loss, result.loss_itc, result.loss_itm = final.get("loss"), final.get("loss_itc"), final.get("loss_itm")
-    result.flops_per_step = round(total_flops / computed) if computed else flops_per_step  # mean over steps
+    result.flops_per_step = flops_per_step
     result.mfu = mfu(total_flops, 1, wall_s, peak)  # the steps that computed
     if steady is not None and done > start_step + warm_steps:
         steady_s = wall_s - (steady[0] - started) - steady_aside_s
@@ -354,7 +346,7 @@ def _log_row(step, losses, window, global_batch, peak, optimizer, device, env) -
         "memory/peak_gpu_gib": peak_gpu_gib(device),
         "memory/host_rss_gib": host_rss_gib(),
     })
-    value = mfu(window.flops, 1, elapsed, peak)  # the window's steps, each at its own text length
+    value = mfu(window.flops, 1, elapsed, peak)  # the window's steps
     if value is not None:
         row["mfu/pct"] = 100 * value
     return row

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from mmscale.model.config import ModelConfig
+from mmscale.model.config import VOCAB_SIZE, ModelConfig
 
 
 def synthetic_batch(model_cfg: ModelConfig, batch_size: int, device="cpu", seed: int = 0,
@@ -17,8 +17,8 @@ def synthetic_batch(model_cfg: ModelConfig, batch_size: int, device="cpu", seed:
     gen = torch.Generator().manual_seed(seed)
     side, length = model_cfg.image_size, model_cfg.max_text_len
     pixels = torch.randn(batch_size, 3, side, side, generator=gen)
-    ids = torch.randint(min(1000, model_cfg.vocab_size // 2), model_cfg.vocab_size, (batch_size, length), generator=gen)
-    ids[:, 0] = min(101, model_cfg.vocab_size - 1)
+    ids = torch.randint(1000, VOCAB_SIZE, (batch_size, length), generator=gen)
+    ids[:, 0] = 101
     mask = torch.ones(batch_size, length, dtype=torch.long)
     keep = max(1, round(length * (1.0 - pad_frac)))
     mask[:, keep:] = 0
