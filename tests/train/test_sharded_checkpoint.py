@@ -85,3 +85,33 @@ def test_a_crash_mid_save_leaves_the_previous_step_loadable(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000002"]  # older step and leftover gone
     with pytest.raises(CheckpointError, match="no complete sharded checkpoint"):
         sharded.resolve_step_dir(tmp_path / "elsewhere")
+
+
+def resume_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    result = train(job_for(data, out, "train.steps=4", "train.parallel=fsdp", "train.resume=auto"))
+    assert result.resumed_from_step == 3 and result.world_size == world
+
+
+@pytest.mark.whole_machine  # four, then two gloo processes: run after the parallel part, alone
+def test_a_checkpoint_of_four_ranks_resumes_at_two_and_loads_in_one(tiny_dataset, tmp_path):
+    mp.start_processes(fsdp_worker, args=(4, free_port(), str(tiny_dataset), str(tmp_path)), nprocs=4, join=True,
+                       start_method="spawn")
+    step_dir = find_checkpoint(tmp_path)
+    assert len(list(step_dir.glob("*.distcp"))) == 4  # one part per rank
+    saved = sharded.load_weights(tmp_path / "checkpoint")["model"]  # the weights whole, in one process
+
+    mp.start_processes(resume_worker, args=(2, free_port(), str(tiny_dataset), str(tmp_path)), nprocs=2, join=True,
+                       start_method="spawn")  # FSDP2 at two ranks from four ranks' shards, one step more
+    step_dir = find_checkpoint(tmp_path)
+    assert step_dir.name == "step-000004" and len(list(step_dir.glob("*.distcp"))) == 2
+    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in rows if "loss/total" in r] == [1, 2, 3, 4]
+
+    job = job_for(tiny_dataset, tmp_path, "train.steps=4")
+    run = build_run(job, resolve_runtime(job.train))
+    assert restore_training_state(step_dir, job, run.wrapped, run.optimizer, run.scheduler, run.step.scaler) == 4
+    moved = sum((run.model.state_dict()[name] - value).abs().sum().item() for name, value in saved.items())
+    assert moved > 0  # step 4 (at two ranks) changed the weights of step 3 (at four)
