@@ -69,7 +69,7 @@ CORE_JOBS = """
     out = {out!r}
     assert main(["data", "synth", "--n", "24", "--out", out + "/data"]) == 0
     assert main(["data", "check", out + "/data/train.jsonl"]) == 0
-    overrides = [o for o in TINY_OVERRIDES if not o.startswith("train.tensorboard")]
+    overrides = [o for o in TINY_OVERRIDES if not o.startswith("train.trackers")]
     assert main(["train", "--preset", "tiny", "--no-progress", *overrides, "train.steps=2",
                  "data.path=" + out + "/data", "train.out_dir=" + out + "/train"]) == 0
 """

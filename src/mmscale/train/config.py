@@ -14,6 +14,7 @@ from typing import Literal
 from mmscale.data.config import DataConfig
 from mmscale.errors import ConfigError
 from mmscale.model.config import ModelConfig
+from mmscale.train.trackers import check_names
 
 Auto = Literal["auto"]
 
@@ -60,8 +61,8 @@ class TrainConfig:
     seed: int = 0
     """Seed of weights, hard-negative sampling and dropout."""
     out_dir: str = "runs/train"
-    """Where config.json, metrics.jsonl, monitor.jsonl, TensorBoard events, the checkpoint and result.json go
-    (checkpoint.pt from one process, a sharded checkpoint/ folder from a torchrun job)."""
+    """Where config.json, metrics.jsonl, monitor.jsonl, the trackers' files, the checkpoint and result.json
+    go (checkpoint.pt from one process, a sharded checkpoint/ folder from a torchrun job)."""
     checkpoint_every: int = 0
     """Write a checkpoint every K optimizer steps (0 = only at the end)."""
     resume: bool | Auto = False
@@ -73,9 +74,9 @@ class TrainConfig:
     """Run retrieval eval every K steps (0 = only at the end)."""
     eval_samples: int = 1000
     """Validation samples used for retrieval recall (the first N of the val split)."""
-    tensorboard: bool = True
-    """Also write the metrics as TensorBoard events (needs the ``tensorboard`` extra; without it,
-    metrics.jsonl alone)."""
+    trackers: list[str] = field(default_factory=lambda: ["tensorboard"])
+    """Where the metrics go besides metrics.jsonl: any of ``tensorboard``, ``mlflow``, ``wandb``
+    (each its own extra); ``[]``: metrics.jsonl alone."""
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "grad_accum", "log_every", "eval_samples"):
@@ -92,6 +93,7 @@ class TrainConfig:
             raise ConfigError(
                 "train.batch_size", f"{self.batch_size} is not divisible by train.grad_accum={self.grad_accum}"
             )
+        check_names(self.trackers)
 
 
 @dataclass

@@ -38,6 +38,7 @@ from mmscale.train.metrics import MetricsWriter, host_rss_gib, peak_gpu_gib, pea
 from mmscale.train.monitoring import finish_monitor, mark_step, start_monitor
 from mmscale.train.runtime import apply_process_settings, resolve_runtime
 from mmscale.train.state import SINGLE_FILE, find_checkpoint, restore_training_state, save_training_state
+from mmscale.train.trackers import check_installed
 
 log = logging.getLogger(__name__)
 GRAPH_WARMUP_STEPS = 3  # ordinary steps before the step graph is captured (compile, AdamW state)
@@ -108,6 +109,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     cfg = job.train
     out_dir = Path(cfg.out_dir)
     micro_batch = job.check_world(env.world_size)  # fails before any work if the batch cannot split
+    check_installed(cfg.trackers)  # MLflow or W&B asked for and not installed: before any work too
     runtime = resolve_runtime(cfg, env)
     apply_process_settings(runtime)
     device, precision = runtime.device, runtime.precision
@@ -141,10 +143,11 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
     train_data = SplitBatches(job, "train", rank_batch, tokenizer, env, device,
                               decode=plan.paths[0] if job.data.decode == "auto" else None,
                               loader_factories=decode_paths, endless=True)
+    config = to_dict(job)
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / "config.json", to_dict(job), indent=2)
-    writer = MetricsWriter(out_dir, cfg.tensorboard, enabled=env.is_main, append=resume)
+        write_json(out_dir / "config.json", config, indent=2)
+    writer = MetricsWriter(out_dir, cfg.trackers, config=config, enabled=env.is_main, append=resume)
     peak = peak_tflops(device)
     result = TrainResult(world_size=env.world_size, contrastive_batch=itc_batch, device=str(device),
                          precision=precision.label, runtime=runtime.as_dict(), resumed_from_step=start_step,

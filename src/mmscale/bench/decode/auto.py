@@ -59,7 +59,7 @@ def load_job(cfg: DecodeAutoConfig, data: str, decode: str, out_dir: Path) -> Tr
     fixed = [f"data.path={data}", f"train.out_dir={out_dir}", f"train.steps={cfg.steps}",
              f"train.time_limit_s={cfg.max_run_s}", "train.checkpoint_every=0", "train.eval_every=0",
              "train.eval_samples=1",  # evaluation is not what is compared: one sample skips it
-             "train.log_every=10", "train.tensorboard=false"]
+             "train.log_every=10", "train.trackers=[]"]
     if cfg.device != "auto":
         fixed.append(f"train.device={cfg.device}")
     # the path's own settings last: they define the run, and an override given for every run must
