@@ -10,8 +10,8 @@ from mmscale.validate import Context, load_configs
 
 def run_section(monkeypatch, tmp_path, preset: str, overrides: list[str]) -> tuple[dict, list[str]]:
     """The load section with the spawn and the load generator replaced by recorders."""
-    import mmscale.bench.load as load_mod
-    import mmscale.bench.load_spawn as spawn_mod
+    import mmscale.bench.load.runner as load_mod
+    import mmscale.bench.load.spawn as spawn_mod
 
     spawned: list[list[str]] = []
 

@@ -16,8 +16,8 @@ from mmscale.validate.charts import chart, series
 
 def load_section(ctx, title: str) -> dict:
     """Spawn ``mmscale serve`` with this preset's model on a free loopback port and load it."""
-    from mmscale.bench.load import LoadConfig, bench_load
-    from mmscale.bench.load_spawn import SpawnedServer
+    from mmscale.bench.load.runner import LoadConfig, bench_load
+    from mmscale.bench.load.spawn import SpawnedServer
 
     cfg = ctx.settings.load
     serve_args = ["--server", cfg.server, "--device", ctx.device]
@@ -114,7 +114,7 @@ def data_metrics(section: dict) -> dict:
 
 def pipeline_section(ctx, title: str) -> dict:
     """Stage breakdown of the training step, bottleneck verdict and what-if variants."""
-    from mmscale.bench.pipeline import PipelineConfig, bench_pipeline
+    from mmscale.bench.pipeline.analyze import PipelineConfig, bench_pipeline
 
     cfg = ctx.settings.pipeline
     job_overrides = [o for o in ctx.configs.overrides if o.split(".", 1)[0].strip() in ("data", "model", "train")]

@@ -10,8 +10,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mmscale.bench.environment import fingerprint
-from mmscale.bench.load import LoadConfig, LoadResult, LoadRow, bench_load
-from mmscale.bench.load_spawn import SpawnedServer
+from mmscale.bench.load.runner import LoadConfig, LoadResult, LoadRow, bench_load
+from mmscale.bench.load.spawn import SpawnedServer
 from mmscale.bench.serving.config import ServeBenchConfig, levels
 from mmscale.bench.serving.offline import offline_throughput
 from mmscale.bench.serving.server_side import server_cpu_s, server_rss_gib, server_side, side_during

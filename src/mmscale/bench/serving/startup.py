@@ -16,7 +16,7 @@ import time
 import pynvml
 
 from mmscale.bench.environment import fingerprint
-from mmscale.bench.load_spawn import SpawnedServer
+from mmscale.bench.load.spawn import SpawnedServer
 
 # key -> (label, extra serve arguments); the first run is the ratios' base
 SETTINGS = {
