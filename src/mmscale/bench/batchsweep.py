@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mmscale.bench import stats
+from mmscale import stats
 
 GIB = 2**30
 StepFactory = Callable[[int], Callable[[], None]]

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from mmscale.bench import stats
+from mmscale import stats
 from mmscale.bench.batchsweep import PeakMemory, free_memory
 
 GIB = 2**30

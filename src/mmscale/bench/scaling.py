@@ -37,7 +37,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mmscale.bench import stats
+from mmscale import stats
 from mmscale.strict_json import dumps, write_json
 
 

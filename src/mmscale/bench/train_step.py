@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from mmscale.bench import stats
+from mmscale import stats
 from mmscale.config.load import load_config
 from mmscale.train.build import build_run
 from mmscale.train.config import TrainJob

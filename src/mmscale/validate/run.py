@@ -77,7 +77,7 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
     ``merge``: keep the sections an earlier invocation wrote into ``out_dir`` (same config) and
     add this invocation's (``validate.merge``), for suites split across several commands.
     """
-    from mmscale.bench.environment import fingerprint
+    from mmscale.environment import fingerprint
     from mmscale.report.answer import answer
     from mmscale.report.html import write_report
     from mmscale.report.results import new_results, new_section, write_results
@@ -169,7 +169,7 @@ def run_one_section(name: str, preset: str | None, overrides: list[str] = (), fi
     timeline of the run, ``<name>.monitor.jsonl`` (one name per benchmark: several share one
     ``out_dir``), into ``out_dir``; the JSON carries the monitor's summary.
     """
-    from mmscale.bench.environment import fingerprint
+    from mmscale.environment import fingerprint
     from mmscale.validate.sections import RUNNERS, monitor_section
 
     configs = load_configs(preset, list(overrides), file)

@@ -21,8 +21,8 @@ from mmscale.bench.load.slo import Slo, parse_slo, search_capacity
 from mmscale.bench.load.stats import (BEHIND_LAG_MS, Records, client_cpu_pct, fell_behind, ok_latencies_ms,
                                       summarize)
 from mmscale.bench.stability import repeat_until_stable
-from mmscale.bench.stats import percentile
 from mmscale.errors import ConfigError
+from mmscale.stats import percentile
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import collections
 from dataclasses import dataclass, field
 
-from mmscale.bench.stats import percentile
+from mmscale.stats import percentile
 
 STATUS_NAMES = {-1: "timeout", 0: "conn_error"}
 BEHIND_RATE_FRAC = 0.95  # achieved arrival rate below this fraction of the target: client fell behind

@@ -9,7 +9,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from mmscale.bench.environment import fingerprint
 from mmscale.bench.load.runner import LoadConfig, LoadResult, LoadRow, bench_load
 from mmscale.bench.load.spawn import SpawnedServer
 from mmscale.bench.serving.config import ServeBenchConfig, levels
@@ -18,6 +17,7 @@ from mmscale.bench.serving.server_side import server_cpu_s, server_rss_gib, serv
 from mmscale.bench.serving.summary import ratios, variant_ratios
 from mmscale.bench.serving.variants import (litserve_command, overload_bounds, overload_counts, parse_variant,
                                             serve_args)
+from mmscale.environment import fingerprint
 from mmscale.strict_json import write_json
 
 RESULTS_FILE = "serve_load.json"

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mmscale.bench import stats
+from mmscale import stats
 
 
 def test_percentile_matches_numpy_linear_interpolation():
