@@ -7,11 +7,14 @@ as such. Every probe is best effort: a missing tool yields ``None``, never an ex
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import platform
 import subprocess
 from pathlib import Path
+
+from mmscale import __version__
 
 PACKAGES = (
     "mmscale", "torch", "torchvision", "timm", "transformers", "tokenizers", "numpy", "pillow",
@@ -132,3 +135,27 @@ def describe_device(env: dict) -> str:
         names = {g["name"] for g in gpus}
         return ", ".join(f"{sum(g['name'] == n for g in gpus)}x {n}" for n in sorted(names))
     return f"CPU only: {env.get('cpu_model') or 'unknown CPU'}, {env.get('cpu_count_usable')} usable cores"
+
+
+def row_fingerprint(env: dict | None = None) -> dict:
+    """The short, flat fingerprint every result row carries (``result_rows``): enough to tell two
+    machines and builds apart; the hostname only as a hash, so shared rows name no machine."""
+    env = env if env is not None else fingerprint()
+    gpus = env.get("gpus") or []
+    git = env.get("git") or {}
+    torch_info = env.get("torch") or {}
+    hostname = env.get("hostname") or ""
+    return {
+        "device": "cuda" if gpus else "cpu",
+        "gpu": gpus[0]["name"] if gpus else None,
+        "gpu_count": len(gpus),
+        "cpu": env.get("cpu_model"),
+        "cores": env.get("cpu_count_usable"),
+        "torch": torch_info.get("version"),
+        "cuda": torch_info.get("cuda"),
+        "python": env.get("python"),
+        "mmscale": __version__,
+        "git_commit": git.get("commit"),
+        "git_dirty": git.get("dirty"),
+        "host": hashlib.sha256(hostname.encode()).hexdigest()[:12] if hostname else None,
+    }

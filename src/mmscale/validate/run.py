@@ -17,11 +17,14 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from mmscale.environment import row_fingerprint
 from mmscale.errors import ConfigError
 from mmscale.monitor.brief import start_sampler
+from mmscale.result_rows import write_rows
 from mmscale.strict_json import to_plain, write_json
 from mmscale.train.runtime import resolve_runtime
 from mmscale.validate.config import SECTION_ORDER, Context, ValidateConfig, load_configs
+from mmscale.validate.rows import validate_rows
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +74,9 @@ def prepare_data(ctx_settings: ValidateConfig, data_dir: str | None, run_dir: Pa
 
 def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: str | Path = "runs/validate",
              overrides: list[str] = (), file: str | None = None, show_progress: bool = True,
-             merge: bool = False) -> dict:
-    """Run the suite; returns the results document (also written to ``out_dir``).
+             merge: bool = False, csv: bool = False) -> dict:
+    """Run the suite; returns the results document (also written to ``out_dir``, with its sections
+    as result rows in ``rows.jsonl``, and ``rows.csv`` with ``csv``).
 
     ``merge``: keep the sections an earlier invocation wrote into ``out_dir`` (same config) and
     add this invocation's (``validate.merge``), for suites split across several commands.
@@ -134,6 +138,8 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
     results["answer"] = answer(results)
     write_results(results, run_dir)
     write_report(results, run_dir)
+    write_rows(run_dir, validate_rows(results), csv_too=csv, environment=row_fingerprint(results["environment"]),
+               keep_others=False)
     return results
 
 

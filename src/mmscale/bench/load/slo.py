@@ -14,7 +14,7 @@ from typing import Callable
 
 from mmscale.errors import ConfigError
 
-SLO_RE = re.compile(r"^\s*p(\d+(?:\.\d+)?)\s*=\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*$")
+SLO_RE = re.compile(r"^\s*p(\d+(?:\.\d+)?)\s*<?=\s*(\d+(?:\.\d+)?)\s*(ms|s)\s*$")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class Slo:
 
 
 def parse_slo(text: str) -> Slo:
-    """``p99=100ms`` / ``p90=0.2s`` -> ``Slo``; a ``ConfigError`` naming the field otherwise."""
+    """``p99=100ms`` / ``p90=0.2s`` (or ``p99<=100ms``, as a load row names it) -> ``Slo``; a ``ConfigError``
+    naming the field otherwise."""
     match = SLO_RE.match(text or "")
     if not match:
         raise ConfigError("slo", f"expected like p99=100ms, got {text!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mmscale.cli.bench.args import name_list
+from mmscale.cli.out import add_out_arguments, run_config, save_rows
 from mmscale.strict_json import dumps
 
 ORDER = 40
@@ -21,8 +22,16 @@ def add_common(parser) -> None:
                         help="config overrides (validate.*, data.*, model.*, train.*)")
     parser.add_argument("--preset", default="cpu", choices=("cpu", "gpu"), help="cpu or gpu (model sizes and sweep settings)")
     parser.add_argument("--config", default=None, help="TOML file layered over the preset")
-    parser.add_argument("--out", default="runs/bench", metavar="DIR", help="writes DIR/<benchmark>.json")
+    add_out_arguments(parser, "writes DIR/<benchmark>.json", default="runs/bench", metavar="DIR")
     parser.add_argument("--json", action="store_true", help="print the section as JSON")
+
+
+def finish_section(name: str, section: dict, args, columns: list[str]) -> int:
+    """The section's result rows into the run folder, then ``print_section``."""
+    from mmscale.validate.rows import section_rows
+
+    save_rows(args, args.out, section_rows(name, section, run_config(args)))
+    return print_section(section, args, columns)
 
 
 def print_section(section: dict, args, columns: list[str]) -> int:
@@ -80,5 +89,5 @@ def run(args) -> int:
         overrides.append(f"validate.batchsweep.variants=[{names}]")
     section = run_one_section("batchsweep", args.preset, overrides, args.config, None, args.out,
                               show_progress=not args.json)
-    return print_section(section, args, ["variant", "batch_size", "phase", "status", "peak_bytes",
+    return finish_section("batchsweep", section, args, ["variant", "batch_size", "phase", "status", "peak_bytes",
                                          "step_ms", "samples_per_s"])

@@ -6,7 +6,9 @@ import argparse
 from pathlib import Path
 
 from mmscale.bench.checkpoint_io import bench_checkpoint
+from mmscale.bench.rows import checkpoint_rows
 from mmscale.cli.bench.args import at_least
+from mmscale.cli.out import add_out_arguments, check_csv, run_config, save_rows
 from mmscale.strict_json import dumps, write_json
 
 ORDER = 36
@@ -26,16 +28,18 @@ def register(subparsers) -> None:
     parser.add_argument("--preset", default="base", choices=("tiny", "base"), help="model preset (default base)")
     parser.add_argument("--repeats", type=at_least(1), default=3, help="saves and loads per format (median)")
     parser.add_argument("--dir", default=None, help="where the checkpoints are written (default: the temp dir)")
-    parser.add_argument("--out", default=None, help="run folder: checkpoint.json is written there")
+    add_out_arguments(parser, "run folder: checkpoint.json is written there", default=None)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
+    check_csv(args)
     result = bench_checkpoint(args.preset, tuple(args.overrides), args.repeats, args.dir)
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         write_json(Path(args.out) / "checkpoint.json", result, indent=2)
+        save_rows(args, args.out, checkpoint_rows(result, run_config(args)))
     if args.json:
         print(dumps(result))
         return 0

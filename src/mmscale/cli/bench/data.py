@@ -7,8 +7,10 @@ import os
 import sys
 from pathlib import Path
 
+from mmscale.bench.rows import data_rows
 from mmscale.bench.thresholds import DATA_LOADER_SPEEDUP
 from mmscale.cli.bench.args import at_least
+from mmscale.cli.out import add_out_arguments, run_config, save_rows
 from mmscale.strict_json import dumps, write_json
 
 ORDER = 10
@@ -35,7 +37,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=at_least(1), default=32, help="batch size (default 32)")
     parser.add_argument("--repeats", type=at_least(1), default=1,
                         help="runs per variant, in alternating order; rows are medians (default 1)")
-    parser.add_argument("--out", default="runs/bench_data", metavar="DIR", help="results (and synthesized data)")
+    add_out_arguments(parser, "results (and synthesized data)", default="runs/bench_data", metavar="DIR")
     parser.add_argument("--monitor-interval", type=float, default=0.2, metavar="SECONDS",
                         help="hardware monitor beside the run, one sample per SECONDS (default 0.2; 0: off): "
                              "its timeline goes to OUT/data_loading.monitor.jsonl and its summary into the JSON, "
@@ -99,6 +101,7 @@ def run(args) -> int:
               "speedup_ours_vs_reference_dataloader": speedup(rows), "target_speedup": TARGET_SPEEDUP,
               "monitor": monitor_brief}
     write_json(out / "data_loading.json", result, indent=1)
+    save_rows(args, out, data_rows(result, run_config(args)))
     if args.json:
         print(dumps(result))
         return 0

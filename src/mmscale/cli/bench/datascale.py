@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mmscale.cli.bench.args import at_least, number_list
-from mmscale.cli.bench.batchsweep import add_common, print_section
+from mmscale.cli.bench.batchsweep import add_common, finish_section
 
 ORDER = 30
 
@@ -43,5 +43,5 @@ def run(args) -> int:
         overrides.append(f"validate.datascale.repeats={args.repeats}")
     section = run_one_section("datascale", args.preset, overrides, args.config, args.data, args.out,
                               show_progress=not args.json)
-    return print_section(section, args, ["n_samples", "repeat", "steps", "train_wall_s", "samples_per_s",
+    return finish_section("datascale", section, args, ["n_samples", "repeat", "steps", "train_wall_s", "samples_per_s",
                                          "peak_rss_gib", "peak_gpu_gib"])

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from mmscale.bench.decode.auto import RESULTS_FILE, DecodeAutoConfig, bench_decode_auto
 from mmscale.bench.decode.partners import KNOWN_PATHS, PATHS
+from mmscale.bench.rows import decode_auto_rows
 from mmscale.cli.bench.args import at_least, name_list, number_list
+from mmscale.cli.out import add_out_arguments, run_config, save_rows
 from mmscale.strict_json import dumps
 
 ORDER = 12
@@ -53,7 +55,7 @@ def register(subparsers) -> None:
     parser.add_argument("--data", default="", help="JPEG dataset: manifest or directory (default: synthesize)")
     parser.add_argument("--synth", type=at_least(1), default=default.synth,
                         help=f"samples to synthesize when --data is not given (default {default.synth})")
-    parser.add_argument("--out", default=default.out, help=f"run folder (default {default.out})")
+    add_out_arguments(parser, f"run folder (default {default.out})", default=default.out)
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--steps", type=at_least(1), default=default.steps,
                         help=f"training steps per run (default {default.steps})")
@@ -86,6 +88,7 @@ def run(args) -> int:
                            monitor_interval_s=args.monitor_interval_s, cpu_stand_in=args.cpu_stand_in,
                            paths=args.paths, probe_steps=args.probe_steps)
     result = bench_decode_auto(cfg, say=(lambda line: None) if args.json else (lambda line: print(line, flush=True)))
+    save_rows(args, cfg.out, decode_auto_rows(result, run_config(args)))
     if args.json:
         print(dumps(result, indent=1))
         return 0

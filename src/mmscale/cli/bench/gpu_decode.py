@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 
 from mmscale.bench.decode.pipelines import RESULTS_FILE, ROWS, TARGET, GpuDecodeConfig, bench_gpu_decode
+from mmscale.bench.rows import gpu_decode_rows
 from mmscale.cli.bench.args import at_least, name_list
+from mmscale.cli.out import add_out_arguments, run_config, save_rows
 from mmscale.strict_json import dumps
 
 ORDER = 14
@@ -35,7 +37,7 @@ def register(subparsers) -> None:
                     "reference design's DataLoader, and the nvjpeg ceilings.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     default = GpuDecodeConfig()
-    parser.add_argument("--out", default=default.out, help=f"run folder (default {default.out})")
+    add_out_arguments(parser, f"run folder (default {default.out})", default=default.out)
     parser.add_argument("--data", default=None, help="image dir (default: OUT/images, written if missing)")
     parser.add_argument("--n", type=at_least(1), default=default.n, help=f"images in the set (default {default.n})")
     parser.add_argument("--passes", type=at_least(1), default=default.passes,
@@ -67,6 +69,7 @@ def run(args) -> int:
                           workers=args.workers, image_size=args.image_size, width=args.width, height=args.height,
                           device=args.device, cpu_stand_in=args.cpu_stand_in, rows=args.rows)
     summary = bench_gpu_decode(cfg)
+    save_rows(args, cfg.out, gpu_decode_rows(summary, run_config(args)))
     print(dumps(summary, indent=1) if args.json else format_summary(summary))
     return 0
 

@@ -8,7 +8,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mmscale.bench.index_memory import RESULTS_FILE, bench_index_memory
+from mmscale.bench.rows import index_memory_rows
 from mmscale.cli.bench.args import at_least
+from mmscale.cli.out import add_out_arguments, run_config, save_rows
 from mmscale.strict_json import dumps
 
 ORDER = 16
@@ -41,7 +43,7 @@ def register(subparsers) -> None:
     parser.add_argument("--batch-size", type=at_least(1), default=4096, help="indices per batch (default 4096)")
     parser.add_argument("--interval-s", type=float, default=0.5, help="memory sampling period (default 0.5)")
     parser.add_argument("--limit-gib", type=float, default=2.0, help="target for the columnar peak PSS (default 2)")
-    parser.add_argument("--out", default="runs/index_memory", help="run folder (default runs/index_memory)")
+    add_out_arguments(parser, "run folder (default runs/index_memory)", default="runs/index_memory")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(run=run)
 
@@ -50,6 +52,7 @@ def run(args) -> int:
     result = bench_index_memory(args.rows, args.naive_rows, args.workers, args.stride, args.batch_size,
                                 args.interval_s, args.limit_gib, args.out,
                                 say=(lambda line: None) if args.json else (lambda line: print(line, flush=True)))
+    save_rows(args, args.out, index_memory_rows(result, run_config(args)))
     if args.json:
         print(dumps(result, indent=1))
         return 0

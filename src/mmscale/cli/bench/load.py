@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from mmscale.bench.rows import load_rows
 from mmscale.cli.bench.args import at_least, number_list
-from mmscale.cli.out import out_file
+from mmscale.cli.out import add_out_arguments, check_csv, out_file, run_config, save_rows
 from mmscale.cli.serve import add_server_options
 from mmscale.extras import require_extra
 from mmscale.strict_json import dumps, write_json
@@ -27,6 +28,7 @@ def parse_levels(text, kind=int) -> list:
 
 def run(args) -> int:
     require_extra("serve", "mmscale bench load")  # the load generator (aiohttp) and the server it spawns
+    check_csv(args)
     from mmscale.bench.load.runner import LoadConfig, bench_load, format_table
     from mmscale.errors import ConfigError
 
@@ -64,6 +66,7 @@ def run(args) -> int:
         doc["server_monitor"] = server_monitor
     if args.out:
         write_json(results_path, doc, indent=1)
+        save_rows(args, results_path.parent, load_rows(doc, run_config(args)))
     if args.json:
         print(dumps(doc, indent=1))
         return 0
@@ -151,6 +154,6 @@ def register(subparsers) -> None:
     parser.add_argument("--warmup-s", type=float, default=1.0, help="load before each level's first window, not measured (default 1)")
     parser.add_argument("--token", help="bearer token (also passed to a spawned server)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
-    parser.add_argument("--out", metavar="RUN_DIR", help=f"run folder: the rows go to RUN_DIR/{LOAD_FILE}")
+    add_out_arguments(parser, f"run folder: the rows go to RUN_DIR/{LOAD_FILE}", metavar="RUN_DIR")
     add_server_options(parser)
     parser.set_defaults(run=run)

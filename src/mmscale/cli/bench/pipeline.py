@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mmscale.bench.rows import pipeline_rows
+from mmscale.cli.out import add_out_arguments, run_config, save_rows
 from mmscale.strict_json import dumps
 
 ORDER = 20
@@ -34,7 +36,7 @@ def register(subparsers) -> None:
     parser.add_argument("--data", default="", help="dataset manifest or directory (default: synthesize one)")
     parser.add_argument("--synth-samples", type=int, default=0,
                         help="size of the synthetic set made when --data is not given (default: enough)")
-    parser.add_argument("--out", default="runs/pipeline", help="output directory")
+    add_out_arguments(parser, "output directory", default="runs/pipeline")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto (default): cuda when present")
     parser.add_argument("--batch-size", type=int, default=0, help="samples per step (default: preset's)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per run (default 10)")
@@ -71,6 +73,7 @@ def run(args) -> int:
         trace_dir=args.trace, compile_on_cpu=args.compile_on_cpu)
     if args.json:
         result = bench_pipeline(cfg)
+        save_rows(args, args.out, pipeline_rows(result.as_dict(), run_config(args)))
         print(dumps(result.as_dict(), default=str))
         return 1 if result.errors else 0
     from rich.console import Console
@@ -78,5 +81,6 @@ def run(args) -> int:
     console = Console()
     with console.status("analyzing the pipeline") as status:
         result = bench_pipeline(cfg, progress=lambda text: status.update(f"analyzing: {text}"))
+    save_rows(args, args.out, pipeline_rows(result.as_dict(), run_config(args)))
     render_tables(result.as_dict(), console)
     return 1 if result.errors else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mmscale.cli.bench.args import at_least, name_list
-from mmscale.cli.bench.batchsweep import add_common, print_section
+from mmscale.cli.bench.batchsweep import add_common, finish_section
 
 ORDER = 50
 STRATEGIES = ("ddp", "fsdp")  # what mmscale.bench.scaling launches (ValidateConfig.validate checks the same)
@@ -46,6 +46,6 @@ def run(args) -> int:
         overrides.append("validate.scaling.cpu_smoke=true")
     section = run_one_section("scaling", args.preset, overrides, args.config, None, args.out,
                               show_progress=not args.json)
-    return print_section(section, args, ["strategy", "world_size", "regime", "per_rank_batch", "step_ms",
+    return finish_section("scaling", section, args, ["strategy", "world_size", "regime", "per_rank_batch", "step_ms",
                                          "samples_per_s", "per_rank_samples_per_s", "comm_share",
                                          "comm_ms_at_link", "issue_ms", "efficiency", "peak_mem_gib"])

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 from mmscale.bench.load.runner import format_table
+from mmscale.bench.rows import serve_rows
 from mmscale.bench.serving.config import SMOKE_DEFAULTS, ServeBenchConfig, smoke_config
 from mmscale.bench.serving.run import RESULTS_FILE, bench_serving
 from mmscale.bench.serving.summary import format_overloads, format_summary, format_variants
 from mmscale.cli.bench.args import at_least, number_list
+from mmscale.cli.out import add_csv_argument, save_rows
 from mmscale.extras import require_extra
 
 ORDER = 62
@@ -101,6 +103,7 @@ def register(subparsers) -> None:
                         help="a serve.* field for every server started, e.g. serve.max_captions=4 (repeatable)")
     add("--cpu-smoke", "tiny model, CPU, seconds-long run", action="store_true")
     add("--out", "run folder")
+    add_csv_argument(parser)
     add("--max-captions", "servers' max_captions (0: the default 16); warm-up pads up to max_batch x this",
         type=at_least(0))
     parser.set_defaults(run=run)
@@ -111,6 +114,7 @@ def run(args) -> int:
     names = {f.name for f in fields(ServeBenchConfig)}
     cfg = smoke_config(**{k: v for k, v in vars(args).items() if k in names})
     results, rows = bench_serving(cfg)
+    save_rows(args, cfg.out, serve_rows(results, {k: v for k, v in asdict(cfg).items() if k != "out"}))
     print(format_table(rows))
     variants = results.get("variants", {}).values()
     for warning in results["batched"]["warnings"] + results["naive"]["warnings"] + [

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmscale.bench.rows import train_step_rows
 from mmscale.bench.train_step import ROWS, BenchSpec, bench_train_step
 from mmscale.cli.bench.args import at_least, name_list
+from mmscale.cli.out import add_out_arguments, check_csv, run_config, save_rows
 from mmscale.strict_json import dumps, write_json
 
 ORDER = 35
@@ -31,12 +33,13 @@ def register(subparsers) -> None:
     parser.add_argument("--rows", type=name_list(ROWS, "row"), default=list(ROWS), help=f"comma-separated: {','.join(ROWS)}")
     parser.add_argument("--kernels", type=at_least(0), default=0, metavar="N",
                         help="profile N more steps per row: device ms by kernel kind and the host gap")
-    parser.add_argument("--out", default=None, help="run folder: train_step.json is written there")
+    add_out_arguments(parser, "run folder: train_step.json is written there", default=None)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
+    check_csv(args)
     spec = BenchSpec(preset=args.preset, batch=args.batch, steps=args.steps, warmup=args.warmup,
                      rows=tuple(args.rows), overrides=tuple(args.overrides), kernels=args.kernels)
 
@@ -48,6 +51,7 @@ def run(args) -> int:
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         write_json(Path(args.out) / "train_step.json", result, indent=2)
+        save_rows(args, args.out, train_step_rows(result, run_config(args)))
     if args.json:
         print(dumps(result))
         return 0
