@@ -14,6 +14,9 @@ import platform
 import subprocess
 from pathlib import Path
 
+import psutil
+import torch
+
 from mmscale import __version__
 
 PACKAGES = (
@@ -53,15 +56,11 @@ def git_revision(start: Path | None = None) -> dict[str, str | bool | None]:
 
 def gpu_info() -> list[dict]:
     """One dict per visible CUDA device: name, memory, capability, and the NVML driver version."""
-    try:
-        import torch
-    except ImportError:
-        return []
     if not torch.cuda.is_available():
         return []
     driver = None
     try:
-        import pynvml
+        import pynvml  # nvidia-ml-py: imported where a GPU is, like the monitor's NVML probe
 
         pynvml.nvmlInit()
         driver = pynvml.nvmlSystemGetDriverVersion()
@@ -95,8 +94,6 @@ def cpu_model() -> str | None:
 def fingerprint() -> dict:
     """Everything that identifies where and with what a run was measured."""
     try:
-        import torch
-
         torch_info = {
             "version": torch.__version__,
             "cuda": torch.version.cuda,
@@ -106,12 +103,7 @@ def fingerprint() -> dict:
         }
     except Exception:
         torch_info = {"version": None, "cuda": None, "cudnn": None, "nccl": None, "num_threads": None}
-    try:
-        import psutil
-
-        mem_gib = round(psutil.virtual_memory().total / 2**30, 2)
-    except ImportError:
-        mem_gib = None
+    mem_gib = round(psutil.virtual_memory().total / 2**30, 2)
     usable_cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "hostname": platform.node(),

@@ -9,6 +9,7 @@ from mmscale.bench.thresholds import describe as describe_thresholds
 from mmscale.cli.out import add_out_arguments
 from mmscale.extras import install_hint, missing_modules
 from mmscale.strict_json import dumps
+from mmscale.validate import validate
 
 ORDER = 10
 
@@ -56,8 +57,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from mmscale.validate import validate
-
     results = validate(preset=args.preset, data_dir=args.data, out_dir=args.out, overrides=args.overrides,
                        file=args.config, show_progress=not (args.no_progress or args.json), merge=args.merge,
                        csv=args.csv)

@@ -7,8 +7,14 @@ The RNG is forked so the count does not shift the training run's random stream.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
+
+from mmscale.errors import ConfigError
+from mmscale.train.flops_analytic import train_step_flops
 
 # bf16 dense tensor-core peaks, TFLOP/s (no sparsity). Sources: NVIDIA datasheets
 # (H100 SXM5/H200: "BF16 Tensor Core 1,979 TFLOPS with sparsity" -> 989.4 dense; H100 PCIe 1,513
@@ -32,8 +38,6 @@ def _count_cpu_attention() -> None:
     ``_scaled_dot_product_flash_attention_for_cpu``, so on CPU it would miss the attention
     matmuls (6.1 of 183.5 GFLOP per sample for the base preset).
     """
-    from torch.utils import flop_counter
-
     aten = torch.ops.aten
     for name, formula in (("_scaled_dot_product_flash_attention_for_cpu", "sdpa_flop"),
                           ("_scaled_dot_product_flash_attention_for_cpu_backward", "sdpa_backward_flop")):
@@ -97,11 +101,6 @@ def scale_to_text_length(counted: int, counted_len: int, length: int, model_cfg,
     padded to ``length`` (``data.pad_to_longest``) by the analytic formula's ratio between the two
     lengths, so that a run whose batches vary in length need not count each one (a count runs a
     forward and backward of its own). Without a formula for the model's encoders: ``counted``."""
-    import dataclasses
-
-    from mmscale.errors import ConfigError
-    from mmscale.train.flops_analytic import train_step_flops
-
     if length == counted_len or not counted:
         return counted
     try:

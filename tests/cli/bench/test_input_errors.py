@@ -29,7 +29,8 @@ def section_overrides(monkeypatch) -> list[str]:
         seen.extend(overrides)
         return {"status": "ok", "reason": "", "verdicts": [], "rows": []}
 
-    monkeypatch.setattr("mmscale.validate.run_one_section", fake)
+    for command in ("batchsweep", "datascale", "scaling"):
+        monkeypatch.setattr(f"mmscale.cli.bench.{command}.run_one_section", fake)
     return seen
 
 
@@ -39,9 +40,10 @@ def nothing_runs(monkeypatch):
     def launched(*args, **kwargs):
         raise AssertionError("a benchmark ran despite the bad flag")
 
-    monkeypatch.setattr("mmscale.validate.run_one_section", launched)
-    monkeypatch.setattr("mmscale.bench.data_loading.bench_data_loading", launched)
-    monkeypatch.setattr("mmscale.data.synth.synthesize", launched)
+    for command in ("batchsweep", "datascale", "scaling"):
+        monkeypatch.setattr(f"mmscale.cli.bench.{command}.run_one_section", launched)
+    monkeypatch.setattr("mmscale.cli.bench.data.bench_data_loading", launched)
+    monkeypatch.setattr("mmscale.cli.bench.data.synthesize", launched)
 
 
 # -- errors.py: flags are named as flags, config fields exactly as before ------------------------
@@ -104,7 +106,7 @@ def test_load_levels_are_checked_before_a_server_is_spawned(flag, value, message
     def spawned(*args, **kwargs):
         raise AssertionError("a server was spawned despite the bad flag")
 
-    monkeypatch.setattr("mmscale.bench.load.spawn.SpawnedServer", spawned)
+    monkeypatch.setattr("mmscale.cli.bench.load.SpawnedServer", spawned)
     code, err = run_cli(["bench", "load", "--spawn", "--preset", "tiny", flag, value], capsys)
     assert code == 2 and message in err
 

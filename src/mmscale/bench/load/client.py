@@ -80,7 +80,7 @@ def run_job(job: WorkerJob) -> dict:
 
 
 async def main(job: WorkerJob) -> tuple[list[tuple[float, float, float, int]], float, float]:
-    import aiohttp
+    import aiohttp  # the serve extra: the CLI imports this module (through bench.load) without it
 
     limit = job.concurrency if job.mode == "closed" else job.max_connections
     connector = aiohttp.TCPConnector(limit=limit, force_close=False)
@@ -94,7 +94,7 @@ async def main(job: WorkerJob) -> tuple[list[tuple[float, float, float, int]], f
 
 
 async def send(session, payload: Payload) -> int:
-    import aiohttp
+    import aiohttp  # the serve extra, as in main
 
     try:
         async with session.post(payload.path, data=payload.body,

@@ -10,7 +10,12 @@ import io
 import random
 from urllib.parse import urlencode
 
+import numpy as np
+from PIL import Image
+
 from mmscale.bench.load.client import Payload
+from mmscale.data.readers import read_manifest
+from mmscale.data.skips import SkipCounter
 from mmscale.errors import DataError
 from mmscale.strict_json import dumps
 
@@ -26,9 +31,6 @@ def random_caption(rng: random.Random) -> str:
 
 def generated_jpeg(rng: random.Random, width: int = 320, height: int = 240) -> bytes:
     """A noisy (hence realistically sized, ~20-40 kB) JPEG."""
-    import numpy as np
-    from PIL import Image
-
     arr = np.random.default_rng(rng.randrange(1 << 30)).integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
     img = Image.fromarray(arr).resize((width, height), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
@@ -38,9 +40,6 @@ def generated_jpeg(rng: random.Random, width: int = 320, height: int = 240) -> b
 
 def dataset_samples(dataset: str, n: int, split: str = "val") -> list[tuple[bytes, str]]:
     """Up to ``n`` (jpeg bytes, caption) pairs from a dataset directory or manifest."""
-    from mmscale.data.readers import read_manifest
-    from mmscale.data.skips import SkipCounter
-
     counter = SkipCounter()
     try:
         index = read_manifest(dataset, counter=counter, limit=n, split=split)

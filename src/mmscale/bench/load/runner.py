@@ -10,18 +10,21 @@ reached. Rows are flat dataclasses; ``format_table`` presents them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import asdict, dataclass, field
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mmscale.bench.load.client import STATUS_CONN_ERROR
 from mmscale.bench.load.payload import build_payloads
 from mmscale.bench.load.pool import ClientPool, window_jobs
 from mmscale.bench.load.slo import Slo, parse_slo, search_capacity
-from mmscale.bench.load.stats import (BEHIND_LAG_MS, Records, client_cpu_pct, fell_behind, ok_latencies_ms,
-                                      summarize)
+from mmscale.bench.load.stats import BEHIND_LAG_MS, Records, client_cpu_pct, fell_behind, ok_latencies_ms, summarize
 from mmscale.bench.stability import repeat_until_stable
 from mmscale.errors import ConfigError
+from mmscale.monitor import HardwareMonitor
 from mmscale.stats import percentile
 
 log = logging.getLogger(__name__)
@@ -270,7 +273,6 @@ def start_energy_monitor(cfg: LoadConfig):
     """A GPU monitor for the run's energy, or None (disabled, or no GPU visible to NVML)."""
     if not cfg.energy:
         return None
-    from mmscale.monitor import HardwareMonitor
 
     try:
         monitor = HardwareMonitor(interval_s=cfg.energy_interval_s, process=False).start()
@@ -338,11 +340,8 @@ def make_headline(rows: list[LoadRow], search: dict | None, slo: Slo) -> str:
 
 
 def progress_bar(enabled: bool):
-    import contextlib
-
     if not enabled:
         return contextlib.nullcontext(None)
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                     TimeElapsedColumn(), transient=True)

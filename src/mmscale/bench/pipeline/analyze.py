@@ -22,13 +22,28 @@ from pathlib import Path
 
 import torch
 
-from mmscale.bench.pipeline.run import cycle, ours_to_device, profile_steps, run_steps, step_is_compiled
+from mmscale.bench.pipeline.attention import sweep_attention
+from mmscale.bench.pipeline.run import (cycle, ours_to_device, profile_steps, run_steps, step_is_compiled,
+                                        synthetic_to_device)
+from mmscale.bench.pipeline.variants import VARIANTS
 from mmscale.bench.pipeline.verdict import account, verdict
+from mmscale.bench.pipeline.workers import aggregate_host_stages, build_timed_loader
+from mmscale.config.load import load_config
+from mmscale.data.config import DataConfig
+from mmscale.data.gpu_decode import resolve_decode
+from mmscale.data.loader import build_loader
+from mmscale.data.readers import read_manifest
+from mmscale.data.reference import reference_tokenizer
+from mmscale.data.synth import synthesize
+from mmscale.data.tokenizer import load_tokenizer
 from mmscale.errors import ConfigError
+from mmscale.model.config import ModelConfig
+from mmscale.monitor import HardwareMonitor
 from mmscale.strict_json import write_json
 from mmscale.train.build import build_run
-from mmscale.train.config import TrainJob
+from mmscale.train.config import TrainConfig, TrainJob
 from mmscale.train.runtime import resolve_runtime
+from mmscale.train.synthetic import synthetic_batch
 
 log = logging.getLogger(__name__)
 CPU_ATTENTION = ([32, 128], [8])  # default sweep on CPU: the full grid takes minutes on 2 cores
@@ -88,11 +103,6 @@ class PipelineConfig:
 
 def load_job(preset: str, overrides: list[str]):
     """The preset's [data], [model], [train] tables as a validated ``TrainJob``."""
-    from mmscale.config.load import load_config
-    from mmscale.data.config import DataConfig
-    from mmscale.model.config import ModelConfig
-    from mmscale.train.config import TrainConfig
-
     parts = {}
     for section, cls in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
         mine = [o for o in overrides if o.split("=", 1)[0].split(".")[0] == section]
@@ -109,9 +119,6 @@ class PipelineContext:
     """What every variant needs: the job, device, data and a factory of fresh train steps."""
 
     def __init__(self, cfg: PipelineConfig, job, device: torch.device, index, data_cfg):
-        from mmscale.data.gpu_decode import resolve_decode
-        from mmscale.data.tokenizer import load_tokenizer
-
         self.cfg, self.job, self.device, self.index = cfg, job, device, index
         self.data_cfg = data_cfg
         self.batch_size = cfg.batch_size or job.train.batch_size
@@ -124,15 +131,11 @@ class PipelineContext:
 
     def reference_tokenizer(self):
         if self._reference_tokenizer is None:
-            from mmscale.data.reference import reference_tokenizer
-
             self._reference_tokenizer = reference_tokenizer(self.job.data.tokenizer)
         return self._reference_tokenizer
 
     def loader(self, decode: str, decode_threads: int = 2):
         """Endless, as training reads: the workers go on into the next pass without a pause."""
-        from mmscale.data.loader import build_loader
-
         cfg = dataclasses.replace(self.data_cfg, decode=decode)
         return build_loader(cfg, self.batch_size, self.tokenizer, device=self.device, endless=True,
                             decode_threads=decode_threads)
@@ -184,7 +187,6 @@ def resolve_device(choice: str) -> torch.device:
 def prepare_data(cfg: PipelineConfig, job, batch_size: int) -> str:
     if cfg.data:
         return cfg.data
-    from mmscale.data.synth import synthesize
 
     need = cfg.synth_samples or max(256, batch_size * (cfg.steps + cfg.warmup + 4))
     need = max(need, batch_size * 2)  # at least two batches, so an epoch boundary is exercised
@@ -196,12 +198,6 @@ def prepare_data(cfg: PipelineConfig, job, batch_size: int) -> str:
 
 def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
     """Run the analyzer (see the module doc). ``progress(text)`` is told each phase."""
-    from mmscale.bench.pipeline.attention import sweep_attention
-    from mmscale.bench.pipeline.variants import VARIANTS
-    from mmscale.data.gpu_decode import resolve_decode
-    from mmscale.data.readers import read_manifest
-    from mmscale.monitor import HardwareMonitor
-
     cfg.validate()
     say = progress or (lambda text: log.info(text))
     started = time.perf_counter()
@@ -241,8 +237,6 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
         main_samples = main.samples
         acc = account(main.steps)
         say("same steps on synthetic device batches (the no-input-cost reference)")
-        from mmscale.bench.pipeline.run import synthetic_to_device
-        from mmscale.train.synthetic import synthetic_batch
 
         fake = synthetic_batch(job.model, batch_size, device)
         synthetic = run_steps(cycle(lambda: [fake]), synthetic_to_device, step, device, cfg.steps, cfg.warmup,
@@ -342,8 +336,6 @@ def _image_tokens(model_cfg) -> int:
 
 def worker_stages(ctx) -> dict:
     """The CPU path's host stages, timed inside the workers, plus pin and H2D in this process."""
-    from mmscale.bench.pipeline.workers import aggregate_host_stages, build_timed_loader
-
     d = ctx.data_cfg
     loader = build_timed_loader(ctx.index, ctx.tokenizer, ctx.batch_size, d.image_size, d.max_pixels,
                                 d.max_text_len, d.num_workers, d.seed, d.prefetch_factor)

@@ -14,6 +14,7 @@ import warnings
 from dataclasses import asdict, dataclass
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mmscale.model.config import ModelConfig
 from mmscale.model.fusion import FUSIONS
@@ -36,10 +37,6 @@ class AttentionRow:
 
 def sdpa_backends() -> dict[str, object]:
     """Name -> ``SDPBackend`` that can be forced with ``torch.nn.attention.sdpa_kernel``."""
-    try:
-        from torch.nn.attention import SDPBackend
-    except ImportError:  # older torch: no per-backend sweep
-        return {}
     names = {"flash": "FLASH_ATTENTION", "mem_efficient": "EFFICIENT_ATTENTION", "math": "MATH",
              "cudnn": "CUDNN_ATTENTION"}
     return {k: getattr(SDPBackend, v) for k, v in names.items() if hasattr(SDPBackend, v)}
@@ -118,8 +115,6 @@ def _one_point(name, module, backend, length, batch, image_tokens, width, dtype,
     def kernel():  # a fresh context each call: generator-based contexts enter only once
         if backend is None:
             return contextlib.nullcontext()
-        from torch.nn.attention import sdpa_kernel
-
         return sdpa_kernel([backend])
 
     def call():

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity, profile, record_function
 
 from mmscale.bench.pipeline.stages import StageClock, StepTiming, instrument, remove_hooks
+from mmscale.bench.pipeline.verdict import idle_fraction
 from mmscale.data.normalize import to_model_input
 
 
@@ -115,12 +118,6 @@ def profile_steps(batches, to_device, train_step, device: torch.device, steps: i
                   trace_dir: str | None = None) -> dict:
     """Run ``steps`` steps under ``torch.profiler``: GPU idle fraction from kernel intervals, and
     the Chrome/Perfetto trace when ``trace_dir`` is given. Returns what was measured and why not."""
-    from pathlib import Path
-
-    from torch.profiler import ProfilerActivity, profile, record_function
-
-    from mmscale.bench.pipeline.verdict import idle_fraction
-
     device = torch.device(device)
     cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])

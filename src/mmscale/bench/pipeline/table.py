@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
+from rich.table import Table
+
 from mmscale.bench.pipeline.stages import STAGES
 
 
@@ -10,9 +13,6 @@ def _f(value, fmt="{:.2f}", none="-"):
 
 
 def render_tables(result: dict, console) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
     st = result["stages"]
     t = Table(title=f"Step stages ({result['device']}, batch {result['batch_size']}, decode={result['decode']}, "
                     f"{st['steps']} steps)")

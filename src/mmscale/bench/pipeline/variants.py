@@ -14,8 +14,13 @@ import torch
 
 from mmscale.bench.pipeline.run import (cycle, ours_to_device, reference_to_device, run_steps, step_is_compiled,
                                         synthetic_to_device)
-from mmscale.bench.pipeline.verdict import account
 from mmscale.bench.pipeline.stages import INPUT_STAGES
+from mmscale.bench.pipeline.verdict import account
+from mmscale.data.loader import Loader, shutdown_workers
+from mmscale.data.reference import MultiModalDataset, reference_loader
+from mmscale.monitor import HardwareMonitor
+from mmscale.train.decode_probe import PathProbe, choose_decode
+from mmscale.train.synthetic import synthetic_batch
 
 EAGER = {"compile": False, "step_graph": False}  # rows that compare kernels or precisions, not compilation
 
@@ -53,8 +58,6 @@ def with_speedups(rows: list[VariantRow]) -> list[VariantRow]:
 # --- input paths ------------------------------------------------------------------------------
 def _reference_batches(ctx):
     """The seed's dataset: per-sample PIL + transforms + tokenizer call."""
-    from mmscale.data.reference import MultiModalDataset
-
     index = ctx.index
     n = min(len(index), ctx.batch_size * (ctx.steps + ctx.warmup + 1))
     paths = [index.path(i) for i in range(n)]
@@ -80,8 +83,6 @@ def _endless(loader):
 def quiet(batches, loader) -> None:
     """End a timed row: close its batch generator (stops a decode thread) and stop its workers,
     which would otherwise go on filling their prefetch queues while the next row is timed."""
-    from mmscale.data.loader import Loader, shutdown_workers
-
     batches.close()
     if isinstance(loader, Loader):
         loader.close()
@@ -90,8 +91,6 @@ def quiet(batches, loader) -> None:
 
 
 def input_variants(ctx) -> list[VariantRow]:
-    from mmscale.data.reference import reference_loader
-
     rows = []
     dataset = _reference_batches(ctx)
     runs = [("naive_loop", None, reference_to_device),
@@ -124,8 +123,6 @@ def input_variants(ctx) -> list[VariantRow]:
 def decode_auto_row(cpu_result, gpu_result, gpu_unavailable: str) -> VariantRow:
     """Which path training's ``decode=auto`` would keep given these steps (its own decision rule,
     ``choose_decode``, on the two rows above); no new measurement, so no samples/s of its own."""
-    from mmscale.train.decode_probe import PathProbe, choose_decode
-
     def probe(path, result):
         return PathProbe(path, [t.step_ms for t in result.steps],
                          [t.stage_ms.get("data_wait", 0.0) for t in result.steps])
@@ -144,8 +141,6 @@ def decode_auto_row(cpu_result, gpu_result, gpu_unavailable: str) -> VariantRow:
 
 # --- model-side variants on synthetic batches ---------------------------------------------------
 def _synthetic_rows(ctx, group: str, variants: list[tuple[str, dict]]) -> list[VariantRow]:
-    from mmscale.train.synthetic import synthetic_batch
-
     rows = []
     for name, options in variants:
         skip = options.pop("skip", "")
@@ -190,9 +185,6 @@ def compile_variants(ctx) -> list[VariantRow]:
 
 def monitor_overhead(ctx) -> list[VariantRow]:
     """Step time with the hardware monitor off and on, in alternating blocks (drift cancels)."""
-    from mmscale.monitor import HardwareMonitor
-    from mmscale.train.synthetic import synthetic_batch
-
     step = ctx.train_step()
     batch = synthetic_batch(ctx.job.model, ctx.batch_size, ctx.device)
     sync = torch.cuda.synchronize if ctx.device.type == "cuda" else (lambda: None)

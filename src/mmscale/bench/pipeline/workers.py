@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from PIL import Image, ImageOps
+from torch.utils.data import BatchSampler, DataLoader
 
 from mmscale.data.batch import Batch
 from mmscale.data.image import DECODE_ERRORS, SampleSkip, decode_skip, open_image, read_bytes, to_rgb
+from mmscale.data.sampler import ResumableSampler
 from mmscale.data.skips import SkipCounter, SkipReason
 
 WORKER_STAGES = ("read", "decode", "resize", "tokenize", "collate")
@@ -116,10 +118,6 @@ class TimedBatchDataset(torch.utils.data.Dataset):
 def build_timed_loader(index, tokenizer, batch_size: int, image_size: int, max_pixels: int,
                        max_text_len: int, num_workers: int, seed: int = 0, prefetch_factor: int = 4):
     """A DataLoader of ``TimedBatch`` over ``index`` (pinning is left to the caller, to time it)."""
-    from torch.utils.data import BatchSampler, DataLoader
-
-    from mmscale.data.sampler import ResumableSampler
-
     dataset = TimedBatchDataset(index, tokenizer, image_size, max_pixels, max_text_len)
     sampler = BatchSampler(ResumableSampler(len(index), seed, True), batch_size, drop_last=True)
     return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=num_workers,

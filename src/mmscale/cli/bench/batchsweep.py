@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 
+from mmscale.bench.batchsweep import VARIANTS
 from mmscale.cli.bench.args import name_list
 from mmscale.cli.out import add_out_arguments, run_config, save_rows
+from mmscale.report.html import fmt
 from mmscale.strict_json import dumps
+from mmscale.validate import run_one_section
+from mmscale.validate.rows import section_rows
 
 ORDER = 40
 
 
 def _known_variants() -> list[str]:
-    from mmscale.bench.batchsweep import VARIANTS
-
     return list(VARIANTS)
 
 
@@ -28,8 +30,6 @@ def add_common(parser) -> None:
 
 def finish_section(name: str, section: dict, args, columns: list[str]) -> int:
     """The section's result rows into the run folder, then ``print_section``."""
-    from mmscale.validate.rows import section_rows
-
     save_rows(args, args.out, section_rows(name, section, run_config(args)))
     return print_section(section, args, columns)
 
@@ -53,8 +53,6 @@ def print_section(section: dict, args, columns: list[str]) -> int:
 
 
 def _table(rows: list[dict], columns: list[str]) -> None:
-    from mmscale.report.html import fmt
-
     cells = [[fmt(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
     print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
@@ -81,8 +79,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from mmscale.validate import run_one_section
-
     overrides = list(args.overrides)
     if args.variants:
         names = ",".join(f'"{v}"' for v in args.variants)

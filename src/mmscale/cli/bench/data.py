@@ -7,10 +7,18 @@ import os
 import sys
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from mmscale.bench.data_loading import WARMUP_BATCHES, bench_data_loading, min_images, speedup
 from mmscale.bench.rows import data_rows
 from mmscale.bench.thresholds import DATA_LOADER_SPEEDUP
 from mmscale.cli.bench.args import at_least
 from mmscale.cli.out import add_out_arguments, run_config, save_rows
+from mmscale.data.skips import SkipCounter
+from mmscale.data.synth import synthesize
+from mmscale.errors import ConfigError
+from mmscale.monitor.brief import finish_sampler, monitor_line, start_sampler
 from mmscale.strict_json import dumps, write_json
 
 ORDER = 10
@@ -49,9 +57,6 @@ def register(subparsers) -> None:
 def check_args(args) -> None:
     """Refuse an --n too small for --batch-size before anything runs (each alone is checked by
     its argparse type)."""
-    from mmscale.bench.data_loading import WARMUP_BATCHES, min_images
-    from mmscale.errors import ConfigError
-
     need = min_images(args.batch_size)
     if args.n < need:
         largest_batch = (args.n - 1) // WARMUP_BATCHES
@@ -62,27 +67,19 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
-    from mmscale.bench.data_loading import bench_data_loading, speedup
-    from mmscale.data.skips import SkipCounter
-
     check_args(args)
     if args.monitor_interval < 0:
-        from mmscale.errors import ConfigError
-
         raise ConfigError("--monitor-interval", f"must be >= 0 seconds (0: no monitor), got {args.monitor_interval}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = args.data
     if data is None:
-        from mmscale.data.synth import synthesize
-
         data = str(out / "synth")
         if not (Path(data) / "train.jsonl").is_file() or sum(1 for _ in open(Path(data) / "train.jsonl")) < args.n:
             synthesize(int(args.n / 0.9) + 1, data, progress=not args.json and sys.stderr.isatty())
     workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
     say = None if args.json else (lambda text: print(f"running {text} ...", file=sys.stderr))
     skips = SkipCounter()
-    from mmscale.monitor.brief import finish_sampler, start_sampler
 
     monitor = start_sampler(args.monitor_interval)
     try:
@@ -107,8 +104,6 @@ def run(args) -> int:
         return 0
     print_table(rows, speedup(rows))
     if monitor_brief:
-        from mmscale.monitor.brief import monitor_line
-
         print(monitor_line(monitor_brief))
     return 0
 
@@ -117,9 +112,6 @@ MONITOR_FILE = "data_loading.monitor.jsonl"
 
 
 def print_table(rows, ratio: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title="data loading (images/s, higher is better)")
     for col in ("variant", "workers", "batch", "images", "img/s", "x ref. DataLoader", "note"):
         table.add_column(col, justify="left" if col in ("variant", "note") else "right")

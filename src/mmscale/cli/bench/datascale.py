@@ -6,6 +6,7 @@ import argparse
 
 from mmscale.cli.bench.args import at_least, number_list
 from mmscale.cli.bench.batchsweep import add_common, finish_section
+from mmscale.validate import run_one_section
 
 ORDER = 30
 
@@ -31,8 +32,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from mmscale.validate import run_one_section
-
     overrides = list(args.overrides)
     if args.sizes:
         overrides.append(f"validate.datascale.sizes=[{','.join(map(str, args.sizes))}]")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from mmscale.bench.load.runner import LoadConfig, bench_load, format_table
+from mmscale.bench.load.spawn import SpawnedServer
 from mmscale.bench.rows import load_rows
 from mmscale.cli.bench.args import at_least, number_list
 from mmscale.cli.out import add_out_arguments, check_csv, out_file, run_config, save_rows
 from mmscale.cli.serve import add_server_options
+from mmscale.errors import ConfigError
 from mmscale.extras import require_extra
+from mmscale.monitor.brief import monitor_line, summarize_file
 from mmscale.strict_json import dumps, write_json
 
 ORDER = 60
@@ -29,8 +34,6 @@ def parse_levels(text, kind=int) -> list:
 def run(args) -> int:
     require_extra("serve", "mmscale bench load")  # the load generator (aiohttp) and the server it spawns
     check_csv(args)
-    from mmscale.bench.load.runner import LoadConfig, bench_load, format_table
-    from mmscale.errors import ConfigError
 
     cfg = LoadConfig(
         url=args.url or "", endpoint=args.endpoint, concurrencies=parse_levels(args.concurrency),
@@ -47,8 +50,6 @@ def run(args) -> int:
     server_monitor = {}
     results_path = out_file(args.out, LOAD_FILE, ".json") if args.out else None
     if args.spawn:
-        from mmscale.bench.load.spawn import SpawnedServer
-
         if args.monitor is None and args.out:  # a results file gets the server's timeline beside it
             args.monitor = default_monitor_file(results_path)
         serve_args = spawn_args(args)
@@ -56,7 +57,6 @@ def run(args) -> int:
             cfg.url = server.url
             result = bench_load(cfg, server=args.server or "batched", progress=not args.json)
         if args.monitor:  # read after the server has drained and its sampler closed the file
-            from mmscale.monitor.brief import summarize_file
 
             server_monitor = summarize_file(args.monitor)
     else:
@@ -75,16 +75,12 @@ def run(args) -> int:
         print(f"warning: {warning}")
     print(result.headline)
     if server_monitor:
-        from mmscale.monitor.brief import monitor_line
-
         print(f"server {monitor_line(server_monitor)}")
     return 0
 
 
 def default_monitor_file(out: str) -> str:
     """Where ``--out results.json`` puts the spawned server's timeline: ``results.server_monitor.jsonl``."""
-    from pathlib import Path
-
     path = Path(out)
     return str(path.with_name(f"{path.stem if path.suffix == '.json' else path.name}.server_monitor.jsonl"))
 

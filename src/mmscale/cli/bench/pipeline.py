@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from rich.console import Console
+
+from mmscale.bench.pipeline.analyze import GROUPS, PipelineConfig, bench_pipeline
+from mmscale.bench.pipeline.table import render_tables
 from mmscale.bench.rows import pipeline_rows
 from mmscale.cli.out import add_out_arguments, run_config, save_rows
+from mmscale.errors import ConfigError
 from mmscale.strict_json import dumps
 
 ORDER = 20
@@ -52,8 +57,6 @@ def register(subparsers) -> None:
 
 
 def _ints(text: str, name: str) -> list[int]:
-    from mmscale.errors import ConfigError
-
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
@@ -61,9 +64,6 @@ def _ints(text: str, name: str) -> list[int]:
 
 
 def run(args) -> int:
-    from mmscale.bench.pipeline.analyze import GROUPS, PipelineConfig, bench_pipeline
-    from mmscale.bench.pipeline.table import render_tables
-
     cfg = PipelineConfig(
         preset=args.preset, overrides=list(args.overrides), data=args.data, out_dir=args.out,
         synth_samples=args.synth_samples,
@@ -76,7 +76,6 @@ def run(args) -> int:
         save_rows(args, args.out, pipeline_rows(result.as_dict(), run_config(args)))
         print(dumps(result.as_dict(), default=str))
         return 1 if result.errors else 0
-    from rich.console import Console
 
     console = Console()
     with console.status("analyzing the pipeline") as status:

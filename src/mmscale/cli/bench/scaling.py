@@ -6,6 +6,7 @@ import argparse
 
 from mmscale.cli.bench.args import at_least, name_list
 from mmscale.cli.bench.batchsweep import add_common, finish_section
+from mmscale.validate import run_one_section
 
 ORDER = 50
 STRATEGIES = ("ddp", "fsdp")  # what mmscale.bench.scaling launches (ValidateConfig.validate checks the same)
@@ -34,8 +35,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from mmscale.validate import run_one_section
-
     overrides = list(args.overrides)
     if args.strategies:
         names = ",".join(f'"{s}"' for s in args.strategies)
