@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from mmscale.bench.decode.backends import bench_decode_backends
-from mmscale.bench.environment import fingerprint
+from mmscale.environment import fingerprint
 from mmscale.strict_json import write_json
 
 

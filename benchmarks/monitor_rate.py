@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmscale.bench.environment import fingerprint
+from mmscale.environment import fingerprint
 from mmscale.bench.monitor_rate import bench_monitor_rate
 from mmscale.strict_json import write_json
 

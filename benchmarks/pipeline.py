@@ -1,7 +1,7 @@
 """The bottleneck analyzer on the GPU presets, in one run, with its targets checked.
 
 Runs ``mmscale bench pipeline`` (library call) for the ``base`` preset from JPEG files and prints
-the figures the targets are about (``mmscale.bench.pipeline_targets``): stage sum vs wall-clock
+the figures the targets are about (``mmscale.bench.pipeline.targets``): stage sum vs wall-clock
 step, data wait share, training from files vs synthetic device batches, the monitor's overhead and
 rate. JSON rows go to --out; the full tables are printed first.
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mmscale.bench.pipeline import GROUPS, PipelineConfig, bench_pipeline
-from mmscale.bench.pipeline_table import render_tables
-from mmscale.bench.pipeline_targets import format_checks, target_checks
+from mmscale.bench.pipeline.analyze import GROUPS, PipelineConfig, bench_pipeline
+from mmscale.bench.pipeline.table import render_tables
+from mmscale.bench.pipeline.targets import format_checks, target_checks
 
 
 def main(argv=None) -> int:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from mmscale.bench.serving.startup import SETTINGS, bench_startup, format_startup, server_args
-from mmscale.cli.bench import name_list
+from mmscale.cli.bench.args import name_list
 
 
 def main(argv=None) -> int:

@@ -61,11 +61,11 @@ def test_report_on_a_directory_without_results_is_a_clear_error(capsys, tmp_path
 
 @pytest.mark.parametrize("as_json", [False, True])
 def test_a_failed_section_fails_the_command_with_or_without_json(monkeypatch, capsys, tmp_path, as_json):
-    import mmscale.validate
+    import mmscale.cli.validate
 
     sections = {"data": {"status": "failed", "reason": "constructed", "verdicts": []},
                 "train": {"status": "ok", "reason": "", "verdicts": []}}
-    monkeypatch.setattr(mmscale.validate, "validate", lambda **kwargs: {"sections": sections})
+    monkeypatch.setattr(mmscale.cli.validate, "validate", lambda **kwargs: {"sections": sections})
     argv = ["validate", "--out", str(tmp_path)] + (["--json"] if as_json else [])
     assert main(argv) == 1
     if as_json:
@@ -73,12 +73,12 @@ def test_a_failed_section_fails_the_command_with_or_without_json(monkeypatch, ca
 
 
 def test_the_answer_ends_the_output_and_is_in_the_json(monkeypatch, capsys, tmp_path):
-    import mmscale.validate
+    import mmscale.cli.validate
 
     answer = {"lines": ["training throughput per GPU: 1.1k samples/s", "bottleneck: input-bound"]}
     doc = {"sections": {"data": {"status": "ok", "reason": None, "verdicts": [{"level": "pass", "text": "fine"}]}},
            "answer": answer}
-    monkeypatch.setattr(mmscale.validate, "validate", lambda **kwargs: doc)
+    monkeypatch.setattr(mmscale.cli.validate, "validate", lambda **kwargs: doc)
     assert main(["validate", "--out", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[-4:-1] == ["answer:", "  training throughput per GPU: 1.1k samples/s", "  bottleneck: input-bound"]

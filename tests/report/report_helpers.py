@@ -13,7 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from mmscale.bench.environment import fingerprint
+from mmscale.environment import fingerprint
 from mmscale.report.results import metric, new_results, new_section, verdict
 from mmscale.validate.charts import datascale_charts, monitor_charts, scaling_charts
 

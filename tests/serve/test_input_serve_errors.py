@@ -19,12 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def no_model_build(monkeypatch):
     """Fail the test if serve gets as far as building a model."""
-    import mmscale.serve.model_loader as loader
+    import mmscale.serve.run as serve_run
 
     def refuse(*args, **kwargs):
         raise AssertionError("the model was built before the input was refused")
 
-    monkeypatch.setattr(loader, "load_model", refuse)
+    monkeypatch.setattr(serve_run, "load_model", refuse)
 
 
 @pytest.fixture

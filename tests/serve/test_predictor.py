@@ -4,7 +4,7 @@ buckets (the compiled path's static shapes) changes nothing."""
 import pytest
 import torch
 
-from mmscale.serve.predictor import bucket_at_most, buckets_up_to, next_bucket
+from mmscale.serve.buckets import bucket_at_most, buckets_up_to, next_bucket
 from mmscale.serve.requests import Item, RequestError
 from tests.serve.conftest import jpeg
 

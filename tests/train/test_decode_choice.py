@@ -121,9 +121,9 @@ def test_decode_fields_are_validated(override, field):
 
 
 def test_pipeline_analyzer_reports_what_auto_would_keep():
-    from mmscale.bench.pipeline_run import RunResult
-    from mmscale.bench.pipeline_stages import StepTiming
-    from mmscale.bench.pipeline_variants import decode_auto_row
+    from mmscale.bench.pipeline.run import RunResult
+    from mmscale.bench.pipeline.stages import StepTiming
+    from mmscale.bench.pipeline.variants import decode_auto_row
 
     def run(step_ms, wait_ms):
         steps = [StepTiming({"data_wait": wait_ms}, {}, step_ms, 8) for _ in range(4)]

@@ -10,9 +10,6 @@ from mmscale.validate import Context, load_configs
 
 def run_section(monkeypatch, tmp_path, preset: str, overrides: list[str]) -> tuple[dict, list[str]]:
     """The load section with the spawn and the load generator replaced by recorders."""
-    import mmscale.bench.load as load_mod
-    import mmscale.bench.load_spawn as spawn_mod
-
     spawned: list[list[str]] = []
 
     class FakeServer:
@@ -27,8 +24,8 @@ def run_section(monkeypatch, tmp_path, preset: str, overrides: list[str]) -> tup
             return None
 
     result = SimpleNamespace(rows=[], headline="c=1: 10 req/s", search=None, warnings=[])
-    monkeypatch.setattr(spawn_mod, "SpawnedServer", FakeServer)
-    monkeypatch.setattr(load_mod, "bench_load", lambda cfg, server, progress: result)
+    monkeypatch.setattr(validate_external, "SpawnedServer", FakeServer)
+    monkeypatch.setattr(validate_external, "bench_load", lambda cfg, server, progress: result)
     ctx = Context(load_configs(preset, overrides), tmp_path, tmp_path, "cpu")
     return validate_external.load_section(ctx, "load"), spawned[0]
 
@@ -57,7 +54,6 @@ def test_the_data_verdict_and_bench_data_help_read_one_target(monkeypatch, tmp_p
     """1.07x the reference loader misses the target that `bench data --help` states."""
     import pytest
 
-    import mmscale.bench.data_loading as data_mod
     from mmscale.bench.data_loading import DataLoadingRow
     from mmscale.bench.thresholds import DATA_LOADER_SPEEDUP
     from mmscale.cli import main
@@ -65,7 +61,7 @@ def test_the_data_verdict_and_bench_data_help_read_one_target(monkeypatch, tmp_p
     (tmp_path / "train.jsonl").write_text("")
     rows = [DataLoadingRow("reference_dataloader", 1, 32, 320, 1.0, 100.0),
             DataLoadingRow("ours_cpu", 1, 32, 320, 1.0, 107.0)]
-    monkeypatch.setattr(data_mod, "bench_data_loading", lambda *args, **kwargs: rows)
+    monkeypatch.setattr(validate_external, "bench_data_loading", lambda *args, **kwargs: rows)
     configs = load_configs("cpu", [f"data.path={tmp_path}"])
     section = validate_external.data_section(Context(configs, tmp_path, tmp_path, "cpu"), "data")
     first = section["verdicts"][0]

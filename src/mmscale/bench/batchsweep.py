@@ -13,6 +13,8 @@ say ``memory_kind="host_rss"`` and ``oom_simulated=True`` so the report can say 
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
 import gc
 import re
 import time
@@ -20,7 +22,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from mmscale.bench import stats
+import torch
+
+from mmscale import stats
+from mmscale.train.build import build_run
+from mmscale.train.config import TrainJob
+from mmscale.train.runtime import resolve_runtime
+from mmscale.train.synthetic import synthetic_batch
 
 GIB = 2**30
 StepFactory = Callable[[int], Callable[[], None]]
@@ -34,13 +42,8 @@ def is_oom(exc: BaseException) -> bool:
     """True for a CUDA allocation failure, a host ``MemoryError`` or a simulated one."""
     if isinstance(exc, MemoryError):
         return True
-    try:
-        import torch
-
-        if isinstance(exc, torch.cuda.OutOfMemoryError):
-            return True
-    except (ImportError, AttributeError):
-        pass
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
     # Some kernels (cuBLAS workspace, NCCL) raise a plain RuntimeError with this text.
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
@@ -49,14 +52,9 @@ def free_memory() -> None:
     """Drop what a failed step left behind so the next batch starts from the same baseline."""
     gc.collect()
     trim_host_heap()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()  # host-device sync: let freed blocks return before emptying
-            torch.cuda.empty_cache()
-    except ImportError:
-        pass
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # host-device sync: let freed blocks return before emptying
+        torch.cuda.empty_cache()
 
 
 def _read_status_kib(key: str) -> int | None:
@@ -84,8 +82,6 @@ class PeakMemory:
 
     def __enter__(self) -> "PeakMemory":
         if self.kind == "gpu_allocated":
-            import torch
-
             torch.cuda.synchronize()  # host-device sync: baseline after pending frees
             torch.cuda.reset_peak_memory_stats()
             self.baseline_bytes = torch.cuda.memory_allocated()
@@ -103,8 +99,6 @@ class PeakMemory:
     def peak_bytes(self) -> int:
         """Peak since entering, absolute (includes what was resident before the block)."""
         if self.kind == "gpu_allocated":
-            import torch
-
             return int(torch.cuda.max_memory_allocated())
         return (_read_status_kib("VmHWM") or 0) * 1024
 
@@ -116,7 +110,6 @@ def gpu_capacity_bytes(device: str) -> int | None:
     """Memory this process can still allocate plus what torch already holds: the OOM ceiling."""
     if not device.startswith("cuda"):
         return None
-    import torch
 
     free, _total = torch.cuda.mem_get_info()
     return int(free + torch.cuda.memory_reserved())
@@ -172,8 +165,6 @@ def measure_batch(make_step: StepFactory, variant: str, batch_size: int, phase: 
                 t0 = time.perf_counter()
                 step()
                 if cuda:
-                    import torch
-
                     torch.cuda.synchronize()  # host-device sync: the step's time includes its kernels
                 times_ms.append((time.perf_counter() - t0) * 1e3)
                 _check_cap(meter, settings)
@@ -339,15 +330,6 @@ def model_step_factory(model_cfg, train_cfg, variant: str, device: str) -> StepF
     The model and optimizer are built once per variant and warmed with a batch of 1, so that
     AdamW's lazily allocated state is part of every point's baseline rather than the first's.
     """
-    import dataclasses
-
-    import torch
-
-    from mmscale.train.build import build_run
-    from mmscale.train.config import TrainJob
-    from mmscale.train.runtime import resolve_runtime
-    from mmscale.train.synthetic import synthetic_batch
-
     fields = {k: v for k, v in VARIANTS[variant].items() if k != "parallel"}
     # the step each batch size runs is the one training would run, less the CUDA graph: a graph
     # captured per swept size would hold every size's memory at once
@@ -371,8 +353,6 @@ def trim_host_heap() -> None:
     trim a batch can reuse the previous batch's resident pages and look smaller than it is.
     """
     try:
-        import ctypes
-
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass

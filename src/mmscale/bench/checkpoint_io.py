@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from mmscale.bench import stats
+from mmscale import stats
 from mmscale.config.load import load_config
 from mmscale.train.build import build_run
 from mmscale.train.config import TrainJob

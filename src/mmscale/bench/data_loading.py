@@ -26,6 +26,16 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from mmscale.data.config import DataConfig
+from mmscale.data.image import SampleSkip, decode_image, load_image, read_bytes
+from mmscale.data.loader import build_loader
+from mmscale.data.normalize import to_model_input
+from mmscale.data.readers import read_manifest
+from mmscale.data.reference import MultiModalDataset, reference_loader, reference_tokenizer
+from mmscale.data.skips import BadSample, SkipCounter
+from mmscale.data.tokenizer import load_tokenizer
+from mmscale.errors import DataError
+
 WARMUP_BATCHES = 2  # untimed DataLoader batches before timing starts (worker start-up)
 
 
@@ -53,8 +63,6 @@ def min_images(batch_size: int, warmup_batches: int = WARMUP_BATCHES) -> int:
 
 def _vet(path: str, max_pixels: int) -> None:
     """Read the file (warming the page cache) and decode it at a reduced scale; ``SampleSkip`` if bad."""
-    from mmscale.data.image import decode_image, read_bytes
-
     decode_image(read_bytes(path), 16, max_pixels, draft=True)
 
 
@@ -74,7 +82,6 @@ def _timed_batches(iterable, warmup_batches: int, on_batch) -> tuple[int, float]
 
 def _decode_chunk(args) -> int:
     paths, image_size, draft = args
-    from mmscale.data.image import load_image
 
     torch.set_num_threads(1)
     for path in paths:
@@ -101,16 +108,6 @@ def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, ba
     Bad manifest rows and bad images among the first ``n_images`` are skipped, not fatal; they are
     counted by reason in ``skips`` (a ``SkipCounter``) when one is given.
     """
-    from mmscale.data.config import DataConfig
-    from mmscale.data.image import SampleSkip
-    from mmscale.data.loader import build_loader
-    from mmscale.data.normalize import to_model_input
-    from mmscale.data.readers import read_manifest
-    from mmscale.data.reference import MultiModalDataset, reference_loader, reference_tokenizer
-    from mmscale.data.skips import BadSample, SkipCounter
-    from mmscale.data.tokenizer import load_tokenizer
-    from mmscale.errors import DataError
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if n_images < 1 or batch_size < 1 or repeats < 1 or workers < 0 or warmup_batches < 0:

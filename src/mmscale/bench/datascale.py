@@ -10,13 +10,16 @@ memory that grows with N.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from mmscale.bench import stats
+from mmscale import stats
 from mmscale.bench.batchsweep import PeakMemory, free_memory
+from mmscale.train import train
 
 GIB = 2**30
 # Memory "grows with N" when the peak at the largest N is this much above the smallest, both
@@ -144,11 +147,6 @@ def training_runner(job, device: str, progress: Callable[[str], None] | None = N
     The trainer's own hardware monitor is off too: its folder is temporary, and the caller's
     monitor (``validate``, ``bench datascale``) already samples the whole sweep.
     """
-    import dataclasses
-    import tempfile
-
-    from mmscale.train import train
-
     def run(n_samples: int, epochs: int) -> RunMeasure:
         steps = max(1, epochs * (n_samples // job.train.batch_size))
         with tempfile.TemporaryDirectory(prefix="mmscale-datascale-") as out_dir:

@@ -15,6 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
+from torch.profiler import ProfilerActivity, profile
+
 # first match wins: attention before matmuls (CUTLASS attention kernels say "cutlass"), matmul
 # templates before the generic Inductor rule
 CATEGORIES: tuple[tuple[str, str], ...] = (
@@ -143,9 +146,6 @@ def profile_steps(step, sync, steps: int = 5, kinds: tuple[str, ...] = DEVICE_EV
                   trace_path: str | Path | None = None, top: int = TOP_KERNELS) -> dict:
     """Run ``step`` ``steps`` times under the profiler (device synced around the window) and
     break the trace down; ``trace_path`` keeps the Chrome trace (opens in Perfetto)."""
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
     activities = [ProfilerActivity.CPU]
     if torch.cuda.is_available():
         activities.append(ProfilerActivity.CUDA)

@@ -37,8 +37,21 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from mmscale.bench import stats
+import torch
+import torch.distributed as dist
+
+from mmscale import stats
+from mmscale.bench import scaling_comm
+from mmscale.bench.batchsweep import _read_status_kib
+from mmscale.config.load import build
+from mmscale.model import ModelConfig
 from mmscale.strict_json import dumps, write_json
+from mmscale.train.build import build_run
+from mmscale.train.config import TrainConfig, TrainJob
+from mmscale.train.contrastive import contrastive_batch
+from mmscale.train.distributed import init_distributed, sharded_blocks
+from mmscale.train.runtime import resolve_runtime
+from mmscale.train.synthetic import synthetic_batch
 
 
 @dataclass
@@ -154,11 +167,8 @@ def analyze(rows: list[ScalingRow]) -> dict:
 # -- the worker, run by torchrun on every rank ---------------------------------------------------
 
 def _peak_mem_gib(device) -> float | None:
-    import torch
-
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
-    from mmscale.bench.batchsweep import _read_status_kib
 
     hwm = _read_status_kib("VmHWM")
     return hwm * 1024 / 2**30 if hwm else None
@@ -185,9 +195,6 @@ class _Resync(contextlib.AbstractContextManager):
 def time_steps(step_fn, batch, steps: int, warmup: int, device, sync_ctx=None,
                 issue: list | None = None) -> list[float]:
     """Per-step wall times (ms); ``issue`` collects the host time until the step call returned."""
-    import torch
-    import torch.distributed as dist
-
     for _ in range(warmup):
         with sync_ctx() if sync_ctx else contextlib.nullcontext():
             step_fn(*batch)
@@ -210,8 +217,6 @@ def time_steps(step_fn, batch, steps: int, warmup: int, device, sync_ctx=None,
 
 def slowest_rank(times: list[float], world: int) -> list[float]:
     """Per-step maximum over ranks (the step ends when the last rank ends)."""
-    import torch.distributed as dist
-
     if world == 1:
         return times
     gathered = [None] * world
@@ -228,8 +233,6 @@ def run_regimes(measure, regimes: list[tuple[str, int]], strategy: str, world: i
     would leave every larger world without its baseline. (Across several ranks an out-of-memory
     error on one rank alone leaves the others in a collective; torchrun's timeout ends that launch.)
     """
-    import torch
-
     rows, errors = [], []
     for regime, per_rank in regimes:
         try:
@@ -244,19 +247,6 @@ def run_regimes(measure, regimes: list[tuple[str, int]], strategy: str, world: i
 
 
 def worker(spec_path: str) -> None:
-    import torch
-    import torch.distributed as dist
-
-    from mmscale.config.load import build
-    from mmscale.model import ModelConfig
-    from mmscale.train.config import TrainConfig, TrainJob
-    from mmscale.bench import scaling_comm
-    from mmscale.train.build import build_run
-    from mmscale.train.contrastive import contrastive_batch
-    from mmscale.train.distributed import init_distributed, sharded_blocks
-    from mmscale.train.runtime import resolve_runtime
-    from mmscale.train.synthetic import synthetic_batch
-
     spec = json.loads(Path(spec_path).read_text())
     model_cfg = build(ModelConfig, spec["model"], prefix="model")
     train_cfg = build(TrainConfig, spec["train"], prefix="train")
@@ -317,7 +307,7 @@ def worker(spec_path: str) -> None:
         ).as_dict()
 
     def recover() -> None:
-        optimizer.zero_grad(set_to_none=True)
+        run.optimizer.zero_grad(set_to_none=True)
         if device.type == "cuda":
             torch.cuda.empty_cache()
 

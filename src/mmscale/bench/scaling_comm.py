@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import time
 
+import torch
+import torch.distributed as dist
+
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter")
 
 
@@ -49,9 +52,6 @@ def ms_at_link(bus_bytes: dict[str, float], busbw_gbs: dict[str, float]) -> floa
 
 def measure_link(device, world: int, mib: int, repeats: int = 5) -> dict[str, float]:
     """Bus bandwidth (GB/s) of each collective on a buffer of ``mib`` MiB per rank, in this group."""
-    import torch
-    import torch.distributed as dist
-
     numel = mib * 2**20 // 4
     numel -= numel % world
     x = torch.ones(numel, device=device)
@@ -75,7 +75,5 @@ def measure_link(device, world: int, mib: int, repeats: int = 5) -> dict[str, fl
 
 
 def _sync(device) -> None:
-    import torch
-
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from mmscale.bench import stats
+from mmscale import stats
+from mmscale.bench.kernel_time import profile_steps
 from mmscale.config.load import load_config
 from mmscale.train.build import build_run
 from mmscale.train.config import TrainJob
@@ -169,8 +170,6 @@ def measure(row: StepRow, step, flops: int, spec: BenchSpec, device, peak) -> St
     if device.type == "cuda":
         row.peak_gpu_gib = torch.cuda.max_memory_allocated(device) / 2**30
     if spec.kernels:
-        from mmscale.bench.kernel_time import profile_steps  # torch.profiler: only when asked
-
         row.kernels = profile_steps(step, sync, spec.kernels)
     return row
 

@@ -2,8 +2,9 @@
 
 Every command lives in its own module under ``mmscale.cli`` with ``register(subparsers)``,
 which adds its parser and sets ``run=function(args) -> int``, and ``ORDER`` (its place in
-``--help``). Modules named ``bench_*`` register under ``mmscale bench`` instead. The work itself is done by
-library functions that return data, so tests and notebooks call them without the CLI.
+``--help``). A command with subcommands is a package (``cli/bench/``) whose modules register the
+same way under it. The work itself is done by library functions that return data, so tests and
+notebooks call them without the CLI.
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ from mmscale import __version__
 from mmscale.errors import MmscaleError
 
 
-def command_modules(prefix: str = "") -> list:
-    """The CLI modules found in this package: top-level commands, or ``bench_*`` ones."""
+def command_modules(package: str = __name__) -> list:
+    """The command modules of ``package`` (one with ``register``): the top-level commands here,
+    or a command package's own (``mmscale.cli.bench``), in their ``ORDER``."""
     found = []
-    for info in pkgutil.iter_modules(__path__):
-        name = info.name
-        if name.startswith("_") or name.startswith("bench_") != bool(prefix):
+    for info in pkgutil.iter_modules(importlib.import_module(package).__path__):
+        if info.name.startswith("_"):
             continue
-        if prefix and not name.startswith(prefix):
-            continue
-        module = importlib.import_module(f"mmscale.cli.{name}")
+        module = importlib.import_module(f"{package}.{info.name}")
         if hasattr(module, "register"):
             found.append(module)
     return sorted(found, key=lambda m: (getattr(m, "ORDER", 50), m.__name__))

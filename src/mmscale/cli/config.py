@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import textwrap
 
+from mmscale.config.describe import describe, select, toml_value
+from mmscale.config.load import load_config
+from mmscale.errors import ConfigError
+from mmscale.serve.config import ServeConfig
 from mmscale.strict_json import dumps
+from mmscale.validate import load_configs
 
 ORDER = 80
 TABLES = ("data", "model", "train", "serve", "validate")
@@ -37,9 +44,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from mmscale.config.describe import select
-    from mmscale.errors import ConfigError
-
     overrides = [item for item in args.items if "=" in item]
     prefixes = [item for item in args.items if "=" not in item]
     keys = load_keys(args.preset, args.config, overrides)
@@ -56,11 +60,6 @@ def run(args) -> int:
 
 def load_keys(preset: str | None, file: str | None, overrides: list[str]):
     """Each table loaded as the commands load it (so values are validated the same way)."""
-    from mmscale.config.describe import describe
-    from mmscale.config.load import load_config
-    from mmscale.serve.config import ServeConfig
-    from mmscale.validate import load_configs
-
     serve = [o for o in overrides if o.split(".", 1)[0].strip() == "serve"]
     configs = load_configs(preset, [o for o in overrides if o not in serve], file=file)
     tables = {"data": configs.job.data, "model": configs.job.model, "train": configs.job.train,
@@ -71,11 +70,6 @@ def load_keys(preset: str | None, file: str | None, overrides: list[str]):
 
 def format_keys(keys) -> str:
     """``key = value  (type; default X)`` then the comment, indented, one blank line between keys."""
-    import shutil
-    import textwrap
-
-    from mmscale.config.describe import toml_value
-
     width = max(60, min(100, shutil.get_terminal_size((100, 20)).columns))
     blocks = []
     for k in keys:

@@ -6,6 +6,11 @@ import argparse
 import contextlib
 import sys
 
+from rich.console import Console
+from rich.table import Table
+
+from mmscale.data.check import check_dataset, prepare_output
+from mmscale.data.synth import synthesize
 from mmscale.errors import ConfigError, MmscaleError
 from mmscale.strict_json import dumps
 
@@ -91,8 +96,6 @@ def flag_names():
 
 
 def run_synth(args) -> int:
-    from mmscale.data.synth import synthesize
-
     with flag_names():
         result = synthesize(args.n, args.out, fmt=args.format, seed=args.seed, val_frac=args.val_frac,
                             workers=args.workers, progress=not args.json and sys.stderr.isatty(),
@@ -108,8 +111,6 @@ def run_synth(args) -> int:
 
 
 def run_check(args) -> int:
-    from mmscale.data.check import check_dataset, prepare_output
-
     if args.bad_list:  # before the (long) check, so a bad path is refused at once
         prepare_output(args.bad_list, "--bad-list")
     with flag_names():
@@ -121,8 +122,6 @@ def run_check(args) -> int:
     if args.json:
         print(dumps(report.as_dict()))
         return 0
-    from rich.console import Console
-    from rich.table import Table
 
     counts = report.as_dict()
     table = Table(title=f"{report.path} ({report.fmt})")

@@ -1,8 +1,16 @@
-"""``mmscale report RUN_DIR``: re-render report.html from a run's results.json."""
+"""``mmscale report RUN_DIR``: re-render report.html from a run's results.json (or, for a benchmark's
+run folder, a page of its result rows)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mmscale.extras import require_extra
+from mmscale.report.answer import answer
+from mmscale.report.compare_rows import compare_row_runs, write_rows_html
+from mmscale.report.html import write_report
+from mmscale.report.results import RESULTS_NAME, read_results
+from mmscale.result_rows import ROWS_FILE, read_rows
 
 ORDER = 70
 
@@ -12,7 +20,8 @@ def register(subparsers) -> None:
         "report", help="re-render report.html from RUN_DIR/results.json",
         description="Check RUN_DIR/results.json against its schema and render the self-contained "
                     "report.html again (plots redrawn from the stored figures; nothing is re-measured), with "
-                    "the files it links beside it: a CSV of every table (csv/) and pipeline.trace.json.",
+                    "the files it links beside it: a CSV of every table (csv/) and pipeline.trace.json. "
+                    "A benchmark's run folder (rows.jsonl, no results.json) gets a page of its rows.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by mmscale validate or a bench command")
     parser.add_argument("--out", default=None, help="write the HTML here (default: RUN_DIR/report.html)")
@@ -20,15 +29,16 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    run_dir = Path(args.run_dir)
+    target = Path(args.out) if args.out else run_dir / "report.html"
+    if run_dir.is_dir() and not (run_dir / RESULTS_NAME).is_file() and (run_dir / ROWS_FILE).is_file():
+        rows = read_rows(run_dir)
+        path = write_rows_html(compare_row_runs([rows]), [args.run_dir], target,
+                               rows[0]["environment"] if rows else None)
+        print(f"report: {path}")
+        return 0
     require_extra("report", "mmscale report")  # the plots are drawn with matplotlib
-    from pathlib import Path
-
-    from mmscale.report.answer import answer
-    from mmscale.report.html import write_report
-    from mmscale.report.results import read_results
-
     doc = read_results(args.run_dir)
-    target = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
     path = write_report(doc, target.parent, target.name)
     for line in answer(doc)["lines"]:  # recomputed from the figures with this build's rules
         print(line)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 
+from mmscale.config.load import load_config
+from mmscale.data.tokenizer import ENV_VAR as TOKENIZER_ENV
+from mmscale.errors import ConfigError
 from mmscale.extras import require_extra
+from mmscale.serve.config import ServeConfig
+from mmscale.serve.defaults import resolve
+from mmscale.serve.monitoring import prepare_monitor_file
+from mmscale.serve.run import build_predictor, check_checkpoint, check_device, check_port_free, serve
 
 ORDER = 30
 
@@ -59,9 +66,6 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_config(args):
-    from mmscale.config.load import load_config
-    from mmscale.serve.config import ServeConfig
-
     overrides = [o for o in args.overrides if not o.startswith("model.")]
     for flag, field in FLAGS.items():
         value = getattr(args, flag, None)
@@ -85,12 +89,7 @@ def fix_quotes(override: str) -> str:
 
 
 def run(args) -> int:
-    require_extra("serve", "mmscale serve")  # before the imports below: they need fastapi
-    from mmscale.data.tokenizer import ENV_VAR as TOKENIZER_ENV
-    from mmscale.errors import ConfigError
-    from mmscale.serve.defaults import resolve
-    from mmscale.serve.monitoring import prepare_monitor_file
-    from mmscale.serve.run import build_predictor, check_checkpoint, check_device, check_port_free, serve
+    require_extra("serve", "mmscale serve")  # the server it starts needs fastapi and uvicorn
 
     if args.tokenizer:
         os.environ[TOKENIZER_ENV] = args.tokenizer  # read by this process and the front ends it starts

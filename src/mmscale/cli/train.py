@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
+from mmscale.config.load import load_config
+from mmscale.errors import ConfigError
+from mmscale.monitor.brief import monitor_line
 from mmscale.strict_json import dumps
+from mmscale.train import TrainJob, train
 
 ORDER = 30
 TRAIN_PRESETS = ("tiny", "base")
@@ -48,9 +54,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from mmscale.config.load import load_config
-    from mmscale.train import TrainJob, train
-
     overrides = list(args.overrides) + (["train.resume=true"] if args.resume else [])
     job = load_config(TrainJob, preset=args.preset, file=args.config, overrides=overrides)
     _check_data_path(job.data.path)
@@ -94,8 +97,6 @@ def run(args) -> int:
             reason = ""
         print(f"input path: decode={result.decode}" + (f" ({reason})" if reason else ""))
     if result.monitor:
-        from mmscale.monitor.brief import monitor_line
-
         print(monitor_line(result.monitor))
     print(f"results in {result.out_dir}")
     return 0
@@ -104,10 +105,6 @@ def run(args) -> int:
 def _check_data_path(path: str) -> None:
     """A missing dataset is the first thing a new user meets: say what data.path is and how to
     make one, before any model is built."""
-    from pathlib import Path
-
-    from mmscale.errors import ConfigError
-
     if any(ch in path for ch in "*?[{") or Path(path).exists():
         return
     raise ConfigError("data.path", f"{path} does not exist. Point data.path at a dataset (a directory "
@@ -116,6 +113,4 @@ def _check_data_path(path: str) -> None:
 
 
 def _is_rank_zero() -> bool:
-    import os
-
     return os.environ.get("RANK", "0") == "0"

@@ -6,8 +6,10 @@ import argparse
 import textwrap
 
 from mmscale.bench.thresholds import describe as describe_thresholds
+from mmscale.cli.out import add_out_arguments
 from mmscale.extras import install_hint, missing_modules
 from mmscale.strict_json import dumps
+from mmscale.validate import validate
 
 ORDER = 10
 
@@ -44,7 +46,8 @@ def register(subparsers) -> None:
                         help="cpu (default: this machine, minutes) or gpu (one GPU, base model)")
     parser.add_argument("--config", default=None, help="TOML file layered over the preset")
     parser.add_argument("--data", default=None, metavar="DIR", help="your dataset (default: synthesize one)")
-    parser.add_argument("--out", default="runs/validate", metavar="RUN_DIR", help="where results.json and report.html go (default runs/validate)")
+    add_out_arguments(parser, "where results.json and report.html go (default runs/validate)", default="runs/validate",
+                      metavar="RUN_DIR")
     parser.add_argument("--merge", action="store_true",
                         help="keep the sections an earlier invocation wrote into RUN_DIR (same config) and add "
                              "this one's: split a long suite into several commands with validate.sections=[...]")
@@ -54,10 +57,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from mmscale.validate import validate
-
     results = validate(preset=args.preset, data_dir=args.data, out_dir=args.out, overrides=args.overrides,
-                       file=args.config, show_progress=not (args.no_progress or args.json), merge=args.merge)
+                       file=args.config, show_progress=not (args.no_progress or args.json), merge=args.merge,
+                       csv=args.csv)
     sections = {name: {"status": s["status"], "reason": s["reason"], "verdicts": s["verdicts"]}
                 for name, s in results["sections"].items()}
     failed = any(s["status"] == "failed" for s in sections.values())

@@ -6,12 +6,16 @@ image decode in DataLoader workers), so ``check`` and training always agree on w
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from torch.utils.data import DataLoader
 
 from mmscale.data.config import DataConfig
+from mmscale.data.loader import open_dataset
+from mmscale.data.readers import read_manifest, resolve_source
 from mmscale.data.skips import BadSample, SkipCounter
 from mmscale.errors import ConfigError
 from mmscale.strict_json import dumps
@@ -69,9 +73,6 @@ def check_dataset(path: str, fmt: str = "auto", image_root: str | None = None, s
 
     Under ``strict`` the first bad sample raises ``DataError`` naming file, line and reason.
     """
-    from mmscale.data.loader import open_dataset
-    from mmscale.data.readers import resolve_source
-
     cfg = DataConfig(path=str(path), format=fmt, image_root=image_root, image_size=image_size,
                      max_pixels=max_pixels, strict=strict, limit=limit, shuffle=False)
     cfg.validate()
@@ -103,18 +104,13 @@ def check_dataset(path: str, fmt: str = "auto", image_root: str | None = None, s
 
 
 def _all_index_skips(cfg: DataConfig, split: str) -> list[BadSample]:
-    from mmscale.data.readers import read_manifest
-
     counter = SkipCounter(max_examples=None)
     read_manifest(cfg.path, cfg.format, cfg.image_root, counter, False, cfg.limit, split)
     return counter.examples
 
 
 def _progress(enabled: bool, total: int | None):
-    import contextlib
-
     if not enabled:
         return contextlib.nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     return Progress(TextColumn("check"), BarColumn(), MofNCompleteColumn(), transient=True)

@@ -7,6 +7,7 @@ from torch.utils.data import get_worker_info
 
 from mmscale.data.batch import Batch
 from mmscale.data.dataset import Sample
+from mmscale.data.gpu_raw import collate_raw
 from mmscale.data.skips import BadSample, SkipCounter
 
 
@@ -49,8 +50,6 @@ class RawCollator(Collator):
     """``decode=gpu`` collate: ``(RawSample, path)`` / ``BadSample`` items -> ``gpu_raw.RawBatch``."""
 
     def __call__(self, items):
-        from mmscale.data.gpu_raw import collate_raw
-
         skips, samples, paths = SkipCounter(), [], []
         for item in items:
             if isinstance(item, BadSample):

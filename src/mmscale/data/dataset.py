@@ -11,6 +11,7 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import Dataset
 
+from mmscale.data.gpu_raw import prepare_sample
 from mmscale.data.image import SampleSkip, decode_image, read_bytes
 from mmscale.data.index import ManifestIndex
 from mmscale.data.skips import BadSample, SkipReason
@@ -80,8 +81,6 @@ class RawIndexedDataset(IndexedDataset):
     """
 
     def __getitem__(self, i: int):
-        from mmscale.data.gpu_raw import prepare_sample
-
         path = self.index.path(i)
         try:
             data = read_bytes(path)

@@ -24,10 +24,14 @@ import warnings
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torchvision.io import ImageReadMode
+from torchvision.io import decode_jpeg as torchvision_decode_jpeg
 
 from mmscale.data.batch import Batch
 from mmscale.data.gpu_raw import RawBatch
 from mmscale.data.image import SampleSkip, decode_image
+from mmscale.errors import ConfigError
 
 log = logging.getLogger(__name__)
 # Why decode on the device: on one H100 with 16 cores (~60 kB 640x480 JPEGs) 16 workers running the
@@ -36,18 +40,17 @@ log = logging.getLogger(__name__)
 
 
 def torchcodec_jpegs(jpegs: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
-    # imported here: optional, and jpeg_backend() names this entry only where torchcodec loads
+    # imported here: torchcodec's native library may not load against this torch, and jpeg_backend()
+    # names this entry only where it does
     from torchcodec.decoders import decode_jpeg
 
     return decode_jpeg(jpegs, mode="RGB", device=device)
 
 
 def torchvision_jpegs(jpegs: list[torch.Tensor], device: torch.device | str) -> list[torch.Tensor]:
-    from torchvision.io import ImageReadMode, decode_jpeg  # the fallback: imported only when used
-
     with warnings.catch_warnings():  # its deprecation in favour of TorchCodec: why TorchCodec comes first
         warnings.simplefilter("ignore", DeprecationWarning)
-        return list(decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device))
+        return list(torchvision_decode_jpeg(jpegs, mode=ImageReadMode.RGB, device=device))
 
 
 # Batch JPEG decoders, one signature: encoded uint8 tensors -> uint8 [3, h, w] each on ``device``.
@@ -193,8 +196,6 @@ def nvjpeg_available(device: torch.device | str = "cuda") -> tuple[bool, str]:
     if not torch.cuda.is_available():
         return False, "CUDA is not available"
     try:
-        from PIL import Image
-
         buf = io.BytesIO()
         Image.new("RGB", (16, 16), (10, 20, 30)).save(buf, format="JPEG")
         (image,) = decode_jpegs([torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)], device)
@@ -212,8 +213,6 @@ def resolve_decode(decode: str, device: torch.device | str) -> tuple[str, str]:
         return "cpu", "decode=cpu"
     ok, why = (False, "device is not CUDA") if device.type != "cuda" else nvjpeg_available(device)
     if decode == "gpu" and not ok:
-        from mmscale.errors import ConfigError
-
         raise ConfigError("data.decode", f"gpu decode unavailable: {why}; use decode=cpu or auto")
     if decode == "auto":
         return ("gpu", "auto: nvjpeg available") if ok else ("cpu", f"auto: {why}")

@@ -150,6 +150,8 @@ class _ListIndex:
 def read_raw_batch(items, tokenizer, image_size: int, max_pixels: int, max_text_len: int) -> RawBatch:
     """(index, path, caption) triples -> ``RawBatch`` in this process, through the loader's own
     ``RawIndexedDataset`` and ``RawCollator`` (tests, benchmarks)."""
+    # collate and dataset import this module: at the top these would close a cycle (read_raw_batch
+    # belongs beside RawCollator in collate.py)
     from mmscale.data.collate import RawCollator
     from mmscale.data.dataset import RawIndexedDataset
 

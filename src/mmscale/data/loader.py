@@ -23,12 +23,14 @@ from torch.utils.data import DataLoader
 from mmscale.data.collate import Collator, RawCollator
 from mmscale.data.config import DataConfig
 from mmscale.data.dataset import IndexedDataset, RawIndexedDataset
+from mmscale.data.gpu_decode import GpuDecoder, resolve_decode
+from mmscale.data.gpu_prefetch import GpuDecodeLoader
 from mmscale.data.index import ManifestIndex
 from mmscale.data.readers import read_manifest, resolve_source
 from mmscale.data.sampler import EpochBatches, ResumableSampler
 from mmscale.data.skips import SkipCounter
 from mmscale.data.wds import WdsDataset
-from mmscale.errors import DataError
+from mmscale.errors import ConfigError, DataError
 
 WDS_SHUFFLE_BUFFER = 1000  # samples held per worker for WebDataset shuffling
 DECODE_THREADS = 2  # GPU decode: one thread reads raw batches, one decodes (BENCHMARKS.md, decode_threads)
@@ -57,8 +59,6 @@ def open_dataset(cfg: DataConfig, split: str = "train", raw: bool = False,
     source = resolve_source(cfg.path, cfg.format, split)
     if source.fmt == "wds":
         if raw:
-            from mmscale.errors import ConfigError
-
             raise ConfigError("data.decode", "gpu decode reads manifests (jsonl/csv/coco); use decode=cpu for shards")
         dataset = WdsDataset(source.files, cfg.image_size, cfg.max_pixels,
                              shuffle_buffer=WDS_SHUFFLE_BUFFER if cfg.shuffle else 0, seed=cfg.seed, limit=cfg.limit)
@@ -114,7 +114,6 @@ class Loader:
         if self.gpu_decoder is None:
             yield from self.dataloader
             return
-        from mmscale.data.gpu_prefetch import GpuDecodeLoader
 
         yield from GpuDecodeLoader(self.dataloader, self.gpu_decoder, prefetch=2, threads=self.decode_threads)
 
@@ -179,15 +178,11 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
     """
     data_cfg.validate()
     if batch_size < 1:
-        from mmscale.errors import ConfigError
-
         raise ConfigError("train.batch_size", f"must be >= 1, got {batch_size}")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # workers parallelize; avoid fork warnings
     device = torch.device(device) if device is not None else torch.device("cpu")
     mode = resolve_mode(data_cfg, device, split) if decode is None else decode
     if mode not in ("cpu", "gpu"):
-        from mmscale.errors import ConfigError
-
         raise ConfigError("data.decode", f"a built input path is cpu or gpu, got {mode!r}")
     opened = open_dataset(data_cfg, split, raw=mode == "gpu", reuse=reuse.opened if reuse is not None else None)
     if opened.index is not None and len(opened.index) == 0:
@@ -213,8 +208,6 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
         dataloader = DataLoader(opened.dataset, batch_size=batch_size, drop_last=drop_last, **common)
     gpu_decoder = None
     if mode == "gpu":
-        from mmscale.data.gpu_decode import GpuDecoder
-
         gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device)
     return Loader(data_cfg, opened, dataloader, sampler, batch_size, epoch, start_sample, gpu_decoder, epochs,
                   decode_threads)
@@ -237,6 +230,5 @@ def resolve_mode(data_cfg: DataConfig, device: torch.device, split: str = "train
         return "cpu"
     if data_cfg.decode == "auto" and resolve_source(data_cfg.path, data_cfg.format, split).fmt == "wds":
         return "cpu"
-    from mmscale.data.gpu_decode import resolve_decode
 
     return resolve_decode(data_cfg.decode, device)[0]

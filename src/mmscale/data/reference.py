@@ -14,16 +14,17 @@ from __future__ import annotations
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms
 
 from mmscale.data.normalize import IMAGENET_MEAN, IMAGENET_STD
+from mmscale.data.tokenizer import resolve_tokenizer_path
 from mmscale.errors import ConfigError
 
 
 def reference_tokenizer(path=None):
     """``transformers`` tokenizer over the same offline vocabulary as ``load_tokenizer``."""
+    # transformers: 0.3 s to import, for the reference design's rows only
     from transformers import AutoTokenizer, BertTokenizer, PreTrainedTokenizerFast
-
-    from mmscale.data.tokenizer import resolve_tokenizer_path
 
     source = resolve_tokenizer_path(path)
     if (source.parent / "tokenizer_config.json").is_file():
@@ -43,8 +44,6 @@ class MultiModalDataset(Dataset):
     """The articles' dataset: one image decode + transform + tokenizer call per ``__getitem__``."""
 
     def __init__(self, image_paths, texts, tokenizer=None, image_size: int = 224, max_length: int = 128):
-        from torchvision import transforms
-
         self.image_transform = transforms.Compose([
             transforms.Resize((image_size, image_size)),
             transforms.ToTensor(),

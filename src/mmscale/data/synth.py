@@ -8,6 +8,7 @@ tar metadata, so the same seed gives the same bytes on any number of processes.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import multiprocessing as mp
 import os
@@ -17,6 +18,8 @@ import tarfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mmscale.data.synth_scene import render_scene
 from mmscale.errors import ConfigError
@@ -223,11 +226,8 @@ def synthesize(n: int, out_dir: str | os.PathLike, fmt: str = "files", seed: int
 
 
 def _progress(enabled: bool, n: int):
-    import contextlib
-
     if not enabled:
         return contextlib.nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.speed} img/s"),
                     TimeRemainingColumn(), transient=True)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer as Backend
+from tokenizers.implementations import BertWordPieceTokenizer
 
 from mmscale.errors import ConfigError
 
@@ -87,9 +89,6 @@ class Tokenizer:
 
 def load_tokenizer(path: str | os.PathLike | None = None) -> Tokenizer:
     """Load the BERT-uncased WordPiece tokenizer (see module doc for the lookup order)."""
-    from tokenizers import Tokenizer as Backend
-    from tokenizers.implementations import BertWordPieceTokenizer
-
     source = resolve_tokenizer_path(path)
     try:
         if source.suffix == ".json":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 
+import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
 from mmscale.data.dataset import load_sample
@@ -31,8 +32,6 @@ class WdsDataset(IterableDataset):
         self.epoch = epoch
 
     def _raw(self, pending: list):
-        import webdataset as wds
-
         def handler(exc: Exception) -> bool:
             # Called by webdataset inside this iterator on a read error; the count travels with
             # the stream and the rest of the shard list goes on.

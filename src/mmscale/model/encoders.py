@@ -75,7 +75,7 @@ class TextEncoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        from transformers import BertConfig, BertModel
+        from transformers import BertConfig, BertModel  # transformers: 0.3 s to import, for this encoder only
 
         if cfg.text_encoder == "minilm":
             path = minilm_path(cfg)

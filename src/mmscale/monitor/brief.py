@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mmscale.monitor import HardwareMonitor
+from mmscale.monitor.timeline import Timeline, read_rows
+
 # (field, label, unit) in the order the line shows them; a field without samples is left out
 LINE_FIELDS = (("gpu0_sm_clock_mhz", "SM clock", " MHz"), ("gpu0_temp_c", "GPU", " C"),
                ("gpu0_power_w", "power", " W"), ("sys_cpu_pct", "host CPU", "%"),
@@ -20,12 +23,8 @@ LINE_FIELDS = (("gpu0_sm_clock_mhz", "SM clock", " MHz"), ("gpu0_temp_c", "GPU",
 
 def start_sampler(interval_s: float):
     """A started ``HardwareMonitor`` (a forked sampler process) for this process, or None with
-    ``interval_s`` 0 or psutil missing."""
+    ``interval_s`` 0."""
     if interval_s <= 0:
-        return None
-    try:
-        from mmscale.monitor import HardwareMonitor
-    except ImportError:
         return None
     return HardwareMonitor(interval_s=interval_s).start()
 
@@ -68,8 +67,6 @@ def summarize_file(path: str | Path) -> dict:
     """A brief summary (``brief_summary``'s shape) of a timeline file another process wrote, such
     as a spawned server's ``--monitor`` file: sample count, achieved rate, and mean/min/max of
     every numeric field; empty when the file is missing or holds no sample."""
-    from mmscale.monitor.timeline import Timeline, read_rows
-
     if not Path(path).is_file():
         return {}
     timeline, first_t, last_t = Timeline(), None, None

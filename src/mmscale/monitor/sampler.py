@@ -18,6 +18,7 @@ rest of the interval it sleeps. Memory is bounded by ``Timeline`` (decimation, e
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import signal
 import threading
@@ -88,8 +89,6 @@ class HardwareMonitor:
         return self
 
     def _start_child(self) -> "HardwareMonitor":
-        import multiprocessing as mp
-
         ctx = mp.get_context("fork")  # the child only reads NVML and /proc: no CUDA, no imports
         self._t0_s = time.perf_counter()  # CLOCK_MONOTONIC: the same clock in parent and child
         self.started_unix_s = time.time()

@@ -21,7 +21,7 @@ from mmscale.report.units import format_quantity
 DATASCALE_TARGETS = (1_000_000, 10_000_000)
 SCALING_TARGET_WORLD = 8
 INPUT_STAGES = ("data_wait", "h2d", "decode")
-STATUS_WORDS = {"failed": "failed", "skipped": "not run", "unavailable": "not available"}  # the stage names of bench.pipeline_stages that are input
+STATUS_WORDS = {"failed": "failed", "skipped": "not run", "unavailable": "not available"}  # the stage names of bench.pipeline.stages that are input
 GIB = 2**30
 
 

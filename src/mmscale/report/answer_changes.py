@@ -8,7 +8,7 @@ and are never divided by each other.
 
 from __future__ import annotations
 
-from mmscale.bench import stats
+from mmscale import stats
 
 
 def resolved_precision(config: dict, gpu: bool) -> str:

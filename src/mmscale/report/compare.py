@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from mmscale.bench import stats
+from mmscale import stats
 from mmscale.report.answer import answer
 from mmscale.report.html import STYLE, fmt, table
 from mmscale.report.units import format_quantity, format_range

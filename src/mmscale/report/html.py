@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from mmscale.bench.environment import describe_device
+from mmscale.environment import describe_device
 from mmscale.extras import install_hint, missing_modules
 from mmscale.report.answer import answer as compute_answer
 from mmscale.report.answer_html import answer_block

@@ -13,6 +13,8 @@ import math
 import time
 from pathlib import Path
 
+import jsonschema
+
 from mmscale import __version__
 from mmscale.errors import DataError
 from mmscale.strict_json import to_plain, write_json
@@ -68,8 +70,6 @@ def new_results(preset: str | None, config: dict, environment: dict) -> dict:
 
 def validation_errors(doc: dict) -> list[str]:
     """Every schema violation as ``path: message`` (empty when the document is valid)."""
-    import jsonschema
-
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     return [f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors]

@@ -3,7 +3,7 @@
 The JSON object format (``traceEvents`` with complete ``"ph": "X"`` events, times in µs) opens in
 ui.perfetto.dev and chrome://tracing. It is built from result rows only: the section wall times in
 run order, and the pipeline's stage breakdown laid end to end (the stages tile the step by
-construction, see ``bench.pipeline_stages``). The torch profiler's own trace, when the pipeline
+construction, see ``bench.pipeline.stages``). The torch profiler's own trace, when the pipeline
 wrote one, is linked beside it.
 """
 

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import gc
 import hmac
+import io
 import logging
 import os
 import time
@@ -20,6 +21,7 @@ import time
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
+from PIL import Image
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -170,10 +172,6 @@ class Server:
 
 def warm_up(predictor, cfg: ServeConfig) -> None:
     """One forward per task before /readyz turns 200, so the first client pays no init cost."""
-    import io
-
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.new("RGB", (64, 48), (120, 80, 40)).save(buf, format="JPEG")
     image = buf.getvalue()

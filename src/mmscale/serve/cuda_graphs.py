@@ -3,7 +3,7 @@
 A batch-1 eager forward of the ``base`` model is launch-bound (~11 ms on H100 for ~1 ms of math):
 hundreds of small kernels, each a Python dispatch and a launch. A CUDA graph records them once
 per input shape and replays them with one launch. The predictor already pads every batch to a
-bucket (``predictor.buckets_up_to``), so a few shapes cover every batch up to ``max_graph_batch``;
+bucket (``buckets.buckets_up_to``), so a few shapes cover every batch up to ``max_graph_batch``;
 bigger batches are GPU-bound and run eager.
 
 Pieces, each testable on CPU with a fake ``capture``:
@@ -21,6 +21,8 @@ from typing import Callable
 
 import torch
 
+from mmscale.serve.buckets import buckets_up_to, next_bucket
+
 log = logging.getLogger(__name__)
 
 Capture = Callable[[Callable, tuple], tuple[Callable[[], None], object]]
@@ -30,8 +32,6 @@ Capture = Callable[[Callable, tuple], tuple[Callable[[], None], object]]
 
 def graph_buckets(max_graph_batch: int) -> list[int]:
     """Buckets (from ``buckets_up_to``) no larger than ``max_graph_batch``: 1, 2, 3, 4, 6, 8, ..."""
-    from mmscale.serve.predictor import buckets_up_to
-
     return [b for b in buckets_up_to(max_graph_batch) if b <= max_graph_batch]
 
 
@@ -42,8 +42,6 @@ def graph_shapes(max_graph_batch: int, max_batch: int, max_captions: int) -> dic
     ``max_captions``) pads to (bucket(B), bucket(C)), so only pairs with images <= captions <=
     bucket(images x max_captions) can occur. ``max_graph_batch=16`` gives 36 match pairs.
     """
-    from mmscale.serve.predictor import next_bucket
-
     image_rows = [b for b in graph_buckets(max_graph_batch) if b <= next_bucket(max_batch)]
     text_rows = graph_buckets(max_graph_batch)
     return {

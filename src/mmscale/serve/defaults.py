@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import torch
+
 from mmscale.serve.config import ServeConfig
 
 MAX_FRONTENDS = 8
@@ -23,8 +25,6 @@ def host_cores() -> int:
 
 
 def cuda_available() -> bool:
-    import torch  # imported here: config resolution must not pay torch's import unless it asks
-
     return torch.cuda.is_available()
 
 

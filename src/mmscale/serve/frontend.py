@@ -17,15 +17,22 @@ import collections
 import itertools
 import json
 import logging
+import os
 import signal
 import sys
 import time
 
-from mmscale.serve.app import Server, settle_process
+import uvicorn
+
+from mmscale.data.tokenizer import load_tokenizer
+from mmscale.serve.app import Server, create_app, settle_process
 from mmscale.serve.batcher import QueueFull
 from mmscale.serve.config import ServeConfig
 from mmscale.serve.depth_board import DepthBoard
+from mmscale.serve.metrics import ServerMetrics, frontends_text
 from mmscale.serve.requests import Item, RequestError
+from mmscale.serve.run import bind_socket, uvicorn_config
+from mmscale.serve.supervisor import CONFIG_ENV
 from mmscale.serve.wire import HEADER, WireError, frame, payload_size, request_message, result_from_reply, unframe
 
 log = logging.getLogger(__name__)
@@ -199,8 +206,6 @@ class FrontendServer(Server):
     """``app.Server`` whose runner, readiness and batch metrics live in the model process."""
 
     def __init__(self, cfg: ServeConfig, runner: RemoteRunner, multiproc_dir: str, board: DepthBoard | None = None):
-        from mmscale.serve.metrics import ServerMetrics
-
         self.cfg, self.predictor, self.runner, self.board = cfg, None, runner, board
         self.metrics = ServerMetrics()  # mmap-backed: PROMETHEUS_MULTIPROC_DIR is set for this process
         self.multiproc_dir = multiproc_dir
@@ -232,8 +237,6 @@ class FrontendServer(Server):
             return False, self.runner.depth
 
     async def render_metrics(self) -> bytes:
-        from mmscale.serve.metrics import frontends_text
-
         try:
             model_text = await asyncio.wait_for(self.runner.call(lambda rid: ("metrics", rid)), 10.0)
         except (RequestError, asyncio.TimeoutError):  # model process gone or stuck: what we have
@@ -242,14 +245,6 @@ class FrontendServer(Server):
 
 
 def main(argv=None) -> int:
-    import os
-
-    import uvicorn
-
-    from mmscale.data.tokenizer import load_tokenizer
-    from mmscale.serve.app import create_app
-    from mmscale.serve.run import bind_socket, uvicorn_config
-
     parser = argparse.ArgumentParser(description="one HTTP front end of mmscale serve --frontends N")
     parser.add_argument("--port", type=int, required=True, help="the server's port (bound with SO_REUSEPORT)")
     parser.add_argument("--ipc", required=True, help="the model process's unix socket")
@@ -257,7 +252,6 @@ def main(argv=None) -> int:
     parser.add_argument("--depth-board", help="the model process's shared queue-depth page (depth_board)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"frontend {args.name}: %(levelname)s %(message)s")
-    from mmscale.serve.supervisor import CONFIG_ENV
 
     cfg = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
     runner = RemoteRunner(args.ipc, load_tokenizer(), max_inflight=cfg.max_queue, max_wait_ms=cfg.slo_ms)

@@ -9,6 +9,7 @@ keeps the batch and queue metrics (``MODEL_FAMILIES``). ``/metrics`` on any fron
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5, 10)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -68,6 +69,4 @@ def render_families(source, names: tuple[str, ...]) -> bytes:
 
 def frontends_text(multiproc_dir: str) -> bytes:
     """The front-end families summed over every front-end process (live or exited) in the directory."""
-    from prometheus_client.multiprocess import MultiProcessCollector
-
     return render_families(MultiProcessCollector(None, path=multiproc_dir), FRONTEND_FAMILIES)

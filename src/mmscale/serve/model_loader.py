@@ -10,6 +10,8 @@ import torch
 from mmscale.config.load import build, load_config
 from mmscale.errors import CheckpointError, ConfigError
 from mmscale.model import ModelConfig, MultimodalModel
+from mmscale.train import sharded_checkpoint
+from mmscale.train.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +20,6 @@ def load_model(checkpoint: str | None = None, preset: str | None = None,
                overrides: tuple[str, ...] | list[str] = ()) -> tuple[MultimodalModel, ModelConfig]:
     """``checkpoint`` (its saved ``model_config`` and weights) or ``preset`` (random init), in eval mode."""
     if checkpoint:
-        from mmscale.train import sharded_checkpoint
-        from mmscale.train.checkpoint import load_checkpoint
-
         # checkpoint.pt of one process, or the checkpoint/ folder of a torchrun job (its shards joined)
         sharded = sharded_checkpoint.is_sharded_checkpoint(checkpoint)
         state = sharded_checkpoint.load_weights(checkpoint) if sharded else load_checkpoint(checkpoint)

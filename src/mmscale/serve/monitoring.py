@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mmscale.errors import ConfigError
+from mmscale.monitor import HardwareMonitor
+from mmscale.monitor.brief import brief_summary, monitor_line
 
 
 def prepare_monitor_file(monitor_file: str | None) -> Path | None:
@@ -38,7 +40,6 @@ def start_monitor(monitor_file: str | None, interval_s: float = 0.2):
     path = prepare_monitor_file(monitor_file)
     if path is None:
         return None
-    from mmscale.monitor import HardwareMonitor
 
     return HardwareMonitor(interval_s=interval_s, stream_path=path).start()
 
@@ -46,7 +47,5 @@ def start_monitor(monitor_file: str | None, interval_s: float = 0.2):
 def stop_monitor(monitor, monitor_file: str) -> str:
     """Stop the sampler process (its last sample and the file's close happen there) and return
     the one-line summary: sample count, SM clock, GPU temperature, power and host CPU ranges."""
-    from mmscale.monitor.brief import brief_summary, monitor_line
-
     monitor.stop()
     return monitor_line(brief_summary(monitor, monitor_file))

@@ -16,33 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mmscale.data.gpu_decode import decode_jpegs, resize_to_square
+from mmscale.data.gpu_raw import is_jpeg
 from mmscale.data.image import SampleSkip, decode_image
 from mmscale.data.normalize import to_model_input
 from mmscale.errors import ConfigError
+from mmscale.serve.buckets import bucket_at_most, buckets_up_to, next_bucket
+from mmscale.serve.cuda_graphs import GraphedForward, capture_all, cuda_capture, example_inputs, graph_shapes
 from mmscale.serve.requests import Item, Output, RequestError
 
 log = logging.getLogger(__name__)
-
-
-def buckets_up_to(n: int) -> list[int]:
-    """1, 2, 3, 4, 6, 8, 12, 16, 24, ... (powers of two and 1.5x between) up to the first >= n."""
-    out, k = [1, 2], 2
-    while out[-1] < n:
-        out += [3 * k // 2, 2 * k]
-        k *= 2
-    return [b for b in out if b < n] + [next(b for b in out if b >= n)]
-
-
-def next_bucket(n: int) -> int:
-    """Smallest bucket >= n. Padding batches to ~20 sizes (at most 1.5x the rows) keeps the
-    shapes a device sees few: every new shape can cost a kernel-plan build (cuDNN attention,
-    cuBLASLt), which showed as 1-4 s stalls on H100 when batches were padded to fit."""
-    return buckets_up_to(n)[-1]
-
-
-def bucket_at_most(n: int) -> int:
-    """Largest bucket <= n (n >= 1): the batch that fills its padded shape exactly."""
-    return max(b for b in buckets_up_to(n) if b <= n)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -71,9 +54,6 @@ class ImageBatchDecoder:
     def __call__(self, blobs: list[bytes]) -> tuple[torch.Tensor | None, list[RequestError | None]]:
         decoded: list[torch.Tensor | RequestError | None] = [None] * len(blobs)
         if self.backend == "cuda":
-            from mmscale.data.gpu_decode import decode_jpegs, resize_to_square
-            from mmscale.data.gpu_raw import is_jpeg
-
             jpeg_slots = [k for k, b in enumerate(blobs) if is_jpeg(b)]
             tensors = [torch.frombuffer(bytearray(blobs[k]), dtype=torch.uint8) for k in jpeg_slots]
             images = decode_jpegs(tensors, self.device)  # one batched nvjpeg call
@@ -187,8 +167,6 @@ class ModelPredictor:
             if rows in image_buckets:
                 self.forwards["embed_image"](self.model, pixels)
         if self.cuda_graphs:
-            from mmscale.serve.cuda_graphs import cuda_capture
-
             self.use_graphs(cuda_capture(torch.cuda.graph_pool_handle()), max_batch, max_captions)
         if self.device.type == "cuda":
             torch.cuda.synchronize()  # host sync: start-up only
@@ -199,8 +177,6 @@ class ModelPredictor:
         """Wrap each task's forward in a ``GraphedForward`` and capture every small-batch shape
         (``cuda_graphs.graph_shapes``); ``capture`` is ``cuda_capture`` on CUDA, a fake in CPU tests.
         Returns the number of graphs recorded."""
-        from mmscale.serve.cuda_graphs import GraphedForward, capture_all, example_inputs, graph_shapes
-
         self.pad_buckets = True  # graphs exist for bucket shapes only
         self.forwards = {task: fn if isinstance(fn, GraphedForward) else GraphedForward(fn, self.model, capture)
                          for task, fn in self.forwards.items()}

@@ -12,13 +12,20 @@ import errno
 import logging
 import signal
 import socket
-import threading
 import sys
+import threading
 from pathlib import Path
 
+import torch
+
+from mmscale.data.tokenizer import load_tokenizer
 from mmscale.errors import CheckpointError, ConfigError
 from mmscale.serve.config import CUDA_GRAPH_MAX_BATCH, DRAIN_TIMEOUT_S, MAX_TEXT_TOKENS, ServeConfig, http_parser
 from mmscale.serve.defaults import resolve
+from mmscale.serve.model_loader import load_model
+from mmscale.serve.monitoring import start_monitor, stop_monitor
+from mmscale.serve.predictor import ModelPredictor
+from mmscale.train.sharded_checkpoint import is_sharded_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +33,6 @@ log = logging.getLogger(__name__)
 def build_predictor(cfg: ServeConfig, checkpoint: str | None = None, preset: str | None = None,
                     model_overrides: tuple[str, ...] | list[str] = ()):
     """The model predictor the config asks for (device and graphs resolved for the host)."""
-    import torch
-
-    from mmscale.data.tokenizer import load_tokenizer
-    from mmscale.serve.model_loader import load_model
-    from mmscale.serve.predictor import ModelPredictor
-
     cfg = resolve(cfg)
     check_device(cfg)  # before any model is built: a missing GPU is a clear error, not a driver traceback
     if checkpoint:
@@ -48,7 +49,6 @@ def check_device(cfg: ServeConfig) -> None:
     """Refuse ``--device cuda`` where torch finds no CUDA device."""
     if cfg.device != "cuda":
         return
-    import torch
 
     if torch.cuda.is_available():
         return
@@ -64,9 +64,6 @@ def check_checkpoint(checkpoint: str) -> None:
     if path.is_file():
         return
     if path.is_dir():
-        # imported here: mmscale.train brings the training loop, and only a folder needs it
-        from mmscale.train.sharded_checkpoint import is_sharded_checkpoint
-
         if is_sharded_checkpoint(path):
             return
     written = ("mmscale train writes OUT_DIR/checkpoint.pt, or under torchrun the folder OUT_DIR/checkpoint "
@@ -127,8 +124,6 @@ def serve(cfg: ServeConfig, predictor, announce=print, monitor_file: str | None 
     (with ``port=0`` the free port chosen), which ``bench load --spawn`` reads. With
     ``monitor_file``, the hardware monitor samples from before the port is bound until the
     server has drained, and its summary line is printed last."""
-    from mmscale.serve.monitoring import start_monitor, stop_monitor
-
     cfg = resolve(cfg)
     cfg.validate()  # refuses a non-loopback host without a token
     # before the bind: the sampler is a forked process, and one forked after it would hold the
@@ -143,7 +138,7 @@ def serve(cfg: ServeConfig, predictor, announce=print, monitor_file: str | None 
 
 def uvicorn_config(app):
     """uvicorn's settings for the app, the same in the single process and in each front end."""
-    import uvicorn
+    import uvicorn  # the serve extra: mmscale.cli imports this module for its flags, with or without it
 
     return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", http=http_parser(),
                           timeout_graceful_shutdown=int(DRAIN_TIMEOUT_S), backlog=4096)
@@ -151,6 +146,7 @@ def uvicorn_config(app):
 
 def serve_until_stopped(cfg: ServeConfig, predictor, announce=print) -> None:
     """Bind, print the listening line, and run the HTTP server(s) until a signal has drained them."""
+    # the serve extra: mmscale.cli imports this module for its flags, with or without it
     import uvicorn
 
     from mmscale.serve.app import create_app
@@ -166,7 +162,7 @@ def serve_until_stopped(cfg: ServeConfig, predictor, announce=print) -> None:
                     "every request more front-end CPU; pip install httptools")
     sys.stdout.flush()
     if cfg.frontends > 1:
-        from mmscale.serve.supervisor import serve_frontends
+        from mmscale.serve.supervisor import serve_frontends  # the serve extra, as above
 
         serve_frontends(cfg, predictor, sock)
         log.info("drained and stopped")

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from mmscale.data.gpu_decode import nvjpeg_available
+from mmscale.data.readers import resolve_source
 from mmscale.errors import MmscaleError
 
 log = logging.getLogger(__name__)
@@ -67,15 +69,11 @@ def plan_decode(data_cfg, device: torch.device, steps_left: int, split: str = "t
     and ``cpu`` when CUDA and nvjpeg work here, else ``cpu`` alone. WebDataset shards stream
     through cpu: the GPU path and mid-epoch switches need a manifest's index.
     """
-    from mmscale.data.readers import resolve_source
-
     if data_cfg.decode != "auto":
         return DecodePlan([data_cfg.decode], f"decode={data_cfg.decode}")
     if resolve_source(data_cfg.path, data_cfg.format, split).fmt == "wds":
         return DecodePlan(["cpu"], "auto: WebDataset shards are decoded on the CPU path")
     if paths is None:
-        from mmscale.data.gpu_decode import nvjpeg_available
-
         ok, why = (False, "device is not CUDA") if device.type != "cuda" else nvjpeg_available(device)
         if not ok:
             return DecodePlan(["cpu"], f"auto: {why}")

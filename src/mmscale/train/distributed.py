@@ -12,8 +12,12 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-from torch.distributed.rendezvous import rendezvous
 from torch import nn
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard, register_fsdp_forward_method
+from torch.distributed.rendezvous import rendezvous
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from mmscale.errors import ConfigError
 
 
 @dataclass
@@ -51,8 +55,6 @@ def init_distributed(device_type: str) -> DistEnv:
 
 def resolve_device(choice: str, env: DistEnv) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
-        from mmscale.errors import ConfigError
-
         raise ConfigError("train.device", "cuda was asked for, but torch sees no CUDA device here "
                           "(use train.device=cpu or auto)")
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
@@ -82,12 +84,6 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
     if not env.active or strategy == "none":
         return model
     if strategy == "fsdp":
-        from torch.distributed.fsdp import (  # public since 2.6
-            MixedPrecisionPolicy,
-            fully_shard,
-            register_fsdp_forward_method,
-        )
-
         policy = MixedPrecisionPolicy(param_dtype=param_dtype, reduce_dtype=torch.float32 if param_dtype else None)
         for block in sharded_blocks(model):
             fully_shard(block, mp_policy=policy, reshard_after_forward=reshard_after_forward)
@@ -97,7 +93,6 @@ def wrap_model(model: nn.Module, strategy: str, env: DistEnv, device: torch.devi
         for method in ("image_embedding", "text_embedding"):
             register_fsdp_forward_method(model, method)
         return model
-    from torch.nn.parallel import DistributedDataParallel as DDP
 
     device_ids = [device.index] if device.type == "cuda" else None
     # with itm_weight=0 the fusion and ITM head get no gradient; DDP must be told to expect that

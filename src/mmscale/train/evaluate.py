@@ -7,6 +7,7 @@ import dataclasses
 import torch
 
 from mmscale.data.normalize import to_model_input
+from mmscale.data.readers import resolve_source
 from mmscale.train.data import SplitBatches
 from mmscale.train.retrieval import retrieval_recall
 
@@ -61,8 +62,6 @@ def evaluate_retrieval(job, model, tokenizer, env, device, precision) -> dict:
 
 
 def _same_files(data_cfg, split: str) -> bool:
-    from mmscale.data.readers import resolve_source
-
     try:
         return resolve_source(data_cfg.path, data_cfg.format, split).files == \
             resolve_source(data_cfg.path, data_cfg.format, "train").files

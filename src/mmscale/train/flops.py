@@ -8,7 +8,9 @@ The RNG is forked so the count does not shift the training run's random stream.
 from __future__ import annotations
 
 import torch
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
+
 
 # bf16 dense tensor-core peaks, TFLOP/s (no sparsity). Sources: NVIDIA datasheets
 # (H100 SXM5/H200: "BF16 Tensor Core 1,979 TFLOPS with sparsity" -> 989.4 dense; H100 PCIe 1,513
@@ -32,8 +34,6 @@ def _count_cpu_attention() -> None:
     ``_scaled_dot_product_flash_attention_for_cpu``, so on CPU it would miss the attention
     matmuls (6.1 of 183.5 GFLOP per sample for the base preset).
     """
-    from torch.utils import flop_counter
-
     aten = torch.ops.aten
     for name, formula in (("_scaled_dot_product_flash_attention_for_cpu", "sdpa_flop"),
                           ("_scaled_dot_product_flash_attention_for_cpu_backward", "sdpa_backward_flop")):
@@ -90,4 +90,3 @@ def count_train_flops(model: torch.nn.Module, pixels, ids, mask, autocast=None) 
             loss.backward()
     model.zero_grad(set_to_none=True)
     return int(counter.get_total_flops())
-

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mmscale.config.load import to_dict
 from mmscale.data.normalize import to_model_input
@@ -392,8 +393,6 @@ def _prefixed(values: dict, prefix: str) -> dict:
 
 
 def _progress(show: bool, total: int, completed: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     progress = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         disable=not show, transient=False)
     progress.add_task("train", total=total, completed=completed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 
 import torch
+import torch._inductor.config as inductor_config
 from torch import nn
 
 from mmscale.train.precision import Precision
@@ -19,8 +20,6 @@ from mmscale.train.precision import Precision
 def inductor_options() -> dict:
     """Inductor settings of our compiled step: the LayerNorm backward's weight and bias gradients as
     column reductions, not row partial sums that eager sums finish (about 210 fewer kernels a step)."""
-    import torch._inductor.config as inductor_config  # torch._inductor imports in seconds: only when compiling
-
     return {"triton.mix_order_reduction": False} if hasattr(inductor_config.triton, "mix_order_reduction") else {}
 
 

@@ -11,8 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from mmscale.bench.batchsweep import VARIANTS
 from mmscale.config.load import load_config, to_dict
+from mmscale.data.config import DataConfig
 from mmscale.errors import ConfigError
+from mmscale.model.config import ModelConfig
+from mmscale.train.config import TrainConfig, TrainJob
 
 SECTION_ORDER = ("data", "pipeline", "datascale", "batchsweep", "load", "scaling")
 @dataclass
@@ -145,7 +149,6 @@ class ValidateConfig:
             if name not in strategies:
                 raise ConfigError("validate.scaling.strategies",
                                   f"unknown strategy {name!r} (known: {', '.join(strategies)})")
-        from mmscale.bench.batchsweep import VARIANTS
 
         for name in self.batchsweep.variants:
             if name not in VARIANTS:
@@ -170,10 +173,6 @@ class Configs:
 
 def load_configs(preset: str | None, overrides: list[str] = (), file: str | None = None) -> Configs:
     """Each table of the preset into its own dataclass; an override goes to the table it names."""
-    from mmscale.data.config import DataConfig
-    from mmscale.model.config import ModelConfig
-    from mmscale.train.config import TrainConfig, TrainJob
-
     tables = {"validate": ValidateConfig, "data": DataConfig, "model": ModelConfig, "train": TrainConfig}
     for text in overrides:
         head = text.split("=", 1)[0].split(".", 1)[0].strip()

@@ -9,16 +9,18 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from mmscale.bench.data_loading import bench_data_loading, speedup
+from mmscale.bench.load.runner import LoadConfig, bench_load
+from mmscale.bench.load.spawn import SpawnedServer
+from mmscale.bench.pipeline.analyze import PipelineConfig, bench_pipeline
 from mmscale.bench.thresholds import DATA_LOADER_SPEEDUP
-from mmscale.report.results import new_section, verdict
+from mmscale.data.readers import resolve_source
+from mmscale.report.results import metric, new_section, verdict
 from mmscale.validate.charts import chart, series
 
 
 def load_section(ctx, title: str) -> dict:
     """Spawn ``mmscale serve`` with this preset's model on a free loopback port and load it."""
-    from mmscale.bench.load import LoadConfig, bench_load
-    from mmscale.bench.load_spawn import SpawnedServer
-
     cfg = ctx.settings.load
     serve_args = ["--server", cfg.server, "--device", ctx.device]
     if ctx.configs.preset:
@@ -57,8 +59,6 @@ def load_section(ctx, title: str) -> dict:
 
 
 def load_metrics(section: dict) -> dict:
-    from mmscale.report.results import metric
-
     out = {}
     for r in section.get("rows", []):
         if r.get("mode") == "closed" and r.get("ok"):
@@ -70,9 +70,6 @@ def load_metrics(section: dict) -> dict:
 
 def data_section(ctx, title: str) -> dict:
     """Reference loader against ours on the same files (``bench.data_loading``)."""
-    from mmscale.bench.data_loading import bench_data_loading, speedup
-    from mmscale.data.readers import resolve_source
-
     cfg, job = ctx.settings.data, ctx.configs.job
     section = new_section(title)
     source = resolve_source(job.data.path, job.data.format, "train")
@@ -106,16 +103,12 @@ def data_section(ctx, title: str) -> dict:
 
 
 def data_metrics(section: dict) -> dict:
-    from mmscale.report.results import metric
-
     return {f"data.img_per_s.{r['variant']}": metric([r["img_per_s"]], "images/s", True, "data")
             for r in section.get("rows", []) if r.get("img_per_s")}
 
 
 def pipeline_section(ctx, title: str) -> dict:
     """Stage breakdown of the training step, bottleneck verdict and what-if variants."""
-    from mmscale.bench.pipeline import PipelineConfig, bench_pipeline
-
     cfg = ctx.settings.pipeline
     job_overrides = [o for o in ctx.configs.overrides if o.split(".", 1)[0].strip() in ("data", "model", "train")]
     result = bench_pipeline(PipelineConfig(

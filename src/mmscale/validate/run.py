@@ -17,11 +17,22 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from mmscale.data import synthesize
+from mmscale.environment import fingerprint, row_fingerprint
 from mmscale.errors import ConfigError
 from mmscale.monitor.brief import start_sampler
+from mmscale.report.answer import answer
+from mmscale.report.html import write_report
+from mmscale.report.results import new_results, new_section, verdict, write_results
+from mmscale.result_rows import write_rows
 from mmscale.strict_json import to_plain, write_json
 from mmscale.train.runtime import resolve_runtime
 from mmscale.validate.config import SECTION_ORDER, Context, ValidateConfig, load_configs
+from mmscale.validate.merge import keep_earlier_monitors, load_previous, merge_sections
+from mmscale.validate.rows import validate_rows
+from mmscale.validate.sections import RUNNERS, TITLES, collect_metrics, monitor_section
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +46,6 @@ DATA_SECTIONS = frozenset({"data", "pipeline", "datascale", "load"})
 
 def run_section(name: str, runner: Callable[[Context], dict], ctx: Context) -> dict:
     """One section, timed; an exception becomes a failed section instead of ending the run."""
-    from mmscale.report.results import new_section, verdict
-    from mmscale.validate.sections import TITLES
-
     t0 = time.perf_counter()
     if ctx.monitor is not None and hasattr(ctx.monitor, "mark"):
         ctx.monitor.mark(f"{name} start")
@@ -59,7 +67,6 @@ def prepare_data(ctx_settings: ValidateConfig, data_dir: str | None, run_dir: Pa
         if not path.exists():
             raise ConfigError("--data", f"{path} does not exist")
         return path
-    from mmscale.data import synthesize
 
     out = run_dir / "data"
     marker = out / ("train.jsonl" if ctx_settings.synth_format == "files" else "train-000000.tar")
@@ -71,18 +78,13 @@ def prepare_data(ctx_settings: ValidateConfig, data_dir: str | None, run_dir: Pa
 
 def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: str | Path = "runs/validate",
              overrides: list[str] = (), file: str | None = None, show_progress: bool = True,
-             merge: bool = False) -> dict:
-    """Run the suite; returns the results document (also written to ``out_dir``).
+             merge: bool = False, csv: bool = False) -> dict:
+    """Run the suite; returns the results document (also written to ``out_dir``, with its sections
+    as result rows in ``rows.jsonl``, and ``rows.csv`` with ``csv``).
 
     ``merge``: keep the sections an earlier invocation wrote into ``out_dir`` (same config) and
     add this invocation's (``validate.merge``), for suites split across several commands.
     """
-    from mmscale.bench.environment import fingerprint
-    from mmscale.report.answer import answer
-    from mmscale.report.html import write_report
-    from mmscale.report.results import new_results, new_section, write_results
-    from mmscale.validate.sections import RUNNERS, TITLES, collect_metrics, monitor_section
-
     configs = load_configs(preset, list(overrides), file)
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -104,8 +106,6 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
         results = new_results(preset, configs.as_dict(), fingerprint())
         previous, earlier_monitors = None, {}
         if merge:
-            from mmscale.validate.merge import keep_earlier_monitors, load_previous
-
             previous = load_previous(run_dir, results["config"])
             earlier_monitors = keep_earlier_monitors(previous, run_dir)
         monitor = start_sampler(settings.monitor_interval_s)
@@ -126,14 +126,14 @@ def validate(preset: str | None = "cpu", data_dir: str | None = None, out_dir: s
         results["sections"]["monitor"] = monitor_section(monitor, run_dir)
     results["wall_s"] = time.perf_counter() - t_start
     if previous is not None:
-        from mmscale.validate.merge import merge_sections
-
         merge_sections(results, previous, list(settings.sections), earlier_monitors)
         results["invocations"][-1]["wall_s"] = results["wall_s"]
     results["metrics"] = collect_metrics(results["sections"])
     results["answer"] = answer(results)
     write_results(results, run_dir)
     write_report(results, run_dir)
+    write_rows(run_dir, validate_rows(results), csv_too=csv, environment=row_fingerprint(results["environment"]),
+               keep_others=False)
     return results
 
 
@@ -142,7 +142,6 @@ def _progress(enabled: bool, total: int):
     if not enabled:
         yield None, None
         return
-    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     with Progress(TextColumn("{task.description:<60}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[eta]}")) as progress:
@@ -169,9 +168,6 @@ def run_one_section(name: str, preset: str | None, overrides: list[str] = (), fi
     timeline of the run, ``<name>.monitor.jsonl`` (one name per benchmark: several share one
     ``out_dir``), into ``out_dir``; the JSON carries the monitor's summary.
     """
-    from mmscale.bench.environment import fingerprint
-    from mmscale.validate.sections import RUNNERS, monitor_section
-
     configs = load_configs(preset, list(overrides), file)
     run_dir = Path(out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,12 @@ import math
 import os
 from pathlib import Path
 
-from mmscale.bench import thresholds
+import torch
+
+from mmscale.bench import batchsweep as bs, thresholds
+from mmscale.bench.datascale import analyze, run_datascale, training_runner
+from mmscale.bench.scaling import run_scaling
+from mmscale.data.loader import open_dataset
 from mmscale.extras import install_hint, missing_modules
 from mmscale.report.results import metric, new_section, verdict
 from mmscale.validate import external
@@ -47,15 +52,11 @@ def unavailable(name: str, module: str) -> dict:
 
 def dataset_size(job) -> int | None:
     """Training samples in the dataset (None for shard sets, whose length is unknown upfront)."""
-    from mmscale.data.loader import open_dataset
-
     opened = open_dataset(dataclasses.replace(job.data, limit=None), "train")
     return len(opened.index) if opened.index is not None else None
 
 
 def run_datascale_section(ctx) -> dict:
-    from mmscale.bench.datascale import analyze, run_datascale, training_runner
-
     settings = ctx.settings.datascale
     section = new_section(TITLES["datascale"])
     available = dataset_size(ctx.configs.job)
@@ -105,8 +106,6 @@ def run_datascale_section(ctx) -> dict:
 # -- batchsweep ----------------------------------------------------------------------------------
 
 def run_batchsweep_section(ctx) -> dict:
-    from mmscale.bench import batchsweep as bs
-
     cfg = ctx.settings.batchsweep
     job = ctx.configs.job
     section = new_section(TITLES["batchsweep"])
@@ -188,10 +187,6 @@ def batchsweep_verdicts(variant: str, a: dict) -> list[dict]:
 # -- scaling -------------------------------------------------------------------------------------
 
 def run_scaling_section(ctx) -> dict:
-    import torch
-
-    from mmscale.bench.scaling import run_scaling
-
     cfg = ctx.settings.scaling
     n_gpus = torch.cuda.device_count() if ctx.device == "cuda" else 0
     max_world = min(n_gpus, cfg.max_world) if cfg.max_world else n_gpus

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from mmscale.bench.load_payload import build_payloads
-from mmscale.bench.load_spawn import SpawnedServer
+from mmscale.bench.load.payload import build_payloads
+from mmscale.bench.load.spawn import SpawnedServer
 from mmscale.serve.config import ServeConfig
 from mmscale.serve.requests import Item
 from mmscale.serve.run import build_predictor

@@ -48,7 +48,7 @@ import torch
 
 from mmscale.bench.decode.photos import make_dataset
 from mmscale.bench.decode.timing import Row, time_loader, time_threads
-from mmscale.bench.pipeline_variants import quiet
+from mmscale.bench.pipeline.variants import quiet
 from mmscale.data.config import DataConfig
 from mmscale.data.gpu_decode import decode_jpegs, nvjpeg_available, resize_to_square
 from mmscale.data.loader import build_loader

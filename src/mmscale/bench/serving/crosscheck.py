@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from mmscale.bench.load import LoadConfig, bench_load
-from mmscale.bench.load_payload import build_payloads
-from mmscale.bench.load_spawn import SpawnedServer
+from mmscale.bench.load.runner import LoadConfig, bench_load
+from mmscale.bench.load.payload import build_payloads
+from mmscale.bench.load.spawn import SpawnedServer
 
 WRK_SCRIPT = """
 local f = assert(io.open(os.getenv("MMSCALE_WRK_BODY"), "rb"))

@@ -9,15 +9,15 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from mmscale.bench.environment import fingerprint
-from mmscale.bench.load import LoadConfig, LoadResult, LoadRow, bench_load
-from mmscale.bench.load_spawn import SpawnedServer
+from mmscale.bench.load.runner import LoadConfig, LoadResult, LoadRow, bench_load
+from mmscale.bench.load.spawn import SpawnedServer
 from mmscale.bench.serving.config import ServeBenchConfig, levels
 from mmscale.bench.serving.offline import offline_throughput
 from mmscale.bench.serving.server_side import server_cpu_s, server_rss_gib, server_side, side_during
 from mmscale.bench.serving.summary import ratios, variant_ratios
 from mmscale.bench.serving.variants import (litserve_command, overload_bounds, overload_counts, parse_variant,
                                             serve_args)
+from mmscale.environment import fingerprint
 from mmscale.strict_json import write_json
 
 RESULTS_FILE = "serve_load.json"

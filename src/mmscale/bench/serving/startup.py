@@ -15,8 +15,8 @@ import time
 
 import pynvml
 
-from mmscale.bench.environment import fingerprint
-from mmscale.bench.load_spawn import SpawnedServer
+from mmscale.bench.load.spawn import SpawnedServer
+from mmscale.environment import fingerprint
 
 # key -> (label, extra serve arguments); the first run is the ratios' base
 SETTINGS = {
