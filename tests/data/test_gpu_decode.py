@@ -15,7 +15,8 @@ from PIL import Image, ImageOps
 
 from mmscale.data import gpu_decode
 from mmscale.data.gpu_decode import JPEG_DECODERS, GpuDecoder, decode_jpegs, resize_to_square, resolve_decode
-from mmscale.data.gpu_raw import gpu_decodable, is_jpeg, jpeg_complete, read_raw_batch
+from mmscale.data.gpu_raw import gpu_decodable, is_jpeg, jpeg_complete
+from tests.data.raw_batches import read_raw_batch
 from mmscale.data.image import SampleSkip, decode_image, read_bytes
 from mmscale.data.skips import SkipCounter, SkipReason
 from tests.data.conftest import FakeTokenizer, exif_rotated_jpeg

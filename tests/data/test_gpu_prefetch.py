@@ -10,7 +10,7 @@ import torch
 
 from mmscale.data.gpu_decode import GpuDecoder
 from mmscale.data.gpu_prefetch import GpuDecodeLoader
-from mmscale.data.gpu_raw import read_raw_batch
+from tests.data.raw_batches import read_raw_batch
 from mmscale.data.skips import SkipCounter
 from tests.data.conftest import FakeTokenizer, jpeg_bytes
 

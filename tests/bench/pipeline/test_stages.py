@@ -68,7 +68,7 @@ def test_worker_stages_add_up_to_batch_time(tmp_path):
     from PIL import Image
 
     from mmscale.bench.pipeline.workers import WORKER_STAGES, aggregate_host_stages, build_timed_loader
-    from mmscale.data.gpu_raw import _ListIndex
+    from tests.data.raw_batches import ListIndex
 
     paths = []
     for i in range(12):
@@ -78,7 +78,7 @@ def test_worker_stages_add_up_to_batch_time(tmp_path):
     paths[3] = str(tmp_path / "missing.jpg")
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     paths[7] = str(tmp_path / "bad.jpg")
-    index = _ListIndex(paths, [f"a photo number {i}" for i in range(12)])
+    index = ListIndex(paths, [f"a photo number {i}" for i in range(12)])
 
     loader = build_timed_loader(index, FakeTokenizer(), batch_size=4, image_size=32, max_pixels=10**6,
                                 max_text_len=8, num_workers=1)
