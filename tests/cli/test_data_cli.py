@@ -20,7 +20,7 @@ def test_synth_then_check_json(tmp_path, capsys):
 def test_check_reports_reasons_and_writes_bad_list(mixed_dataset, tmp_path, capsys):  # noqa: F811
     manifest, _ = mixed_dataset
     bad_list = tmp_path / "bad.jsonl"
-    code = main(["data", "check", str(manifest), "--json", "--bad-list", str(bad_list), "--max-pixels", "4000000",
+    code = main(["data", "check", str(manifest), "--json", "--bad-list", str(bad_list), "--max-image-pixels", "4000000",
                  "--workers", "0"])
     assert code == 0
     printed = json.loads(capsys.readouterr().out)
@@ -28,7 +28,7 @@ def test_check_reports_reasons_and_writes_bad_list(mixed_dataset, tmp_path, caps
     assert printed["used"] + printed["skipped"] == printed["read"] == 16
     assert set(printed["by_reason"]) == set(BAD_CLASSES)
     assert len(bad_list.read_text().splitlines()) == 10
-    assert main(["data", "check", str(manifest), "--max-pixels", "4000000", "--workers", "0"]) == 0
+    assert main(["data", "check", str(manifest), "--max-image-pixels", "4000000", "--workers", "0"]) == 0
     table = capsys.readouterr().out
     assert "too_many_pixels" in table and "skipped" in table
 
@@ -53,7 +53,7 @@ def test_help_teaches(capsys):
 
 BAD_ARGUMENTS = [
     (["data", "check", "{m}", "--workers", "-1"], "argument --workers: must be >= 0"),
-    (["data", "check", "{m}", "--max-pixels", "0"], "argument --max-pixels: must be >= 1"),
+    (["data", "check", "{m}", "--max-image-pixels", "0"], "argument --max-image-pixels: must be >= 1"),
     (["data", "check", "{m}", "--image-root", ""], "argument --image-root: is empty"),
     (["data", "check", ""], "argument manifest: is empty"),
     (["data", "synth", "--n", "4", "--out", "", "--workers", "1"], "argument --out: is empty"),

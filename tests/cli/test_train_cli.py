@@ -3,6 +3,7 @@ import json
 import pytest
 
 from mmscale.cli import main
+from mmscale.cli.train import out_override
 from mmscale.config.load import list_presets, load_config
 from mmscale.errors import ConfigError
 from mmscale.train import TrainJob
@@ -25,7 +26,7 @@ def test_train_cli_smoke_json(dataset, tmp_path, capsys):
 
 def test_train_cli_human_output(dataset, tmp_path, capsys):
     code = main(["train", "--preset", "tiny", "--no-progress", *TINY_OVERRIDES,
-                 f"data.path={dataset}", f"train.out_dir={tmp_path}", "train.steps=1"])
+                 f"data.path={dataset}", "--out", str(tmp_path), "train.steps=1"])
     out = capsys.readouterr().out
     assert code == 0 and "trained 1 steps" in out and "val recall@1/5/10" in out
     assert "hardware: " in out and "host CPU" in out and str(tmp_path / "monitor.jsonl") in out
@@ -48,6 +49,18 @@ def test_config_errors_name_the_field_and_exit_2(override, field, capsys):
     code = main(["train", "--preset", "tiny", override])
     err = capsys.readouterr().err
     assert code == 2 and f"'{field}'" in err and "Traceback" not in err
+
+
+def test_out_is_the_run_folder_and_sets_train_out_dir(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "sets train.out_dir" in " ".join(capsys.readouterr().out.split())
+    for folder in ("runs/t1", "1e3", "true", 'a "quoted" dir'):  # stays a string, whatever it looks like
+        job = load_config(TrainJob, preset="tiny", overrides=out_override(folder, []))
+        assert job.train.out_dir == folder
+    assert main(["train", "--preset", "tiny", "--out", "runs/a", "train.out_dir=runs/b"]) == 2
+    err = capsys.readouterr().err
+    assert "--out" in err and "train.out_dir" in err and "Traceback" not in err
 
 
 def test_missing_checkpoint_on_resume_is_one_line(dataset, tmp_path, capsys):

@@ -48,10 +48,23 @@ def test_report_rerenders_and_compare_gates_on_regressions(capsys, tmp_path):
     capsys.readouterr()
     assert main(["compare", str(a), str(b)]) == 0
     assert "REGRESSION" not in capsys.readouterr().out
-    assert main(["compare", str(a), str(c), "--html", str(tmp_path / "cmp.html")]) == 3
-    assert "REGRESSION" in capsys.readouterr().out and (tmp_path / "cmp.html").is_file()
+    assert main(["compare", str(a), str(c), "--out", str(tmp_path / "a_vs_c")]) == 3
+    assert "REGRESSION" in capsys.readouterr().out and (tmp_path / "a_vs_c" / "compare.html").is_file()
     assert main(["compare", str(a), str(c), "--json"]) == 3
     assert json.loads(capsys.readouterr().out)["regressions"] == ["batchsweep.fp32.samples_per_s@8"]
+
+
+def test_report_out_is_a_folder_and_an_html_file_there_is_a_one_line_error(capsys, tmp_path):
+    write_results(helpers.sample_results(), tmp_path / "a")
+    assert main(["report", str(tmp_path / "a"), "--out", str(tmp_path / "pages")]) == 0
+    assert (tmp_path / "pages" / "report.html").is_file() and (tmp_path / "pages" / "csv").is_dir()
+    assert not (tmp_path / "a" / "report.html").exists()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "a"), "--out", str(tmp_path / "old.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out" in err and "folder" in err and "Traceback" not in err
+    assert f"pass --out {tmp_path}," in err and not (tmp_path / "old.html").exists()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "c.html")]) == 2
 
 
 def test_report_on_a_directory_without_results_is_a_clear_error(capsys, tmp_path):

@@ -93,7 +93,7 @@ def mixed_dataset(tmp_path) -> tuple[Path, dict]:
     """train.jsonl with 6 good samples and one sample of each bad class (in BAD_CLASSES order).
 
     Returns (manifest, {reason: manifest line}). The pixel-limit case is a real 3000x3000 PNG,
-    over the 4M-pixel limit the tests pass as max_pixels.
+    over the 4M-pixel limit the tests pass as max_image_pixels.
     """
     d = tmp_path
     (d / "img").mkdir()

@@ -24,12 +24,12 @@ class ListIndex:
         return "<list>", i + 1
 
 
-def read_raw_batch(items, tokenizer, image_size: int, max_pixels: int, max_text_len: int) -> RawBatch:
+def read_raw_batch(items, tokenizer, image_size: int, max_image_pixels: int, max_text_len: int) -> RawBatch:
     """(index, path, caption) triples -> ``RawBatch`` in this process, through the loader's own
     ``RawIndexedDataset`` and ``RawCollator``."""
     items = list(items)
     index = ListIndex([p for _, p, _ in items], [c for _, _, c in items])
-    dataset = RawIndexedDataset(index, image_size, max_pixels)
+    dataset = RawIndexedDataset(index, image_size, max_image_pixels)
     samples = []
     for k, (row, _, _) in enumerate(items):
         sample = dataset[k]

@@ -11,7 +11,7 @@ from tests.data.conftest import BAD_CLASSES
 
 def test_counts_every_bad_class(mixed_dataset, tmp_path):
     manifest, lines = mixed_dataset
-    report = check_dataset(str(manifest), max_pixels=4_000_000, num_workers=1)
+    report = check_dataset(str(manifest), max_image_pixels=4_000_000, num_workers=1)
     assert report.as_dict() == {"read": 16, "used": 6, "skipped": 10, "by_reason": {r: 1 for r in sorted(BAD_CLASSES)}}
     assert {(b.reason, b.line) for b in report.bad} == {(r, lines[r]) for r in BAD_CLASSES}
     out = tmp_path / "bad.jsonl"

@@ -81,12 +81,12 @@ def test_draft_is_close_to_full_decode_and_to_reference_resize():
     assert (fast - ref).abs().mean() < 2.5  # DCT-domain 1/2 downscale first: about one grey level
 
 
-def skip_reason(data=None, path=None, max_pixels=64_000_000) -> str:
+def skip_reason(data=None, path=None, max_image_pixels=64_000_000) -> str:
     with pytest.raises(SampleSkip) as info:
         if path is not None:
-            load_image(str(path), 32, max_pixels)
+            load_image(str(path), 32, max_image_pixels)
         else:
-            decode_image(data, 32, max_pixels)
+            decode_image(data, 32, max_image_pixels)
     return info.value.reason
 
 
@@ -96,7 +96,7 @@ def test_bad_inputs(tmp_path):
     assert skip_reason(b"") == SkipReason.empty_file
     assert skip_reason(b"hello, not an image" * 10) == SkipReason.not_an_image
     assert skip_reason(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64) == SkipReason.corrupt_image
-    assert skip_reason(full, max_pixels=100 * 100) == SkipReason.too_many_pixels
+    assert skip_reason(full, max_image_pixels=100 * 100) == SkipReason.too_many_pixels
     assert skip_reason(path=tmp_path / "missing.jpg") == SkipReason.missing_file
     assert skip_reason(path=tmp_path) == SkipReason.not_a_file
     (tmp_path / "empty.jpg").write_bytes(b"")
@@ -107,4 +107,4 @@ def test_decompression_bomb_header_is_refused_before_decoding():
     # A 6000x6000 PNG (a few kB compressed): refused from its header alone.
     big = encode(Image.new("1", (6000, 6000)))
     assert len(big) < 100_000
-    assert skip_reason(big, max_pixels=10_000_000) == SkipReason.too_many_pixels
+    assert skip_reason(big, max_image_pixels=10_000_000) == SkipReason.too_many_pixels

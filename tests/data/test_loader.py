@@ -33,7 +33,7 @@ def test_batches(good_dataset, tokenizer, workers):
 
 def test_skipped_samples_never_crash_and_are_counted(mixed_dataset, tokenizer):
     manifest, _ = mixed_dataset
-    loader = build_loader(cfg(manifest, num_workers=2, max_pixels=4_000_000), 4, tokenizer, drop_last=False)
+    loader = build_loader(cfg(manifest, num_workers=2, max_image_pixels=4_000_000), 4, tokenizer, drop_last=False)
     batches = list(loader)
     used = sum(len(b) for b in batches)
     assert used == 6

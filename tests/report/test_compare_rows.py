@@ -40,10 +40,10 @@ def test_compare_cli_reads_two_or_more_row_folders(tmp_path, capsys):
     assert main(["compare", a, b]) == 0
     text = capsys.readouterr().out
     assert "ours_cpu" in text and "1.500x" in text
-    assert main(["compare", a, b, c, "--json", "--html", str(tmp_path / "cmp.html")]) == 0
+    assert main(["compare", a, b, c, "--json", "--out", str(tmp_path / "cmp")]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["runs"] == [a, b, c] and doc["rows"][0]["ratios"] == [1.5, 0.5]
-    assert "ours_cpu" in (tmp_path / "cmp.html").read_text()
+    assert "ours_cpu" in (tmp_path / "cmp" / "compare.html").read_text()
 
 
 def test_report_of_a_benchmark_folder_is_a_page_of_its_rows(tmp_path, capsys):
@@ -51,3 +51,5 @@ def test_report_of_a_benchmark_folder_is_a_page_of_its_rows(tmp_path, capsys):
     assert main(["report", a]) == 0
     page = (tmp_path / "a" / "report.html").read_text()
     assert "ours_cpu" in page and "img_per_s" in page and "<h2>Environment</h2>" in page
+    assert main(["report", a, "--out", str(tmp_path / "pages")]) == 0
+    assert (tmp_path / "pages" / "report.html").read_text() == page

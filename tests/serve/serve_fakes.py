@@ -7,7 +7,7 @@ import threading
 import time
 import urllib.request
 
-from mmscale.serve.requests import Output, RequestError
+from mmscale.serve.items import Output, RequestError
 
 
 class FakePredictor:

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from mmscale.serve.batcher import DynamicBatcher, NaiveRunner, QueueFull
-from mmscale.serve.requests import Item
+from mmscale.serve.items import Item
 from tests.serve.serve_fakes import FakePredictor
 
 

@@ -8,7 +8,7 @@ from tests.serve.conftest import jpeg
 
 from mmscale.serve.codec import decode_request, encode_response
 from mmscale.serve.config import ServeConfig
-from mmscale.serve.requests import Output, RequestError
+from mmscale.serve.items import Output, RequestError
 
 CFG = ServeConfig(max_body_bytes=200_000, max_image_pixels=200 * 200, max_captions=3)
 

@@ -9,7 +9,7 @@ import torch
 
 from mmscale.errors import ConfigError
 from mmscale.serve.cuda_graphs import GraphedForward, graph_shapes
-from mmscale.serve.requests import Item
+from mmscale.serve.items import Item
 from tests.serve.conftest import jpeg
 
 
@@ -109,7 +109,7 @@ def test_cuda_graphs_are_refused_on_cpu_naming_the_field(tiny_predictor):
     from mmscale.serve.predictor import ModelPredictor
 
     with pytest.raises(ConfigError, match="serve.cuda_graphs"):
-        ModelPredictor(tiny_predictor.model, tiny_predictor.tokenizer, max_text_tokens=32, max_pixels=10**6,
+        ModelPredictor(tiny_predictor.model, tiny_predictor.tokenizer, max_text_len=32, max_image_pixels=10**6,
                        device="cpu", cuda_graphs=True)
 
 
@@ -123,7 +123,7 @@ def test_real_cuda_graphs_equal_eager_on_the_device():
 
     def predictor(graphs):
         model, _ = load_model(None, "tiny", ())
-        p = ModelPredictor(model, load_tokenizer(), max_text_tokens=32, max_pixels=10**6, device="cuda",
+        p = ModelPredictor(model, load_tokenizer(), max_text_len=32, max_image_pixels=10**6, device="cuda",
                            cuda_graphs=graphs, max_graph_batch=4)
         p.warm_buckets(max_batch=8, max_captions=2)
         return p

@@ -12,7 +12,7 @@ from mmscale.serve.batcher import DynamicBatcher, QueueFull
 from mmscale.serve.config import ServeConfig
 from mmscale.serve.depth_board import DepthBoard
 from mmscale.serve.frontend import FrontendServer
-from mmscale.serve.requests import Item
+from mmscale.serve.items import Item
 from tests.serve.serve_fakes import FakePredictor
 
 

@@ -48,7 +48,7 @@ def tiny_frontends():
 
 
 def test_scores_equal_unbatched_batches_span_frontends_and_metrics_add_up(tiny_frontends, tiny_predictor):
-    from mmscale.serve.requests import Item
+    from mmscale.serve.items import Item
 
     proc, url = tiny_frontends
     jobs = [(jpeg(80, 60, seed=k), [f"caption number {j}" for j in range(1 + k % 3)]) for k in range(20)]

@@ -125,7 +125,7 @@ def test_help_and_docs_show_the_checkpoint_file_training_writes():
 
 def test_embed_text_with_the_wrong_key_names_texts():
     from mmscale.serve.codec import decode_request
-    from mmscale.serve.requests import RequestError
+    from mmscale.serve.items import RequestError
 
     cfg = ServeConfig()
     for body, want in [(b'{"captions": ["a cat"]}', "JSON body needs 'texts'"),

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mmscale.serve.buckets import bucket_at_most, buckets_up_to, next_bucket
-from mmscale.serve.requests import Item, RequestError
+from mmscale.serve.items import Item, RequestError
 from tests.serve.conftest import jpeg
 
 TOL = 1e-4  # fp32 on CPU; different batch shapes reorder reductions only
@@ -131,7 +131,7 @@ def test_device_decode_path_matches_cpu_decode_and_falls_back(tiny_predictor):
 
     size = tiny_predictor.image_size
     blobs = [jpeg(120, 90, seed=1), jpeg(64, 64, seed=2, fmt="PNG"), b"\xff\xd8\xff garbage", jpeg(90, 120, seed=3)]
-    device_path = ImageBatchDecoder(size, 10**8, torch.device("cpu"), "cuda")
+    device_path = ImageBatchDecoder(size, 10**8, torch.device("cpu"), "gpu")
     cpu_path = ImageBatchDecoder(size, 10**8, torch.device("cpu"), "cpu")
     images, errors = device_path(blobs)
     reference, ref_errors = cpu_path(blobs)
@@ -151,7 +151,7 @@ def test_device_decode_path_with_torchcodec_applies_the_exif_orientation(tiny_pr
     pytest.importorskip("torchcodec.decoders")
     monkeypatch.setattr(gd, "jpeg_backend", lambda: "torchcodec")
     size, blob = tiny_predictor.image_size, exif_rotated_jpeg()
-    images, _ = ImageBatchDecoder(size, 10**8, torch.device("cpu"), "cuda")([blob])
+    images, _ = ImageBatchDecoder(size, 10**8, torch.device("cpu"), "gpu")([blob])
     reference, _ = ImageBatchDecoder(size, 10**8, torch.device("cpu"), "cpu")([blob])
     assert (images.float() - reference.float()).abs().mean().item() < 8.0
     assert images[0, 0, : size // 4].float().mean() > 200  # red on top once rotated

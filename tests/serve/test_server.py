@@ -26,7 +26,7 @@ def post_match(client, url, image, captions, **kw):
 
 
 def test_match_scores_equal_the_unbatched_predictor(tiny_server, tiny_predictor):
-    from mmscale.serve.requests import Item
+    from mmscale.serve.items import Item
 
     url, app = tiny_server
     jobs = [(jpeg(80, 60, seed=k), [f"caption number {j}" for j in range(1 + k % 3)]) for k in range(6)]
@@ -154,7 +154,7 @@ def test_naive_server_gives_the_same_scores(tiny_predictor):
     image, captions = jpeg(seed=5), ["a red cube", "a cat"]
     with live_server(tiny_predictor, cfg) as (url, _), httpx.Client(timeout=30) as client:
         naive = post_match(client, url, image, captions).json()
-    from mmscale.serve.requests import Item
+    from mmscale.serve.items import Item
 
     (alone,) = tiny_predictor.predict("match", [Item("match", image, captions)])
     assert naive["itm_prob"] == pytest.approx(alone.itm_prob, abs=1e-5)

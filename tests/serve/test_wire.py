@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from mmscale.serve.requests import Item, Output, RequestError
+from mmscale.serve.items import Item, Output, RequestError
 from mmscale.serve.wire import (HEADER, WireError, frame, item_from_message, read_frame, reply_message,
                                 request_message, result_from_reply)
 
@@ -46,7 +46,7 @@ def test_front_end_tokens_give_the_same_tensors_as_tokenizing_in_the_model(tiny_
     from mmscale.serve.frontend import RemoteRunner
 
     runner = RemoteRunner("unused", tiny_predictor.tokenizer)
-    runner.max_text_tokens = tiny_predictor.max_text_tokens
+    runner.max_text_len = tiny_predictor.max_text_len
     captions = [["a red cube"], ["two green spheres near a cone " * 8, "x"], ["b", "c d"]]  # one truncated
     items = [runner.tokenize(Item("match", b"", c)) for c in captions]
     assert all(it.token_ids is not None for it in items)
@@ -66,7 +66,7 @@ def test_pre_tokenized_items_score_like_plain_ones(tiny_predictor):
     from tests.serve.conftest import jpeg
 
     runner = RemoteRunner("unused", tiny_predictor.tokenizer)
-    runner.max_text_tokens = tiny_predictor.max_text_tokens
+    runner.max_text_len = tiny_predictor.max_text_len
     plain = [Item("match", jpeg(seed=k), [f"caption {k}", "a cat"]) for k in range(2)]
     tokenized = [runner.tokenize(Item(it.task, it.image_bytes, list(it.captions))) for it in plain]
     for a, b in zip(tiny_predictor.predict("match", plain), tiny_predictor.predict("match", tokenized)):

@@ -61,9 +61,9 @@ def min_images(batch_size: int, warmup_batches: int = WARMUP_BATCHES) -> int:
     return batch_size * warmup_batches + 1
 
 
-def _vet(path: str, max_pixels: int) -> None:
+def _vet(path: str, max_image_pixels: int) -> None:
     """Read the file (warming the page cache) and decode it at a reduced scale; ``SampleSkip`` if bad."""
-    decode_image(read_bytes(path), 16, max_pixels, draft=True)
+    decode_image(read_bytes(path), 16, max_image_pixels, draft=True)
 
 
 def _timed_batches(iterable, warmup_batches: int, on_batch) -> tuple[int, float]:
@@ -114,13 +114,13 @@ def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, ba
         raise ValueError(f"need n_images, batch_size, repeats >= 1 and workers, warmup_batches >= 0; got "
                          f"{n_images}, {batch_size}, {repeats}, {workers}, {warmup_batches}")
     skips = skips if skips is not None else SkipCounter()
-    max_pixels = DataConfig().max_pixels  # the limit ours applies, so both sides skip the same images
+    max_image_pixels = DataConfig().max_image_pixels  # the limit ours applies, so both sides skip the same images
     index = read_manifest(data_path, limit=n_images, counter=skips)
     paths, captions = [], []
     for i in range(len(index)):  # warm the page cache so no variant pays the first disk read
         path = index.path(i)
         try:
-            _vet(path, max_pixels)
+            _vet(path, max_image_pixels)
         except SampleSkip as skip:
             skips.add(skip.reason, BadSample(skip.reason.value, path, detail=skip.detail))
             continue

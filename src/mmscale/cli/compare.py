@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mmscale.cli.out import folder_file
 from mmscale.report.compare import compare_runs, format_text, write_compare_html
 from mmscale.report.compare_rows import compare_row_runs, format_rows_text, write_rows_html
 from mmscale.report.results import RESULTS_NAME, read_results
@@ -18,6 +19,7 @@ from mmscale.result_rows import ROWS_FILE, read_rows
 from mmscale.strict_json import dumps
 
 ORDER = 75
+COMPARE_FILE = "compare.html"
 
 
 def register(subparsers) -> None:
@@ -30,7 +32,8 @@ def register(subparsers) -> None:
                     "with each run's ratio to the first.",
         epilog="exit status: 0 no regression, 3 at least one regression (for CI gates)\n"
                "examples:\n  mmscale compare runs/validate_a runs/validate_b\n"
-               "  mmscale compare runs/train_step_h100 runs/train_step_h200 runs/train_step_new   (rows.jsonl)",
+               "  mmscale compare runs/train_step_h100 runs/train_step_h200 runs/train_step_new   (rows.jsonl)\n"
+               "  mmscale compare runs/validate_a runs/validate_b --out runs/a_vs_b   (writes runs/a_vs_b/compare.html)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("run_a", metavar="RUN_A", help="baseline run directory")
@@ -40,7 +43,8 @@ def register(subparsers) -> None:
                         help="compare the runs' rows.jsonl even where both have results.json")
     parser.add_argument("--min-change", type=float, default=0.03,
                         help="smallest relative change that can count, even with no noise (default 0.03)")
-    parser.add_argument("--html", default=None, help="also write the comparison as HTML here")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help=f"also write the comparison as HTML: DIR/{COMPARE_FILE} (the folder is created)")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     parser.set_defaults(run=run)
 
@@ -55,29 +59,30 @@ def by_rows(args) -> bool:
 
 
 def run(args) -> int:
+    target = folder_file(args.out, COMPARE_FILE) if args.out is not None else None
     if by_rows(args):
-        return run_rows(args)
+        return run_rows(args, target)
     result = compare_runs(read_results(args.run_a), read_results(args.run_b), min_rel=args.min_change)
     if args.json:
         print(dumps(result, indent=1))
     else:
         print(format_text(result, args.run_a, args.run_b))
-    if args.html:
-        path = write_compare_html(result, args.run_a, args.run_b, args.html)
+    if target:
+        path = write_compare_html(result, args.run_a, args.run_b, target)
         if not args.json:
             print(f"html: {path}")
     return 3 if result["regressions"] else 0
 
 
-def run_rows(args) -> int:
+def run_rows(args, target: Path | None) -> int:
     labels = [args.run_a, args.run_b, *args.more]
     result = compare_row_runs([read_rows(label) for label in labels])
     if args.json:
         print(dumps({"runs": labels, **result}, indent=1))
     else:
         print(format_rows_text(result, labels))
-    if args.html:
-        path = write_rows_html(result, labels, args.html)
+    if target:
+        path = write_rows_html(result, labels, target)
         if not args.json:
             print(f"html: {path}")
     return 0

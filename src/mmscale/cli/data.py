@@ -17,7 +17,7 @@ from mmscale.strict_json import dumps
 ORDER = 10
 # library parameter or config field -> the flag a user typed, so an error names what to change
 FLAGS = {"n": "--n", "out": "--out", "format": "--format", "seed": "--seed", "val_frac": "--val-frac",
-         "workers": "--workers", "num_workers": "--workers", "data.max_pixels": "--max-pixels",
+         "workers": "--workers", "num_workers": "--workers", "data.max_image_pixels": "--max-image-pixels",
          "data.image_root": "--image-root", "data.format": "--format"}
 
 
@@ -76,7 +76,9 @@ def register(subparsers) -> None:
                        help="write every bad sample as JSON lines (its directory is created)")
     check.add_argument("--json", action="store_true",
                        help='print only {"read", "used", "skipped", "by_reason"} as JSON')
-    check.add_argument("--max-pixels", type=int, default=64_000_000, help="pixel limit (default 64M)")
+    check.add_argument("--max-image-pixels", type=int, default=64_000_000,
+                       help="images with more pixels are skipped as too_many_pixels (default 64M, as training's "
+                            "data.max_image_pixels)")
     check.add_argument("--workers", type=int, default=2, help="decode processes (default 2)")
     check.set_defaults(run=run_check)
     parser.set_defaults(run=lambda args: parser.print_help() or 1)
@@ -114,9 +116,9 @@ def run_check(args) -> int:
     if args.bad_list:  # before the (long) check, so a bad path is refused at once
         prepare_output(args.bad_list, "--bad-list")
     with flag_names():
-        report = check_dataset(args.manifest, args.format, args.image_root, args.split, max_pixels=args.max_pixels,
-                               strict=args.strict, num_workers=args.workers,
-                               progress=not args.json and sys.stderr.isatty())
+        report = check_dataset(args.manifest, args.format, args.image_root, args.split,
+                               max_image_pixels=args.max_image_pixels, strict=args.strict,
+                               num_workers=args.workers, progress=not args.json and sys.stderr.isatty())
     if args.bad_list:
         report.write_bad_list(args.bad_list, flag="--bad-list")
     if args.json:

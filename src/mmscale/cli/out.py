@@ -29,6 +29,18 @@ def out_file(out: str, name: str, old_suffix: str) -> Path:
     return path / name
 
 
+def folder_file(out: str | Path, name: str) -> Path:
+    """``out/name``, where ``--out`` once named the file itself (``report``, ``compare``): a path with
+    the file's suffix is refused, naming the folder to pass instead. The writer makes the folder."""
+    path = Path(out)
+    if not str(out).strip():
+        raise ConfigError("--out", "is empty")
+    if path.suffix == Path(name).suffix:
+        raise ConfigError("--out", f"names a folder now ({name} is written into it): pass --out {path.parent}, "
+                                   f"not {out}")
+    return path / name
+
+
 def add_out_arguments(parser, help: str, **kwargs) -> None:
     """``--out`` (``help`` and ``kwargs`` as the command words them) and ``--csv``."""
     parser.add_argument("--out", help=help, **kwargs)

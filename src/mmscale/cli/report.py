@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mmscale.cli.out import folder_file
 from mmscale.extras import require_extra
 from mmscale.report.answer import answer
 from mmscale.report.compare_rows import compare_row_runs, write_rows_html
-from mmscale.report.html import write_report
+from mmscale.report.html import REPORT_NAME, write_report
 from mmscale.report.results import RESULTS_NAME, read_results
 from mmscale.result_rows import ROWS_FILE, read_rows
 
@@ -24,13 +25,14 @@ def register(subparsers) -> None:
                     "A benchmark's run folder (rows.jsonl, no results.json) gets a page of its rows.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by mmscale validate or a bench command")
-    parser.add_argument("--out", default=None, help="write the HTML here (default: RUN_DIR/report.html)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="folder that report.html (and the files it links) is written into (default: RUN_DIR)")
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
     run_dir = Path(args.run_dir)
-    target = Path(args.out) if args.out else run_dir / "report.html"
+    target = folder_file(args.out or (run_dir if run_dir.is_dir() else run_dir.parent), REPORT_NAME)
     if run_dir.is_dir() and not (run_dir / RESULTS_NAME).is_file() and (run_dir / ROWS_FILE).is_file():
         rows = read_rows(run_dir)
         path = write_rows_html(compare_row_runs([rows]), [args.run_dir], target,

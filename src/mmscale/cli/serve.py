@@ -30,7 +30,7 @@ def add_server_options(parser: argparse.ArgumentParser) -> None:
     model = parser.add_mutually_exclusive_group()
     model.add_argument("--checkpoint", metavar="PATH",
                        help="training checkpoint to serve (weights + model config): the checkpoint.pt "
-                            "that mmscale train writes in train.out_dir, e.g. runs/train/checkpoint.pt, or the "
+                            "that mmscale train writes in its --out folder, e.g. runs/train/checkpoint.pt, or the "
                             "checkpoint/ folder of a torchrun job")
     model.add_argument("--preset", help="serve random-init weights of this preset (tiny, base, ...)")
     parser.add_argument("--config", help="TOML file whose [serve] table overrides the defaults")
@@ -120,7 +120,7 @@ def register(subparsers) -> None:
             "Serve image-text matching and embeddings over HTTP (FastAPI + uvicorn).\n\n"
             "  mmscale serve --preset tiny                      # random-init tiny model on 127.0.0.1:8000\n"
             "  mmscale serve --checkpoint runs/train/checkpoint.pt --max-batch 64 --max-wait-ms 3\n"
-            "                                      # what mmscale train wrote (train.out_dir)\n"
+            "                                      # what mmscale train wrote (its --out)\n"
             "  mmscale serve --preset base --host 0.0.0.0 --token SECRET\n"
             "  mmscale serve --checkpoint runs/train/checkpoint.pt --slo-ms 50\n"
             "                                      # refuse (503 at once) what could not be served in 50 ms\n\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -17,8 +18,8 @@ TRAIN_PRESETS = ("tiny", "base")
 
 EPILOG = """examples:
   mmscale train --preset tiny data.path=data/synth
-  mmscale train --preset tiny data.path=data/synth train.steps=200 train.out_dir=runs/t1
-  mmscale train --preset tiny data.path=data/synth train.out_dir=runs/t1 --resume
+  mmscale train --preset tiny data.path=data/synth train.steps=200 --out runs/t1
+  mmscale train --preset tiny data.path=data/synth --out runs/t1 --resume
   torchrun --nproc-per-node 8 -m mmscale.cli train --preset base data.path=data/coco train.parallel=fsdp
 
 Overrides are dotted key=value pairs over the preset/file (TOML values: 3, 1e-4, true, "text").
@@ -30,7 +31,8 @@ false for an A/B). The console names what the run resolved to ("runtime: ...").
 `mmscale config --preset tiny train` lists every key with its value and what it does.
 Writes config.json, metrics.jsonl, monitor.jsonl (hardware timeline, 5 Hz, a mark per log step),
 the trackers' files (train.trackers: tensorboard/ by default, mlflow.db, wandb/), checkpoint.pt
-(under torchrun: a sharded checkpoint/ folder) and result.json to train.out_dir.
+(under torchrun: a sharded checkpoint/ folder) and result.json to the run folder, --out DIR
+(the same as train.out_dir=DIR; default runs/train).
 Several nodes, Slurm and Kubernetes: docs/multi-node.md."""
 
 
@@ -45,7 +47,9 @@ def register(subparsers) -> None:
     parser.add_argument("--preset", default=None, choices=TRAIN_PRESETS,
                         help="tiny (CPU, minutes) or base (ViT-B/16 + BERT-base, for a GPU)")
     parser.add_argument("--config", default=None, help="TOML file with [data], [model], [train] tables")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in train.out_dir "
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="run folder for results and checkpoints: sets train.out_dir (default runs/train)")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint in the run folder "
                         "(train.resume=auto: when there is one)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--no-progress", action="store_true",
@@ -54,7 +58,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    overrides = list(args.overrides) + (["train.resume=true"] if args.resume else [])
+    overrides = [*args.overrides, *out_override(args.out, args.overrides)]
+    overrides += ["train.resume=true"] if args.resume else []
     job = load_config(TrainJob, preset=args.preset, file=args.config, overrides=overrides)
     _check_data_path(job.data.path)
     result = train(job, show_progress=False if args.no_progress else None)
@@ -100,6 +105,17 @@ def run(args) -> int:
         print(monitor_line(result.monitor))
     print(f"results in {result.out_dir}")
     return 0
+
+
+def out_override(out: str | None, overrides: list[str]) -> list[str]:
+    """``--out DIR`` as the ``train.out_dir`` override, DIR quoted so that it stays a string."""
+    if out is None:
+        return []
+    if not out.strip():
+        raise ConfigError("--out", "is empty")
+    if any(o.split("=", 1)[0].strip() == "train.out_dir" for o in overrides):
+        raise ConfigError("--out", "and train.out_dir= both name the run folder: pass one of them")
+    return [f"train.out_dir={json.dumps(out)}"]  # a JSON string is a TOML basic string
 
 
 def _check_data_path(path: str) -> None:

@@ -67,14 +67,14 @@ class _Statuses:
 
 
 def check_dataset(path: str, fmt: str = "auto", image_root: str | None = None, split: str = "train",
-                  image_size: int = 224, max_pixels: int = 64_000_000, strict: bool = False,
+                  image_size: int = 224, max_image_pixels: int = 64_000_000, strict: bool = False,
                   num_workers: int = 2, limit: int | None = None, progress: bool = False) -> CheckReport:
     """Decode every sample of ``path`` (a manifest, shard or dataset directory).
 
     Under ``strict`` the first bad sample raises ``DataError`` naming file, line and reason.
     """
     cfg = DataConfig(path=str(path), format=fmt, image_root=image_root, image_size=image_size,
-                     max_pixels=max_pixels, strict=strict, limit=limit, shuffle=False)
+                     max_image_pixels=max_image_pixels, strict=strict, limit=limit, shuffle=False)
     cfg.validate()
     if num_workers < 0:
         raise ConfigError("num_workers", f"must be >= 0 (0 decodes in this process), got {num_workers}")

@@ -36,7 +36,7 @@ class DataConfig:
     """Batches each worker keeps ready ahead of the consumer."""
     strict: bool = False
     """Raise ``DataError`` on the first bad sample instead of counting and skipping it."""
-    max_pixels: int = 64_000_000
+    max_image_pixels: int = 64_000_000
     """Images with more pixels are skipped as ``too_many_pixels`` (decompression-bomb guard)."""
     limit: int | None = None
     """Use only the first N samples of the manifest (for data-scale runs); None = all."""
@@ -61,8 +61,8 @@ class DataConfig:
             raise ConfigError("data.num_workers", f"must be >= 0, got {self.num_workers}")
         if self.prefetch_factor < 1:
             raise ConfigError("data.prefetch_factor", f"must be >= 1, got {self.prefetch_factor}")
-        if self.max_pixels < 1:
-            raise ConfigError("data.max_pixels", f"must be >= 1, got {self.max_pixels}")
+        if self.max_image_pixels < 1:
+            raise ConfigError("data.max_image_pixels", f"must be >= 1, got {self.max_image_pixels}")
         if self.limit is not None and self.limit < 1:
             raise ConfigError("data.limit", f"must be >= 1 or unset, got {self.limit}")
         if self.decode not in ("cpu", "gpu", "auto"):

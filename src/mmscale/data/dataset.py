@@ -28,11 +28,11 @@ class Sample(NamedTuple):
 
 
 def load_sample(data: bytes, caption: str, index: int, path: str, line: int | None,
-                image_size: int, max_pixels: int) -> Sample | BadSample:
+                image_size: int, max_image_pixels: int) -> Sample | BadSample:
     """Decode one sample's image bytes; a bad one comes back as a ``BadSample`` value."""
     try:
         check_caption(caption)
-        image = decode_image(data, image_size, max_pixels)
+        image = decode_image(data, image_size, max_image_pixels)
     except SampleSkip as skip:
         return BadSample(skip.reason.value, path, line, skip.detail)
     return Sample(image, caption, index, path)
@@ -50,8 +50,8 @@ def check_caption(caption: str) -> None:
 class IndexedDataset(Dataset):
     """Reads row ``i`` of the index: image file -> uint8 tensor, caption -> str."""
 
-    def __init__(self, index: ManifestIndex, image_size: int = 224, max_pixels: int = 64_000_000):
-        self.index, self.image_size, self.max_pixels = index, image_size, max_pixels
+    def __init__(self, index: ManifestIndex, image_size: int = 224, max_image_pixels: int = 64_000_000):
+        self.index, self.image_size, self.max_image_pixels = index, image_size, max_image_pixels
 
     def __len__(self) -> int:
         return len(self.index)
@@ -63,7 +63,7 @@ class IndexedDataset(Dataset):
         except SampleSkip as skip:
             return self._bad(i, path, skip.reason.value, skip.detail)
         sample = load_sample(data, self.index.caption(i), int(i), path, None, self.image_size,
-                             self.max_pixels)
+                             self.max_image_pixels)
         if isinstance(sample, BadSample):
             return self._bad(i, path, sample.reason, sample.detail)
         return sample
@@ -85,7 +85,7 @@ class RawIndexedDataset(IndexedDataset):
         try:
             data = read_bytes(path)
             check_caption(self.index.caption(i))  # in the CPU path's order, so the reasons agree
-            raw = prepare_sample(data, self.index.caption(i), int(i), self.image_size, self.max_pixels)
+            raw = prepare_sample(data, self.index.caption(i), int(i), self.image_size, self.max_image_pixels)
         except SampleSkip as skip:
             return self._bad(i, path, skip.reason.value, skip.detail)
         return raw, path

@@ -124,8 +124,8 @@ class GpuDecoder:
     (images / busy_s near the pipeline's rate) from one whose decoder waits for raw batches.
     """
 
-    def __init__(self, image_size: int, max_pixels: int, device: torch.device | str):
-        self.image_size, self.max_pixels = image_size, max_pixels
+    def __init__(self, image_size: int, max_image_pixels: int, device: torch.device | str):
+        self.image_size, self.max_image_pixels = image_size, max_image_pixels
         self.device = torch.device(device)
         self.busy_s = self.busy_cpu_s = 0.0
         self.images = 0
@@ -135,7 +135,7 @@ class GpuDecoder:
         """Decode a JPEG nvjpeg refused with the CPU path; count the skip if that fails too."""
         data = stream.numpy().tobytes()
         try:
-            return decode_image(data, self.image_size, self.max_pixels).to(self.device)
+            return decode_image(data, self.image_size, self.max_image_pixels).to(self.device)
         except SampleSkip as skip:
             where = raw.paths[slot] if slot < len(raw.paths) else f"batch sample {slot}"
             raw.skips.used -= 1  # counted as used in the worker; now it is a skip

@@ -32,13 +32,13 @@ def jpeg_complete(data: bytes) -> bool:
     return data.rstrip(b"\x00")[-2:] == JPEG_EOI
 
 
-def gpu_decodable(data: bytes, max_pixels: int) -> bool:
+def gpu_decodable(data: bytes, max_image_pixels: int) -> bool:
     """Whether nvjpeg may decode this sample with the same result as the CPU path.
 
     Raises ``SampleSkip`` (from the CPU path's own header check) for a sample the CPU path would
     skip without decoding: not an image, corrupt header, too many pixels, empty.
     """
-    img = open_image(data, max_pixels)  # header only; the CPU path's checks and reasons
+    img = open_image(data, max_image_pixels)  # header only; the CPU path's checks and reasons
     if img.format != "JPEG" or not jpeg_complete(data):
         return False
     if img.mode not in ("RGB", "L"):  # CMYK/YCCK: nvjpeg output would not match PIL's conversion
@@ -62,11 +62,11 @@ class RawSample:
     image: torch.Tensor | None = None  # uint8 [3, S, S]
 
 
-def prepare_sample(data: bytes, caption: str, index: int, image_size: int, max_pixels: int) -> RawSample:
+def prepare_sample(data: bytes, caption: str, index: int, image_size: int, max_image_pixels: int) -> RawSample:
     """Bytes of one sample -> ``RawSample``; raises ``SampleSkip`` exactly where the CPU path does."""
-    if gpu_decodable(data, max_pixels):
+    if gpu_decodable(data, max_image_pixels):
         return RawSample(caption, index, jpeg=data)
-    return RawSample(caption, index, image=decode_image(data, image_size, max_pixels))
+    return RawSample(caption, index, image=decode_image(data, image_size, max_image_pixels))
 
 
 @dataclass

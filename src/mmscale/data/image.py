@@ -67,8 +67,8 @@ def read_bytes(path: str) -> bytes:
         raise SampleSkip(SkipReason.unreadable_file, str(exc)) from None
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Parse the header only; refuses images over ``max_pixels`` before any pixel is decoded."""
+def open_image(data: bytes, max_image_pixels: int) -> Image.Image:
+    """Parse the header only; refuses images over ``max_image_pixels`` before any pixel is decoded."""
     if not data:
         raise SampleSkip(SkipReason.empty_file)
     try:
@@ -84,8 +84,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise SampleSkip(SkipReason.corrupt_image, str(exc)) from None
     width, height = img.size
-    if width * height > max_pixels:
-        raise SampleSkip(SkipReason.too_many_pixels, f"{width}x{height} > {max_pixels} pixels")
+    if width * height > max_image_pixels:
+        raise SampleSkip(SkipReason.too_many_pixels, f"{width}x{height} > {max_image_pixels} pixels")
     if width < 1 or height < 1:
         raise SampleSkip(SkipReason.corrupt_image, f"size {width}x{height}")
     return img
@@ -112,13 +112,13 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
 
 
-def decode_image(data: bytes, image_size: int = 224, max_pixels: int = 64_000_000,
+def decode_image(data: bytes, image_size: int = 224, max_image_pixels: int = 64_000_000,
                  draft: bool = True) -> torch.Tensor:
     """Encoded image bytes -> uint8 ``[3, image_size, image_size]`` (C, H, W).
 
     Raises ``SampleSkip`` for anything that is not a usable image.
     """
-    img = open_image(data, max_pixels)
+    img = open_image(data, max_image_pixels)
     try:
         if draft and img.format == "JPEG":
             # Largest DCT scale-down whose output is still >= image_size on both sides.
@@ -136,7 +136,7 @@ def decode_image(data: bytes, image_size: int = 224, max_pixels: int = 64_000_00
     return torch.from_numpy(arr).permute(2, 0, 1)  # (3, H, W) view of HWC memory
 
 
-def load_image(path: str, image_size: int = 224, max_pixels: int = 64_000_000,
+def load_image(path: str, image_size: int = 224, max_image_pixels: int = 64_000_000,
                draft: bool = True) -> torch.Tensor:
     """``decode_image`` of the file at ``path``."""
-    return decode_image(read_bytes(path), image_size, max_pixels, draft)
+    return decode_image(read_bytes(path), image_size, max_image_pixels, draft)

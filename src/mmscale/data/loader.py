@@ -54,18 +54,18 @@ def open_dataset(cfg: DataConfig, split: str = "train", raw: bool = False,
     """
     kind = RawIndexedDataset if raw else IndexedDataset
     if reuse is not None and reuse.index is not None:
-        return OpenedDataset(kind(reuse.index, cfg.image_size, cfg.max_pixels), reuse.fmt, reuse.index,
+        return OpenedDataset(kind(reuse.index, cfg.image_size, cfg.max_image_pixels), reuse.fmt, reuse.index,
                              reuse.index_skips)
     source = resolve_source(cfg.path, cfg.format, split)
     if source.fmt == "wds":
         if raw:
             raise ConfigError("data.decode", "gpu decode reads manifests (jsonl/csv/coco); use decode=cpu for shards")
-        dataset = WdsDataset(source.files, cfg.image_size, cfg.max_pixels,
+        dataset = WdsDataset(source.files, cfg.image_size, cfg.max_image_pixels,
                              shuffle_buffer=WDS_SHUFFLE_BUFFER if cfg.shuffle else 0, seed=cfg.seed, limit=cfg.limit)
         return OpenedDataset(dataset, "wds", None)
     counter = SkipCounter()
     index = read_manifest(source.files[0], source.fmt, cfg.image_root, counter, cfg.strict, cfg.limit, split)
-    return OpenedDataset(kind(index, cfg.image_size, cfg.max_pixels), source.fmt, index, counter)
+    return OpenedDataset(kind(index, cfg.image_size, cfg.max_image_pixels), source.fmt, index, counter)
 
 
 def _worker_init(_: int) -> None:
@@ -208,7 +208,7 @@ def build_loader(data_cfg: DataConfig, batch_size: int, tokenizer, device: torch
         dataloader = DataLoader(opened.dataset, batch_size=batch_size, drop_last=drop_last, **common)
     gpu_decoder = None
     if mode == "gpu":
-        gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_pixels, device)
+        gpu_decoder = GpuDecoder(data_cfg.image_size, data_cfg.max_image_pixels, device)
     return Loader(data_cfg, opened, dataloader, sampler, batch_size, epoch, start_sample, gpu_decoder, epochs,
                   decode_threads)
 

@@ -23,9 +23,9 @@ CAPTION_EXTS = ("txt", "caption", "text")
 class WdsDataset(IterableDataset):
     """Iterates tar shards; ``shuffle_buffer`` > 0 shuffles samples in a seeded buffer."""
 
-    def __init__(self, shards: list[str], image_size: int = 224, max_pixels: int = 64_000_000,
+    def __init__(self, shards: list[str], image_size: int = 224, max_image_pixels: int = 64_000_000,
                  shuffle_buffer: int = 0, seed: int = 0, limit: int | None = None):
-        self.shards, self.image_size, self.max_pixels = list(shards), image_size, max_pixels
+        self.shards, self.image_size, self.max_image_pixels = list(shards), image_size, max_image_pixels
         self.shuffle_buffer, self.seed, self.limit, self.epoch = shuffle_buffer, seed, limit, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -57,7 +57,7 @@ class WdsDataset(IterableDataset):
                 yield BadSample(SkipReason.missing_field.value, where, None, f"no {missing}")
                 continue
             caption = raw[caption_ext].decode(ENCODING, ERRORS)  # bad bytes: skipped as bad_text
-            yield load_sample(raw[image_ext], caption, -1, where, None, self.image_size, self.max_pixels)
+            yield load_sample(raw[image_ext], caption, -1, where, None, self.image_size, self.max_image_pixels)
         yield from pending
 
     def __iter__(self):

@@ -31,8 +31,8 @@ from mmscale.serve.codec import decode_request, encode_response
 from mmscale.serve.config import BODY_TIMEOUT_S, DRAIN_TIMEOUT_S, RETRY_AFTER_S, TRIM_BATCHES_ABOVE, ServeConfig
 from mmscale.serve.defaults import resolve
 from mmscale.serve.gate import AdmissionGate
+from mmscale.serve.items import Item, RequestError
 from mmscale.serve.metrics import ServerMetrics
-from mmscale.serve.requests import Item, RequestError
 from mmscale.strict_json import dumps
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from mmscale.serve.requests import Item, Output, RequestError
+from mmscale.serve.items import Item, Output, RequestError
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import warnings
 from PIL import Image
 
 from mmscale.serve.config import MAX_CAPTION_CHARS, ServeConfig
-from mmscale.serve.requests import Item, Output, RequestError
+from mmscale.serve.items import Item, Output, RequestError
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp", "application/octet-stream")
 # A caption must hold a character outside this class: Python's whitespace and JSON Schema's (ECMA-262)
@@ -28,7 +28,7 @@ BLANKS = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029
 NOT_BLANK = f"[^{BLANKS}]"
 
 
-def check_image_header(data: bytes, max_pixels: int) -> tuple[int, int]:
+def check_image_header(data: bytes, max_image_pixels: int) -> tuple[int, int]:
     """Width and height from the header only (no decode); 400 for non-images, 413 for too big."""
     if not data:
         raise RequestError(400, "bad_image", "empty image body")
@@ -42,10 +42,10 @@ def check_image_header(data: bytes, max_pixels: int) -> tuple[int, int]:
                            limit="max_image_pixels") from None
     except Exception as exc:  # PIL raises many types for garbage bytes
         raise RequestError(400, "bad_image", f"not a decodable image ({type(exc).__name__})") from None
-    if width * height > max_pixels:
+    if width * height > max_image_pixels:
         raise RequestError(413, "limit_exceeded",
                            f"image is {width}x{height} = {width * height} pixels, more than "
-                           f"max_image_pixels={max_pixels}", limit="max_image_pixels")
+                           f"max_image_pixels={max_image_pixels}", limit="max_image_pixels")
     return width, height
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from mmscale.errors import ConfigError
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-MAX_CAPTION_CHARS = 1000  # captions are truncated to MAX_TEXT_TOKENS anyway; this bounds tokenizer work
-MAX_TEXT_TOKENS = 32  # tokens per caption fed to the model (longer captions are truncated)
+MAX_CAPTION_CHARS = 1000  # captions are truncated to MAX_TEXT_LEN anyway; this bounds tokenizer work
+MAX_TEXT_LEN = 32  # tokens per caption fed to the model (longer captions are truncated)
 CUDA_GRAPH_MAX_BATCH = 128  # largest padded batch with a CUDA graph; larger ones run eager
 TRIM_BATCHES_ABOVE = 48  # a larger batch is cut to the largest padding bucket that fits
 RETRY_AFTER_S = 1  # Retry-After on a 503

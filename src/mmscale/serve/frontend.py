@@ -29,8 +29,8 @@ from mmscale.serve.app import Server, create_app, settle_process
 from mmscale.serve.batcher import QueueFull
 from mmscale.serve.config import ServeConfig
 from mmscale.serve.depth_board import DepthBoard
+from mmscale.serve.items import Item, RequestError
 from mmscale.serve.metrics import ServerMetrics, frontends_text
-from mmscale.serve.requests import Item, RequestError
 from mmscale.serve.run import bind_socket, uvicorn_config
 from mmscale.serve.supervisor import CONFIG_ENV
 from mmscale.serve.wire import HEADER, WireError, frame, payload_size, request_message, result_from_reply, unframe
@@ -71,7 +71,7 @@ class RemoteRunner:
         self.pending: dict[int, asyncio.Future] = {}
         self.rids = itertools.count()
         self.writer: asyncio.StreamWriter | None = None
-        self.max_text_tokens = 0
+        self.max_text_len = 0
         self.lost: str | None = None  # why the link to the model process is gone
         self.closing = False  # we are closing it (drain), so losing it is expected
         self.failed = False  # it went away while we were serving
@@ -86,7 +86,7 @@ class RemoteRunner:
         hello = await self.read_message(reader)
         if hello[0] != "hello":
             raise WireError(f"expected hello, got {hello[0]!r}")
-        self.max_text_tokens = hello[1]
+        self.max_text_len = hello[1]
         self.reader_task = asyncio.create_task(self.read_loop(reader))
 
     @staticmethod
@@ -134,7 +134,7 @@ class RemoteRunner:
         if self.tokenizer is None or not item.captions:
             return item
         try:
-            ids, mask = self.tokenizer.encode_batch(item.captions, max_len=self.max_text_tokens, pad_to_longest=True)
+            ids, mask = self.tokenizer.encode_batch(item.captions, max_len=self.max_text_len, pad_to_longest=True)
         except Exception as exc:  # the tokenizer refused this request's text: its own 400, nobody else's
             log.warning("a request's captions cannot be tokenized (%s: %s)", type(exc).__name__, exc)
             raise RequestError(400, "bad_request", "a caption cannot be tokenized") from None

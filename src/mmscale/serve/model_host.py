@@ -19,11 +19,11 @@ import threading
 
 from mmscale.serve.app import make_runner
 from mmscale.serve.batcher import QueueFull
-from mmscale.serve.config import MAX_TEXT_TOKENS, ServeConfig
+from mmscale.serve.config import MAX_TEXT_LEN, ServeConfig
 from mmscale.serve.defaults import resolve
 from mmscale.serve.depth_board import DepthBoard
+from mmscale.serve.items import RequestError
 from mmscale.serve.metrics import MODEL_FAMILIES, ServerMetrics, render_families
-from mmscale.serve.requests import RequestError
 from mmscale.serve.wire import WireError, frame, item_from_message, read_frame, reply_message
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class FrontendConnection:
         self.writer = threading.Thread(target=self.write_loop, name=f"mmscale-ipc-write-{name}", daemon=True)
 
     def start(self) -> None:
-        self.outbox.put(("hello", self.host.max_text_tokens))
+        self.outbox.put(("hello", self.host.max_text_len))
         self.writer.start()
         self.reader.start()
 
@@ -119,7 +119,7 @@ class ModelHost:
         self.board = DepthBoard(board_path, create=True) if board_path else None
         on_depth = self.board.publish if self.board else None
         self.runner = make_runner(predictor, cfg, self.metrics, on_depth=on_depth)
-        self.max_text_tokens = getattr(predictor, "max_text_tokens", MAX_TEXT_TOKENS)
+        self.max_text_len = getattr(predictor, "max_text_len", MAX_TEXT_LEN)
         self.ready = False  # warmed up
         self.expected_frontends = expected_frontends
         self.stopping = False

@@ -23,7 +23,7 @@ from mmscale.data.normalize import to_model_input
 from mmscale.errors import ConfigError
 from mmscale.serve.buckets import bucket_at_most, buckets_up_to, next_bucket
 from mmscale.serve.cuda_graphs import GraphedForward, capture_all, cuda_capture, example_inputs, graph_shapes
-from mmscale.serve.requests import Item, Output, RequestError
+from mmscale.serve.items import Item, Output, RequestError
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +37,26 @@ def resolve_device(device: str) -> torch.device:
 class ImageBatchDecoder:
     """Encoded images -> uint8 [n, 3, S, S] on the model's device, plus a 400 for each bad one.
 
-    ``cuda``: one batched nvjpeg call for the JPEGs (``gpu_decode.decode_jpegs``: TorchCodec, or
+    ``decode`` names the path as ``data.decode`` does:
+    ``gpu``: one batched nvjpeg call for the JPEGs (``gpu_decode.decode_jpegs``: TorchCodec, or
     torchvision where TorchCodec is not installed) and a GPU resize; non-JPEGs and anything nvjpeg refuses go through the CPU decoder.
     ``cpu``: PIL with reduced-scale JPEG decode (``mmscale.data.image``).
     """
 
-    def __init__(self, image_size: int, max_pixels: int, device: torch.device, backend: str):
-        self.image_size, self.max_pixels, self.device, self.backend = image_size, max_pixels, device, backend
+    def __init__(self, image_size: int, max_image_pixels: int, device: torch.device, decode: str):
+        if decode not in ("cpu", "gpu"):
+            raise ValueError(f"decode must be cpu or gpu, got {decode!r}")
+        self.image_size, self.max_image_pixels, self.device, self.decode = image_size, max_image_pixels, device, decode
 
     def cpu_one(self, data: bytes) -> torch.Tensor | RequestError:
         try:
-            return decode_image(data, self.image_size, self.max_pixels)
+            return decode_image(data, self.image_size, self.max_image_pixels)
         except SampleSkip as exc:
             return RequestError(400, "bad_image", f"image cannot be decoded ({exc.reason.value})")
 
     def __call__(self, blobs: list[bytes]) -> tuple[torch.Tensor | None, list[RequestError | None]]:
         decoded: list[torch.Tensor | RequestError | None] = [None] * len(blobs)
-        if self.backend == "cuda":
+        if self.decode == "gpu":
             jpeg_slots = [k for k, b in enumerate(blobs) if is_jpeg(b)]
             tensors = [torch.frombuffer(bytearray(blobs[k]), dtype=torch.uint8) for k in jpeg_slots]
             images = decode_jpegs(tensors, self.device)  # one batched nvjpeg call
@@ -91,7 +94,7 @@ def text_forward(model, ids, mask) -> torch.Tensor:
 class ModelPredictor:
     """Runs ``MultimodalModel`` for the server's three tasks; safe to call from several threads."""
 
-    def __init__(self, model, tokenizer, *, max_text_tokens: int, max_pixels: int,
+    def __init__(self, model, tokenizer, *, max_text_len: int, max_image_pixels: int,
                  device: str = "auto", cuda_graphs: bool = False, max_graph_batch: int = 64):
         self.device = resolve_device(device)
         if cuda_graphs and self.device.type != "cuda":
@@ -102,9 +105,10 @@ class ModelPredictor:
         self.tokenizer = tokenizer
         self.tokenizer_lock = threading.Lock()  # the tokenizer's padding mode is shared state
         self.image_size = model.cfg.image_size
-        self.max_text_tokens = min(max_text_tokens, model.cfg.max_text_len)
-        self.decode = ImageBatchDecoder(self.image_size, max_pixels, self.device, self.device.type)
-        # Fixed shapes on CUDA: batches padded to buckets, captions to max_text_tokens, every
+        self.max_text_len = min(max_text_len, model.cfg.max_text_len)
+        decode = "gpu" if self.device.type == "cuda" else "cpu"
+        self.decode_images = ImageBatchDecoder(self.image_size, max_image_pixels, self.device, decode)
+        # Fixed shapes on CUDA: batches padded to buckets, captions to max_text_len, every
         # bucket warmed at start (``warm_buckets``).
         self.pad_buckets = self.device.type == "cuda"
         self.cuda_graphs, self.max_graph_batch = cuda_graphs, max_graph_batch
@@ -113,7 +117,7 @@ class ModelPredictor:
     # --- pieces ------------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         with self.tokenizer_lock:
-            ids, mask = self.tokenizer.encode_batch(texts, max_len=self.max_text_tokens,
+            ids, mask = self.tokenizer.encode_batch(texts, max_len=self.max_text_len,
                                                     pad_to_longest=not self.pad_buckets)
         return self.pad_caption_rows(ids, mask)
 
@@ -122,9 +126,9 @@ class ModelPredictor:
         end tokenized them, else tokenized here."""
         if not items or any(it.token_ids is None for it in items):
             return self.tokenize([c for it in items for c in it.captions])
-        rows = [r[: self.max_text_tokens] for it in items for r in it.token_ids]
+        rows = [r[: self.max_text_len] for it in items for r in it.token_ids]
         lengths = np.array([len(r) for r in rows])
-        length = self.max_text_tokens if self.pad_buckets else int(lengths.max())
+        length = self.max_text_len if self.pad_buckets else int(lengths.max())
         ids = np.full((len(rows), length), self.tokenizer.pad_id, dtype=np.int64)  # (C, L)
         for k, row in enumerate(rows):  # numpy slice assignment: ~1 us a row on the inference thread
             ids[k, : len(row)] = row
@@ -153,7 +157,7 @@ class ModelPredictor:
         """Run every bucket shape once so no request pays a first-shape cost; returns shapes run."""
         if not self.pad_buckets:
             return 0
-        side, length = self.image_size, self.max_text_tokens
+        side, length = self.image_size, self.max_text_len
         image_buckets = buckets_up_to(max_batch)
         text_buckets = buckets_up_to(max_batch * max_captions)
         for rows in text_buckets:
@@ -183,7 +187,7 @@ class ModelPredictor:
         shapes = graph_shapes(self.max_graph_batch, max_batch, max_captions)
 
         def make_inputs(task, rows):
-            return example_inputs(task, rows, self.image_size, self.max_text_tokens, self.tokenizer.cls_id,
+            return example_inputs(task, rows, self.image_size, self.max_text_len, self.tokenizer.cls_id,
                                   self.device, self.dtype)
 
         recorded = capture_all(self.forwards, shapes, make_inputs)
@@ -229,7 +233,7 @@ class ModelPredictor:
             captions = self.captions_of(prepared)
             prepared.inputs = captions if captions is not None else ()
             return prepared
-        images, errors = self.decode([it.image_bytes for it in items])
+        images, errors = self.decode_images([it.image_bytes for it in items])
         good = [k for k, err in enumerate(errors) if err is None]
         prepared = PreparedBatch(task, items, list(errors), good, ())
         if not good:

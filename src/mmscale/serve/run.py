@@ -20,7 +20,7 @@ import torch
 
 from mmscale.data.tokenizer import load_tokenizer
 from mmscale.errors import CheckpointError, ConfigError
-from mmscale.serve.config import CUDA_GRAPH_MAX_BATCH, DRAIN_TIMEOUT_S, MAX_TEXT_TOKENS, ServeConfig, http_parser
+from mmscale.serve.config import CUDA_GRAPH_MAX_BATCH, DRAIN_TIMEOUT_S, MAX_TEXT_LEN, ServeConfig, http_parser
 from mmscale.serve.defaults import resolve
 from mmscale.serve.model_loader import load_model
 from mmscale.serve.monitoring import start_monitor, stop_monitor
@@ -40,8 +40,8 @@ def build_predictor(cfg: ServeConfig, checkpoint: str | None = None, preset: str
     if cfg.cpu_threads:
         torch.set_num_threads(cfg.cpu_threads)
     model, _ = load_model(checkpoint, preset, model_overrides)
-    return ModelPredictor(model, load_tokenizer(), max_text_tokens=MAX_TEXT_TOKENS,
-                          max_pixels=cfg.max_image_pixels, device=cfg.device, cuda_graphs=cfg.cuda_graphs,
+    return ModelPredictor(model, load_tokenizer(), max_text_len=MAX_TEXT_LEN,
+                          max_image_pixels=cfg.max_image_pixels, device=cfg.device, cuda_graphs=cfg.cuda_graphs,
                           max_graph_batch=CUDA_GRAPH_MAX_BATCH)
 
 
@@ -67,7 +67,7 @@ def check_checkpoint(checkpoint: str) -> None:
         if is_sharded_checkpoint(path):
             return
     written = ("mmscale train writes OUT_DIR/checkpoint.pt, or under torchrun the folder OUT_DIR/checkpoint "
-               "(OUT_DIR: train.out_dir, default runs/train)")
+               "(OUT_DIR: its --out / train.out_dir, default runs/train)")
     if path.is_dir():
         hint = f"; did you mean --checkpoint {path / 'checkpoint.pt'}?" if (path / "checkpoint.pt").is_file() else ""
         raise CheckpointError(path, f"is a directory, not a checkpoint file: {written}{hint}")

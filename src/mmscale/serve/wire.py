@@ -6,7 +6,7 @@ A frame is a 4-byte little-endian length and a pickled tuple; the first element 
 
     front end -> model   ("req", rid, task, image_bytes, captions, token_ids)
                          ("ready", rid)  ("metrics", rid)
-    model -> front end   ("hello", max_text_tokens)             once, on connect
+    model -> front end   ("hello", max_text_len)                 once, on connect
                          ("ok", rid, itm_prob, itc_similarity, embeddings)
                          ("err", rid, status, code, message, limit)   a 4xx for this item
                          ("full", rid, reason)                   queue full: answer 503 at once
@@ -24,7 +24,7 @@ from __future__ import annotations
 import pickle
 import struct
 
-from mmscale.serve.requests import Item, Output, RequestError
+from mmscale.serve.items import Item, Output, RequestError
 
 HEADER = struct.Struct("<I")
 MAX_FRAME_BYTES = 1 << 30  # a corrupt length must not allocate without bound

@@ -138,7 +138,7 @@ def _train(job: TrainJob, env, show_progress: bool, decode_paths: dict | None = 
                               f"train.steps={cfg.steps} leaves nothing to run (raise train.steps to continue)")
     elif checkpoint_path is not None and env.is_main:
         log.warning("%s holds a checkpoint of an earlier run; this fresh run replaces it and its "
-                    "metrics.jsonl (pass --resume to continue it, or set train.out_dir)", out_dir)
+                    "metrics.jsonl (pass --resume to continue it, or another --out / train.out_dir)", out_dir)
     # decode=auto: which input paths to probe (CUDA + nvjpeg: gpu, then cpu) or the one to use
     plan = plan_decode(job.data, device, cfg.steps - start_step, paths=list(decode_paths) if decode_paths else None)
     train_data = SplitBatches(job, "train", rank_batch, tokenizer, env, device,
@@ -286,7 +286,8 @@ def _resume_point(cfg, out_dir: Path) -> tuple[Path | None, bool]:
     failed under --max-restarts, the job goes on from its last checkpoint with no step by hand)."""
     found = find_checkpoint(out_dir)
     if cfg.resume is True and found is None:
-        raise CheckpointError(out_dir / SINGLE_FILE, "not found (train without --resume, or set train.out_dir)")
+        raise CheckpointError(out_dir / SINGLE_FILE,
+                              "not found (train without --resume, or pass another --out / train.out_dir)")
     restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
     return found, found is not None and (cfg.resume is True or cfg.resume == "auto" or restarted)
 

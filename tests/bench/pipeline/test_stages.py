@@ -80,7 +80,7 @@ def test_worker_stages_add_up_to_batch_time(tmp_path):
     paths[7] = str(tmp_path / "bad.jpg")
     index = ListIndex(paths, [f"a photo number {i}" for i in range(12)])
 
-    loader = build_timed_loader(index, FakeTokenizer(), batch_size=4, image_size=32, max_pixels=10**6,
+    loader = build_timed_loader(index, FakeTokenizer(), batch_size=4, image_size=32, max_image_pixels=10**6,
                                 max_text_len=8, num_workers=1)
     batches = list(loader)
     assert len(batches) == 3 and all(b.worker_id == 0 for b in batches)

@@ -15,7 +15,7 @@ import psutil
 from mmscale.bench.load.payload import build_payloads
 from mmscale.bench.load.spawn import SpawnedServer
 from mmscale.serve.config import ServeConfig
-from mmscale.serve.requests import Item
+from mmscale.serve.items import Item
 from mmscale.serve.run import build_predictor
 
 ROOT = Path(__file__).resolve().parents[3]

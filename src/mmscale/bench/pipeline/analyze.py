@@ -83,7 +83,7 @@ class PipelineConfig:
     """Hardware monitor sampling interval (0.2 s = 5 Hz)."""
     compile_on_cpu: bool = False
     """Run the torch.compile variant on CPU too (slow to compile; skipped by default)."""
-    num_threads: int = 0
+    cpu_threads: int = 0
     """torch intra-op threads on CPU; 0: torch's default."""
 
     def validate(self) -> None:
@@ -203,7 +203,7 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
     started = time.perf_counter()
     job = load_job(cfg.preset, cfg.overrides)
     device = resolve_device(cfg.device)
-    threads = cfg.num_threads
+    threads = cfg.cpu_threads
     if device.type == "cpu" and threads:
         torch.set_num_threads(threads)
     batch_size = cfg.batch_size or job.train.batch_size
@@ -337,7 +337,7 @@ def _image_tokens(model_cfg) -> int:
 def worker_stages(ctx) -> dict:
     """The CPU path's host stages, timed inside the workers, plus pin and H2D in this process."""
     d = ctx.data_cfg
-    loader = build_timed_loader(ctx.index, ctx.tokenizer, ctx.batch_size, d.image_size, d.max_pixels,
+    loader = build_timed_loader(ctx.index, ctx.tokenizer, ctx.batch_size, d.image_size, d.max_image_pixels,
                                 d.max_text_len, d.num_workers, d.seed, d.prefetch_factor)
     batches, main_ms = [], []
     cuda = ctx.device.type == "cuda"

@@ -37,11 +37,11 @@ class TimedBatch(Batch):
     worker_id: int = -1
 
 
-def timed_decode(data: bytes, image_size: int, max_pixels: int) -> tuple[torch.Tensor, float, float]:
+def timed_decode(data: bytes, image_size: int, max_image_pixels: int) -> tuple[torch.Tensor, float, float]:
     """``data.image.decode_image`` split in two timed parts: (image, decode_ms, resize_ms)."""
     t0 = time.perf_counter()
     try:
-        img = open_image(data, max_pixels)
+        img = open_image(data, max_image_pixels)
         if img.format == "JPEG":
             img.draft("RGB" if img.mode == "RGB" else None, (image_size, image_size))
         img = ImageOps.exif_transpose(img) or img
@@ -62,10 +62,10 @@ def timed_decode(data: bytes, image_size: int, max_pixels: int) -> tuple[torch.T
 class TimedBatchDataset(torch.utils.data.Dataset):
     """``dataset[list_of_rows] -> TimedBatch``: index it through a ``BatchSampler``."""
 
-    def __init__(self, index, tokenizer, image_size: int = 224, max_pixels: int = 64_000_000,
+    def __init__(self, index, tokenizer, image_size: int = 224, max_image_pixels: int = 64_000_000,
                  max_text_len: int = 128):
         self.index, self.tokenizer = index, tokenizer
-        self.image_size, self.max_pixels, self.max_text_len = image_size, max_pixels, max_text_len
+        self.image_size, self.max_image_pixels, self.max_text_len = image_size, max_image_pixels, max_text_len
 
     def __len__(self) -> int:
         return len(self.index)
@@ -86,7 +86,7 @@ class TimedBatchDataset(torch.utils.data.Dataset):
                 stage = "decode"
                 t1 = time.perf_counter()
                 ms["read"] += (t1 - t0) * 1e3
-                image, decode_ms, resize_ms = timed_decode(data, self.image_size, self.max_pixels)
+                image, decode_ms, resize_ms = timed_decode(data, self.image_size, self.max_image_pixels)
                 ms["decode"] += decode_ms
                 ms["resize"] += resize_ms
             except SampleSkip as skip:
@@ -114,10 +114,10 @@ class TimedBatchDataset(torch.utils.data.Dataset):
                           worker_id=info.id if info is not None else -1)
 
 
-def build_timed_loader(index, tokenizer, batch_size: int, image_size: int, max_pixels: int,
+def build_timed_loader(index, tokenizer, batch_size: int, image_size: int, max_image_pixels: int,
                        max_text_len: int, num_workers: int, seed: int = 0, prefetch_factor: int = 4):
     """A DataLoader of ``TimedBatch`` over ``index`` (pinning is left to the caller, to time it)."""
-    dataset = TimedBatchDataset(index, tokenizer, image_size, max_pixels, max_text_len)
+    dataset = TimedBatchDataset(index, tokenizer, image_size, max_image_pixels, max_text_len)
     sampler = BatchSampler(ResumableSampler(len(index), seed, True), batch_size, drop_last=True)
     return DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=num_workers,
                       worker_init_fn=_one_thread if num_workers else None,

@@ -26,7 +26,7 @@ from fastapi import HTTPException  # LitServe's own web framework: there wheneve
 
 from mmscale.serve.codec import encode_response
 from mmscale.serve.config import ServeConfig
-from mmscale.serve.requests import Item, Output
+from mmscale.serve.items import Item, Output
 from mmscale.serve.run import build_predictor
 
 

@@ -19,7 +19,7 @@ def offline_throughput(cfg: ServeBenchConfig) -> dict:
     model, device, dtype = predictor.model, predictor.device, predictor.dtype
     side, batch = model.cfg.image_size, cfg.offline_batch
     pixels = torch.randn(batch, 3, side, side, device=device, dtype=dtype)
-    ids = torch.randint(1000, 20000, (batch, predictor.max_text_tokens), device=device)
+    ids = torch.randint(1000, 20000, (batch, predictor.max_text_len), device=device)
     mask = torch.ones_like(ids)
     owner = torch.arange(batch, device=device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
