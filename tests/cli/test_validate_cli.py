@@ -65,6 +65,10 @@ def test_report_out_is_a_folder_and_an_html_file_there_is_a_one_line_error(capsy
     assert err.count("\n") == 1 and "--out" in err and "folder" in err and "Traceback" not in err
     assert f"pass --out {tmp_path}," in err and not (tmp_path / "old.html").exists()
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "c.html")]) == 2
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "a"), "--html", str(tmp_path / "c.html")]) == 2
+    err = capsys.readouterr().err  # the retired flag names what replaced it
+    assert "--html: is replaced by --out DIR" in err and f"pass --out {tmp_path}" in err
 
 
 def test_report_on_a_directory_without_results_is_a_clear_error(capsys, tmp_path):

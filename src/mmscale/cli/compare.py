@@ -46,7 +46,13 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help=f"also write the comparison as HTML: DIR/{COMPARE_FILE} (the folder is created)")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.add_argument("--html", type=retired_html, help=argparse.SUPPRESS)  # the old form: says what replaced it
     parser.set_defaults(run=run)
+
+
+def retired_html(text: str) -> str:
+    raise argparse.ArgumentTypeError(f"is replaced by --out DIR (writes DIR/{COMPARE_FILE}): pass --out "
+                                     f"{Path(text).parent if text.endswith('.html') else text}")
 
 
 def by_rows(args) -> bool:
