@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from mmscale.cli.out import folder_file
+from mmscale.errors import ConfigError
 from mmscale.report.compare import compare_runs, format_text, write_compare_html
 from mmscale.report.compare_rows import compare_row_runs, format_rows_text, write_rows_html
 from mmscale.report.results import RESULTS_NAME, read_results
@@ -46,13 +47,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, metavar="DIR",
                         help=f"also write the comparison as HTML: DIR/{COMPARE_FILE} (the folder is created)")
     parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    parser.add_argument("--html", type=retired_html, help=argparse.SUPPRESS)  # the old form: says what replaced it
+    parser.add_argument("--html", help=argparse.SUPPRESS)  # the retired form: run() says what replaced it
     parser.set_defaults(run=run)
-
-
-def retired_html(text: str) -> str:
-    raise argparse.ArgumentTypeError(f"is replaced by --out DIR (writes DIR/{COMPARE_FILE}): pass --out "
-                                     f"{Path(text).parent if text.endswith('.html') else text}")
 
 
 def by_rows(args) -> bool:
@@ -65,6 +61,9 @@ def by_rows(args) -> bool:
 
 
 def run(args) -> int:
+    if args.html is not None:
+        folder = Path(args.html).parent if args.html.endswith(".html") else Path(args.html)
+        raise ConfigError("--html", f"is replaced by --out DIR (writes DIR/{COMPARE_FILE}): pass --out {folder}")
     target = folder_file(args.out, COMPARE_FILE) if args.out is not None else None
     if by_rows(args):
         return run_rows(args, target)
