@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
 import pytest
 
 from mmscale.monitor import HardwareMonitor, Timeline
+from mmscale.monitor.host import HostProbe
 from tests.monitor.test_sampler_process import wait_for_lines
 
 HOST_FIELDS = {"t_s", "cpu_pct", "sys_cpu_pct", "rss_gib", "avail_ram_gib", "disk_read_mib_per_s"}
@@ -159,3 +161,38 @@ def test_a_watched_process_that_vanishes_ends_sampling_without_a_traceback():
         threading.excepthook = previous_hook
     assert crashed == []
     assert monitor.rows()  # samples taken while it lived
+
+
+class PrimedOnce:
+    """A child whose first cpu_percent primes (0.0) and whose next, read at once, spikes."""
+
+    def __init__(self, pid):
+        self.pid, self.calls = pid, 0
+
+    def cpu_percent(self, interval=None):
+        self.calls += 1
+        return 0.0 if self.calls == 1 else 900.0  # a tick over a microsecond, as psutil reports it
+
+
+class FakeParent:
+    def __init__(self, children):
+        self.kids = children
+
+    def children(self, recursive=False):
+        return self.kids
+
+
+def test_a_new_child_counts_from_the_reading_after_it_was_seen():
+    probe = HostProbe(children_every_s=0.0)
+    child = PrimedOnce(pid=-7)
+    probe.proc = FakeParent([child])
+    assert probe._children_cpu_pct() == 0.0 and child.calls == 1  # primed, not read in the same scan
+    assert probe._children_cpu_pct() == 900.0  # read at the next reading
+
+
+def test_a_reading_right_after_priming_waits_for_a_measurable_interval():
+    probe = HostProbe()
+    started = time.perf_counter()
+    fields = probe.read()  # at once: a few microseconds after the probe primed its counters
+    assert time.perf_counter() - started >= 0.04
+    assert 0 <= fields["cpu_pct"] <= 100 * (os.cpu_count() or 1) * 1.05

@@ -22,6 +22,7 @@ import psutil
 
 GIB = 2**30
 MIN_SCHEDSTAT_S = 0.05  # shortest interval read for the main thread's shares (tick-granular counters)
+MIN_CPU_INTERVAL_S = 0.05  # shortest interval of the first process CPU % after priming (the same ticks)
 
 
 class WatchedProcessGone(RuntimeError):
@@ -40,6 +41,7 @@ class HostProbe:
         self.proc.cpu_percent(None)  # first call primes the delta and returns 0.0
         psutil.cpu_percent(None)
         self.last_t_s = time.perf_counter()
+        self.first_read = True
         self.last_read_bytes = self._disk_read_bytes()
         self.schedstat_path = f"/proc/{self.proc.pid}/task/{self.proc.pid}/schedstat"
         self.last_schedstat = self._main_thread_schedstat()
@@ -88,14 +90,17 @@ class HostProbe:
                 found = {}
             for pid in set(self.children) - set(found):
                 del self.children[pid]
+            total = self._read_children()  # the children known since an earlier reading
             for pid, child in found.items():
-                if pid not in self.children:  # new child: prime now, it counts from next reading
+                if pid not in self.children:  # new child: primed now, it counts from the next reading
+                    # (read again at once, psutil's tick-granular delta over a microsecond interval
+                    # would come back as several hundred %)
                     self.children[pid] = child
                     try:
                         child.cpu_percent(None)
                     except psutil.Error:
                         pass
-            return 0.0 if not self.children else self._read_children()
+            return total
         return self._read_children()
 
     def _read_children(self) -> float:
@@ -111,6 +116,12 @@ class HostProbe:
 
     def read(self) -> dict:
         now_s = time.perf_counter()
+        if self.first_read and now_s - self.last_t_s < MIN_CPU_INTERVAL_S:
+            # CPU times advance in scheduler ticks: over the few ms after priming, one tick read as
+            # 510% on 2 cores in the first sample, so the first reading waits out the minimum
+            time.sleep(MIN_CPU_INTERVAL_S - (now_s - self.last_t_s))
+            now_s = time.perf_counter()
+        self.first_read = False
         dt_s = max(now_s - self.last_t_s, 1e-6)
         self.last_t_s = now_s
         mem = psutil.virtual_memory()
