@@ -58,6 +58,17 @@ def test_missing_sections_say_why_and_lines_cover_every_question(helpers):
     assert any(line.startswith("1 figure(s) outside physical bounds") for line in a["lines"])
 
 
+def test_a_weak_datascale_fit_gives_no_point_prediction(helpers):
+    doc = helpers.full_results()
+    for row, wall_s in zip(doc["sections"]["datascale"]["rows"], (40.0, 12.0, 60.0)):  # no line through these
+        row["train_wall_s"] = wall_s
+    at_1m = by_id(answer(doc))["datascale.samples_per_s@1000000"]
+    assert at_1m["value"] is None and at_1m["low"] is None
+    assert "time fit is weak (R² 0." in at_1m["reason"] and "R² 0." in at_1m["fit"]
+    top = max(doc["sections"]["datascale"]["rows"], key=lambda r: r["n_samples"])
+    assert f"measured {top['n_samples'] / 60.0:.3g} samples/s" in at_1m["reason"]
+
+
 def test_a_measured_max_batch_replaces_the_prediction(helpers):
     doc = helpers.full_results()
     doc["sections"]["batchsweep"]["tables"][0]["rows"][0].update(found_max_batch=700, first_oom_batch=704)

@@ -159,9 +159,17 @@ def samples_per_s_at(doc: dict, n_samples: int) -> dict:
     time_s = predict.predict(line, n_samples)
     estimate = predict.ratio_interval(n_samples * epochs, time_s)
     top = max(r["n_samples"] for r in rows)
-    out.update(value=estimate.value, low=estimate.low, high=estimate.high, basis="predicted",
-               fit=f"training time = {line.slope * 1e3:.3g} s per 1k samples + {line.intercept:.3g} s "
-                   f"(R² {line.r2:.3f}, {line.n_points} runs up to N={top:,}; {n_samples / top:.0f}x beyond)")
+    fit = (f"training time = {line.slope * 1e3:.3g} s per 1k samples + {line.intercept:.3g} s "
+           f"(R² {line.r2:.3f}, {line.n_points} runs up to N={top:,}; {n_samples / top:.0f}x beyond)")
+    if line.residual_sd is not None and line.r2 < thresholds.DATASCALE_FIT_R2:
+        # the sizes' times do not lie on a line (a busy machine, a cache that filled): a point figure
+        # extrapolated from it would read better than the evidence
+        largest = max(rows, key=lambda r: r["n_samples"])
+        out.update(fit=fit, reason=f"the time fit is weak (R² {line.r2:.2f} < {thresholds.DATASCALE_FIT_R2:g}); "
+                                   f"measured {largest['n_samples'] * epochs / largest['train_wall_s']:.3g} samples/s "
+                                   f"at N={top:,}")
+        return out
+    out.update(value=estimate.value, low=estimate.low, high=estimate.high, basis="predicted", fit=fit)
     if line.residual_sd is None:
         out["interval_note"] = "two sizes: the line passes through both, no interval (a third size gives one)"
     elif estimate.high is None and estimate.low is not None:
