@@ -135,23 +135,22 @@ def attention_rows(points: list[dict], config: dict) -> list[dict]:
 
 
 def serve_rows(result: dict, config: dict) -> list[dict]:
-    """The offline batch throughput, every server's load levels, and the overload run."""
+    """The offline batch throughput, every server's load levels (LitServe's too), and the overload run."""
     offline = result.get("offline") or {}
     out = [row("serve", "offline", {"samples_per_s": metric(offline.get("samples_per_s"), "samples/s"),
                                     "step_ms": metric(offline.get("step_ms"), "ms")},
                {**config, "batch": offline.get("batch"), "dtype": offline.get("dtype")})] if offline else []
-    servers = [result[k] for k in ("batched", "naive") if k in result] + list(result.get("variants", {}).values())
+    servers = [result[k] for k in ("batched", "naive") if k in result] + list(result.get("peers", {}).values())
     for server in servers:
         out += load_rows({"rows": server["rows"], "search": server.get("search")}, config, "serve")
-    for overload in result.get("overloads") or ([result["overload"]] if "overload" in result else []):
+    if "overload" in result:
+        overload = result["overload"]
         r = overload["row"]
-        bound = f" max_queue={overload['max_queue']}" if overload.get("max_queue") else ""
-        out.append(row("serve", f"{r['server']} overload{bound}", {
+        out.append(row("serve", f"{r['server']} overload", {
             "capacity_req_per_s": metric(overload.get("capacity_req_per_s"), "req/s"),
             "admitted_p99_ms": metric(r.get("p99_ms"), "ms"),
             "admitted_p99_over_unloaded": metric(overload.get("admitted_p99_over_unloaded"), "x"),
-            "rejected_frac": metric(overload.get("rejected_frac"), "fraction")},
-            {**config, "slo_ms": overload.get("slo_ms"), "max_queue": overload.get("max_queue")}))
+            "rejected_frac": metric(overload.get("rejected_frac"), "fraction")}, config))
     return out
 
 

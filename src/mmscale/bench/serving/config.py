@@ -3,7 +3,7 @@ the run writes them, as given, under ``args`` in serve_load.json."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -14,37 +14,27 @@ class ServeBenchConfig:
     frontends: int | None = None  # HTTP front-end processes of the main batched server (None: the server's choice)
     cuda_graphs: bool | None = None  # CUDA graphs in the main batched server (None: the server's choice)
     slo_ms: float = 100.0  # the servers' admission bound in expected wait (0: count bound only)
-    variants: str = ""  # extra batched servers: comma list of fN, optionally +cg
-    variant_concurrency: str = "1,256"  # closed-loop levels for each variant and for the LitServe peer
     litserve: bool = False  # also the LitServe peer and our main server, both fed JSON bodies
     concurrency: str = "1,2,4,8,16,32,64,128,256"  # closed-loop levels of the main batched server
     naive_concurrency: str = "1,16,256"  # closed-loop levels of the naive server
     max_batch: int = 256
     max_wait_ms: float = 2.0
     max_queue: int = 4096
-    captions: int = 1  # captions per request (1: a request is one sample)
-    offline_batch: int = 512  # batch of the offline forward
-    offline_steps: int = 20  # timed forwards of the offline batch
     window_s: float = 5.0
     max_windows: int = 4
     max_requests: int = 100_000
     processes: int = 8  # load-generator processes
     overload_s: float = 60.0  # open loop at 2x the measured capacity for this long (0 skips it)
-    overload_slo_ms: float | None = None  # overload a fresh main server with this --slo-ms (None: the swept one)
-    overload_max_queue: str | None = None  # overload a fresh main server per count in this comma list
     slo: str = "p99=150ms"
     dataset: str | None = None  # dataset dir for real JPEGs (None: generated 320x240 JPEGs)
-    cpu_threads: int = 0
-    server_set: list[str] = field(default_factory=list)  # serve.* KEY=VALUE for every server started
     cpu_smoke: bool = False  # tiny model, CPU, seconds-long run (the fields of SMOKE_DEFAULTS)
     out: str = "runs/serve_load"
-    max_captions: int = 0  # servers' max_captions (0: the default 16); warm-up pads up to max_batch x this
 
 
-# ``cpu_smoke``'s settings: fields given explicitly still win
+# ``cpu_smoke``'s settings: fields given explicitly still win. Besides these, a smoke run's servers
+# use one CPU thread and its offline forward is small (``servers.model_args``, ``offline.SMOKE_OFFLINE_BATCH``).
 SMOKE_DEFAULTS = dict(preset="tiny", device="cpu", concurrency="1,4", naive_concurrency="1,4",
-                      max_batch=16, offline_batch=8, offline_steps=2, window_s=1.0, max_windows=3, processes=1,
-                      overload_s=2.0, cpu_threads=1, slo="p99=5s")
+                      max_batch=16, window_s=1.0, max_windows=3, processes=1, overload_s=2.0, slo="p99=5s")
 
 
 def smoke_config(**given) -> ServeBenchConfig:

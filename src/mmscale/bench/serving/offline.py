@@ -12,12 +12,17 @@ from mmscale.serve.config import ServeConfig
 from mmscale.serve.predictor import match_forward
 from mmscale.serve.run import build_predictor
 
+# batch and timed forwards of the offline forward; a cpu_smoke run takes the small pair
+OFFLINE_BATCH, OFFLINE_STEPS = 512, 20
+SMOKE_OFFLINE_BATCH, SMOKE_OFFLINE_STEPS = 8, 2
+
 
 def offline_throughput(cfg: ServeBenchConfig) -> dict:
-    """samples/s of the match forward (1 image + 1 caption per sample) at batch ``cfg.offline_batch``."""
+    """samples/s of the match forward (1 image + 1 caption per sample) at batch ``OFFLINE_BATCH``."""
+    batch, steps = (SMOKE_OFFLINE_BATCH, SMOKE_OFFLINE_STEPS) if cfg.cpu_smoke else (OFFLINE_BATCH, OFFLINE_STEPS)
     predictor = build_predictor(ServeConfig(device=cfg.device), cfg.checkpoint, cfg.preset)
     model, device, dtype = predictor.model, predictor.device, predictor.dtype
-    side, batch = model.cfg.image_size, cfg.offline_batch
+    side = model.cfg.image_size
     pixels = torch.randn(batch, 3, side, side, device=device, dtype=dtype)
     ids = torch.randint(1000, 20000, (batch, predictor.max_text_len), device=device)
     mask = torch.ones_like(ids)
@@ -28,12 +33,12 @@ def offline_throughput(cfg: ServeBenchConfig) -> dict:
             match_forward(model, pixels, ids, mask, owner)
         sync()
         start = time.perf_counter()
-        for _ in range(cfg.offline_steps):
+        for _ in range(steps):
             match_forward(model, pixels, ids, mask, owner)
         sync()  # host sync: end of the timed region
         seconds = time.perf_counter() - start
-    out = {"batch": batch, "steps": cfg.offline_steps, "samples_per_s": batch * cfg.offline_steps / seconds,
-           "step_ms": 1000 * seconds / cfg.offline_steps, "device": str(device),
+    out = {"batch": batch, "steps": steps, "samples_per_s": batch * steps / seconds,
+           "step_ms": 1000 * seconds / steps, "device": str(device),
            "dtype": str(dtype).replace("torch.", "")}
     del predictor, model, pixels
     if device.type == "cuda":

@@ -1,7 +1,7 @@
 """``mmscale bench serve`` in one go: the offline batch throughput of the model, then our batched server
 and the naive one-forward-per-request server under the same closed-loop sweep, then an overload
-run, then the variants of our server (front-end processes, CUDA graphs) and the LitServe peer.
-Every server is started fresh and measured alone; serve_load.json is rewritten after each."""
+run against our server as swept, then optionally the LitServe peer. Every server is started fresh
+and measured alone; serve_load.json is rewritten after each."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from mmscale.bench.load.spawn import SpawnedServer
 from mmscale.bench.serving.config import ServeBenchConfig, levels
 from mmscale.bench.serving.offline import offline_throughput
 from mmscale.bench.serving.server_side import server_cpu_s, server_rss_gib, server_side, side_during
-from mmscale.bench.serving.summary import ratios, variant_ratios
-from mmscale.bench.serving.variants import (litserve_command, overload_bounds, overload_counts, parse_variant,
-                                            serve_args)
+from mmscale.bench.serving.servers import litserve_command, serve_args
+from mmscale.bench.serving.summary import peer_ratios, ratios
 from mmscale.environment import fingerprint
 from mmscale.strict_json import write_json
 
 RESULTS_FILE = "serve_load.json"
+CAPTIONS = 1  # captions per request: a request is one sample, as the offline forward counts them
 
 
 def load_config(cfg: ServeBenchConfig, url: str, concurrencies, rates=(), window_s=None, max_windows=None,
@@ -28,7 +28,7 @@ def load_config(cfg: ServeBenchConfig, url: str, concurrencies, rates=(), window
     return LoadConfig(url=url, concurrencies=list(concurrencies), rates=list(rates),
                       window_s=window_s or cfg.window_s, max_windows=max_windows or cfg.max_windows,
                       processes=cfg.processes, slo=cfg.slo, dataset=cfg.dataset,
-                      captions_per_request=cfg.captions, max_requests=cfg.max_requests,
+                      captions_per_request=CAPTIONS, max_requests=cfg.max_requests,
                       payload_format=payload_format)
 
 
@@ -85,8 +85,8 @@ def json_peers(cfg: ServeBenchConfig, peer_levels: list[int]) -> tuple[dict, lis
 
 def bench_serving(cfg: ServeBenchConfig, say=print) -> tuple[dict, list[LoadRow]]:
     """Every server of ``cfg`` in turn: the results (as written to OUT/serve_load.json, with
-    ``summary`` and ``variant_summary``) and every load row, for the table. ``say`` gets progress."""
-    variants = {spec: parse_variant(spec) for spec in cfg.variants.split(",") if spec}  # refused before any run
+    ``summary``, and ``peers`` and ``peer_summary`` under ``litserve``) and every load row, for the
+    table. ``say`` gets progress."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     main_levels, naive_levels = levels(cfg.concurrency), levels(cfg.naive_concurrency)
@@ -94,40 +94,23 @@ def bench_serving(cfg: ServeBenchConfig, say=print) -> tuple[dict, list[LoadRow]
     results["offline"] = offline = offline_throughput(cfg)
     say(f"offline match forward: {offline['samples_per_s']:.0f} samples/s at batch {offline['batch']}")
 
-    bounded_overload = bool(overload_bounds(cfg, overload_counts(cfg)[0]))  # else: overload the swept server
     rows = []
     for server, server_levels in (("batched", main_levels), ("naive", naive_levels)):
         with SpawnedServer(serve_args(cfg, server)) as spawned:
             result, used = sweep(cfg, spawned, server_levels, server)
             results[server] = {**result.as_dict(), **used}
             rows += result.rows
-            if server == "batched" and cfg.overload_s > 0 and not bounded_overload:
+            if server == "batched" and cfg.overload_s > 0:
                 results["overload"] = overload(cfg, spawned, result)
-        if server == "batched" and cfg.overload_s > 0 and bounded_overload:
-            # a fresh server of the same build per admission bound, each at 2x the capacity just measured
-            for count in overload_counts(cfg):
-                with SpawnedServer(serve_args(cfg, "batched") + overload_bounds(cfg, count)) as spawned:
-                    run = overload(cfg, spawned, result)
-                run.update(slo_ms=cfg.overload_slo_ms, max_queue=count)
-                results.setdefault("overloads", []).append(run)
-            results["overload"] = results["overloads"][0]
     write_json(out / RESULTS_FILE, results, indent=1, default=str)
 
-    variant_levels = levels(cfg.variant_concurrency)
-    for spec, (frontends, cuda_graphs) in variants.items():
-        with SpawnedServer(serve_args(cfg, "batched", frontends, cuda_graphs)) as spawned:
-            result, used = sweep(cfg, spawned, variant_levels, spec)
-            results.setdefault("variants", {})[spec] = {
-                **result.as_dict(), "frontends": frontends, "cuda_graphs": cuda_graphs, **used}
-            rows += result.rows
-        write_json(out / RESULTS_FILE, results, indent=1, default=str)
-    if cfg.litserve:
-        peers, peer_rows = json_peers(cfg, variant_levels)
-        results.setdefault("variants", {}).update(peers)
+    if cfg.litserve:  # at the lowest and the highest level of the main sweep
+        results["peers"], peer_rows = json_peers(cfg, sorted({min(main_levels), max(main_levels)}))
         rows += peer_rows
         write_json(out / RESULTS_FILE, results, indent=1, default=str)
 
     results["summary"] = ratios(results, main_levels, naive_levels)
-    results["variant_summary"] = variant_ratios(results, naive_levels)
+    if cfg.litserve:
+        results["peer_summary"] = peer_ratios(results, naive_levels)
     write_json(out / RESULTS_FILE, results, indent=1, default=str)
     return results, rows

@@ -1,5 +1,5 @@
 """What ``mmscale bench serve`` concludes from its results, as pure functions over the JSON document:
-the ratios the targets are stated in, one line per server, one line per overload server."""
+the ratios the targets are stated in, and one line per server of the LitServe comparison."""
 
 from __future__ import annotations
 
@@ -44,11 +44,12 @@ def ratios(results: dict, levels: list[int], naive_levels: list[int]) -> dict:
     return out
 
 
-def variant_ratios(results: dict, naive_levels: list[int]) -> list[dict]:
-    """One line per server (main batched first, then each variant): p50 at the lowest level, req/s and
-    p99 at the highest, and the ratios to the naive server (same level) and to offline throughput."""
+def peer_ratios(results: dict, naive_levels: list[int]) -> list[dict]:
+    """One line per server (main batched first, then ours and LitServe on JSON bodies): p50 at the lowest
+    level, req/s and p99 at the highest, and the ratios to the naive server (same level) and to offline
+    throughput."""
     main = f"f{results['args']['frontends'] or 'auto'}" + ("+cg" if results["args"]["cuda_graphs"] else "")
-    servers = [(f"batched {main}", results["batched"])] + list(results.get("variants", {}).items())
+    servers = [(f"batched {main}", results["batched"])] + list(results.get("peers", {}).items())
     lines = []
     for name, res in servers:
         levels = sorted(r["concurrency"] for r in res["rows"] if r["mode"] == "closed")
@@ -63,7 +64,7 @@ def variant_ratios(results: dict, naive_levels: list[int]) -> list[dict]:
     return lines
 
 
-def format_variants(lines: list[dict]) -> str:
+def format_peers(lines: list[dict]) -> str:
     head = (f"{'server':<14} {'p50 ms @low c':>14} {'req/s @top c':>13} {'p99 ms @top c':>14} "
             f"{'/ naive':>8} {'/ offline':>9} {'mean batch':>10} {'fwd ms':>7} {'srv cpu%':>9}")
     out = [head, "-" * len(head)]
@@ -73,21 +74,6 @@ def format_variants(lines: list[dict]) -> str:
                    f"c={v['top_c']:<3} {v['p99_ms_top']:>8.1f} c={v['top_c']:<3} {over_naive:>8} "
                    f"{v['over_offline']:>8.1%} {v['mean_batch']:>10.1f} {v['mean_batch_ms']:>7.1f} "
                    f"{v['server_cpu_pct']:>9.0f}")
-    return "\n".join(out)
-
-
-def format_overloads(runs: list[dict]) -> str:
-    """One line per overload server: its bounds, what it served and refused, admitted p99 vs unloaded."""
-    head = (f"{'max_queue':>9} {'slo_ms':>12} {'offered/s':>10} {'served/s':>9} {'refused':>8} "
-            f"{'refusal p99 ms':>14} {'admitted p99 ms':>15} {'/ unloaded p99':>14}")
-    out = [head, "-" * len(head)]
-    for o in runs:
-        row = o["row"]
-        served = row["throughput_per_s"]
-        out.append(f"{str(o['max_queue'] or '-'):>9} {str(o['slo_ms'] or '-'):>12} "
-                   f"{2 * o['capacity_req_per_s']:>10.0f} {served:>9.0f} {o['rejected_frac']:>8.1%} "
-                   f"{row.get('refused_p99_ms', float('nan')):>14.1f} {row['p99_ms']:>15.1f} "
-                   f"{o['admitted_p99_over_unloaded']:>13.2f}x")
     return "\n".join(out)
 
 

@@ -1,5 +1,5 @@
 """``mmscale bench serve``: the serving benchmark in one go (offline throughput, our batched server
-against the naive one, overload, variants of ours, the LitServe peer)."""
+against the naive one, overload, the LitServe peer)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from dataclasses import asdict, fields
 from mmscale.bench.load.runner import format_table
 from mmscale.bench.rows import serve_rows
 from mmscale.bench.serving.config import SMOKE_DEFAULTS, ServeBenchConfig, smoke_config
+from mmscale.bench.serving.offline import OFFLINE_BATCH, OFFLINE_STEPS, SMOKE_OFFLINE_BATCH, SMOKE_OFFLINE_STEPS
 from mmscale.bench.serving.run import RESULTS_FILE, bench_serving
-from mmscale.bench.serving.summary import format_overloads, format_summary, format_variants
+from mmscale.bench.serving.summary import format_peers, format_summary
 from mmscale.cli.bench.args import at_least, number_list
 from mmscale.cli.out import add_csv_argument, save_rows
 from mmscale.extras import require_extra
@@ -22,17 +23,17 @@ DEFAULT = ServeBenchConfig()
 EPILOG = f"""examples:
   mmscale bench serve --preset base --out runs/serve_load                     (GPU, full sweep)
   mmscale bench serve --cpu-smoke --out runs/serve_smoke                      (CPU, seconds)
-  mmscale bench serve --preset base --out runs/serve_variants --concurrency 1,16,64,256 \\
-      --naive-concurrency 1,256 --window-s 3 --max-windows 3 --overload-s 20 \\
-      --variants f4,f1+cg,f4+cg --variant-concurrency 1,256          (the H100 comparison, ~6 min)
+  mmscale bench serve --preset base --out runs/serve --concurrency 1,256 \\
+      --naive-concurrency 1,256 --window-s 3 --max-windows 4 --litserve   (with the LitServe peer)
 
---variants: fN is --frontends N --no-cuda-graphs, +cg turns the graphs on; each runs closed loop at
---variant-concurrency. --frontends / --cuda-graphs / --slo-ms set the main batched server (the one
-the overload run hits); left out, the server chooses for its host.
+--frontends / --cuda-graphs / --slo-ms set the main batched server (the one the overload run hits);
+left out, the server chooses for its host. A request is one JPEG and one caption; the offline
+forward runs batch {OFFLINE_BATCH}, {OFFLINE_STEPS} timed steps.
 {textwrap.fill("--cpu-smoke sets " + ", ".join(f"{k}={v}" for k, v in SMOKE_DEFAULTS.items())
-               + " (flags given still win).", 100)}
+               + f" (flags given still win), one CPU thread per server and an offline batch of "
+               f"{SMOKE_OFFLINE_BATCH}, {SMOKE_OFFLINE_STEPS} timed steps.", 100)}
 
-Prints the load table, then with variants one line per server (p50 at the lowest level, req/s and
+Prints the load table, then with --litserve one line per server (p50 at the lowest level, req/s and
 p99 at the highest, ratios to naive and to offline), then the summary with the ratios the targets
 are stated in: ours / naive at the highest concurrency, ours / offline batch throughput, p50 at
 concurrency 1, and under overload (open loop at 2x the measured capacity) the admitted p99 against
@@ -51,11 +52,11 @@ def text_of(parse):
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "serve", help="our batched server vs the naive one and offline throughput, overload, variants",
+        "serve", help="our batched server vs the naive one and offline throughput, overload, LitServe",
         description="Start each server fresh and measure it with real HTTP load: the model's offline batch "
                     "throughput, our batched server and the naive one-forward-per-request server under the same "
-                    "closed-loop sweep, an overload run at 2x the measured capacity, then optional variants of "
-                    "ours (front-end processes, CUDA graphs) and the LitServe peer.",
+                    "closed-loop sweep, an overload run at 2x the measured capacity, then optionally the LitServe "
+                    "peer.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, argument_default=argparse.SUPPRESS)
     # argument_default=SUPPRESS: a flag not given stays out of ``args``, so that --cpu-smoke's settings
     # fill exactly those and the config's defaults the rest
@@ -74,38 +75,23 @@ def register(subparsers) -> None:
     add("--cuda-graphs", "CUDA graphs in the main batched server (default: the server's choice)",
         action=argparse.BooleanOptionalAction)
     add("--slo-ms", "servers' admission bound in expected wait (0: count bound only)", type=float)
-    add("--variants", "extra batched servers: comma list of fN, optionally +cg")
-    add("--variant-concurrency", "closed-loop levels for each variant", type=levels)
     add("--litserve", "also run the LitServe peer (our model behind LitServe's batching) and our main server, "
-                      "both with JSON bodies, at --variant-concurrency", action="store_true")
+                      "both with JSON bodies, at the lowest and the highest --concurrency level", action="store_true")
     add("--concurrency", "closed-loop levels of the main batched server", type=levels)
     add("--naive-concurrency", "closed-loop levels of the naive server", type=levels)
     add("--max-batch", "servers' largest batch", type=at_least(1))
     add("--max-wait-ms", "servers' wait for a batch to fill", type=float)
     add("--max-queue", "servers' admission bound in requests", type=at_least(1))
-    add("--captions", "captions per request (1: a request is one sample)", type=at_least(1))
-    add("--offline-batch", "batch of the offline forward", type=at_least(1))
-    add("--offline-steps", "timed forwards of the offline batch", type=at_least(1))
     add("--window-s", "measurement window of each level, seconds", type=float)
     add("--max-windows", "window budget per level", type=at_least(1))
     add("--max-requests", "request budget per window", type=at_least(1))
     add("--processes", "load-generator processes", type=at_least(1))
-    add("--overload-s", "open loop at 2x capacity for this long (0 skips)", type=float)
-    add("--overload-slo-ms", "run the overload against a fresh main server with this --slo-ms "
-                             "(default: against the main server as swept)", type=float)
-    add("--overload-max-queue", "run the overload against a fresh main server with this --max-queue (a count "
-                                "bound: admitted requests in flight, as a closed loop of that many clients); a "
-                                "comma list runs one fresh server per count, in turn", type=levels)
+    add("--overload-s", "open loop at 2x capacity against the main server for this long (0 skips)", type=float)
     add("--slo", "latency objective of the load rows")
     add("--dataset", "dataset dir for real JPEGs (default: generated 320x240 JPEGs)")
-    add("--cpu-threads", "servers' torch CPU threads (0: torch's choice)", type=at_least(0))
-    parser.add_argument("--set", dest="server_set", action="append", metavar="KEY=VALUE",
-                        help="a serve.* field for every server started, e.g. serve.max_captions=4 (repeatable)")
     add("--cpu-smoke", "tiny model, CPU, seconds-long run", action="store_true")
     add("--out", "run folder")
     add_csv_argument(parser)
-    add("--max-captions", "servers' max_captions (0: the default 16); warm-up pads up to max_batch x this",
-        type=at_least(0))
     parser.set_defaults(run=run)
 
 
@@ -116,16 +102,13 @@ def run(args) -> int:
     results, rows = bench_serving(cfg)
     save_rows(args, cfg.out, serve_rows(results, {k: v for k, v in asdict(cfg).items() if k != "out"}))
     print(format_table(rows))
-    variants = results.get("variants", {}).values()
+    peers = results.get("peers", {}).values()
     for warning in results["batched"]["warnings"] + results["naive"]["warnings"] + [
-            w for v in variants for w in v["warnings"]]:
+            w for p in peers for w in p["warnings"]]:
         print(f"warning: {warning}")
-    if cfg.variants or cfg.litserve:
+    if cfg.litserve:
         print()
-        print(format_variants(results["variant_summary"]))
+        print(format_peers(results["peer_summary"]))
     print()
     print(format_summary(results["summary"]))
-    if len(results.get("overloads", [])) > 1:
-        print()
-        print(format_overloads(results["overloads"]))
     return 0
