@@ -14,7 +14,9 @@ def test_serve_benchmark_cpu_smoke(tmp_path, capsys):
     assert results["args"]["preset"] == "tiny" and results["args"]["concurrency"] == "2"  # smoke under the flags
     for server in ("batched", "naive"):
         (row,) = results[server]["rows"]
-        assert row["server"] == server and row["ok"] == row["requests"] > 0
+        refused = sum(n for status, n in row["errors_by_status"].items() if status in ("429", "503"))
+        # admission may refuse a few on a loaded CPU (expected wait > SLO); nothing else may fail
+        assert row["server"] == server and row["ok"] > 0 and row["ok"] + refused == row["requests"]
     assert results["overload"]["server_alive"] is True
     summary = results["summary"]
     assert summary["ours / naive at c=2"] > 0
