@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from mmscale.cli import build_parser, main
-from mmscale.errors import CheckpointError, ConfigError
+from mmscale.errors import ConfigError
 from mmscale.serve.config import ServeConfig
 from tests.serve.serve_fakes import FakePredictor, live_server
 

@@ -5,7 +5,7 @@ import torch
 
 from mmscale.errors import ConfigError
 from mmscale.model import MultimodalModel
-from mmscale.train.config import TrainConfig, TrainJob
+from mmscale.train.config import TrainConfig
 from mmscale.train.distributed import DistEnv
 from mmscale.train.flat_update import ALIGN, FlatMasterAdamW, flat_adamw
 from mmscale.train.master_weights import MasterWeightAdamW
