@@ -1,7 +1,7 @@
 """What ``mmscale serve`` runs with when a field is left unset, resolved once for the host.
 
 On CUDA the server runs as the best measured configuration did (``--frontends 8 --cuda-graphs
---max-batch 256 --max-wait-ms 1`` on 16 cores, BENCHMARKS.md, serving): half the cores as HTTP front
+--max-batch 256 --max-wait-ms 1`` on 16 cores, docs/performance.md, Serving): half the cores as HTTP front
 ends, at most 8. On CPU it is one process without graphs.
 """
 

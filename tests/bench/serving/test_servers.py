@@ -8,9 +8,11 @@ from mmscale.bench.serving.servers import litserve_command, serve_args
 
 
 def test_the_main_server_leaves_front_ends_and_graphs_to_the_host_unless_set():
-    cfg = ServeBenchConfig(device="cuda", max_wait_ms=1.0)
+    cfg = ServeBenchConfig(device="cuda")
     main = serve_args(cfg, "batched")
-    assert "--frontends" not in main and not any("graphs" in a for a in main)
+    assert not {"--frontends", "--max-batch", "--max-wait-ms"} & set(main) and not any("graphs" in a for a in main)
+    given = serve_args(replace(cfg, max_batch=64, max_wait_ms=0.5), "batched")
+    assert given[given.index("--max-batch") + 1] == "64" and given[given.index("--max-wait-ms") + 1] == "0.5"
     out = serve_args(replace(cfg, frontends=8, cuda_graphs=True), "batched")
     assert out[out.index("--frontends") + 1] == "8" and "--cuda-graphs" in out
     assert "--no-cuda-graphs" in serve_args(replace(cfg, cuda_graphs=False), "batched")
@@ -29,3 +31,12 @@ def test_the_smoke_settings_yield_to_fields_given():
     cfg = smoke_config(cpu_smoke=True, concurrency="2")
     assert cfg.concurrency == "2" and cfg.preset == SMOKE_DEFAULTS["preset"] == "tiny"
     assert smoke_config(concurrency="2").preset == "base"  # no smoke: the defaults
+
+
+def test_the_litserve_peer_gets_the_batching_our_server_chooses_for_the_host():
+    cuda = litserve_command(ServeBenchConfig(device="cuda"))
+    assert cuda[cuda.index("--max-batch") + 1] == "256" and cuda[cuda.index("--max-wait-ms") + 1] == "1.0"
+    assert "--cuda-graphs" in cuda
+    cpu = litserve_command(ServeBenchConfig(device="cpu", max_batch=8))
+    assert cpu[cpu.index("--max-batch") + 1] == "8" and cpu[cpu.index("--max-wait-ms") + 1] == "2.0"
+    assert cpu[cpu.index("--api-servers") + 1] == "1" and "--cuda-graphs" not in cpu

@@ -17,8 +17,8 @@ class ServeBenchConfig:
     litserve: bool = False  # also the LitServe peer and our main server, both fed JSON bodies
     concurrency: str = "1,2,4,8,16,32,64,128,256"  # closed-loop levels of the main batched server
     naive_concurrency: str = "1,16,256"  # closed-loop levels of the naive server
-    max_batch: int = 256
-    max_wait_ms: float = 2.0
+    max_batch: int | None = None  # every server's largest batch (None: the server's choice for the host)
+    max_wait_ms: float | None = None  # every server's wait for a batch to fill (None: the server's choice)
     max_queue: int = 4096
     window_s: float = 5.0
     max_windows: int = 4
