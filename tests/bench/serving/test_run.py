@@ -17,9 +17,11 @@ def test_serve_benchmark_cpu_smoke(tmp_path, capsys):
         refused = sum(n for status, n in row["errors_by_status"].items() if status in ("429", "503"))
         # admission may refuse a few on a loaded CPU (expected wait > SLO); nothing else may fail
         assert row["server"] == server and row["ok"] > 0 and row["ok"] + refused == row["requests"]
-    assert results["overload"]["server_alive"] is True
+    overload = results["overload"]
+    assert overload["server_alive"] is True
+    assert overload["goodput_over_capacity"] == overload["row"]["goodput_per_s"] / overload["capacity_req_per_s"]
     summary = results["summary"]
-    assert summary["ours / naive at c=2"] > 0
+    assert summary["ours / naive at c=2"] > 0 and "overload goodput / capacity" in summary
     printed = capsys.readouterr().out
     assert "ours / naive at c=2" in printed.splitlines()[-len(summary):][3]
 

@@ -45,7 +45,8 @@ def sweep(cfg: ServeBenchConfig, spawned: SpawnedServer, server_levels: list[int
 
 
 def overload(cfg: ServeBenchConfig, spawned: SpawnedServer, swept: LoadResult) -> dict:
-    """Open loop at 2x the best sweep throughput: admitted requests' p99 vs unloaded, rejections, RSS."""
+    """Open loop at 2x the best sweep throughput: goodput (answered within the SLO) against that capacity,
+    admitted requests' p99 vs unloaded, rejections, RSS."""
     capacity = max(r.throughput_per_s for r in swept.rows)
     rss_before = server_rss_gib(spawned.proc.pid)
     load = load_config(cfg, spawned.url, [], rates=[2 * capacity], window_s=cfg.overload_s, max_windows=1)
@@ -60,6 +61,7 @@ def overload(cfg: ServeBenchConfig, spawned: SpawnedServer, swept: LoadResult) -
             "admitted_p99_over_unloaded": row.p99_ms / unloaded.p99_ms,
             "capacity_p99_ms": at_capacity.p99_ms, "admitted_p99_over_capacity_p99": row.p99_ms / at_capacity.p99_ms,
             "rejected_frac": rejected / max(row.requests, 1),
+            "goodput_over_capacity": row.goodput_per_s / capacity,
             "other_errors": {k: v for k, v in row.errors_by_status.items() if k not in ("503", "429")},
             "server_alive": spawned.proc.poll() is None, "rss_before_gib": rss_before, "rss_after_gib": rss_after}
 

@@ -33,7 +33,9 @@ def ratios(results: dict, levels: list[int], naive_levels: list[int]) -> dict:
     }
     if "overload" in results:
         o = results["overload"]
-        out.update({"overload admitted p99 ms": o["row"]["p99_ms"],
+        out.update({"overload goodput / capacity": o["goodput_over_capacity"],
+                    "overload offered rate reached": o["row"]["offered_rate_reached"],
+                    "overload admitted p99 ms": o["row"]["p99_ms"],
                     "overload admitted p99 / unloaded p99": o["admitted_p99_over_unloaded"],
                     "overload admitted p99 / p99 at capacity": o["admitted_p99_over_capacity_p99"],
                     "overload rejected fraction": o["rejected_frac"],
