@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from mmscale import __version__
+from mmscale import __version__, environment
 from mmscale.environment import row_fingerprint
 
 
@@ -19,3 +19,15 @@ def test_row_fingerprint_names_the_device_and_hashes_the_host():
                      "host": hashlib.sha256(b"gpu-node-7").hexdigest()[:12]}
     cpu_only = row_fingerprint({"gpus": [], "hostname": ""})
     assert cpu_only["device"] == "cpu" and cpu_only["gpu"] is None and cpu_only["host"] is None
+
+
+def test_mmscale_run_from_a_source_tree_still_names_its_version(monkeypatch):
+    real = environment.importlib.metadata.version
+
+    def no_installed_mmscale(name):
+        if name == "mmscale":
+            raise environment.importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(environment.importlib.metadata, "version", no_installed_mmscale)
+    assert environment.package_versions(("mmscale", "torch"))["mmscale"] == __version__

@@ -32,7 +32,8 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
+            # mmscale run from a source tree (PYTHONPATH) has no installed metadata; it knows its version
+            versions[name] = __version__ if name == "mmscale" else None
     return versions
 
 

@@ -102,3 +102,15 @@ def test_one_scaling_prediction_per_strategy_and_throughput_from_one_rank_alone(
     assert ids == ["scaling.ddp.weak.efficiency@x8", "scaling.fsdp.weak.efficiency@x8"]  # best first
     assert a["throughput"]["value"] == pytest.approx(640.0) and "one rank" in a["throughput"]["source"]
     assert a["bottleneck"]["reason"] == "the pipeline section was not run: not in validate.sections"
+
+
+def test_weights_auto_counts_as_bf16_weights_so_the_default_is_never_proposed(helpers):
+    doc = helpers.full_results()
+    doc["config"]["train"]["weights"] = "auto"
+    doc["sections"]["pipeline"]["rows"] += [
+        {"group": "fusion_precision", "variant": "fused_bf16", "samples_per_s": 400.0, "skipped": ""},
+        {"group": "fusion_precision", "variant": "fused_bf16_weights", "samples_per_s": 550.0, "skipped": ""}]
+    changes = [c["change"] for c in answer(doc)["changes"]]
+    assert not any(c.startswith("fusion_precision") for c in changes)
+    doc["config"]["train"]["grad_accum"] = 2  # the runtime keeps fp32 weights: bf16 weights are a change
+    assert "fusion_precision: fused_bf16 → fused_bf16_weights" in [c["change"] for c in answer(doc)["changes"]]

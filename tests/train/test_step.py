@@ -74,3 +74,23 @@ def test_a_short_batch_still_syncs_on_its_last_micro_batch_and_weighs_by_samples
     out = TrainStep(model, build_optimizer(model, 1e-3, 0.0), grad_accum=4)(pixels, ids, mask)
     assert synced == [False, False, True]
     assert torch.isfinite(out["loss"])
+
+
+class ConstantLoss(torch.nn.Module):
+    """What a compiled model returns for a batch of one: a loss with no graph behind it."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(3))
+
+    def forward(self, pixels, ids, mask):
+        return {"loss": torch.zeros(())}
+
+
+def test_a_micro_batch_with_nothing_to_learn_skips_backward_and_the_update():
+    model = ConstantLoss()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    pixels, ids, mask = torch.zeros(1, 3, 4, 4), torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2)
+    out = TrainStep(model, optimizer)(pixels, ids, mask)
+    assert out["loss"].item() == 0.0
+    assert torch.equal(model.weight, torch.ones(3)) and model.weight.grad is None

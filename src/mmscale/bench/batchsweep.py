@@ -327,8 +327,9 @@ def variant_unavailable_reason(name: str, device: str, world_size: int = 1) -> s
 def model_step_factory(model_cfg, train_cfg, variant: str, device: str) -> StepFactory:
     """One optimizer step of the real model on a synthetic batch, for each batch size asked.
 
-    The model and optimizer are built once per variant and warmed with a batch of 1, so that
-    AdamW's lazily allocated state is part of every point's baseline rather than the first's.
+    The model and optimizer are built once per variant and warmed with a batch of 2 (the smallest
+    with a pair to contrast), so that AdamW's lazily allocated state is part of every point's
+    baseline rather than the first's.
     """
     fields = {k: v for k, v in VARIANTS[variant].items() if k != "parallel"}
     # the step each batch size runs is the one training would run, less the CUDA graph: a graph
@@ -336,7 +337,7 @@ def model_step_factory(model_cfg, train_cfg, variant: str, device: str) -> StepF
     cfg = dataclasses.replace(train_cfg, device=torch.device(device).type, step_graph=False, **fields)
     run = build_run(TrainJob(model=model_cfg, train=cfg), resolve_runtime(cfg), schedule=False)
     optimizer, train_step = run.optimizer, run.step
-    train_step(*synthetic_batch(model_cfg, 1, device))
+    train_step(*synthetic_batch(model_cfg, 2, device))
 
     def make(batch_size: int) -> Callable[[], None]:
         pixels, ids, mask = synthetic_batch(model_cfg, batch_size, device)

@@ -20,12 +20,15 @@ from typing import Callable
 from mmscale import stats
 from mmscale.bench.batchsweep import PeakMemory, free_memory
 from mmscale.train import train
+from mmscale.train.runtime import resolve_runtime
 
 GIB = 2**30
 # Memory "grows with N" when the peak at the largest N is this much above the smallest, both
 # relatively and absolutely (allocator noise on small runs is a few tens of MiB).
 MEMORY_GROWTH_REL = 0.10
 MEMORY_GROWTH_BYTES = 64 * 2**20
+# A compiled job's warm-up run: enough steps to compile, capture the step graph and run it a while.
+WARMUP_STEPS = 30
 
 
 @dataclass
@@ -45,6 +48,7 @@ class DatascaleRow:
     peak_gpu_gib: float | None  # CUDA allocator peak (None on CPU)
     skipped: int = 0  # samples the loader skipped (bad files), counted not hidden
     data_wait_pct: float | None = None  # share of the loop spent waiting for batches (trainer's figure)
+    startup_s: float | None = None  # the loop's time before its steady window: compile, capture, first batches
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -59,6 +63,7 @@ class RunMeasure:
     skipped: int = 0
     train_wall_s: float | None = None  # loop time reported by the trainer (None: use wall time)
     data_wait_pct: float | None = None
+    startup_s: float | None = None
 
 
 Runner = Callable[[int, int], RunMeasure]  # (n_samples, epochs) -> measure
@@ -80,7 +85,7 @@ def measure_size(run: Runner, n_samples: int, epochs: int, repeat: int, device: 
         samples_per_s=measure.samples_seen / train_wall_s if train_wall_s > 0 else math.nan,
         peak_rss_gib=host.peak_bytes() / GIB, peak_rss_delta_gib=host.peak_delta_bytes() / GIB,
         peak_gpu_gib=gpu.peak_bytes() / GIB if gpu else None, skipped=measure.skipped,
-        data_wait_pct=measure.data_wait_pct,
+        data_wait_pct=measure.data_wait_pct, startup_s=measure.startup_s,
     )
 
 
@@ -146,6 +151,7 @@ def training_runner(job, device: str, progress: Callable[[str], None] | None = N
     which is why the fit uses the trainer's own loop time rather than the whole run's.
     The trainer's own hardware monitor is off too: its folder is temporary, and the caller's
     monitor (``validate``, ``bench datascale``) already samples the whole sweep.
+    ``run.compiles``: whether the job compiles on ``device`` (its first run would carry the compile).
     """
     def run(n_samples: int, epochs: int) -> RunMeasure:
         steps = max(1, epochs * (n_samples // job.train.batch_size))
@@ -162,6 +168,13 @@ def training_runner(job, device: str, progress: Callable[[str], None] | None = N
             result = train(sized, show_progress=False, monitor_interval_s=0.0)
         return RunMeasure(steps=result.steps, samples_seen=result.samples,
                           skipped=result.skipped_samples, train_wall_s=result.wall_s,
-                          data_wait_pct=result.data_wait_pct)
+                          data_wait_pct=result.data_wait_pct, startup_s=result.startup_s or None)
 
+    run.compiles = resolve_runtime(dataclasses.replace(job.train, device=device.split(":")[0])).compile
     return run
+
+
+def warm_up(run: Runner, n_samples: int, device: str) -> DatascaleRow:
+    """One untimed run before the sizes, so that a compiled job's compile and graph capture (paid
+    once per process, then reused) land in no fitted point; its startup is reported apart."""
+    return measure_size(run, n_samples, 1, -1, device)

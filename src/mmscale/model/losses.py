@@ -53,15 +53,17 @@ def sample_hard_negatives(similarity: torch.Tensor, generator: torch.Generator |
     batch = similarity.shape[0]
     eye = torch.eye(batch, dtype=torch.bool, device=similarity.device)
     sim = similarity.float().masked_fill(eye, float("-inf"))
-    neg_text_idx = (sim + _gumbel(sim.shape, sim.device, generator)).argmax(dim=1)
-    neg_image_idx = (sim.t() + _gumbel(sim.shape, sim.device, generator)).argmax(dim=1)
+    neg_text_idx = (sim + _gumbel(sim, generator)).argmax(dim=1)
+    neg_image_idx = (sim.t() + _gumbel(sim, generator)).argmax(dim=1)
     return neg_text_idx, neg_image_idx
 
 
-def _gumbel(shape, device, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard Gumbel noise, -log(-log(U)) with U uniform on [0, 1): U = 0 gives -inf (never
-    picked), and U < 1 always, so no +inf."""
-    uniform = torch.rand(shape, device=device, generator=generator)
+def _gumbel(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard Gumbel noise shaped as ``like``, -log(-log(U)) with U uniform on [0, 1): U = 0
+    gives -inf (never picked), and U < 1 always, so no +inf. ``rand_like`` when no generator is
+    given: compiled with a symbolic batch size, ``rand(shape, generator=None)`` fails to trace."""
+    uniform = torch.rand_like(like) if generator is None else torch.rand(
+        like.shape, dtype=like.dtype, device=like.device, generator=generator)
     return -torch.log(-torch.log(uniform))
 
 

@@ -21,7 +21,7 @@ from mmscale.report.units import format_quantity
 DATASCALE_TARGETS = (1_000_000, 10_000_000)
 SCALING_TARGET_WORLD = 8
 INPUT_STAGES = ("data_wait", "h2d", "decode")
-STATUS_WORDS = {"failed": "failed", "skipped": "not run", "unavailable": "not available"}  # the stage names of bench.pipeline.stages that are input
+STATUS_WORDS = {"failed": "failed", "skipped": "was not run", "unavailable": "was not available"}
 GIB = 2**30
 
 
@@ -232,7 +232,7 @@ def not_run(doc: dict, name: str) -> str | None:
     section = doc["sections"].get(name) or {}
     if section.get("status") == "ok":
         return None
-    return f"the {name} section was {STATUS_WORDS.get(section.get('status'), 'not in this run')}" + (
+    return f"the {name} section {STATUS_WORDS.get(section.get('status'), 'was not in this run')}" + (
         f": {section['reason']}" if section.get("reason") else "")
 
 

@@ -17,6 +17,15 @@ def resolved_precision(config: dict, gpu: bool) -> str:
     return ("bf16" if gpu else "fp32") if precision == "auto" else precision
 
 
+def resolved_weights(train: dict) -> str:
+    """The job's weight dtype with ``auto`` resolved as the runtime does for bf16 compute: bf16 unless
+    FSDP (it keeps its own fp32 copies) or gradient accumulation rules it out."""
+    weights = str(train.get("weights") or "auto")
+    if weights != "auto":
+        return weights
+    return "fp32" if train.get("parallel") == "fsdp" or (train.get("grad_accum") or 1) > 1 else "bf16"
+
+
 def on_gpu(doc: dict) -> bool:
     """Whether the run trained on a GPU (the pipeline's device, else a GPU in the environment)."""
     device = ((doc["sections"].get("pipeline") or {}).get("summary") or {}).get("device")
@@ -38,7 +47,7 @@ def current_pipeline_variant(group: str, config: dict, summary: dict) -> str | N
         return "gpu_decode" if summary.get("decode") == "gpu" else "dataloader_cpu_decode"
     if group == "fusion_precision":
         precision = resolved_precision(config, summary.get("device") == "cuda")
-        weights = "_weights" if precision == "bf16" and train.get("weights") == "bf16" else ""
+        weights = "_weights" if precision == "bf16" and resolved_weights(train) == "bf16" else ""
         return f"{model.get('fusion', 'fused')}_{precision}{weights}"
     if group == "compile" and train.get("compile") in (True, False):
         return "compile_step_graph" if train.get("step_graph") is True else ("compile" if train["compile"] else "eager")

@@ -105,15 +105,23 @@ class TrainStep:
         # weighs by its share of the samples
         parts = min(self.grad_accum, pixels.shape[0])
         chunks = list(zip(pixels.tensor_split(parts), ids.tensor_split(parts), mask.tensor_split(parts)))
+        learned = False
         for index, (px, tok, msk) in enumerate(chunks):
             share = px.shape[0] / pixels.shape[0]
             with grad_sync(self.model, index == len(chunks) - 1):
                 with self.precision.autocast():
                     out = self.forward(px, tok, msk)
                 loss = out["loss"] * share
-                (self.scaler.scale(loss) if self.scaler else loss).backward()
+                # a micro-batch of one sample has no pair to contrast and no negative to match:
+                # compiled, its loss is a constant without a graph, and there is nothing to learn
+                if loss.requires_grad:
+                    (self.scaler.scale(loss) if self.scaler else loss).backward()
+                    learned = True
             for key, value in out.items():
                 totals[key] = totals.get(key, 0) + value.detach().float() * share
+        if not learned:
+            self.optimizer.zero_grad(set_to_none=True)
+            return totals
         flat_update = getattr(self.optimizer, "clip_and_step", None)  # train.flat_update
         if flat_update is not None and self.scaler is None:
             norm = flat_update(self.grad_clip)

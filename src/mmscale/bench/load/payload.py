@@ -57,7 +57,7 @@ def dataset_samples(dataset: str, n: int, split: str = "val") -> list[tuple[byte
     return samples
 
 
-def build_payloads(endpoint: str = "match", n: int = 64, captions_per_request: int = 4,
+def build_payloads(endpoint: str = "match", n: int = 64, captions_per_request: int = 1,
                    dataset: str | None = None, seed: int = 0, form: str = "raw") -> list[Payload]:
     """``n`` distinct requests for ``endpoint``; images and captions from ``dataset`` when given.
     ``form="json"`` sends match and embed-image requests as ``{"image_b64": ..., "captions": [...]}``

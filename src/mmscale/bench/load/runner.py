@@ -70,7 +70,7 @@ class LoadConfig:
     payloads: int = 64
     payload_format: str = "raw"
     """``raw`` (the image as the body, captions in the query) or ``json`` (base64 image in a JSON body)."""
-    captions_per_request: int = 4
+    captions_per_request: int = 1
     seed: int = 0
     energy: bool = True
     """Sample GPU energy (NVML) during the run for joules per served request (needs a GPU here)."""

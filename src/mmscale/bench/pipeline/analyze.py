@@ -1,7 +1,7 @@
 """``bench_pipeline``: where one training step's time goes, and what would fix it.
 
 1. The main run: the preset's model trains from JPEG files through the configured input path
-   (``decode=auto``: nvjpeg on a GPU, CPU workers otherwise) with every stage timed
+   (the job's ``data.decode``, as ``mmscale train`` would run it) with every stage timed
    (``stages``), the hardware monitor sampling, and a short profiled pass for the GPU
    idle fraction (and ``--trace``). The stages are checked against the wall-clock step.
 2. Worker-side host stages: the CPU path's read/decode/resize/tokenize/collate timed inside the
@@ -214,9 +214,8 @@ def bench_pipeline(cfg: PipelineConfig, progress=None) -> PipelineResult:
     index = read_manifest(data_cfg.path, None if data_cfg.format == "auto" else data_cfg.format,
                           data_cfg.image_root, limit=data_cfg.limit)
     ctx = PipelineContext(cfg, job, device, index, data_cfg)
-    # The main run takes the best input path available unless data.decode was set explicitly.
-    explicit = any(o.replace(" ", "").startswith("data.decode=") for o in cfg.overrides)
-    decode, _ = resolve_decode(data_cfg.decode if explicit else "auto", device)
+    # the main run measures the input path the job trains with; the what-if rows measure the others
+    decode, _ = resolve_decode(data_cfg.decode, device)
     skipped: dict[str, str] = {}
     errors: dict[str, str] = {}  # parts that failed (a bug or the machine), named in the output
 

@@ -11,7 +11,8 @@ real ``TrainStep`` runs unmodified:
 
 ``loss`` collects everything in the forward outside the two encoders and the fusion (the ITC/ITM
 heads, hard-negative sampling, projections); ``backward`` includes the loss scaling and gradient
-clipping; ``optimizer`` the step, ``zero_grad`` and the scheduler. Each mark also keeps its host
+clipping; ``optimizer`` the step, ``zero_grad`` and the scheduler. A compiled or graphed step
+has no hooks to mark: it is one ``compiled_step`` stage (forward, backward and update). Each mark also keeps its host
 time: on a GPU, a stage whose host (issue) time is close to its device time means the device was
 waiting for Python to launch kernels.
 """
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 
 INPUT_STAGES = ("data_wait", "h2d", "decode")
-COMPUTE_STAGES = ("image_fwd", "text_fwd", "fusion_fwd", "loss", "backward", "optimizer")
+COMPUTE_STAGES = ("image_fwd", "text_fwd", "fusion_fwd", "loss", "backward", "optimizer", "compiled_step")
 STAGES = INPUT_STAGES + COMPUTE_STAGES
 
 

@@ -145,7 +145,8 @@ def register(subparsers) -> None:
                         help="search the highest load meeting --slo")
     parser.add_argument("--dataset", help="dataset dir/manifest for real JPEGs + captions (default: generated)")
     parser.add_argument("--payloads", type=at_least(1), default=64, help="distinct requests to cycle through")
-    parser.add_argument("--captions", type=at_least(1), default=4, help="captions per /v1/match request")
+    parser.add_argument("--captions", type=at_least(1), default=1,
+                        help="captions per /v1/match request (default 1, the request `bench serve` sends)")
     parser.add_argument("--timeout-s", type=float, default=30.0, help="per-request timeout; counted as an error (default 30)")
     parser.add_argument("--warmup-s", type=float, default=1.0, help="load before each level's first window, not measured (default 1)")
     parser.add_argument("--token", help="bearer token (also passed to a spawned server)")
