@@ -50,7 +50,7 @@ class LoadConfig:
     """Windows that must agree."""
     tolerance: float = 0.10
     """Relative agreement required of throughput and p99 over the last windows."""
-    max_requests: int = 20_000
+    max_requests: int = 100_000
     """Request budget per window (bounds a run against a very fast server)."""
     processes: int = 2
     """Client processes."""

@@ -137,7 +137,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-windows", type=at_least(1), default=5,
                         help="window budget per level (default 5); a level is stable once 3 windows agree")
     parser.add_argument("--tolerance", type=float, default=0.10, help="stability tolerance (default 0.10)")
-    parser.add_argument("--max-requests", type=at_least(1), default=20000, help="request budget per window")
+    parser.add_argument("--max-requests", type=at_least(1), default=100_000,
+                        help="request budget per window, a bound against a very fast server (default 100000)")
     parser.add_argument("--processes", type=at_least(1), default=2, help="client processes (default 2)")
     parser.add_argument("--slo", default="p99=100ms",
                         help="latency objective (default p99=100ms): the best level meeting it is reported")
