@@ -94,3 +94,18 @@ def test_a_micro_batch_with_nothing_to_learn_skips_backward_and_the_update():
     out = TrainStep(model, optimizer)(pixels, ids, mask)
     assert out["loss"].item() == 0.0
     assert torch.equal(model.weight, torch.ones(3)) and model.weight.grad is None
+
+
+class RecordsInputs(ConstantLoss):
+    def forward(self, pixels, ids, mask):
+        self.seen = (pixels, ids, mask)
+        return {"loss": (self.weight * 0).sum()}
+
+
+def test_one_micro_batch_reaches_the_model_as_the_callers_tensors():
+    """Not views: torch._dynamo.mark_dynamic on the caller's batch (the batch sweep's one compile
+    per variant) is an attribute of those very tensor objects."""
+    model = RecordsInputs()
+    batch = torch.zeros(2, 3, 4, 4), torch.zeros(2, 2, dtype=torch.long), torch.ones(2, 2)
+    TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.1))(*batch)
+    assert all(seen is given for seen, given in zip(model.seen, batch))

@@ -335,12 +335,21 @@ def model_step_factory(model_cfg, train_cfg, variant: str, device: str) -> StepF
     # the step each batch size runs is the one training would run, less the CUDA graph: a graph
     # captured per swept size would hold every size's memory at once
     cfg = dataclasses.replace(train_cfg, device=torch.device(device).type, step_graph=False, **fields)
-    run = build_run(TrainJob(model=model_cfg, train=cfg), resolve_runtime(cfg), schedule=False)
+    runtime = resolve_runtime(cfg)
+    run = build_run(TrainJob(model=model_cfg, train=cfg), runtime, schedule=False)
     optimizer, train_step = run.optimizer, run.step
-    train_step(*synthetic_batch(model_cfg, 2, device))
+
+    def batch(batch_size: int) -> tuple[torch.Tensor, ...]:
+        tensors = synthetic_batch(model_cfg, batch_size, device)
+        if runtime.compile:  # one compile per variant: the batch dimension is symbolic from the first size
+            for tensor in tensors:
+                torch._dynamo.mark_dynamic(tensor, 0)
+        return tensors
+
+    train_step(*batch(2))
 
     def make(batch_size: int) -> Callable[[], None]:
-        pixels, ids, mask = synthetic_batch(model_cfg, batch_size, device)
+        pixels, ids, mask = batch(batch_size)
         return lambda: train_step(pixels, ids, mask)
 
     make.reset = lambda: optimizer.zero_grad(set_to_none=True)
