@@ -33,12 +33,12 @@ def bad_manifest(tmp_path):
 
 def test_missing_and_broken_images_are_skipped_with_reasons(bad_manifest):
     skips = SkipCounter()
-    rows = bench_data_loading(str(bad_manifest), n_images=20, workers=1, batch_size=4, warmup_batches=1,
+    rows = bench_data_loading(str(bad_manifest), n_images=20, workers=1, batch_size=4,
                               variants=("reference_loop", "reference_dataloader", "decode_only"), skips=skips)
     assert skips.by_reason == {"missing_file": 2, "truncated_image": 1, "not_a_file": 1}
     assert skips.used == 16 and skips.read == 20
     by = {r.variant: r for r in rows}
-    assert by["decode_only"].n_images == 16 and by["reference_dataloader"].n_images == 12  # one warm-up batch
+    assert by["decode_only"].n_images == 16 and by["reference_dataloader"].n_images == 16  # the whole second pass
     assert all(r.img_per_s > 0 for r in rows)
 
 
@@ -54,15 +54,15 @@ def test_cli_runs_on_a_manifest_with_missing_images(bad_manifest, tmp_path, caps
 
 def test_too_few_usable_images_is_a_data_error(bad_manifest, tmp_path, capsys):
     with pytest.raises(DataError, match="8 usable images among the first 10 samples"):
-        bench_data_loading(str(bad_manifest), n_images=10, workers=1, batch_size=4, variants=("decode_only",))
-    code = main(["bench", "data", "--data", str(bad_manifest), "--n", "10", "--workers", "1", "--batch-size", "4",
+        bench_data_loading(str(bad_manifest), n_images=10, workers=1, batch_size=9, variants=("decode_only",))
+    code = main(["bench", "data", "--data", str(bad_manifest), "--n", "10", "--workers", "1", "--batch-size", "9",
                  "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "8 usable images" in err and "missing_file 1" in err and "need at least 9" in err
 
 
-def test_min_images_is_the_warm_up_plus_one():
+def test_min_images_is_one_batch():
     from mmscale.bench.data_loading import min_images
 
-    assert min_images(16) == 33 and min_images(4, warmup_batches=1) == 5
+    assert min_images(16) == 16 and min_images(4) == 4

@@ -10,7 +10,9 @@ Variants (rows), all over the first ``n_images`` samples of one manifest, page c
 - ``decode_only``: our read + decode + resize in the same number of processes, no tokenization,
   no batching, no inter-process transfer of pixels: the ceiling for ``ours_cpu``;
 - ``decode_only_full``: the same without ``Image.draft`` (full-resolution JPEG decode).
-DataLoader variants are timed after ``warmup_batches`` batches, so worker start-up is excluded.
+DataLoader variants are timed over a whole second pass: the first pass starts the (persistent)
+workers untimed, and a clock started from ``iter()`` counts no image the workers decoded before
+it (one started after k batches would count the batches they had prefetched meanwhile).
 The page-cache warm-up also vets every image (read + reduced-scale decode): a missing or
 undecodable one is counted as a skip with its reason and left out of every variant, since the
 reference pipeline has no skip handling of its own (ours skips the same samples itself).
@@ -36,8 +38,6 @@ from mmscale.data.skips import BadSample, SkipCounter
 from mmscale.data.tokenizer import load_tokenizer
 from mmscale.errors import DataError
 
-WARMUP_BATCHES = 2  # untimed DataLoader batches before timing starts (worker start-up)
-
 
 @dataclass
 class DataLoadingRow:
@@ -56,9 +56,9 @@ class DataLoadingRow:
         return asdict(self)
 
 
-def min_images(batch_size: int, warmup_batches: int = WARMUP_BATCHES) -> int:
-    """Fewest usable images the DataLoader variants can time: the warm-up batches plus one image."""
-    return batch_size * warmup_batches + 1
+def min_images(batch_size: int) -> int:
+    """Fewest usable images the DataLoader variants can time: one whole batch a pass."""
+    return batch_size
 
 
 def _vet(path: str, max_image_pixels: int) -> None:
@@ -66,17 +66,13 @@ def _vet(path: str, max_image_pixels: int) -> None:
     decode_image(read_bytes(path), 16, max_image_pixels, draft=True)
 
 
-def _timed_batches(iterable, warmup_batches: int, on_batch) -> tuple[int, float]:
-    """(images after warm-up, seconds after warm-up); ``on_batch(batch) -> n_images``."""
-    count, start = 0, None
-    for k, batch in enumerate(iterable):
-        n = on_batch(batch)
-        if k + 1 == warmup_batches:
-            start = time.perf_counter()
-        elif k + 1 > warmup_batches:
-            count += n
-    if start is None or count == 0:
-        raise ValueError("too few images for the warm-up: raise n_images or lower warmup_batches")
+def _second_pass(loader, on_batch) -> tuple[int, float]:
+    """(images, seconds) of a whole second pass over ``loader``; ``on_batch(batch) -> n_images``."""
+    for batch in loader:  # starts the workers, untimed
+        on_batch(batch)
+    count, start = 0, time.perf_counter()
+    for batch in loader:
+        count += on_batch(batch)
     return count, time.perf_counter() - start
 
 
@@ -99,7 +95,7 @@ def _decode_only(paths: list[str], workers: int, image_size: int, draft: bool) -
 
 
 def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, batch_size: int = 32,
-                       image_size: int = 224, warmup_batches: int = 2, device: str | None = None,
+                       image_size: int = 224, device: str | None = None,
                        variants: tuple[str, ...] = ("reference_loop", "reference_dataloader", "ours_cpu",
                                                     "decode_only", "decode_only_full"),
                        repeats: int = 1, progress=None, skips=None) -> list[DataLoadingRow]:
@@ -110,9 +106,9 @@ def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, ba
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if n_images < 1 or batch_size < 1 or repeats < 1 or workers < 0 or warmup_batches < 0:
-        raise ValueError(f"need n_images, batch_size, repeats >= 1 and workers, warmup_batches >= 0; got "
-                         f"{n_images}, {batch_size}, {repeats}, {workers}, {warmup_batches}")
+    if n_images < 1 or batch_size < 1 or repeats < 1 or workers < 0:
+        raise ValueError(f"need n_images, batch_size, repeats >= 1 and workers >= 0; got "
+                         f"{n_images}, {batch_size}, {repeats}, {workers}")
     skips = skips if skips is not None else SkipCounter()
     max_image_pixels = DataConfig().max_image_pixels  # the limit ours applies, so both sides skip the same images
     index = read_manifest(data_path, limit=n_images, counter=skips)
@@ -127,13 +123,13 @@ def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, ba
         skips.add_used()
         paths.append(path)
         captions.append(index.caption(i))
-    need = min_images(batch_size, warmup_batches)
+    need = min_images(batch_size)
     if len(paths) < need:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(skips.by_reason.items()))
         raise DataError(data_path, f"{len(paths)} usable images among the first {skips.read} samples"
                                    + (f" (skipped: {reasons})" if reasons else "")
-                                   + f"; the DataLoader variants need at least {need} ({warmup_batches} "
-                                     f"untimed warm-up batches of {batch_size}, then one timed image)")
+                                   + f"; the DataLoader variants need at least {need} (one batch of "
+                                     f"{batch_size})")
 
     def say(text: str) -> None:
         if progress:
@@ -158,7 +154,7 @@ def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, ba
     def reference_dataloader() -> tuple[int, float]:
         dataset = MultiModalDataset(paths, captions, reference_tokenizer(), image_size)
         loader = reference_loader(dataset, batch_size, workers)
-        return _timed_batches(loader, warmup_batches, lambda b: b["pixel_values"].shape[0])
+        return _second_pass(loader, lambda b: b["pixel_values"].shape[0])
 
     def ours_cpu() -> tuple[int, float]:
         cfg = DataConfig(path=data_path, num_workers=workers, shuffle=False, limit=n_images, image_size=image_size)
@@ -168,7 +164,7 @@ def bench_data_loading(data_path: str, n_images: int = 512, workers: int = 2, ba
             to_model_input(batch.images, device, torch.float32)
             return len(batch)
 
-        return _timed_batches(loader, warmup_batches, consume)
+        return _second_pass(loader, consume)
 
     runs = {"reference_loop": reference_loop, "reference_dataloader": reference_dataloader, "ours_cpu": ours_cpu,
             "decode_only": lambda: _decode_only(paths, workers, image_size, True),

@@ -55,14 +55,14 @@ def test_config_error_names_a_flag_as_a_flag_and_a_field_as_before():
 
 # -- bench data ----------------------------------------------------------------------------------
 
-def test_data_too_few_images_for_the_warm_up_names_n_and_batch_size(tmp_path, capsys, nothing_runs):
-    code, err = run_cli(["bench", "data", "--data", str(tmp_path), "--n", "16", "--batch-size", "16",
+def test_data_fewer_images_than_one_batch_names_n_and_batch_size(tmp_path, capsys, nothing_runs):
+    code, err = run_cli(["bench", "data", "--data", str(tmp_path), "--n", "16", "--batch-size", "32",
                          "--out", str(tmp_path / "out")], capsys)
     assert code == 2
     line = err.strip()
-    assert line.startswith("mmscale: error: argument --n: 16 images") and "--batch-size 16" in line
-    assert "at least 33" in line and "raise --n to 33 or lower --batch-size to 7" in line
-    assert "n_images" not in line and "warmup_batches" not in line and "config field" not in line
+    assert line.startswith("mmscale: error: argument --n: 16 images") and "--batch-size 32" in line
+    assert "(32 images)" in line and "raise --n to 32 or lower --batch-size to 16" in line
+    assert "n_images" not in line and "config field" not in line
 
 
 @pytest.mark.parametrize("flag", ["--n", "--repeats", "--batch-size"])

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from mmscale.bench.data_loading import WARMUP_BATCHES, bench_data_loading, min_images, speedup
+from mmscale.bench.data_loading import bench_data_loading, min_images, speedup
 from mmscale.bench.rows import data_rows
 from mmscale.bench.thresholds import DATA_LOADER_SPEEDUP
 from mmscale.cli.bench.args import at_least
@@ -38,8 +38,8 @@ def register(subparsers) -> None:
     parser.add_argument("--data", default=None, metavar="PATH",
                         help="dataset dir or manifest (default: synthesize --n images into --out)")
     parser.add_argument("--n", type=at_least(1), default=512,
-                        help="images per variant (default 512; at least 2 x --batch-size + 1, for the "
-                             "two untimed warm-up batches)")
+                        help="images per variant (default 512; at least --batch-size). DataLoader variants "
+                             "read them twice and time the second pass")
     parser.add_argument("--workers", type=at_least(0), default=None,
                         help="DataLoader workers for (b), (c), (d) (default: min(8, cores))")
     parser.add_argument("--batch-size", type=at_least(1), default=32, help="batch size (default 32)")
@@ -59,11 +59,9 @@ def check_args(args) -> None:
     its argparse type)."""
     need = min_images(args.batch_size)
     if args.n < need:
-        largest_batch = (args.n - 1) // WARMUP_BATCHES
-        fix = f"raise --n to {need}" + (f" or lower --batch-size to {largest_batch}" if largest_batch >= 1 else "")
-        raise ConfigError("--n", f"{args.n} images are too few for --batch-size {args.batch_size}: the warm-up "
-                                 f"needs at least {need} ({WARMUP_BATCHES} untimed batches of {args.batch_size}, "
-                                 f"then at least one timed image); {fix}")
+        raise ConfigError("--n", f"{args.n} images are too few for --batch-size {args.batch_size}: each timed pass "
+                                 f"needs at least one whole batch ({need} images); raise --n to {need} or lower "
+                                 f"--batch-size to {args.n}")
 
 
 def run(args) -> int:
