@@ -14,7 +14,7 @@ from mmscale.validate import validate
 ORDER = 10
 
 EPILOG = """examples:
-  mmscale validate --preset cpu --out runs/demo            (139 s measured on 2 CPU cores)
+  mmscale validate --preset cpu --out runs/demo            (132 s measured on 2 CPU cores)
   mmscale validate --preset gpu --data data/coco --out runs/h100
   mmscale validate --preset cpu 'validate.datascale.sizes=[200,400]' 'validate.sections=["datascale"]'
   mmscale validate --preset gpu --out runs/h100 'validate.sections=[data,pipeline,datascale]'
