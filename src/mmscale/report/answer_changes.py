@@ -19,7 +19,8 @@ def resolved_precision(config: dict, gpu: bool) -> str:
 
 def resolved_weights(train: dict) -> str:
     """The job's weight dtype with ``auto`` resolved as the runtime does for bf16 compute: bf16 unless
-    FSDP (it keeps its own fp32 copies) or gradient accumulation rules it out."""
+    FSDP (it keeps its own fp32 copies) or gradient accumulation rules it out. A copy of
+    ``train.runtime``'s rule: a report is read where the run's device and ranks are not."""
     weights = str(train.get("weights") or "auto")
     if weights != "auto":
         return weights

@@ -82,8 +82,8 @@ def run_datascale_section(ctx) -> dict:
     section["summary"]["epochs"] = settings.epochs
     section["summary"]["batch_size"] = ctx.configs.job.train.batch_size
     if warm is not None:
-        section["summary"]["warmup"] = {"n_samples": warm.n_samples, "wall_s": warm.wall_s,
-                                        "startup_s": warm.startup_s}
+        section["summary"].update(warmup_n_samples=warm.n_samples, warmup_wall_s=warm.wall_s,
+                                  warmup_startup_s=warm.startup_s)
         section["verdicts"].append(verdict(
             "info", f"compile and graph capture: {warm.startup_s or warm.train_wall_s:.0f} s once per process, paid "
                     f"in a warm-up run of {warm.steps} steps before the sizes and kept out of the time fit"))

@@ -12,9 +12,9 @@ real ``TrainStep`` runs unmodified:
 ``loss`` collects everything in the forward outside the two encoders and the fusion (the ITC/ITM
 heads, hard-negative sampling, projections); ``backward`` includes the loss scaling and gradient
 clipping; ``optimizer`` the step, ``zero_grad`` and the scheduler. A compiled or graphed step
-has no hooks to mark: it is one ``compiled_step`` stage (forward, backward and update). Each mark also keeps its host
-time: on a GPU, a stage whose host (issue) time is close to its device time means the device was
-waiting for Python to launch kernels.
+has no hooks to mark: it is one ``compiled_step`` stage (forward, backward and update). Each
+mark also keeps its host time: on a GPU, a stage whose host (issue) time is close to its device
+time means the device was waiting for Python to launch kernels.
 """
 
 from __future__ import annotations
