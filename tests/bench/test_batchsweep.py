@@ -155,3 +155,27 @@ def test_oom_message_gives_the_fragmented_memory_and_the_verdict_names_it():
     assert any("fragmentation" in t and "16.8 GiB" in t for t in texts), texts
     a_close = dict(a, prediction_error_rel=0.05)
     assert not any("fragmentation" in v["text"] for v in batchsweep_verdicts("bf16+ckpt", a_close))
+
+
+def test_a_size_the_compiled_code_pins_recompiles_instead_of_ending_the_sweep():
+    # the H100 case: compiled code that pins the batch to one size (here an equality branch) failed
+    # with a ConstraintViolationError under a strict mark_dynamic and ended the variant at that size
+    def pins_eight(x):
+        return x * 2 if x.shape[0] == 8 else x + 1
+
+    torch._dynamo.reset()
+    compiled = torch.compile(pins_eight, backend="eager")
+    for size in (2, 4, 8, 16):
+        (x,) = bs.mark_batch_dynamic((torch.ones(size, 3),))
+        assert torch.equal(compiled(x), pins_eight(torch.ones(size, 3)))
+
+
+def test_an_error_row_is_named_in_the_analysis_and_a_verdict():
+    from mmscale.validate.sections import batchsweep_verdicts
+
+    rows = bs.sweep(fake_factory(oom_above=4, error=ValueError), "bf16",
+                    bs.SweepSettings(start_batch=2, max_batch=64, timed_steps=1))
+    a = bs.analyze(rows, capacity_bytes=None)
+    assert (a["found_max_batch"], a["error_batch"], a["first_oom_batch"]) == (4, 8, None)
+    warned = [v["text"] for v in batchsweep_verdicts("bf16", a) if v["level"] == "warn"]
+    assert warned and "batch 8" in warned[0] and "ValueError" in warned[0] and "not a memory limit" in warned[0]

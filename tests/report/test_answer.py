@@ -77,6 +77,16 @@ def test_a_measured_max_batch_replaces_the_prediction(helpers):
     assert batch["predicted"] == pytest.approx(772, abs=3)
 
 
+def test_a_sweep_that_ended_on_an_error_says_so_beside_the_prediction(helpers):
+    doc = helpers.full_results()
+    doc["sections"]["batchsweep"]["rows"].append({"variant": "bf16", "batch_size": 512, "phase": "double",
+                                                  "status": "error", "peak_bytes": None,
+                                                  "error": "ConstraintViolationError: Constraints violated (x)! more"})
+    batch = by_id(answer(doc))["batchsweep.bf16.max_batch"]
+    assert batch["basis"] == "predicted" and batch["value"] == pytest.approx(772, abs=3)
+    assert "ended at batch 512 on an error that is not a memory limit (ConstraintViolationError" in batch["confirm"]
+
+
 def test_a_batch_gain_inside_the_steps_spread_is_not_listed(helpers):
     doc = helpers.full_results()
     for row in doc["sections"]["batchsweep"]["rows"]:

@@ -275,6 +275,9 @@ def analyze(rows: list[BatchRow], capacity_bytes: int | None) -> dict:
         "predicted_max_batch": None, "prediction_error_rel": None,
         "knee_batch": None, "max_samples_per_s": None, "linear_memory": None,
         "unallocated_at_first_oom_bytes": None,
+        # a failure that is not a memory limit ends the ladder: the found max is then a floor
+        "error_batch": next((r.batch_size for r in rows if r.status == "error"), None),
+        "error": next((r.error for r in rows if r.status == "error"), None),
     }
     if out["first_oom_batch"] is not None:
         out["unallocated_at_first_oom_bytes"] = next(
@@ -341,10 +344,7 @@ def model_step_factory(model_cfg, train_cfg, variant: str, device: str) -> StepF
 
     def batch(batch_size: int) -> tuple[torch.Tensor, ...]:
         tensors = synthetic_batch(model_cfg, batch_size, device)
-        if runtime.compile:  # one compile per variant: the batch dimension is symbolic from the first size
-            for tensor in tensors:
-                torch._dynamo.mark_dynamic(tensor, 0)
-        return tensors
+        return mark_batch_dynamic(tensors) if runtime.compile else tensors
 
     train_step(*batch(2))
 
@@ -354,6 +354,18 @@ def model_step_factory(model_cfg, train_cfg, variant: str, device: str) -> StepF
 
     make.reset = lambda: optimizer.zero_grad(set_to_none=True)
     return make
+
+
+def mark_batch_dynamic(tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Ask for a symbolic batch dimension, so that one compile serves every swept size.
+
+    Weakly (``maybe_mark_dynamic``): where the compiled code pins the batch to one size, that size
+    recompiles; a strict ``mark_dynamic`` turned the same case into a ConstraintViolationError
+    that ended the variant's sweep (on an H100 at batch 256).
+    """
+    for tensor in tensors:
+        torch._dynamo.maybe_mark_dynamic(tensor, 0)
+    return tensors
 
 
 def trim_host_heap() -> None:

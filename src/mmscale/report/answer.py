@@ -136,6 +136,10 @@ def max_batch(doc: dict) -> dict:
         out["confirm"] = (f"a batch sweep to the first out-of-memory (validate.batchsweep.max_batch >= "
                           f"{int(out['high'] or out['value'] or 0) + 1})" if out["value"] else
                           "a batch sweep with a memory capacity (a GPU, or validate.batchsweep.memory_cap_gib on CPU)")
+        failed = next((r for r in bs["rows"] if r["variant"] == variant and r["status"] == "error"), None)
+        if failed:  # the ladder ended on a failure, not a memory limit: the reader must not take it for one
+            out["confirm"] = (f"{out['confirm']}; this run's sweep ended at batch {failed['batch_size']:,} on an error "
+                              f"that is not a memory limit ({(failed.get('error') or '').split('!')[0][:120]})")
     if out["value"] is None and analysis.get("found_max_batch"):
         out.update(value=analysis["found_max_batch"], basis="measured")
     if out["value"] is None:

@@ -189,6 +189,9 @@ def batchsweep_verdicts(variant: str, a: dict) -> list[dict]:
     elif a["found_max_batch"]:
         out.append(verdict("info", f"{variant}: no OOM up to batch {a['found_max_batch']}"
                            + (f"; the fit predicts the limit near {a['predicted_max_batch']}" if a["predicted_max_batch"] else "")))
+    if a.get("error_batch"):
+        out.append(verdict("warn", f"{variant}: the sweep ended at batch {a['error_batch']} on an error that is not "
+                                   f"a memory limit ({a['error']}); larger batches were not measured"))
     if a["knee_batch"]:
         out.append(verdict("info", f"{variant}: throughput knee at batch {a['knee_batch']} "
                            f"(max {a['max_samples_per_s']:.4g} samples/s)"))
