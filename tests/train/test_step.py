@@ -103,7 +103,7 @@ class RecordsInputs(ConstantLoss):
 
 
 def test_one_micro_batch_reaches_the_model_as_the_callers_tensors():
-    """Not views: torch._dynamo.mark_dynamic on the caller's batch (the batch sweep's one compile
+    """Not views: a dynamic mark (maybe_mark_dynamic) on the caller's batch (the batch sweep's one compile
     per variant) is an attribute of those very tensor objects."""
     model = RecordsInputs()
     batch = torch.zeros(2, 3, 4, 4), torch.zeros(2, 2, dtype=torch.long), torch.ones(2, 2)

@@ -104,7 +104,7 @@ class TrainStep:
         # gathers ITC rows once per micro-batch); the last one still syncs gradients, and each
         # weighs by its share of the samples
         parts = min(self.grad_accum, pixels.shape[0])
-        # one part is the batch itself, not a view of it: a caller's torch._dynamo.mark_dynamic stays on it
+        # one part is the batch itself, not a view of it: a caller's dynamic mark on the batch dimension stays on it
         chunks = [(pixels, ids, mask)] if parts == 1 else list(
             zip(pixels.tensor_split(parts), ids.tensor_split(parts), mask.tensor_split(parts)))
         learned = False
