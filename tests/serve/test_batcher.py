@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from mmscale.serve.batcher import DynamicBatcher, NaiveRunner, QueueFull
+from mmscale.serve.batcher import DynamicBatcher, NaiveRunner, Pending, QueueFull
 from mmscale.serve.items import Item
 from tests.serve.serve_fakes import FakePredictor
 
@@ -126,6 +126,19 @@ def test_the_slo_refuses_what_would_wait_too_long_and_serves_the_rest():
     assert "slo_ms=200" in refused[0]
     assert all(f.result(5).itm_prob for f in admitted)
     batcher.stop()
+
+
+def test_the_served_rate_is_requests_over_time_not_the_mean_of_per_batch_rates():
+    """A closed loop alternates large and small batches; averaging their rates would weigh a batch
+    of 10 like one of 100 and call the server slower than it is, refusing what it serves in time."""
+    batcher = DynamicBatcher(FakePredictor().predict, max_batch=128, max_wait_ms=0, max_queue=1000, slo_ms=100)
+    for size, cycle_s in [(100, 0.040), (10, 0.010)] * 20:
+        batch = [Pending(it, enqueued_s=time.monotonic() - 1.0) for it in items(size)]  # queued before the cycle
+        batcher.running += size
+        batcher.last_finish_s = time.monotonic() - cycle_s
+        batcher.finish(batch, [None] * size, cycle_s)
+    # 110 requests every 50 ms: 2,200/s (the mean of 2,500/s and 1,000/s would be 1,750/s)
+    assert 2000 < batcher.served_per_s < 2300
 
 
 def test_the_queue_shares_the_next_batch_so_two_full_batches_fit_the_slo():

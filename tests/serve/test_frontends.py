@@ -161,52 +161,22 @@ def test_frontends_exit_when_the_model_process_dies():
     assert output.count("lost the model process") == 2, output
 
 
-def test_a_front_end_refuses_by_its_own_in_flight_count_and_expected_wait():
+def test_a_front_end_refuses_by_its_own_in_flight_count_and_its_oldest_request_s_age():
     import pytest
 
     from mmscale.serve.batcher import QueueFull
     from mmscale.serve.frontend import RemoteRunner
 
     runner = RemoteRunner("unused", max_inflight=50, max_wait_ms=100)
-    runner.pending = {rid: None for rid in range(10)}
-    runner.admit()  # no replies seen yet: only the count bounds it
     now = time.monotonic()
-    for k in range(199, -1, -1):  # busy all along, 200 replies/s
-        runner.busy_from = now - (k + 1) / 200
-        runner.count_reply(now - k / 200)
-    runner.admit()  # 10 ahead and itself at 200/s = 55 ms
-    runner.pending = {rid: None for rid in range(30)}
-    with pytest.raises(QueueFull, match="slo_ms=100"):
-        runner.admit()  # 30 ahead and itself at 200/s = 155 ms
-    runner.replies.clear()
-    runner.replies_busy_s = 0.0
+    runner.pending = {rid: None for rid in range(49)}
+    runner.sent_s = {rid: now - 0.09 + rid / 1000 for rid in range(49)}  # the oldest sent 90 ms ago
+    runner.admit()
+    runner.sent_s[-1] = now - 0.15  # re-keyed first: one sent 150 ms ago and not yet answered
+    runner.sent_s = {-1: runner.sent_s.pop(-1), **runner.sent_s}
+    with pytest.raises(QueueFull, match=r"the oldest of 49 requests in flight .* waited 1\d\d ms, more than slo_ms=100"):
+        runner.admit()
+    runner.sent_s = {}
     runner.pending = {rid: None for rid in range(50)}
     with pytest.raises(QueueFull, match="max_queue=50"):
         runner.admit()
-
-
-def test_a_front_end_under_light_load_counts_only_busy_time_in_its_rate():
-    from mmscale.serve.frontend import RemoteRunner
-
-    runner = RemoteRunner("unused", max_inflight=50, max_wait_ms=100)
-    start = time.monotonic() - 0.9
-    for k in range(3):  # three requests 0.3 s apart, each answered in 10 ms: idle 97% of the time
-        runner.busy_from = start + 0.3 * k
-        runner.count_reply(start + 0.3 * k + 0.010)
-    assert 90 < runner.replies_per_s() < 110  # 100/s of service, not 3/s of traffic
-    runner.pending = {rid: None for rid in range(3)}
-    runner.admit()  # 3 ahead and itself at 100/s = 40 ms: admitted (a traffic-based rate would say 1 s)
-
-
-def test_a_front_end_rate_forgets_replies_older_than_its_window():
-    from mmscale.serve.frontend import RATE_WINDOW_S, RemoteRunner
-
-    runner = RemoteRunner("unused", max_inflight=50, max_wait_ms=100)
-    now = time.monotonic()
-    runner.busy_from = now - RATE_WINDOW_S - 2.0
-    runner.count_reply(now - RATE_WINDOW_S - 1.0)  # one slow reply (1 s of service), out of the window
-    for k in range(9, -1, -1):  # then ten replies 10 ms apart, inside it
-        runner.busy_from = now - (k + 1) / 100
-        runner.count_reply(now - k / 100)
-    assert 95 < runner.replies_per_s() < 105  # 100/s: the old reply's second is gone from the sum
-    assert len(runner.replies) == 10

@@ -48,10 +48,10 @@ class DynamicBatcher:
 
     def __init__(self, predict: PredictFn, max_batch: int, max_wait_ms: float, max_queue: int,
                  on_batch: Callable[..., None] | None = None, slo_ms: float = 0.0,
-                 on_depth: Callable[[int], None] | None = None, fit: Callable[[int], int] | None = None):
+                 on_depth: Callable[[int, float], None] | None = None, fit: Callable[[int], int] | None = None):
         self.predict, self.max_batch, self.max_queue = predict, max_batch, max_queue
         self.fit = fit  # n ready requests of one task -> how many of them to take (None: all)
-        self.on_depth = on_depth  # called with the new depth under the lock, at every change
+        self.on_depth = on_depth  # called with (depth, answer_at_s) under the lock, at every change
         self.max_wait_s = max_wait_ms / 1000.0
         self.slo_s = slo_ms / 1000.0  # 0: no bound in time
         self.on_batch = on_batch  # (task, batch_size, forward_s, queue_waits_s) for metrics
@@ -59,6 +59,7 @@ class DynamicBatcher:
         self.cond = threading.Condition()
         self.running = 0  # requests taken off the queue, not yet answered
         self.served_per_s = 0.0  # smoothed requests per second of busy time; 0 until a batch ran
+        self.batch_n = 0.0  # smoothed requests of one batch
         self.batch_s = 0.0  # smoothed busy time of one batch
         self.last_finish_s = 0.0  # when the last batch was answered (monotonic)
         self.running_since_s = 0.0  # when the running batch was taken off the queue
@@ -83,6 +84,13 @@ class DynamicBatcher:
         left_s = max(0.0, self.running_since_s + self.batch_s - time.monotonic()) if self.running else 0.0
         return left_s + (len(self.queue) + 1) / self.served_per_s
 
+    def publish_depth(self) -> None:
+        """Tell ``on_depth`` the depth and when one more request would be answered (monotonic
+        seconds; 0 until a batch has been timed), so front ends can refuse by the same wait."""
+        if self.on_depth:
+            answer_at_s = time.monotonic() + self.expected_wait_s() if self.served_per_s else 0.0
+            self.on_depth(self.depth, answer_at_s)
+
     def admit(self) -> None:
         """Raise ``QueueFull`` when one more request would not be served within the SLO (or the
         count backstop is reached); never while idle, and until a batch has been timed, beyond one
@@ -103,8 +111,7 @@ class DynamicBatcher:
             self.admit()
             pending = Pending(item)
             self.queue.append(pending)
-            if self.on_depth:
-                self.on_depth(self.depth)
+            self.publish_depth()
             self.cond.notify()
         return pending.future
 
@@ -162,17 +169,17 @@ class DynamicBatcher:
                 pending.future.set_result(out)
         with self.cond:
             self.running -= len(batch)
-            if self.on_depth:
-                self.on_depth(self.depth)
             # Busy time is wall time, not the forward alone: from the previous answer (or the batch's
             # first arrival, after an idle spell) to this one, so that batching waits, the GIL and the
             # HTTP work beside the model all count against the rate admission relies on.
             now = time.monotonic()
             cycle_s = now - max(self.last_finish_s, min(p.enqueued_s for p in batch))
             self.last_finish_s = now
-            if cycle_s > 0:
-                self.served_per_s = smoothed(self.served_per_s, len(batch) / cycle_s)
+            if cycle_s > 0:  # the rate is the ratio of the averages, not the average of per-batch rates
+                self.batch_n = smoothed(self.batch_n, len(batch))
                 self.batch_s = smoothed(self.batch_s, cycle_s)
+                self.served_per_s = self.batch_n / self.batch_s
+            self.publish_depth()
         if self.on_batch:
             self.on_batch(batch[0].item.task, len(batch), busy_s, [p.taken_s - p.enqueued_s for p in batch])
 

@@ -1,18 +1,18 @@
-"""The model process's queue depth, shared with the front ends through one memory-mapped integer.
+"""The model process's queue depth and expected wait, shared with the front ends on one memory-mapped page.
 
-Why: with ``--frontends N`` the global bound (``max_queue``) is applied in the model process, which
-sees a request only after its front end has read the body, checked the image, tokenized the
-captions and sent it over. Under overload that made nearly every refusal cost a whole request's
-front-end CPU, and admitted requests waited behind those refusals in the front ends' event loops
-(H200, 2x capacity with ``--max-queue 8``: admitted p50 15 ms against 5 ms at one client). With
-the depth on a shared page, a front end's admission gate refuses at the global bound before reading
-the body: in the next run (another host of the same kind) admitted p50 8.0 ms, p99 11.5 ms instead
-of 38.6 ms, refusal p99 3.6 ms instead of 15.6 ms (BENCHMARKS.md, serving).
+Why: with ``--frontends N`` admission is decided in the model process, which sees a request only
+after its front end has read the body, checked the image, tokenized the captions and sent it over.
+Under overload that made nearly every refusal cost a whole request's front-end CPU, and admitted
+requests waited behind those refusals in the front ends' event loops. With the depth and the wait on
+a shared page, a front end's admission gate refuses by the global bound and the SLO before reading
+the body (docs/performance.md, Serving).
 
-The model process publishes the depth every time it changes (the batcher calls back under its
-lock), so the page never sticks at the bound. It does not count requests a front end has admitted
-but not yet handed over (being read, tokenized, in the socket), so front ends can admit past the
-bound for that long; the model process applies the bound itself too, and refuses those.
+The model process publishes both every time the depth changes (the batcher calls back under its
+lock), so the page never sticks. The wait is published as the monotonic time at which one more
+request would be answered (``CLOCK_MONOTONIC`` is one clock for every process of the host), which
+stays true while nothing changes. Requests a front end has admitted but not yet handed over are
+not counted, so front ends can admit past the bound for that long; the model process applies the
+bound itself too, and refuses those.
 """
 
 from __future__ import annotations
@@ -24,8 +24,14 @@ import os
 SIZE = mmap.PAGESIZE
 
 
+class Slots(ctypes.Structure):
+    """Aligned 8-byte fields: each is one machine store and load, so a reader never sees half a write."""
+
+    _fields_ = [("depth", ctypes.c_int64), ("answer_at_s", ctypes.c_double)]
+
+
 class DepthBoard:
-    """One int64 in a shared file: ``publish`` in the model process, ``read`` in the front ends."""
+    """``publish`` in the model process; ``read`` and ``answer_at_s`` in the front ends."""
 
     def __init__(self, path: str, create: bool = False):
         self.path = path
@@ -38,15 +44,19 @@ class DepthBoard:
             self.map = mmap.mmap(fd, SIZE)
         finally:
             os.close(fd)
-        # an aligned 8-byte slot: one machine store and load, so a reader never sees half a write
-        self.slot = ctypes.c_int64.from_buffer(self.map)
+        self.slots = Slots.from_buffer(self.map)
 
-    def publish(self, depth: int) -> None:
-        self.slot.value = depth
+    def publish(self, depth: int, answer_at_s: float = 0.0) -> None:
+        """The depth and when one more request would be answered (``time.monotonic``; 0: not known)."""
+        self.slots.answer_at_s = answer_at_s
+        self.slots.depth = depth
 
     def read(self) -> int:
-        return self.slot.value
+        return self.slots.depth
+
+    def answer_at_s(self) -> float:
+        return self.slots.answer_at_s
 
     def close(self) -> None:
-        del self.slot  # the buffer export must go before the map can close
+        del self.slots  # the buffer export must go before the map can close
         self.map.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import itertools
 import json
 import logging
@@ -38,7 +37,6 @@ from mmscale.serve.wire import HEADER, WireError, frame, payload_size, request_m
 log = logging.getLogger(__name__)
 
 STREAM_LIMIT_BYTES = 1 << 20
-RATE_WINDOW_S = 1.0  # replies counted over this long for the front end's own served rate
 
 
 class ModelUnavailable(RequestError):
@@ -51,24 +49,19 @@ class RemoteRunner:
     """Stands in for the batcher: ``submit(item)`` returns an asyncio future of the model's reply.
 
     It also bounds what this front end has in flight, because the model process can only refuse a
-    request once it has read it: under overload, frames queue in the socket and in this process's
-    write buffer before the model's admission sees them (measured on H100: refusals 16 s late).
-    The bound is ``max_queue`` requests in flight from this front end (so the frames in transit stay
-    bounded; the model process applies the global count) and, with ``slo_ms``, the wait its
-    in-flight requests imply at the rate its replies come back while it has requests out (busy
-    time only: under light load replies are few because requests are, not because the server is
-    slow), which covers every queue between here and the answer.
+    request once it has read it, and the page it publishes (``depth_board``) does not see requests
+    still in the socket or in this process's write buffer (measured on H100 with no front-end
+    bound: refusals 16 s late). The bounds are ``max_queue`` requests in flight from this front end
+    and, with ``slo_ms``, the age of its oldest request in flight: one that has waited longer than
+    the SLO says the path to the model is congested, whatever the page says.
     """
 
     def __init__(self, ipc_path: str, tokenizer=None, on_lost=None, max_inflight: int = 0,
                  max_wait_ms: float = 0.0):
         self.ipc_path, self.tokenizer, self.on_lost = ipc_path, tokenizer, on_lost
         self.max_inflight, self.max_wait_s = max_inflight, max_wait_ms / 1000.0  # 0: unbounded
-        # (reply time, busy seconds since the previous reply) over the last RATE_WINDOW_S
-        self.replies: collections.deque[tuple[float, float]] = collections.deque()
-        self.replies_busy_s = 0.0  # sum of the busy seconds in ``replies``, kept as they come and go
-        self.busy_from = 0.0  # start of the current stretch with requests in flight
-        self.pending: dict[int, asyncio.Future] = {}
+        self.pending: dict[int, asyncio.Future] = {}  # in send order: the first is the oldest
+        self.sent_s: dict[int, float] = {}  # when each pending request was sent (monotonic)
         self.rids = itertools.count()
         self.writer: asyncio.StreamWriter | None = None
         self.max_text_len = 0
@@ -99,8 +92,7 @@ class RemoteRunner:
             while True:
                 message = await self.read_message(reader)
                 future = self.pending.pop(message[1], None)
-                if message[0] in ("ok", "err"):
-                    self.count_reply(time.monotonic())
+                self.sent_s.pop(message[1], None)
                 if future is not None and not future.done():
                     settle(future, message)
         except asyncio.IncompleteReadError:
@@ -112,6 +104,7 @@ class RemoteRunner:
             if not future.done():
                 future.set_exception(ModelUnavailable(why))
         self.pending.clear()
+        self.sent_s.clear()
         if not self.closing:
             self.failed = True
             log.error("front end lost the model process (%s); exiting", why)
@@ -123,9 +116,8 @@ class RemoteRunner:
             raise ModelUnavailable(self.lost or "not connected")
         rid = next(self.rids)
         future = asyncio.get_running_loop().create_future()
-        if not self.pending:
-            self.busy_from = time.monotonic()  # idle until now: that time is not service time
         self.pending[rid] = future
+        self.sent_s[rid] = time.monotonic()
         self.writer.write(frame(make_message(rid)))
         return future
 
@@ -142,33 +134,17 @@ class RemoteRunner:
         item.token_ids = [row[:n] for row, n in zip(ids.tolist(), lengths)]
         return item
 
-    def count_reply(self, now: float) -> None:
-        """One reply came: record it with the busy time since the one before (or since this front
-        end last went from idle to busy, whichever is later)."""
-        self.replies.append((now, now - self.busy_from))
-        self.replies_busy_s += now - self.busy_from
-        self.busy_from = now
-
-    def replies_per_s(self) -> float:
-        """Replies per second of busy time over the last ``RATE_WINDOW_S`` (0 when none came).
-        Called for every request when ``slo_ms`` is on, so the sum is kept, not recomputed."""
-        now = time.monotonic()
-        while self.replies and self.replies[0][0] < now - RATE_WINDOW_S:
-            self.replies_busy_s -= self.replies.popleft()[1]
-        if not self.replies:
-            self.replies_busy_s = 0.0  # no float drift carried across idle stretches
-        return len(self.replies) / self.replies_busy_s if self.replies_busy_s > 0 else 0.0
-
     def admit(self) -> None:
-        """Refuse (``QueueFull``) when this front end already has its share in flight, or when what it
-        has in flight would take longer than ``max_wait_ms`` to come back at the current reply rate."""
+        """Refuse (``QueueFull``) when this front end already has ``max_queue`` requests in flight,
+        or when its oldest one has waited longer than ``max_wait_ms``."""
         if self.max_inflight and self.depth >= self.max_inflight:
             raise QueueFull(f"queue full ({self.depth} requests in flight from this front end, "
                             f"max_queue={self.max_inflight})")
-        rate = self.replies_per_s() if self.max_wait_s else 0.0
-        if rate and self.depth and (self.depth + 1) / rate > self.max_wait_s:  # idle: take any request
-            raise QueueFull(f"{self.depth} requests ahead would take {1000 * (self.depth + 1) / rate:.0f} ms, "
-                            f"more than slo_ms={1000 * self.max_wait_s:g}")
+        if self.max_wait_s and self.sent_s:
+            waited_s = time.monotonic() - next(iter(self.sent_s.values()))
+            if waited_s > self.max_wait_s:
+                raise QueueFull(f"the oldest of {self.depth} requests in flight from this front end has waited "
+                                f"{1000 * waited_s:.0f} ms, more than slo_ms={1000 * self.max_wait_s:g}")
 
     def submit(self, item: Item) -> asyncio.Future:
         item = self.tokenize(item)
@@ -213,10 +189,17 @@ class FrontendServer(Server):
         self.expected_auth = f"Bearer {cfg.token}".encode() if cfg.token else None
 
     def admit(self) -> None:
-        """Refuse at the global bound as last published by the model process (which still applies
-        it, for the few that race past), then at this front end's own bounds."""
-        if self.board is not None and self.board.read() >= self.cfg.max_queue:
-            raise QueueFull(f"queue full ({self.cfg.max_queue} requests)")
+        """Refuse by the model process's queue as last published (the count bound, and with
+        ``slo_ms`` the time one more request would be answered), which still applies both, for the
+        few that race past; then at this front end's own in-flight bound."""
+        if self.board is not None:
+            depth = self.board.read()
+            if depth >= self.cfg.max_queue:
+                raise QueueFull(f"queue full ({self.cfg.max_queue} requests)")
+            wait_s = self.board.answer_at_s() - time.monotonic()
+            if self.cfg.slo_ms and depth and 1000 * wait_s > self.cfg.slo_ms:  # idle: take any request
+                raise QueueFull(f"{depth} requests ahead would take {1000 * wait_s:.0f} ms, "
+                                f"more than slo_ms={self.cfg.slo_ms:g}")
         self.runner.admit()
 
     async def start(self) -> None:
