@@ -9,6 +9,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from tests.serve.conftest import jpeg
 from tests.serve.serve_fakes import server_process
@@ -46,8 +47,9 @@ def p99(values: list[float]) -> float:
     return statistics.quantiles(values, n=100)[98] if len(values) > 1 else values[0]
 
 
-def test_a_flooded_server_answers_admitted_requests_within_the_slo_and_refuses_the_rest_fast():
-    config = dict(frontends=1, max_batch=MAX_BATCH, max_wait_ms=1, slo_ms=SLO_MS)
+@pytest.mark.parametrize("frontends", [1, 2])  # 2: the front ends refuse by the wait the model process publishes
+def test_a_flooded_server_answers_admitted_requests_within_the_slo_and_refuses_the_rest_fast(frontends):
+    config = dict(frontends=frontends, max_batch=MAX_BATCH, max_wait_ms=1, slo_ms=SLO_MS)
     with server_process(config, "fake", str(BATCH_S)) as (_, url):
         results = flood(url)
         metrics = httpx.get(f"{url}/metrics").text
