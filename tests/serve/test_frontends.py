@@ -172,8 +172,7 @@ def test_a_front_end_refuses_by_its_own_in_flight_count_and_its_oldest_request_s
     runner.pending = {rid: None for rid in range(49)}
     runner.sent_s = {rid: now - 0.09 + rid / 1000 for rid in range(49)}  # the oldest sent 90 ms ago
     runner.admit()
-    runner.sent_s[-1] = now - 0.15  # re-keyed first: one sent 150 ms ago and not yet answered
-    runner.sent_s = {-1: runner.sent_s.pop(-1), **runner.sent_s}
+    runner.sent_s = {-1: now - 0.15, **runner.sent_s}  # first in send order: sent 150 ms ago, not answered
     with pytest.raises(QueueFull, match=r"the oldest of 49 requests in flight .* waited 1\d\d ms, more than slo_ms=100"):
         runner.admit()
     runner.sent_s = {}
