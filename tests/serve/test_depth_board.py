@@ -5,12 +5,12 @@ process."""
 
 import subprocess
 import sys
-import time
 import types
 
 import pytest
 
-from mmscale.serve.batcher import DynamicBatcher, QueueFull
+from mmscale.serve.app import SENT
+from mmscale.serve.batcher import Backlog, DynamicBatcher, QueueFull
 from mmscale.serve.config import ServeConfig
 from mmscale.serve.depth_board import DepthBoard
 from mmscale.serve.frontend import FrontendServer
@@ -18,73 +18,102 @@ from mmscale.serve.items import Item
 from tests.serve.serve_fakes import FakePredictor
 
 
-def test_a_published_depth_is_read_by_another_process(tmp_path):
+def test_a_published_backlog_and_the_transit_counts_are_read_by_another_process(tmp_path):
     board = DepthBoard(str(tmp_path / "depth"), create=True)
-    assert board.read() == 0
-    board.publish(37, 1234.5)
+    assert board.backlog() == Backlog() and board.in_transit(4) == 0
+    board.publish(Backlog(37, 30, 1234.5, 64.0, 2000.0))
+    board.hand(0, 5)
+    board.hand(3, 7)
+    board.count_received(9)
     reader = ("import sys; from mmscale.serve.depth_board import DepthBoard; "
-              "b = DepthBoard(sys.argv[1]); print(b.read(), b.answer_at_s())")
+              "b = DepthBoard(sys.argv[1]); print(*vars(b.backlog()).values(), b.in_transit(4), b.in_transit(1))")
     out = subprocess.run([sys.executable, "-c", reader, board.path], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["37", "1234.5"]
+    # 12 handed by the four front ends, 9 read by the model process: 3 in transit; the first alone is behind
+    assert out.stdout.split() == ["37", "30", "1234.5", "64.0", "2000.0", "3", "0"]
     attached = DepthBoard(board.path)  # a second map of the same page sees later stores too
-    board.publish(2**40)
-    assert attached.read() == 2**40
+    board.publish(Backlog(depth=2**40))
+    assert attached.backlog().depth == 2**40
     attached.close()
     board.close()
 
 
 def test_the_batcher_publishes_every_depth_change_and_ends_at_zero():
     fake = FakePredictor(delay_s=0.05)
-    published = []
-    batcher = DynamicBatcher(fake.predict, max_batch=2, max_wait_ms=50, max_queue=3,
-                             on_depth=lambda depth, answer_at_s: published.append((depth, answer_at_s))).start()
+    published: list[Backlog] = []
+    batcher = DynamicBatcher(fake.predict, max_batch=2, max_wait_ms=50, max_queue=3, on_depth=published.append).start()
     futures = [batcher.submit(Item("match", b"img", [f"c{k}"])) for k in range(3)]
     with pytest.raises(QueueFull):
         batcher.submit(Item("match", b"img", ["refused"]))  # a refusal changes nothing
     for future in futures:
         future.result(5)
-    after_s = time.monotonic()
     batcher.stop()
-    seen = [depth for depth, _ in published]
-    assert seen[:3] == [1, 2, 3]
-    assert seen[3:] == [1, 0]  # one batch of 2, then the last one: the page returns to empty
-    assert all(at == 0.0 for _, at in published[:3])  # no batch timed yet: no wait to publish
-    # once a batch of 2 took about 50 ms, the third request would be answered within its own batch time
-    assert 0.0 < published[3][1] <= after_s + 0.2
+    assert [b.depth for b in published] == [1, 2, 3, 1, 0]  # one batch of 2, then the last: the page empties
+    assert all(b.served_per_s == 0.0 for b in published[:3])  # no batch timed yet: no rate to publish
+    # a batch of 2 in about 50 ms: about 40 requests/s, with the third request still queued
+    assert 20 < published[3].served_per_s <= 40 and published[3].batch_n == 2
+    assert published[3].queued == 1 and published[-1].queued == 0 and published[-1].running_until_s == 0.0
 
 
-def test_a_front_end_refuses_at_the_published_bound_before_its_own_checks(tmp_path):
+def test_the_wait_counts_the_batches_ahead_and_a_whole_batch_of_its_own():
+    now = 100.0
+    backlog = Backlog(depth=140, queued=100, running_until_s=now + 0.02, batch_n=40.0, served_per_s=1000.0)
+    # 100 queued at 40 a batch: two whole batches ahead, the newcomer's the third: 20 ms + 3 x 40 ms
+    assert backlog.wait_s(now) == pytest.approx(0.14)
+    assert backlog.wait_s(now, in_transit=20) == pytest.approx(0.18)  # 120 ahead: its own is the fourth
+    assert Backlog(depth=39, queued=39, batch_n=40.0, served_per_s=1000.0).wait_s(now) == pytest.approx(0.04)
+    assert Backlog(depth=5, queued=5).wait_s(now) == 0.0  # no batch timed: not known
+
+
+def test_a_front_end_refuses_at_the_published_bound_counting_requests_in_transit(tmp_path):
     board = DepthBoard(str(tmp_path / "depth"), create=True)
     asked = []
     runner = types.SimpleNamespace(admit=lambda: asked.append(True))
-    front = types.SimpleNamespace(board=board, cfg=ServeConfig(max_queue=4), runner=runner)
-    board.publish(3)
-    FrontendServer.admit(front)  # below the bound: this front end's own checks decide
-    assert asked == [True]
-    board.publish(4)
+    front = FrontendServer(ServeConfig(max_queue=4, frontends=2), runner, str(tmp_path), board, slot=1)
+    board.publish(Backlog(depth=3))
+    front.admit()  # below the bound: this front end's own checks decide, and the request is counted
+    assert asked == [True] and board.in_transit(2) == 1
     with pytest.raises(QueueFull, match=r"queue full \(4 requests\)"):
-        FrontendServer.admit(front)
+        front.admit()  # 3 in the model process and 1 on its way
     assert asked == [True]  # refused on the page alone
+    board.count_received(1)
+    board.publish(Backlog(depth=4))
+    with pytest.raises(QueueFull, match=r"queue full \(4 requests\)"):
+        front.admit()
     board.close()
 
 
-def test_a_front_end_refuses_by_the_published_wait_against_the_slo(tmp_path):
+def test_a_front_end_refuses_by_the_wait_with_requests_in_transit_against_the_slo(tmp_path):
     board = DepthBoard(str(tmp_path / "depth"), create=True)
     asked = []
     runner = types.SimpleNamespace(admit=lambda: asked.append(True))
-    front = types.SimpleNamespace(board=board, cfg=ServeConfig(max_queue=100, slo_ms=100), runner=runner)
-    now = time.monotonic()
-    board.publish(5, now + 0.05)  # answered in 50 ms: within the SLO
-    FrontendServer.admit(front)
-    board.publish(5, 0.0)  # no batch timed yet: the model process decides
-    FrontendServer.admit(front)
-    board.publish(0, now + 1.0)  # idle: any request is taken
-    FrontendServer.admit(front)
-    assert len(asked) == 3
-    board.publish(5, time.monotonic() + 0.3)
-    with pytest.raises(QueueFull, match=r"5 requests ahead would take \d+ ms, more than slo_ms=100"):
-        FrontendServer.admit(front)
-    front.cfg = ServeConfig(max_queue=100, slo_ms=0)  # no SLO: only the count bounds admission
-    FrontendServer.admit(front)
-    assert len(asked) == 4
+    front = FrontendServer(ServeConfig(max_queue=1000, slo_ms=100, frontends=2), runner, str(tmp_path), board)
+    board.publish(Backlog(depth=0, batch_n=100.0, served_per_s=200.0))  # idle: any request is taken
+    front.admit()
+    board.count_received(1)
+    board.publish(Backlog(depth=5, queued=5, batch_n=10.0, served_per_s=200.0))  # its own batch: 50 ms
+    front.admit()
+    board.publish(Backlog(depth=5, queued=5))  # no batch timed yet: the model process decides
+    front.admit()
+    assert len(asked) == 3 and board.in_transit(2) == 2
+    board.hand(1, 13)  # the other front end admitted 13 more: 20 ahead, the newcomer's is the third batch
+    board.publish(Backlog(depth=5, queued=5, batch_n=10.0, served_per_s=200.0))
+    with pytest.raises(QueueFull, match=r"20 requests ahead would take 150 ms, more than slo_ms=100"):
+        front.admit()
+    board.count_received(16)  # the model process read them all: the newcomer shares the next batch
+    front.admit()
+    front.cfg = ServeConfig(max_queue=1000, slo_ms=0, frontends=2)  # no SLO: only the count bounds admission
+    board.publish(Backlog(depth=500, queued=500, batch_n=10.0, served_per_s=200.0))
+    front.admit()
+    assert len(asked) == 5
+    board.close()
+
+
+def test_a_request_that_is_never_sent_leaves_the_transit_count(tmp_path):
+    board = DepthBoard(str(tmp_path / "depth"), create=True)
+    runner = types.SimpleNamespace(admit=lambda: None)
+    front = FrontendServer(ServeConfig(frontends=1), runner, str(tmp_path), board)
+    front.admit(), front.admit()
+    front.release({SENT: True})  # sent: in transit until the model process reads it
+    front.release({})  # a bad request answered here: never sent
+    assert board.in_transit(1) == 1
     board.close()

@@ -14,6 +14,9 @@ import httpx
 import psutil
 import pytest
 
+from mmscale.serve.batcher import QueueFull
+from mmscale.serve.frontend import RemoteRunner
+from mmscale.serve.items import Item
 from tests.serve.conftest import jpeg
 from tests.serve.serve_fakes import server_process
 
@@ -48,8 +51,6 @@ def tiny_frontends():
 
 
 def test_scores_equal_unbatched_batches_span_frontends_and_metrics_add_up(tiny_frontends, tiny_predictor):
-    from mmscale.serve.items import Item
-
     proc, url = tiny_frontends
     jobs = [(jpeg(80, 60, seed=k), [f"caption number {j}" for j in range(1 + k % 3)]) for k in range(20)]
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
@@ -161,21 +162,10 @@ def test_frontends_exit_when_the_model_process_dies():
     assert output.count("lost the model process") == 2, output
 
 
-def test_a_front_end_refuses_by_its_own_in_flight_count_and_its_oldest_request_s_age():
-    import pytest
-
-    from mmscale.serve.batcher import QueueFull
-    from mmscale.serve.frontend import RemoteRunner
-
-    runner = RemoteRunner("unused", max_inflight=50, max_wait_ms=100)
-    now = time.monotonic()
+def test_a_front_end_refuses_at_its_own_in_flight_bound():
+    runner = RemoteRunner("unused", max_inflight=50)
     runner.pending = {rid: None for rid in range(49)}
-    runner.sent_s = {rid: now - 0.09 + rid / 1000 for rid in range(49)}  # the oldest sent 90 ms ago
     runner.admit()
-    runner.sent_s = {-1: now - 0.15, **runner.sent_s}  # first in send order: sent 150 ms ago, not answered
-    with pytest.raises(QueueFull, match=r"the oldest of 49 requests in flight .* waited 1\d\d ms, more than slo_ms=100"):
-        runner.admit()
-    runner.sent_s = {}
     runner.pending = {rid: None for rid in range(50)}
     with pytest.raises(QueueFull, match="max_queue=50"):
         runner.admit()

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CLIENT_CLOSED = 499  # nginx's status for a client that closed the connection before the answer
 HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed"}
+SENT = "mmscale.sent"  # the ASGI scope key the handler sets once a request went to the runner
 
 
 def json_response(payload: dict, status: int = 200, headers: dict | None = None) -> Response:
@@ -114,6 +115,9 @@ class Server:
         if self.cfg.server == "batched":
             self.runner.admit()
 
+    def release(self, scope: dict) -> None:
+        """Called by the gate when a request it admitted is done (``FrontendServer`` counts them)."""
+
     def refusal(self, full: QueueFull) -> RequestError:
         """The 503 for a full queue, counted as a refusal (by whichever layer answers it)."""
         self.metrics.rejected.labels("queue_full").inc()
@@ -133,6 +137,7 @@ class Server:
             body = await read_body(request, self.cfg.max_body_bytes)
             item = decode_request(task, body, request.headers.get("content-type", ""), captions, self.cfg)
             future = self.runner.submit(item)
+            request.scope[SENT] = True  # handed to the model: no longer the front end's (``release``)
             output = await asyncio.wrap_future(future)
             response = json_response(encode_response(task, output))
         except QueueFull as full:

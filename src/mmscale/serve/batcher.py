@@ -4,8 +4,8 @@ Policy (Triton's): a batch runs when it holds ``max_batch`` requests of one task
 oldest request has waited ``max_wait_ms``, whichever comes first. Requests that queued while the
 previous batch ran have already waited, so under load batches fill without extra delay. The
 queue is bounded in time: with ``slo_ms`` a request is refused (``QueueFull``, at once) when the
-rest of the running batch, then the queued requests and itself at the recently measured rate,
-would take longer than that, so what is admitted under overload still answers within the SLO; a count bound alone lets
+rest of the running batch, then the batches ahead of it and its own at the recently measured rate
+(``Backlog.wait_s``), would take longer than that, so what is admitted under overload still answers within the SLO; a count bound alone lets
 the wait grow to ``max_queue`` / rate. ``max_queue`` stays as a memory backstop.
 
 With ``fit`` the batch taken is ``fit(n)`` of the ``n`` ready requests (Triton's preferred batch
@@ -43,15 +43,39 @@ class Pending:
     taken_s: float = 0.0  # when a batch took it off the queue: taken - enqueued = its queue wait
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What admission reads: the batcher's state at one instant, also published to the front ends."""
+
+    depth: int = 0  # requests admitted and not yet answered
+    queued: int = 0  # requests waiting for a batch
+    running_until_s: float = 0.0  # when the running batch should end (monotonic; 0: none running)
+    batch_n: float = 0.0  # smoothed requests of one batch
+    served_per_s: float = 0.0  # smoothed requests per second of busy time; 0 until a batch ran
+
+    def wait_s(self, now_s: float, in_transit: int = 0) -> float:
+        """When one more request would be answered (seconds from ``now_s``; 0 until a batch has been
+        timed): what is left of the running batch, then every batch ahead of it and its own, batches
+        as large as recent ones, at the measured rate. The queued requests (and ``in_transit`` more
+        on their way) are not a batch each: the newcomer shares a batch with those just ahead. Its
+        own batch is counted whole because under load it fills behind the newcomer; counting only
+        the newcomer, admission under overload let every admitted request wait a batch past the SLO."""
+        if self.served_per_s <= 0:
+            return 0.0
+        per_batch = max(1.0, self.batch_n)
+        batches = (self.queued + in_transit) // per_batch + 1
+        return max(0.0, self.running_until_s - now_s) + batches * per_batch / self.served_per_s
+
+
 class DynamicBatcher:
     """Collects ``Item``s from any thread and runs ``predict(task, items)`` on its own thread."""
 
     def __init__(self, predict: PredictFn, max_batch: int, max_wait_ms: float, max_queue: int,
                  on_batch: Callable[..., None] | None = None, slo_ms: float = 0.0,
-                 on_depth: Callable[[int, float], None] | None = None, fit: Callable[[int], int] | None = None):
+                 on_depth: Callable[[Backlog], None] | None = None, fit: Callable[[int], int] | None = None):
         self.predict, self.max_batch, self.max_queue = predict, max_batch, max_queue
         self.fit = fit  # n ready requests of one task -> how many of them to take (None: all)
-        self.on_depth = on_depth  # called with (depth, answer_at_s) under the lock, at every change
+        self.on_depth = on_depth  # called with the backlog under the lock, at every change
         self.max_wait_s = max_wait_ms / 1000.0
         self.slo_s = slo_ms / 1000.0  # 0: no bound in time
         self.on_batch = on_batch  # (task, batch_size, forward_s, queue_waits_s) for metrics
@@ -75,21 +99,18 @@ class DynamicBatcher:
         """Requests admitted and not yet answered (queued + in the running batch)."""
         return len(self.queue) + self.running
 
+    def backlog(self) -> Backlog:
+        return Backlog(self.depth, len(self.queue), self.running_since_s + self.batch_s if self.running else 0.0,
+                       self.batch_n, self.served_per_s)
+
     def expected_wait_s(self) -> float:
-        """When one more request would be answered: what is left of the running batch, then the
-        queued requests and itself at the measured rate (0 until a batch has been measured). The
-        queued requests are not a batch each: they and the newcomer share the next batches."""
-        if self.served_per_s <= 0:
-            return 0.0
-        left_s = max(0.0, self.running_since_s + self.batch_s - time.monotonic()) if self.running else 0.0
-        return left_s + (len(self.queue) + 1) / self.served_per_s
+        """How long one more request would wait to be answered (``Backlog.wait_s``)."""
+        return self.backlog().wait_s(time.monotonic())
 
     def publish_depth(self) -> None:
-        """Tell ``on_depth`` the depth and when one more request would be answered (monotonic
-        seconds; 0 until a batch has been timed), so front ends can refuse by the same wait."""
+        """Tell ``on_depth`` the backlog, so front ends refuse by the same wait."""
         if self.on_depth:
-            answer_at_s = time.monotonic() + self.expected_wait_s() if self.served_per_s else 0.0
-            self.on_depth(self.depth, answer_at_s)
+            self.on_depth(self.backlog())
 
     def admit(self) -> None:
         """Raise ``QueueFull`` when one more request would not be served within the SLO (or the

@@ -11,6 +11,7 @@ import importlib.util
 from dataclasses import dataclass
 
 from mmscale.errors import ConfigError
+from mmscale.serve.depth_board import MAX_FRONTENDS
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 MAX_CAPTION_CHARS = 1000  # captions are truncated to MAX_TEXT_LEN anyway; this bounds tokenizer work
@@ -74,6 +75,9 @@ class ServeConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"serve.{name}", f"must be >= 1, got {value}")
+        if self.frontends is not None and self.frontends > MAX_FRONTENDS:
+            raise ConfigError("serve.frontends", f"must be <= {MAX_FRONTENDS} (slots on the shared queue page), "
+                                                 f"got {self.frontends}")
         for name in ("max_wait_ms", "slo_ms", "cpu_threads"):
             value = getattr(self, name)
             if value is not None and value < 0:

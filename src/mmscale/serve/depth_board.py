@@ -1,18 +1,19 @@
-"""The model process's queue depth and expected wait, shared with the front ends on one memory-mapped page.
+"""The model process's queue and expected wait, shared with the front ends on one memory-mapped page.
 
 Why: with ``--frontends N`` admission is decided in the model process, which sees a request only
 after its front end has read the body, checked the image, tokenized the captions and sent it over.
 Under overload that made nearly every refusal cost a whole request's front-end CPU, and admitted
-requests waited behind those refusals in the front ends' event loops. With the depth and the wait on
+requests waited behind those refusals in the front ends' event loops. With the queue and the wait on
 a shared page, a front end's admission gate refuses by the global bound and the SLO before reading
 the body (docs/performance.md, Serving).
 
-The model process publishes both every time the depth changes (the batcher calls back under its
-lock), so the page never sticks. The wait is published as the monotonic time at which one more
-request would be answered (``CLOCK_MONOTONIC`` is one clock for every process of the host), which
-stays true while nothing changes. Requests a front end has admitted but not yet handed over are
-not counted, so front ends can admit past the bound for that long; the model process applies the
-bound itself too, and refuses those.
+The model process publishes its backlog (depth, queue, when the running batch ends, batch size and
+served rate, ``batcher.Backlog``) every time the depth changes (the batcher calls back under its
+lock), so the page never sticks; ``CLOCK_MONOTONIC`` is one clock for every process of the host. Requests
+admitted by the front ends and not yet read by the model process are on the page too: each front
+end counts what it admitted and did not drop in its own slot (``handed``), the model process counts
+what it read (``received``); the difference is in transit, and the gate adds it to the queue.
+Every slot has one writer, so no lock crosses processes.
 """
 
 from __future__ import annotations
@@ -21,17 +22,22 @@ import ctypes
 import mmap
 import os
 
+from mmscale.serve.batcher import Backlog
+
 SIZE = mmap.PAGESIZE
+MAX_FRONTENDS = 256  # handed slots on the page; ServeConfig refuses more front ends
 
 
 class Slots(ctypes.Structure):
     """Aligned 8-byte fields: each is one machine store and load, so a reader never sees half a write."""
 
-    _fields_ = [("depth", ctypes.c_int64), ("answer_at_s", ctypes.c_double)]
+    _fields_ = [("depth", ctypes.c_int64), ("queued", ctypes.c_int64), ("running_until_s", ctypes.c_double),
+                ("batch_n", ctypes.c_double), ("served_per_s", ctypes.c_double),
+                ("received", ctypes.c_int64), ("handed", ctypes.c_int64 * MAX_FRONTENDS)]
 
 
 class DepthBoard:
-    """``publish`` in the model process; ``read`` and ``answer_at_s`` in the front ends."""
+    """``publish`` and ``count_received`` in the model process; ``hand`` and the reads in the front ends."""
 
     def __init__(self, path: str, create: bool = False):
         self.path = path
@@ -46,16 +52,28 @@ class DepthBoard:
             os.close(fd)
         self.slots = Slots.from_buffer(self.map)
 
-    def publish(self, depth: int, answer_at_s: float = 0.0) -> None:
-        """The depth and when one more request would be answered (``time.monotonic``; 0: not known)."""
-        self.slots.answer_at_s = answer_at_s
-        self.slots.depth = depth
+    def publish(self, backlog: Backlog) -> None:
+        """The batcher's backlog; a reader between two stores sees fields a change apart, which
+        admission, an estimate, tolerates."""
+        self.slots.queued, self.slots.running_until_s = backlog.queued, backlog.running_until_s
+        self.slots.batch_n, self.slots.served_per_s = backlog.batch_n, backlog.served_per_s
+        self.slots.depth = backlog.depth
 
-    def read(self) -> int:
-        return self.slots.depth
+    def count_received(self, total: int) -> None:
+        """Requests the model process has read from every front end, since the page was created."""
+        self.slots.received = total
 
-    def answer_at_s(self) -> float:
-        return self.slots.answer_at_s
+    def hand(self, frontend: int, total: int) -> None:
+        """Requests front end ``frontend`` admitted and did not drop before sending, since it started."""
+        self.slots.handed[frontend] = total
+
+    def backlog(self) -> Backlog:
+        slots = self.slots
+        return Backlog(slots.depth, slots.queued, slots.running_until_s, slots.batch_n, slots.served_per_s)
+
+    def in_transit(self, frontends: int) -> int:
+        """Requests admitted by the first ``frontends`` front ends that the model process has not read yet."""
+        return max(0, sum(self.slots.handed[:frontends]) - self.slots.received)
 
     def close(self) -> None:
         del self.slots  # the buffer export must go before the map can close

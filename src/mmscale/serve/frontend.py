@@ -24,7 +24,7 @@ import time
 import uvicorn
 
 from mmscale.data.tokenizer import load_tokenizer
-from mmscale.serve.app import Server, create_app, settle_process
+from mmscale.serve.app import SENT, Server, create_app, settle_process
 from mmscale.serve.batcher import QueueFull
 from mmscale.serve.config import ServeConfig
 from mmscale.serve.depth_board import DepthBoard
@@ -48,20 +48,15 @@ class ModelUnavailable(RequestError):
 class RemoteRunner:
     """Stands in for the batcher: ``submit(item)`` returns an asyncio future of the model's reply.
 
-    It also bounds what this front end has in flight, because the model process can only refuse a
-    request once it has read it, and the page it publishes (``depth_board``) does not see requests
-    still in the socket or in this process's write buffer (measured on H100 with no front-end
-    bound: refusals 16 s late). The bounds are ``max_queue`` requests in flight from this front end
-    and, with ``slo_ms``, the age of its oldest request in flight: one that has waited longer than
-    the SLO says the path to the model is congested, whatever the page says.
+    It also bounds what this front end has in flight at ``max_queue`` requests, a memory backstop:
+    the shared page (``depth_board``) counts what this front end sent, so the gate's wait already
+    holds requests still in the socket.
     """
 
-    def __init__(self, ipc_path: str, tokenizer=None, on_lost=None, max_inflight: int = 0,
-                 max_wait_ms: float = 0.0):
+    def __init__(self, ipc_path: str, tokenizer=None, on_lost=None, max_inflight: int = 0):
         self.ipc_path, self.tokenizer, self.on_lost = ipc_path, tokenizer, on_lost
-        self.max_inflight, self.max_wait_s = max_inflight, max_wait_ms / 1000.0  # 0: unbounded
-        self.pending: dict[int, asyncio.Future] = {}  # in send order: the first is the oldest
-        self.sent_s: dict[int, float] = {}  # when each pending request was sent (monotonic)
+        self.max_inflight = max_inflight  # 0: unbounded
+        self.pending: dict[int, asyncio.Future] = {}
         self.rids = itertools.count()
         self.writer: asyncio.StreamWriter | None = None
         self.max_text_len = 0
@@ -92,7 +87,6 @@ class RemoteRunner:
             while True:
                 message = await self.read_message(reader)
                 future = self.pending.pop(message[1], None)
-                self.sent_s.pop(message[1], None)
                 if future is not None and not future.done():
                     settle(future, message)
         except asyncio.IncompleteReadError:
@@ -104,7 +98,6 @@ class RemoteRunner:
             if not future.done():
                 future.set_exception(ModelUnavailable(why))
         self.pending.clear()
-        self.sent_s.clear()
         if not self.closing:
             self.failed = True
             log.error("front end lost the model process (%s); exiting", why)
@@ -117,7 +110,6 @@ class RemoteRunner:
         rid = next(self.rids)
         future = asyncio.get_running_loop().create_future()
         self.pending[rid] = future
-        self.sent_s[rid] = time.monotonic()
         self.writer.write(frame(make_message(rid)))
         return future
 
@@ -135,16 +127,10 @@ class RemoteRunner:
         return item
 
     def admit(self) -> None:
-        """Refuse (``QueueFull``) when this front end already has ``max_queue`` requests in flight,
-        or when its oldest one has waited longer than ``max_wait_ms``."""
+        """Refuse (``QueueFull``) when this front end already has ``max_queue`` requests in flight."""
         if self.max_inflight and self.depth >= self.max_inflight:
             raise QueueFull(f"queue full ({self.depth} requests in flight from this front end, "
                             f"max_queue={self.max_inflight})")
-        if self.max_wait_s and self.sent_s:
-            waited_s = time.monotonic() - next(iter(self.sent_s.values()))
-            if waited_s > self.max_wait_s:
-                raise QueueFull(f"the oldest of {self.depth} requests in flight from this front end has waited "
-                                f"{1000 * waited_s:.0f} ms, more than slo_ms={1000 * self.max_wait_s:g}")
 
     def submit(self, item: Item) -> asyncio.Future:
         item = self.tokenize(item)
@@ -181,26 +167,44 @@ def settle(future: asyncio.Future, message: tuple) -> None:
 class FrontendServer(Server):
     """``app.Server`` whose runner, readiness and batch metrics live in the model process."""
 
-    def __init__(self, cfg: ServeConfig, runner: RemoteRunner, multiproc_dir: str, board: DepthBoard | None = None):
+    def __init__(self, cfg: ServeConfig, runner: RemoteRunner, multiproc_dir: str, board: DepthBoard | None = None,
+                 slot: int = 0):
         self.cfg, self.predictor, self.runner, self.board = cfg, None, runner, board
         self.metrics = ServerMetrics()  # mmap-backed: PROMETHEUS_MULTIPROC_DIR is set for this process
         self.multiproc_dir = multiproc_dir
         self.ready = False
         self.expected_auth = f"Bearer {cfg.token}".encode() if cfg.token else None
+        self.slot, self.handed = slot, 0  # this front end's slot on the page; requests it admitted, less dropped
 
     def admit(self) -> None:
-        """Refuse by the model process's queue as last published (the count bound, and with
-        ``slo_ms`` the time one more request would be answered), which still applies both, for the
-        few that race past; then at this front end's own in-flight bound."""
+        """Refuse by the model process's queue as last published, plus what every front end admitted
+        that the model process has not read yet: the count bound, and with ``slo_ms`` the time one
+        more request would be answered. The model process still applies both for the few that race
+        past. Then this front end's own in-flight bound; an admitted request is counted on the page
+        until it is sent or dropped (``release``)."""
         if self.board is not None:
-            depth = self.board.read()
+            in_transit = self.board.in_transit(self.cfg.frontends or 1)
+            backlog = self.board.backlog()
+            depth = backlog.depth + in_transit
             if depth >= self.cfg.max_queue:
                 raise QueueFull(f"queue full ({self.cfg.max_queue} requests)")
-            wait_s = self.board.answer_at_s() - time.monotonic()
+            wait_s = backlog.wait_s(time.monotonic(), in_transit)
             if self.cfg.slo_ms and depth and 1000 * wait_s > self.cfg.slo_ms:  # idle: take any request
                 raise QueueFull(f"{depth} requests ahead would take {1000 * wait_s:.0f} ms, "
                                 f"more than slo_ms={self.cfg.slo_ms:g}")
         self.runner.admit()
+        self.hand(+1)
+
+    def release(self, scope: dict) -> None:
+        """An admitted request is done here: one never sent to the model process (a bad request, a
+        lost link) leaves the in-transit count."""
+        if not scope.get(SENT):
+            self.hand(-1)
+
+    def hand(self, change: int) -> None:
+        self.handed += change
+        if self.board is not None:
+            self.board.hand(self.slot, self.handed)
 
     async def start(self) -> None:
         await self.runner.connect()
@@ -231,15 +235,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="one HTTP front end of mmscale serve --frontends N")
     parser.add_argument("--port", type=int, required=True, help="the server's port (bound with SO_REUSEPORT)")
     parser.add_argument("--ipc", required=True, help="the model process's unix socket")
-    parser.add_argument("--name", default="0")
+    parser.add_argument("--name", default="0", help="this front end's index (its slot on the depth board)")
     parser.add_argument("--depth-board", help="the model process's shared queue-depth page (depth_board)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"frontend {args.name}: %(levelname)s %(message)s")
 
     cfg = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
-    runner = RemoteRunner(args.ipc, load_tokenizer(), max_inflight=cfg.max_queue, max_wait_ms=cfg.slo_ms)
+    runner = RemoteRunner(args.ipc, load_tokenizer(), max_inflight=cfg.max_queue)
     board = DepthBoard(args.depth_board) if args.depth_board else None
-    app = create_app(None, cfg, server=FrontendServer(cfg, runner, os.environ["PROMETHEUS_MULTIPROC_DIR"], board))
+    front = FrontendServer(cfg, runner, os.environ["PROMETHEUS_MULTIPROC_DIR"], board, slot=int(args.name))
+    app = create_app(None, cfg, server=front)
     server = uvicorn.Server(uvicorn_config(app))
     runner.on_lost = lambda: setattr(server, "should_exit", True)
     # A SIGTERM before uvicorn takes the signals over (still starting) must still end this process

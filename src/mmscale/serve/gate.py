@@ -9,7 +9,8 @@ The gate answers exactly what the handler would (same 503 body, ``Retry-After``,
 request counters, latency) for an authorized ``POST`` to a ``/v1/`` endpoint when
 ``server.admit()`` refuses. Everything else goes on to the app: unauthorized requests (the
 handler answers 401 first), other paths, and admitted requests, which the handler does not check
-for admission a second time.
+for admission a second time. Once the app is done with an admitted request the gate tells the
+server (``release``), which is how a front end's count of requests in transit stays exact.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ class AdmissionGate:
                     await send_json(send, err.status, err.as_dict(), err.headers)
                     self.server.count(scope["path"], err.status, start_s)
                     return
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    self.server.release(scope)
+                return
         await self.app(scope, receive, send)
 
 

@@ -5,8 +5,8 @@ them to the runner (``DynamicBatcher``, exactly as the single-process server use
 thread sends the replies, several per ``sendall`` when they come together (a batch of 256 answers
 is one write, and the pickling stays off the inference thread). Admission is decided here, so the
 bound on queued requests is one global ``max_queue`` whatever the number of front ends; the depth
-is also published on a shared page (``depth_board``) so that front ends refuse at that bound
-before reading a request's body.
+is also published on a shared page (``depth_board``), with the count of requests read, so that
+front ends refuse at that bound before reading a request's body.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ class FrontendConnection:
         kind = message[0]
         if kind == "req":
             rid, item = item_from_message(message)
+            self.host.count_received()
             if not self.host.ready:  # no forward may run while warm-up records CUDA graphs
                 self.outbox.put(reply_message(rid, NOT_READY))
                 return
@@ -120,6 +121,7 @@ class ModelHost:
         on_depth = self.board.publish if self.board else None
         self.runner = make_runner(predictor, cfg, self.metrics, on_depth=on_depth)
         self.max_text_len = getattr(predictor, "max_text_len", MAX_TEXT_LEN)
+        self.received, self.received_lock = 0, threading.Lock()  # requests read from every front end
         self.ready = False  # warmed up
         self.expected_frontends = expected_frontends
         self.stopping = False
@@ -144,6 +146,13 @@ class ModelHost:
             connection = FrontendConnection(self, conn, str(len(self.connections)))
             self.connections.append(connection)
             connection.start()
+
+    def count_received(self) -> None:
+        """One more request read from a front end: it is no longer in transit (``depth_board``)."""
+        with self.received_lock:
+            self.received += 1
+            if self.board is not None:
+                self.board.count_received(self.received)
 
     def is_ready(self) -> bool:
         """Warmed up, and every front end connected (each listens before it connects), so a client
