@@ -21,7 +21,7 @@ from tests.serve.serve_fakes import FakePredictor
 def test_a_published_backlog_and_the_transit_counts_are_read_by_another_process(tmp_path):
     board = DepthBoard(str(tmp_path / "depth"), create=True)
     assert board.backlog() == Backlog() and board.in_transit(4) == 0
-    board.publish(Backlog(37, 30, 1234.5, 64.0, 2000.0))
+    board.publish(Backlog(37, 30, 1234.5, 0.064, 2000.0, 128))
     board.hand(0, 5)
     board.hand(3, 7)
     board.count_received(9)
@@ -29,7 +29,7 @@ def test_a_published_backlog_and_the_transit_counts_are_read_by_another_process(
               "b = DepthBoard(sys.argv[1]); print(*vars(b.backlog()).values(), b.in_transit(4), b.in_transit(1))")
     out = subprocess.run([sys.executable, "-c", reader, board.path], capture_output=True, text=True, check=True)
     # 12 handed by the four front ends, 9 read by the model process: 3 in transit; the first alone is behind
-    assert out.stdout.split() == ["37", "30", "1234.5", "64.0", "2000.0", "3", "0"]
+    assert out.stdout.split() == ["37", "30", "1234.5", "0.064", "2000.0", "128", "3", "0"]
     attached = DepthBoard(board.path)  # a second map of the same page sees later stores too
     board.publish(Backlog(depth=2**40))
     assert attached.backlog().depth == 2**40
@@ -50,17 +50,18 @@ def test_the_batcher_publishes_every_depth_change_and_ends_at_zero():
     assert [b.depth for b in published] == [1, 2, 3, 1, 0]  # one batch of 2, then the last: the page empties
     assert all(b.served_per_s == 0.0 for b in published[:3])  # no batch timed yet: no rate to publish
     # a batch of 2 in about 50 ms: about 40 requests/s, with the third request still queued
-    assert 20 < published[3].served_per_s <= 40 and published[3].batch_n == 2
+    assert 20 < published[3].served_per_s <= 40 and published[3].batch_s >= 0.05 and published[3].max_batch == 2
     assert published[3].queued == 1 and published[-1].queued == 0 and published[-1].running_until_s == 0.0
 
 
-def test_the_wait_counts_the_batches_ahead_and_a_whole_batch_of_its_own():
+def test_the_wait_counts_full_batches_ahead_and_its_own_batch_at_least_as_long_as_recent_ones():
     now = 100.0
-    backlog = Backlog(depth=140, queued=100, running_until_s=now + 0.02, batch_n=40.0, served_per_s=1000.0)
-    # 100 queued at 40 a batch: two whole batches ahead, the newcomer's the third: 20 ms + 3 x 40 ms
-    assert backlog.wait_s(now) == pytest.approx(0.14)
-    assert backlog.wait_s(now, in_transit=20) == pytest.approx(0.18)  # 120 ahead: its own is the fourth
-    assert Backlog(depth=39, queued=39, batch_n=40.0, served_per_s=1000.0).wait_s(now) == pytest.approx(0.04)
+    backlog = Backlog(depth=140, queued=100, running_until_s=now + 0.02, batch_s=0.03, served_per_s=1000.0, max_batch=40)
+    # 100 ahead at 40 a batch: two full batches (40 ms each at the rate), then its own at place 21: 21 ms,
+    # shorter than recent batches (30 ms), which its own fills to under load
+    assert backlog.wait_s(now) == pytest.approx(0.02 + 0.08 + 0.03)
+    assert backlog.wait_s(now, in_transit=15) == pytest.approx(0.02 + 0.08 + 0.036)  # place 36: 36 ms
+    assert backlog.wait_s(now + 0.05) == pytest.approx(0.08 + 0.03)  # the running batch is late: nothing left
     assert Backlog(depth=5, queued=5).wait_s(now) == 0.0  # no batch timed: not known
 
 
@@ -87,22 +88,22 @@ def test_a_front_end_refuses_by_the_wait_with_requests_in_transit_against_the_sl
     asked = []
     runner = types.SimpleNamespace(admit=lambda: asked.append(True))
     front = FrontendServer(ServeConfig(max_queue=1000, slo_ms=100, frontends=2), runner, str(tmp_path), board)
-    board.publish(Backlog(depth=0, batch_n=100.0, served_per_s=200.0))  # idle: any request is taken
+    board.publish(Backlog(depth=0, batch_s=0.5, served_per_s=200.0, max_batch=100))  # idle: any request is taken
     front.admit()
     board.count_received(1)
-    board.publish(Backlog(depth=5, queued=5, batch_n=10.0, served_per_s=200.0))  # its own batch: 50 ms
+    board.publish(Backlog(depth=5, queued=5, batch_s=0.05, served_per_s=200.0, max_batch=10))  # its own batch: 50 ms
     front.admit()
     board.publish(Backlog(depth=5, queued=5))  # no batch timed yet: the model process decides
     front.admit()
     assert len(asked) == 3 and board.in_transit(2) == 2
-    board.hand(1, 13)  # the other front end admitted 13 more: 20 ahead, the newcomer's is the third batch
-    board.publish(Backlog(depth=5, queued=5, batch_n=10.0, served_per_s=200.0))
+    board.hand(1, 13)  # the other front end admitted 13 more: 20 ahead, two full batches, then its own
+    board.publish(Backlog(depth=5, queued=5, batch_s=0.05, served_per_s=200.0, max_batch=10))
     with pytest.raises(QueueFull, match=r"20 requests ahead would take 150 ms, more than slo_ms=100"):
         front.admit()
     board.count_received(16)  # the model process read them all: the newcomer shares the next batch
     front.admit()
     front.cfg = ServeConfig(max_queue=1000, slo_ms=0, frontends=2)  # no SLO: only the count bounds admission
-    board.publish(Backlog(depth=500, queued=500, batch_n=10.0, served_per_s=200.0))
+    board.publish(Backlog(depth=500, queued=500, batch_s=0.05, served_per_s=200.0, max_batch=10))
     front.admit()
     assert len(asked) == 5
     board.close()

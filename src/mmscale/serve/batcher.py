@@ -50,21 +50,23 @@ class Backlog:
     depth: int = 0  # requests admitted and not yet answered
     queued: int = 0  # requests waiting for a batch
     running_until_s: float = 0.0  # when the running batch should end (monotonic; 0: none running)
-    batch_n: float = 0.0  # smoothed requests of one batch
+    batch_s: float = 0.0  # smoothed busy time of one batch
     served_per_s: float = 0.0  # smoothed requests per second of busy time; 0 until a batch ran
+    max_batch: int = 1
 
     def wait_s(self, now_s: float, in_transit: int = 0) -> float:
         """When one more request would be answered (seconds from ``now_s``; 0 until a batch has been
-        timed): what is left of the running batch, then every batch ahead of it and its own, batches
-        as large as recent ones, at the measured rate. The queued requests (and ``in_transit`` more
-        on their way) are not a batch each: the newcomer shares a batch with those just ahead. Its
-        own batch is counted whole because under load it fills behind the newcomer; counting only
-        the newcomer, admission under overload let every admitted request wait a batch past the SLO."""
+        timed): what is left of the running batch, then the full batches ahead of it at the measured
+        rate, then its own batch, which takes its place in that batch at the rate or, as batches
+        fill behind it under load, as long as recent batches, whichever is longer. The requests ahead
+        (queued, and ``in_transit`` more on their way) are not a batch each: they share batches of up
+        to ``max_batch``. Counting the newcomer alone, admission under overload let every admitted
+        request wait a batch past the SLO."""
         if self.served_per_s <= 0:
             return 0.0
-        per_batch = max(1.0, self.batch_n)
-        batches = (self.queued + in_transit) // per_batch + 1
-        return max(0.0, self.running_until_s - now_s) + batches * per_batch / self.served_per_s
+        full, place = divmod(self.queued + in_transit, self.max_batch)
+        own_s = max(self.batch_s, (place + 1) / self.served_per_s)
+        return max(0.0, self.running_until_s - now_s) + full * self.max_batch / self.served_per_s + own_s
 
 
 class DynamicBatcher:
@@ -101,7 +103,7 @@ class DynamicBatcher:
 
     def backlog(self) -> Backlog:
         return Backlog(self.depth, len(self.queue), self.running_since_s + self.batch_s if self.running else 0.0,
-                       self.batch_n, self.served_per_s)
+                       self.batch_s, self.served_per_s, self.max_batch)
 
     def expected_wait_s(self) -> float:
         """How long one more request would wait to be answered (``Backlog.wait_s``)."""
