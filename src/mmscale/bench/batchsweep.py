@@ -13,7 +13,6 @@ say ``memory_kind="host_rss"`` and ``oom_simulated=True`` so the report can say 
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import gc
 import re
@@ -25,6 +24,7 @@ from typing import Callable
 import torch
 
 from mmscale import stats
+from mmscale.host_heap import release_host_heap
 from mmscale.train.build import build_run
 from mmscale.train.config import TrainJob
 from mmscale.train.runtime import resolve_runtime
@@ -51,7 +51,7 @@ def is_oom(exc: BaseException) -> bool:
 def free_memory() -> None:
     """Drop what a failed step left behind so the next batch starts from the same baseline."""
     gc.collect()
-    trim_host_heap()
+    release_host_heap()  # so that the next point's RSS baseline is honest
     if torch.cuda.is_available():
         torch.cuda.synchronize()  # host-device sync: let freed blocks return before emptying
         torch.cuda.empty_cache()
@@ -366,15 +366,3 @@ def mark_batch_dynamic(tensors: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor,
     for tensor in tensors:
         torch._dynamo.maybe_mark_dynamic(tensor, 0)
     return tensors
-
-
-def trim_host_heap() -> None:
-    """Return freed heap pages to the OS so that the next point's RSS baseline is honest.
-
-    glibc keeps freed blocks (and raises its mmap threshold after large frees), so without a
-    trim a batch can reuse the previous batch's resident pages and look smaller than it is.
-    """
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

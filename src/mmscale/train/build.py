@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from mmscale.errors import ConfigError
+from mmscale.host_heap import release_host_heap
 from mmscale.model.multimodal import MultimodalModel
 from mmscale.train.config import TrainJob
 from mmscale.train.contrastive import GatherContrastRows
@@ -41,7 +42,7 @@ def build_run(job: TrainJob, runtime: Runtime, *, schedule: bool = True, compile
     ``compile_dynamic=False``: one static graph per batch shape (benchmarks that run a few sizes)."""
     cfg = job.train
     torch.manual_seed(cfg.seed)
-    model = cast_weights(MultimodalModel(job.model).to(runtime.device), runtime)
+    model = cast_weights(model_to_device(MultimodalModel(job.model), runtime.device), runtime)
     if runtime.env.active:  # ITC's negatives: every process's rows, as one process with the whole batch
         model.gather_contrast_rows = GatherContrastRows(job.check_world(runtime.env.world_size), runtime.env)
     wrapped = wrap_model(model, runtime.strategy, runtime.env, runtime.device,
@@ -58,3 +59,13 @@ def build_run(job: TrainJob, runtime: Runtime, *, schedule: bool = True, compile
         except GraphUnsupported as exc:
             raise ConfigError("train.step_graph", str(exc)) from None
     return Run(model, wrapped, optimizer, scheduler, step)
+
+
+def model_to_device(model: nn.Module, device: torch.device | str) -> nn.Module:
+    """``model.to(device)``, then the host copy it leaves behind goes back to the OS: how much of it
+    glibc kept resident varied from run to run, which one process training several runs (validate's
+    datascale) read as host memory growing with N."""
+    model = model.to(device)
+    if torch.device(device).type != "cpu":  # on the CPU the host copy is the model
+        release_host_heap()
+    return model
