@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from mmscale.serve.batch_cost import BatchCost
 from mmscale.serve.items import Item, Output, RequestError
 
 log = logging.getLogger(__name__)
@@ -53,20 +54,28 @@ class Backlog:
     batch_s: float = 0.0  # smoothed busy time of one batch
     served_per_s: float = 0.0  # smoothed requests per second of busy time; 0 until a batch ran
     max_batch: int = 1
+    fixed_s: float = 0.0  # a batch's time, fixed part (``BatchCost``; both 0 until sizes varied)
+    per_request_s: float = 0.0  # a batch's time, part per request
+
+    def batch_time_s(self, size: int) -> float:
+        """How long a batch of ``size`` takes: the fitted line, or ``size`` at the served rate."""
+        if self.fixed_s or self.per_request_s:
+            return self.fixed_s + self.per_request_s * size
+        return size / self.served_per_s
 
     def wait_s(self, now_s: float, in_transit: int = 0) -> float:
         """When one more request would be answered (seconds from ``now_s``; 0 until a batch has been
-        timed): what is left of the running batch, then the full batches ahead of it at the measured
-        rate, then its own batch, which takes its place in that batch at the rate or, as batches
-        fill behind it under load, as long as recent batches, whichever is longer. The requests ahead
-        (queued, and ``in_transit`` more on their way) are not a batch each: they share batches of up
-        to ``max_batch``. Counting the newcomer alone, admission under overload let every admitted
+        timed): what is left of the running batch, then the full batches ahead of it, then its own
+        batch, which takes as long as a batch up to its place or, as batches fill behind it under
+        load, as long as recent batches, whichever is longer. The requests ahead (queued, and
+        ``in_transit`` more on their way) are not a batch each: they share batches of up to
+        ``max_batch``. Counting the newcomer alone, admission under overload let every admitted
         request wait a batch past the SLO."""
         if self.served_per_s <= 0:
             return 0.0
         full, place = divmod(self.queued + in_transit, self.max_batch)
-        own_s = max(self.batch_s, (place + 1) / self.served_per_s)
-        return max(0.0, self.running_until_s - now_s) + full * self.max_batch / self.served_per_s + own_s
+        own_s = max(self.batch_s, self.batch_time_s(place + 1))
+        return max(0.0, self.running_until_s - now_s) + full * self.batch_time_s(self.max_batch) + own_s
 
 
 class DynamicBatcher:
@@ -87,6 +96,7 @@ class DynamicBatcher:
         self.served_per_s = 0.0  # smoothed requests per second of busy time; 0 until a batch ran
         self.batch_n = 0.0  # smoothed requests of one batch
         self.batch_s = 0.0  # smoothed busy time of one batch
+        self.cost = BatchCost()  # busy time against batch size
         self.last_finish_s = 0.0  # when the last batch was answered (monotonic)
         self.running_since_s = 0.0  # when the running batch was taken off the queue
         self.stopping = False
@@ -102,8 +112,9 @@ class DynamicBatcher:
         return len(self.queue) + self.running
 
     def backlog(self) -> Backlog:
+        fixed_s, per_request_s = self.cost.line() or (0.0, 0.0)
         return Backlog(self.depth, len(self.queue), self.running_since_s + self.batch_s if self.running else 0.0,
-                       self.batch_s, self.served_per_s, self.max_batch)
+                       self.batch_s, self.served_per_s, self.max_batch, fixed_s, per_request_s)
 
     def expected_wait_s(self) -> float:
         """How long one more request would wait to be answered (``Backlog.wait_s``)."""
@@ -173,6 +184,7 @@ class DynamicBatcher:
             self.queue = rest
             self.running += len(batch)
             self.running_since_s = taken_s
+            self.publish_depth()  # the depth is the same, but the queued requests now run
             return batch
 
     def loop(self) -> None:
@@ -202,6 +214,7 @@ class DynamicBatcher:
                 self.batch_n = smoothed(self.batch_n, len(batch))
                 self.batch_s = smoothed(self.batch_s, cycle_s)
                 self.served_per_s = self.batch_n / self.batch_s
+                self.cost.add(len(batch), cycle_s)
             self.publish_depth()
         if self.on_batch:
             self.on_batch(batch[0].item.task, len(batch), busy_s, [p.taken_s - p.enqueued_s for p in batch])

@@ -8,7 +8,7 @@ a shared page, a front end's admission gate refuses by the global bound and the 
 the body (docs/performance.md, Serving).
 
 The model process publishes its backlog (depth, queue, when the running batch ends, batch time, served
-rate and max batch, ``batcher.Backlog``) every time the depth changes (the batcher calls back under its
+rate, max batch and the fitted batch cost, ``batcher.Backlog``) every time the depth changes (the batcher calls back under its
 lock), so the page never sticks; ``CLOCK_MONOTONIC`` is one clock for every process of the host. Requests
 admitted by the front ends and not yet read by the model process are on the page too: each front
 end counts what it admitted and did not drop in its own slot (``handed``), the model process counts
@@ -33,6 +33,7 @@ class Slots(ctypes.Structure):
 
     _fields_ = [("depth", ctypes.c_int64), ("queued", ctypes.c_int64), ("running_until_s", ctypes.c_double),
                 ("batch_s", ctypes.c_double), ("served_per_s", ctypes.c_double), ("max_batch", ctypes.c_int64),
+                ("fixed_s", ctypes.c_double), ("per_request_s", ctypes.c_double),
                 ("received", ctypes.c_int64), ("handed", ctypes.c_int64 * MAX_FRONTENDS)]
 
 
@@ -58,6 +59,7 @@ class DepthBoard:
         self.slots.queued, self.slots.running_until_s = backlog.queued, backlog.running_until_s
         self.slots.batch_s, self.slots.served_per_s = backlog.batch_s, backlog.served_per_s
         self.slots.max_batch = backlog.max_batch
+        self.slots.fixed_s, self.slots.per_request_s = backlog.fixed_s, backlog.per_request_s
         self.slots.depth = backlog.depth
 
     def count_received(self, total: int) -> None:
@@ -71,7 +73,7 @@ class DepthBoard:
     def backlog(self) -> Backlog:
         slots = self.slots
         return Backlog(slots.depth, slots.queued, slots.running_until_s, slots.batch_s, slots.served_per_s,
-                       max(1, slots.max_batch))
+                       max(1, slots.max_batch), slots.fixed_s, slots.per_request_s)
 
     def in_transit(self, frontends: int) -> int:
         """Requests admitted by the first ``frontends`` front ends that the model process has not read yet."""
