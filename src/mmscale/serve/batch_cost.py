@@ -1,11 +1,11 @@
 """A batch's time as a function of its size, fitted online: ``seconds = fixed_s + per_request_s * n``.
 
 Why: admission must know how long a full batch takes while batches are still small. The served
-rate (requests over busy time) measured at half-full batches reads a full batch as twice as long
-as it is when most of a batch's cost is fixed (a fake model of 50 ms per batch answered 41% fewer
-requests at twice its capacity than with the fit; docs/notes/serving-tail-and-overload.md). A
-weighted least-squares line through recent (size, time) pairs separates the fixed part from the
-part that grows with the batch; statistics or numpy would refit from the whole history each batch.
+rate (requests over busy time) measured at half-full batches reads a full batch as twice as long as
+it is when most of a batch's cost is fixed, so admission held batches small. A weighted
+least-squares line through recent (size, time) pairs separates the fixed part from the part that
+grows with the batch; kept by hand as five running sums because statistics and numpy refit from
+the whole history.
 """
 
 from __future__ import annotations

@@ -7,12 +7,13 @@ requests waited behind those refusals in the front ends' event loops. With the q
 a shared page, a front end's admission gate refuses by the global bound and the SLO before reading
 the body (docs/performance.md, Serving).
 
-The model process publishes its backlog (depth, queue, when the running batch ends, batch time, served
-rate, max batch and the fitted batch cost, ``batcher.Backlog``) every time the depth changes (the batcher calls back under its
-lock), so the page never sticks; ``CLOCK_MONOTONIC`` is one clock for every process of the host. Requests
-admitted by the front ends and not yet read by the model process are on the page too: each front
-end counts what it admitted and did not drop in its own slot (``handed``), the model process counts
-what it read (``received``); the difference is in transit, and the gate adds it to the queue.
+The model process publishes its backlog (depth, queue, when the running batch ends, batch time,
+served rate, max batch and the fitted batch cost, ``batcher.Backlog``) every time the depth changes
+or a batch is taken (the batcher calls back under its lock), so the page never sticks;
+``CLOCK_MONOTONIC`` is one clock for every process of the host. Requests admitted by the front ends
+and not yet read by the model process are on the page too: each front end counts what it admitted
+and did not drop in its own slot (``handed``), the model process counts what it read
+(``received``); the difference is in transit, and the gate adds it to the queue.
 Every slot has one writer, so no lock crosses processes.
 """
 
