@@ -3,7 +3,7 @@ more clients than it can serve within the SLO, answers what it admits within the
 rest at once (503 with Retry-After), and still serves about its capacity: in one process, and with
 two front ends, which admit by the model process's published backlog and the requests in transit.
 
-The time scale (a 400 ms batch, a 2 s SLO) is long beside what a loaded 2-core host adds to a
+The time scale (a 300 ms batch, a 1.5 s SLO) is long beside what a loaded 2-core host adds to a
 request (measured up to about 500 ms with two busy loops beside the 40 client threads)."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 from tests.serve.conftest import jpeg
 from tests.serve.serve_fakes import server_process
 
-BATCH_S, MAX_BATCH = 0.4, 4  # capacity: 4 requests per 400 ms batch = 10 requests/s
-SLO_MS = 2000.0  # at capacity, about 16 requests ahead fill it
-CLIENTS, FLOOD_S = 40, 8.0  # a closed loop of 40 would wait 4 s: twice the SLO
+BATCH_S, MAX_BATCH = 0.3, 4  # capacity: 4 requests per 300 ms batch = 13 requests/s
+SLO_MS = 1500.0  # at capacity, about 16 requests ahead fill it
+CLIENTS, FLOOD_S = 40, 5.0  # a closed loop of 40 would wait 3 s: twice the SLO
 
 
 def flood(url: str) -> list[tuple[int, float, str]]:
@@ -37,7 +37,7 @@ def flood(url: str) -> list[tuple[int, float, str]]:
                                  headers={"content-type": "image/jpeg"})
                 results.append((resp.status_code, time.monotonic() - start, resp.headers.get("retry-after", "")))
                 if resp.status_code == 503:
-                    time.sleep(0.2)  # a polite client backs off a little; still far over capacity
+                    time.sleep(0.15)  # a polite client backs off a little; still far over capacity
 
     threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
     for thread in threads:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mmscale.data.index import IndexBuilder, ManifestIndex
 from mmscale.data.skips import BadSample, SkipCounter, SkipReason
-from mmscale.data.text import ENCODING, ERRORS, text_problem
+from mmscale.data.text import ENCODING, ERRORS, read_lines, text_problem
 from mmscale.errors import DataError
 
 CAPTION_FIELDS = ("caption", "text")  # accepted names of the caption field, first wins
@@ -94,26 +94,25 @@ class _Rows:
 
 
 def _read_jsonl(path: str, rows: _Rows) -> None:
-    with open(path, "r", encoding=ENCODING, errors=ERRORS, newline="\n") as f:  # lines end at \n only
-        for line_no, line in enumerate(f, start=1):
-            if rows.full:
-                return
-            if not line.strip(JSON_BLANK):
-                continue  # blank lines separate nothing; not a sample
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                reason = exc.msg.removesuffix(" at")  # "Invalid control character at" + where
-                rows.skip(SkipReason.malformed_line, path, line_no, f"not JSON ({reason} at column {exc.colno})")
-                continue
-            except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits, deep nesting
-                rows.skip(SkipReason.malformed_line, path, line_no, f"not usable JSON ({type(exc).__name__})")
-                continue
-            if not isinstance(obj, dict):
-                rows.skip(SkipReason.malformed_line, path, line_no, f"expected an object, got {type(obj).__name__}")
-                continue
-            caption_key = next((k for k in CAPTION_FIELDS if k in obj), "caption")
-            rows.add(obj.get("image"), obj.get(caption_key), path, line_no)
+    for line_no, line in enumerate(read_lines(path), start=1):  # lines end at \n only
+        if rows.full:
+            return
+        if not line.strip(JSON_BLANK):
+            continue  # blank lines separate nothing; not a sample
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            reason = exc.msg.removesuffix(" at")  # "Invalid control character at" + where
+            rows.skip(SkipReason.malformed_line, path, line_no, f"not JSON ({reason} at column {exc.colno})")
+            continue
+        except (ValueError, RecursionError) as exc:  # an integer of > 4300 digits, deep nesting
+            rows.skip(SkipReason.malformed_line, path, line_no, f"not usable JSON ({type(exc).__name__})")
+            continue
+        if not isinstance(obj, dict):
+            rows.skip(SkipReason.malformed_line, path, line_no, f"expected an object, got {type(obj).__name__}")
+            continue
+        caption_key = next((k for k in CAPTION_FIELDS if k in obj), "caption")
+        rows.add(obj.get("image"), obj.get(caption_key), path, line_no)
 
 
 def _read_csv(path: str, rows: _Rows) -> None:
