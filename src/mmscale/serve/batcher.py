@@ -4,9 +4,10 @@ Policy (Triton's): a batch runs when it holds ``max_batch`` requests of one task
 oldest request has waited ``max_wait_ms``, whichever comes first. Requests that queued while the
 previous batch ran have already waited, so under load batches fill without extra delay. The
 queue is bounded in time: with ``slo_ms`` a request is refused (``QueueFull``, at once) when the
-rest of the running batch, then the batches ahead of it and its own at the recently measured rate
-(``Backlog.wait_s``), would take longer than that, so what is admitted under overload still answers within the SLO; a count bound alone lets
-the wait grow to ``max_queue`` / rate. ``max_queue`` stays as a memory backstop.
+rest of the running batch, then the batches ahead of it and its own (``Backlog.wait_s``, batch
+times from ``BatchCost``) would take longer than that, so what is admitted under overload still
+answers within the SLO; a count bound alone lets the wait grow to ``max_queue`` / rate.
+``max_queue`` stays as a memory backstop.
 
 With ``fit`` the batch taken is ``fit(n)`` of the ``n`` ready requests (Triton's preferred batch
 sizes): the server passes ``ModelPredictor.batch_size_for`` so that a compute-bound batch is not padded
