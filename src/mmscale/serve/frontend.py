@@ -207,8 +207,11 @@ class FrontendServer(Server):
             self.board.hand(self.slot, self.handed)
 
     async def start(self) -> None:
+        # torch (imported by the tokenizer) leaves ~10^6 objects for the GC. Settled before connecting:
+        # the model process counts a front end ready once it connects, and on a loaded host the
+        # collection takes seconds in which connections hashed to this front end would wait.
+        settle_process()
         await self.runner.connect()
-        settle_process()  # torch (imported by the tokenizer) leaves ~10^6 objects for the GC
         self.ready = True
 
     async def stop(self) -> None:
