@@ -1,7 +1,7 @@
 """Stage timing of a real (tiny) training step on CPU, and the worker-side host stages.
 
-The stages must add up to the wall-clock step within 5%, and the worker stages to the worker's
-batch time within 5%; both are measured, not assumed.
+The stages must add up to the wall-clock step within 5% (measured, not assumed), and the worker
+stages partition the worker's batch time (one chain of marks, so a busy host cannot open a gap).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def test_real_step_stages_sum_to_step_within_5_percent():
     assert not model.image_encoder._forward_pre_hooks and not model._forward_hooks
 
 
-def test_worker_stages_add_up_to_batch_time(tmp_path):
+def test_worker_stages_partition_the_batch_time(tmp_path):
     """Worker-side stages through a real DataLoader worker process."""
     from PIL import Image
 
@@ -85,7 +85,7 @@ def test_worker_stages_add_up_to_batch_time(tmp_path):
     batches = list(loader)
     assert len(batches) == 3 and all(b.worker_id == 0 for b in batches)
     agg = aggregate_host_stages(batches, [{"pin": None, "h2d": 0.1}] * 3)
-    assert abs(agg["worker_unattributed_frac"]) < 0.05
+    assert sum(agg["host_stage_ms"][k] for k in WORKER_STAGES) == pytest.approx(agg["worker_batch_ms"])
     assert all(agg["host_stage_ms"][k] >= 0 for k in WORKER_STAGES)
     assert agg["host_stage_ms"]["decode"] > 0 and agg["host_stage_ms"]["h2d"] == pytest.approx(0.1)
     skipped = sum(b.skips.skipped for b in batches)

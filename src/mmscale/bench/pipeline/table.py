@@ -40,7 +40,6 @@ def render_tables(result: dict, console) -> None:
         t.add_column("ms/sample", justify="right")
         for name, ms in w["host_stage_ms"].items():
             t.add_row(name, _f(ms), _f(w["worker_ms_per_sample"].get(name), "{:.3f}"))
-        t.add_row("(worker stages sum)", _f(w["worker_stages_sum_ms"]), "")
         t.add_row("worker batch time", _f(w["worker_batch_ms"]), "")
         console.print(t)
     if result["variants"]:
