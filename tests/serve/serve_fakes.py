@@ -55,7 +55,7 @@ def live_server(predictor, cfg):
     import uvicorn
 
     from mmscale.serve.app import create_app
-    from mmscale.serve.run import bind_socket
+    from mmscale.serve.listen import bind_socket
 
     sock = bind_socket("127.0.0.1", 0)
     port = sock.getsockname()[1]

@@ -7,6 +7,8 @@ import concurrent.futures
 import re
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -169,3 +171,10 @@ def test_a_front_end_refuses_at_its_own_in_flight_bound():
     runner.pending = {rid: None for rid in range(50)}
     with pytest.raises(QueueFull, match="max_queue=50"):
         runner.admit()
+
+
+def test_a_front_end_imports_neither_torch_nor_the_model_stack():
+    """Front ends start in about a second and hold no copy of torch (one per front end otherwise)."""
+    code = "import sys, mmscale.serve.frontend; print(sorted({'torch', 'timm', 'transformers'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -65,7 +65,8 @@ def test_port_shared_with_reuse_port_counts_as_in_use_for_frontends(no_model_bui
 
 
 def test_bind_after_the_model_is_built_is_also_a_clean_error(taken_port):
-    from mmscale.serve.run import bind_socket, serve
+    from mmscale.serve.listen import bind_socket
+    from mmscale.serve.run import serve
 
     with pytest.raises(ConfigError, match=f"serve.port.*port {taken_port} on 127.0.0.1 is already in use"):
         bind_socket("127.0.0.1", taken_port)
@@ -74,7 +75,7 @@ def test_bind_after_the_model_is_built_is_also_a_clean_error(taken_port):
 
 
 def test_host_not_of_this_machine_is_a_clean_error():
-    from mmscale.serve.run import bind_socket
+    from mmscale.serve.listen import bind_socket
 
     with pytest.raises(ConfigError, match="serve.host.*nosuchhost.invalid"):
         bind_socket("nosuchhost.invalid", 0)

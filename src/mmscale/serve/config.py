@@ -20,6 +20,7 @@ CUDA_GRAPH_MAX_BATCH = 128  # largest padded batch with a CUDA graph; larger one
 TRIM_BATCHES_ABOVE = 48  # a larger batch is cut to the largest padding bucket that fits
 RETRY_AFTER_S = 1  # Retry-After on a 503
 DRAIN_TIMEOUT_S = 30.0  # on SIGTERM, how long in-flight requests may take before the server exits
+FRONTEND_CONFIG_ENV = "MMSCALE_FRONTEND_CONFIG"  # a front end's config; not argv: it may hold the token
 BODY_TIMEOUT_S = 5.0  # a request body that has not fully arrived by then gets 408
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import os
 
-import torch
-
 from mmscale.serve.config import ServeConfig
 
 MAX_FRONTENDS = 8
@@ -25,6 +23,8 @@ def host_cores() -> int:
 
 
 def cuda_available() -> bool:
+    import torch  # here, not at the top: front ends import this module (via app) and start without torch
+
     return torch.cuda.is_available()
 
 

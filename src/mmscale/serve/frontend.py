@@ -26,12 +26,11 @@ import uvicorn
 from mmscale.data.tokenizer import load_tokenizer
 from mmscale.serve.app import SENT, Server, create_app, settle_process
 from mmscale.serve.batcher import QueueFull
-from mmscale.serve.config import ServeConfig
+from mmscale.serve.config import FRONTEND_CONFIG_ENV, ServeConfig
 from mmscale.serve.depth_board import DepthBoard
 from mmscale.serve.items import Item, RequestError
+from mmscale.serve.listen import bind_socket, uvicorn_config
 from mmscale.serve.metrics import ServerMetrics, frontends_text
-from mmscale.serve.run import bind_socket, uvicorn_config
-from mmscale.serve.supervisor import CONFIG_ENV
 from mmscale.serve.wire import HEADER, WireError, frame, payload_size, request_message, result_from_reply, unframe
 
 log = logging.getLogger(__name__)
@@ -118,7 +117,7 @@ class RemoteRunner:
         if self.tokenizer is None or not item.captions:
             return item
         try:
-            ids, mask = self.tokenizer.encode_batch(item.captions, max_len=self.max_text_len, pad_to_longest=True)
+            ids, mask = self.tokenizer.encode_arrays(item.captions, max_len=self.max_text_len, pad_to_longest=True)
         except Exception as exc:  # the tokenizer refused this request's text: its own 400, nobody else's
             log.warning("a request's captions cannot be tokenized (%s: %s)", type(exc).__name__, exc)
             raise RequestError(400, "bad_request", "a caption cannot be tokenized") from None
@@ -243,7 +242,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format=f"frontend {args.name}: %(levelname)s %(message)s")
 
-    cfg = ServeConfig(**json.loads(os.environ[CONFIG_ENV]))
+    cfg = ServeConfig(**json.loads(os.environ[FRONTEND_CONFIG_ENV]))
     runner = RemoteRunner(args.ipc, load_tokenizer(), max_inflight=cfg.max_queue)
     board = DepthBoard(args.depth_board) if args.depth_board else None
     front = FrontendServer(cfg, runner, os.environ["PROMETHEUS_MULTIPROC_DIR"], board, slot=int(args.name))

@@ -8,10 +8,8 @@ HTTP front ends as child processes on the same socket.
 
 from __future__ import annotations
 
-import errno
 import logging
 import signal
-import socket
 import sys
 import threading
 from pathlib import Path
@@ -20,7 +18,8 @@ import torch
 
 from mmscale.data.tokenizer import load_tokenizer
 from mmscale.errors import CheckpointError, ConfigError
-from mmscale.serve.config import CUDA_GRAPH_MAX_BATCH, DRAIN_TIMEOUT_S, MAX_TEXT_LEN, ServeConfig, http_parser
+from mmscale.serve.config import CUDA_GRAPH_MAX_BATCH, MAX_TEXT_LEN, ServeConfig, http_parser
+from mmscale.serve.listen import bind_socket, uvicorn_config
 from mmscale.serve.defaults import resolve
 from mmscale.serve.model_loader import load_model
 from mmscale.serve.monitoring import start_monitor, stop_monitor
@@ -74,40 +73,6 @@ def check_checkpoint(checkpoint: str) -> None:
     raise CheckpointError(path, f"not found: --checkpoint takes a training checkpoint file; {written}")
 
 
-def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
-    """A bound TCP socket. ``reuse_port``: several processes bind the same port and the kernel
-    spreads incoming connections over those listening (the ``--frontends N`` front ends).
-
-    A port in use (or not allowed, or a host that is not this machine's) is a ``ConfigError``
-    naming the port or host, not an ``OSError`` traceback."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise bind_error(host, port, exc) from None
-    sock.set_inheritable(True)
-    return sock
-
-
-def bind_error(host: str, port: int, exc: OSError) -> ConfigError:
-    """The user-facing error for a failed ``bind((host, port))``."""
-    if exc.errno == errno.EADDRINUSE:
-        return ConfigError("serve.port", f"port {port} on {host} is already in use (another server?): stop "
-                                         "it, or pick another port with --port (--port 0 picks a free one)")
-    if exc.errno == errno.EACCES:
-        return ConfigError("serve.port", f"not allowed to bind port {port} on {host} (ports below 1024 need "
-                                         "privileges): pick another port with --port")
-    reason = exc.strerror or str(exc)
-    return ConfigError("serve.host", f"cannot bind {host}:{port} ({reason}): --host must be an address or "
-                                     "name of this machine, e.g. 127.0.0.1 or 0.0.0.0")
-
-
 def check_port_free(cfg: ServeConfig) -> None:
     """Bind and release ``cfg.port`` once, so that a port in use is refused before the model loads.
 
@@ -134,14 +99,6 @@ def serve(cfg: ServeConfig, predictor, announce=print, monitor_file: str | None 
     finally:  # a drained SIGTERM/SIGINT returns here too: the sampler stops, the file ends whole
         if monitor is not None:
             announce(stop_monitor(monitor, monitor_file))
-
-
-def uvicorn_config(app):
-    """uvicorn's settings for the app, the same in the single process and in each front end."""
-    import uvicorn  # the serve extra: mmscale.cli imports this module for its flags, with or without it
-
-    return uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", http=http_parser(),
-                          timeout_graceful_shutdown=int(DRAIN_TIMEOUT_S), backlog=4096)
 
 
 def serve_until_stopped(cfg: ServeConfig, predictor, announce=print) -> None:

@@ -34,13 +34,12 @@ from dataclasses import asdict
 
 from mmscale.errors import MmscaleError
 from mmscale.serve.app import settle_process, warm_up
-from mmscale.serve.config import DRAIN_TIMEOUT_S, ServeConfig
+from mmscale.serve.config import DRAIN_TIMEOUT_S, FRONTEND_CONFIG_ENV, ServeConfig
 from mmscale.serve.model_host import ModelHost
 from mmscale.strict_json import dumps
 
 log = logging.getLogger(__name__)
 
-CONFIG_ENV = "MMSCALE_FRONTEND_CONFIG"  # not argv: the config may hold the token, and argv is public
 POLL_S = 0.2
 
 
@@ -50,7 +49,7 @@ class ServeError(MmscaleError):
 
 def spawn_frontend(name: str, port: int, ipc_path: str, metrics_dir: str, cfg: ServeConfig,
                    board_path: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, CONFIG_ENV: dumps(asdict(cfg))}
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir, FRONTEND_CONFIG_ENV: dumps(asdict(cfg))}
     cmd = [sys.executable, "-m", "mmscale.serve.frontend", "--port", str(port), "--ipc", ipc_path, "--name", name,
            "--depth-board", board_path]
     # A session of its own: Ctrl-C reaches this process only, which then drains the front ends in order.
