@@ -56,14 +56,11 @@ def tiny_multimodal():
     return MultimodalModel(cfg), cfg
 
 
-def gather_dtype_worker(rank: int, world: int, port: int, param_dtype, out: str) -> None:
-    """Wrap a tiny model with FSDP2, run one bf16 step, record what dtype the blocks computed with."""
-    from mmscale.train.distributed import wrap_model
+def gather_dtypes(model, cfg, rank: int) -> dict:
+    """One bf16 step of an FSDP2-wrapped tiny model: the dtype its blocks computed with, and the
+    dtypes its parameters and gradients are stored in."""
     from mmscale.train.synthetic import synthetic_batch
 
-    env = join_gloo(rank, world, port)
-    model, cfg = tiny_multimodal()
-    model = wrap_model(model, "fsdp", env, torch.device("cpu"), param_dtype=param_dtype)
     seen = []
     block = model.image_encoder.backbone.blocks[0]
     block.register_forward_pre_hook(lambda module, args: seen.append(str(module.attn.qkv.weight.dtype)))
@@ -72,37 +69,56 @@ def gather_dtype_worker(rank: int, world: int, port: int, param_dtype, out: str)
     loss.backward()
     stored = {str(p.dtype) for p in model.parameters()} | {str(p.grad.dtype) for p in model.parameters()
                                                             if p.grad is not None}
-    with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
-        json.dump({"gathered": seen, "stored": sorted(stored)}, handle)
-    torch.distributed.destroy_process_group()
+    return {"gathered": seen, "stored": sorted(stored)}
 
 
-@pytest.mark.parametrize("param_dtype, gathered", [(torch.bfloat16, "torch.bfloat16"), (None, "torch.float32")])
-def test_fsdp_gathers_blocks_in_the_compute_dtype_and_keeps_fp32_masters(param_dtype, gathered, tmp_path):
-    mp.start_processes(gather_dtype_worker, args=(2, free_port(), param_dtype, str(tmp_path)), nprocs=2,
-                       join=True, start_method="spawn")  # a fork after autograd ran in this process fails
-    for rank in range(2):
-        result = json.load(open(tmp_path / f"rank{rank}.json"))
-        assert result["gathered"] == [gathered]
-        assert result["stored"] == ["torch.float32"]  # sharded weights and their gradients
-
-
-def ddp_bucket_worker(rank: int, world: int, port: int, bucket_mb: int, out: str) -> None:
-    """Wrap a tiny model with DDP through the product's wrapper; record the bucket size DDP holds."""
-    from mmscale.train.distributed import wrap_model
+def two_rank_wrap_worker(rank: int, world: int, port: int, out: str) -> None:
+    """The product's wrapper on two gloo ranks, checked four ways in one launch (a launch costs two
+    processes' imports): FSDP2 with and without a bf16 compute dtype, the DDP bucket size, and a
+    bf16 model's averaged gradient with how often the fp32 hook ran."""
+    from mmscale.train import distributed
 
     env = join_gloo(rank, world, port)
-    model = wrap_model(tiny_multimodal()[0], "ddp", env, torch.device("cpu"), bucket_cap_mb=bucket_mb)
+    record = {}
+    for name, param_dtype in (("bf16", torch.bfloat16), ("none", None)):
+        model, cfg = tiny_multimodal()
+        model = distributed.wrap_model(model, "fsdp", env, torch.device("cpu"), param_dtype=param_dtype)
+        record[f"fsdp_{name}"] = gather_dtypes(model, cfg, rank)
+    ddp = distributed.wrap_model(tiny_multimodal()[0], "ddp", env, torch.device("cpu"), bucket_cap_mb=100)
+    record["bucket_bytes_cap"] = ddp.bucket_bytes_cap
+
+    calls = []
+    hook = distributed.fp32_all_reduce_hook
+    distributed.fp32_all_reduce_hook = lambda group, bucket: calls.append(1) or hook(group, bucket)
+    layer = torch.nn.Linear(1, 1, bias=False).to(torch.bfloat16)
+    layer.cfg = ModelConfigStub()
+    model = distributed.wrap_model(layer, "ddp", env, torch.device("cpu"))
+    x = torch.tensor([[1.0 if rank == 0 else 1.0 + 2.0**-7]], dtype=torch.bfloat16)
+    model(x).sum().backward()
+    record["bf16_mean"] = {"grad": layer.weight.grad.item(), "hook_calls": len(calls)}
     with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
-        json.dump({"bucket_bytes_cap": model.bucket_bytes_cap}, handle)
+        json.dump(record, handle)
     torch.distributed.destroy_process_group()
 
 
-def test_ddp_takes_the_configured_bucket_size(tmp_path):
-    mp.start_processes(ddp_bucket_worker, args=(2, free_port(), 100, str(tmp_path)), nprocs=2, join=True,
+@pytest.fixture(scope="module")
+def two_rank_wrap(tmp_path_factory):
+    """Each rank's record from one launch of ``two_rank_wrap_worker``."""
+    out = tmp_path_factory.mktemp("wrap")
+    mp.start_processes(two_rank_wrap_worker, args=(2, free_port(), str(out)), nprocs=2, join=True,
                        start_method="spawn")  # a fork after autograd ran in this process fails
-    for rank in range(2):
-        assert json.load(open(tmp_path / f"rank{rank}.json"))["bucket_bytes_cap"] == 100 * 2**20
+    return [json.load(open(out / f"rank{rank}.json")) for rank in range(2)]
+
+
+@pytest.mark.parametrize("param_dtype, gathered", [("bf16", "torch.bfloat16"), ("none", "torch.float32")])
+def test_fsdp_gathers_blocks_in_the_compute_dtype_and_keeps_fp32_masters(param_dtype, gathered, two_rank_wrap):
+    for record in two_rank_wrap:
+        assert record[f"fsdp_{param_dtype}"]["gathered"] == [gathered]
+        assert record[f"fsdp_{param_dtype}"]["stored"] == ["torch.float32"]  # sharded weights and their gradients
+
+
+def test_ddp_takes_the_configured_bucket_size(two_rank_wrap):
+    assert [record["bucket_bytes_cap"] for record in two_rank_wrap] == [100 * 2**20] * 2
 
 
 def test_ddp_bucket_size_follows_the_mode():
@@ -162,33 +178,11 @@ def test_two_ranks_average_bf16_gradients_exactly_without_the_hook():
     assert [fp32_reduce_pays(n) for n in (2, 3, 8)] == [False, True, True]
 
 
-def two_rank_bf16_worker(rank: int, world: int, port: int, out: str) -> None:
-    """A bf16 model under the product's DDP wrapper on two ranks: record the averaged gradient and
-    how often the fp32 hook ran."""
-    from mmscale.train import distributed
-
-    calls = []
-    hook = distributed.fp32_all_reduce_hook
-    distributed.fp32_all_reduce_hook = lambda group, bucket: calls.append(1) or hook(group, bucket)
-    env = join_gloo(rank, world, port)
-    layer = torch.nn.Linear(1, 1, bias=False).to(torch.bfloat16)
-    layer.cfg = ModelConfigStub()
-    model = distributed.wrap_model(layer, "ddp", env, torch.device("cpu"))
-    x = torch.tensor([[1.0 if rank == 0 else 1.0 + 2.0**-7]], dtype=torch.bfloat16)
-    model(x).sum().backward()
-    with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
-        json.dump({"grad": layer.weight.grad.item(), "hook_calls": len(calls)}, handle)
-    torch.distributed.destroy_process_group()
-
-
-def test_two_ranks_leave_bf16_gradients_to_ddp_and_get_the_same_mean(tmp_path):
+def test_two_ranks_leave_bf16_gradients_to_ddp_and_get_the_same_mean(two_rank_wrap):
     """Gradients 1 and 1 + 2^-7: the mean 1 + 2^-8 rounds to 1.0 in bf16 (ties to even) with or
     without the hook; on two ranks the hook does not run."""
-    mp.start_processes(two_rank_bf16_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True,
-                       start_method="spawn")  # a fork after autograd ran in this process fails
-    for rank in range(2):
-        result = json.load(open(tmp_path / f"rank{rank}.json"))
-        assert result == {"grad": torch.tensor(1.0 + 2.0**-8).bfloat16().item(), "hook_calls": 0}
+    for record in two_rank_wrap:
+        assert record["bf16_mean"] == {"grad": torch.tensor(1.0 + 2.0**-8).bfloat16().item(), "hook_calls": 0}
 
 
 def test_the_hook_sends_fp32_and_stores_the_mean_in_bf16(monkeypatch):
