@@ -7,11 +7,12 @@ BIN := $(VENV)/bin
 # the code itself also runs on torch 2.11 / torchvision 0.26.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= runs/demo
-# Tests run on two worker processes (pytest-xdist), each file whole on one worker, so a file's
-# fixtures are built once. Timing tests compare partners measured in the same window, so the
-# other worker's load falls on both; tests marked whole_machine (threads contending for the
+# Tests run on three worker processes (pytest-xdist), each file whole on one worker, so a file's
+# fixtures are built once; three on two cores, because many tests wait on a server or a child
+# process and leave a core idle. Timing tests compare partners measured in the same window, so
+# the other workers' load falls on both; tests marked whole_machine (threads contending for the
 # cores) run afterwards, alone. TEST_WORKERS=0 runs the whole suite in one process.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 # The demo runs `mmscale validate --preset cpu`, which spawns the server and load generator (serve)
 # and draws report.html's charts (report); the tests need every extra and their own tools (test).
