@@ -20,18 +20,25 @@ DEMO_EXTRAS := serve,report
 
 .PHONY: install demo test clean
 
+# pip compiles bytecode one file at a time; installing without it and compiling on every core
+# after is about 40 s faster on two cores. A few files of torch's own test helpers are written for
+# newer Pythons and do not compile, which makes compileall exit 1: those are never imported.
+COMPILE := $(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
+
 $(VENV)/.installed-torch:
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q $(TORCH_PIN)
+	$(BIN)/pip install -q --no-compile $(TORCH_PIN)
 	touch $@
 
 $(VENV)/.installed-demo: pyproject.toml $(VENV)/.installed-torch
-	$(BIN)/pip install -q -e '.[$(DEMO_EXTRAS)]'
+	$(BIN)/pip install -q --no-compile -e '.[$(DEMO_EXTRAS)]'
+	$(COMPILE)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-torch
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-compile -e '.[test]'
+	$(COMPILE)
 	touch $@
 
 install: $(VENV)/.installed-test
