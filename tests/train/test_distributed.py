@@ -13,35 +13,48 @@ from mmscale.train.sharded_checkpoint import load_weights
 from tests.train.conftest import TINY_OVERRIDES, free_port, join_gloo
 
 
-def worker(rank: int, world: int, port: int, overrides: list[str], out: str) -> None:
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+RUNS = {"ddp": ["train.parallel=ddp"], "fsdp": ["train.parallel=fsdp"],
+        "ddp_bf16": ["train.parallel=ddp", "train.weights=bf16", "train.precision=bf16"]}
+
+
+def worker(rank: int, world: int, ports: list[int], runs: list[tuple[str, list[str]]]) -> None:
+    """The real training loop, once per run, in one launch (a launch costs two processes' imports);
+    each run joins its own process group on its own port."""
     torch.set_num_threads(1)
-    result = train(load_config(TrainJob, preset="tiny", overrides=overrides))
-    with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
-        json.dump(result.as_dict(), handle)
+    for port, (out, overrides) in zip(ports, runs):
+        os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                          MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        result = train(load_config(TrainJob, preset="tiny", overrides=overrides))
+        with open(os.path.join(out, f"rank{rank}.json"), "w") as handle:
+            json.dump(result.as_dict(), handle)
 
 
-@pytest.mark.parametrize("parallel, extra", [
-    ("ddp", []), ("fsdp", []), ("ddp", ["train.weights=bf16", "train.precision=bf16"]),
-])
-def test_two_processes_on_gloo_train_a_few_steps(parallel, extra, tiny_dataset, tmp_path):
-    overrides = TINY_OVERRIDES + [f"data.path={tiny_dataset}", f"train.out_dir={tmp_path}", "train.steps=3",
-                                  f"train.parallel={parallel}", "train.checkpoint_every=2",
-                                  "train.eval_samples=4", "train.device=cpu", *extra]
-    # fork: the workers inherit the imported libraries instead of importing them again (seconds each)
-    mp.start_processes(worker, args=(2, free_port(), overrides, str(tmp_path)), nprocs=2, join=True,
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory) -> dict:
+    """The out_dir of each run of ``RUNS``, trained by two gloo processes."""
+    outs = {name: tmp_path_factory.mktemp(name) for name in RUNS}
+    runs = [(str(outs[name]), TINY_OVERRIDES + [f"data.path={tiny_dataset}", f"train.out_dir={outs[name]}",
+                                                "train.steps=3", "train.checkpoint_every=2", "train.eval_samples=4",
+                                                "train.device=cpu", *extra])
+            for name, extra in RUNS.items()]
+    mp.start_processes(worker, args=(2, [free_port() for _ in runs], runs), nprocs=2, join=True,
                        start_method="spawn")  # a fork after autograd ran in this process fails
-    results = [json.load(open(tmp_path / f"rank{r}.json")) for r in range(2)]
+    return outs
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_two_processes_on_gloo_train_a_few_steps(name, trained):
+    out = trained[name]
+    results = [json.load(open(out / f"rank{r}.json")) for r in range(2)]
     assert all(r["world_size"] == 2 and r["steps"] == 3 and r["samples"] == 24 for r in results)
     # losses are all-reduced at each log step, so both ranks report the same value
-    rows = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
     assert [r["step"] for r in rows if "loss/total" in r] == [1, 2, 3]
     # each rank wrote its part of a sharded checkpoint; one process joins them into the full model
-    assert not (tmp_path / "checkpoint.pt").exists()
-    assert {p.name for p in (tmp_path / "checkpoint" / "step-000003").glob("*.distcp")} == {"__0_0.distcp",
-                                                                                          "__1_0.distcp"}
-    state = load_weights(tmp_path / "checkpoint")
+    assert not (out / "checkpoint.pt").exists()
+    assert {p.name for p in (out / "checkpoint" / "step-000003").glob("*.distcp")} == {"__0_0.distcp",
+                                                                                     "__1_0.distcp"}
+    state = load_weights(out / "checkpoint")
     assert state["step"] == 3
     assert state["model"]["itm_head.weight"].shape == (2, 64)
     assert state["model"]["itm_head.weight"].dtype == torch.float32  # bf16 weights store their fp32 copies
