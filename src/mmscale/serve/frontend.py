@@ -206,9 +206,8 @@ class FrontendServer(Server):
             self.board.hand(self.slot, self.handed)
 
     async def start(self) -> None:
-        # torch (imported by the tokenizer) leaves ~10^6 objects for the GC. Settled before connecting:
-        # the model process counts a front end ready once it connects, and on a loaded host the
-        # collection takes seconds in which connections hashed to this front end would wait.
+        # Start-up objects leave the GC's reach before connecting: the model process counts a front
+        # end ready once it connects, and connections hashed to this front end wait until it serves.
         settle_process()
         await self.runner.connect()
         self.ready = True
