@@ -26,8 +26,9 @@ def text_problem(value: str, name: str, path: bool = False) -> str | None:
         return f"{name} holds a NUL byte at character {value.index(chr(0)) + 1}"
     return None
 
+
 def read_lines(path: str):
-    """The file's lines (split at ``\n`` only), decoded as UTF-8 with ``ERRORS`` and a leading
+    """The file's lines (split at newline bytes only), decoded as UTF-8 with ``ERRORS`` and a leading
     byte-order mark dropped. Not ``ENCODING``: its decoder drops a lone leading 0xEF (or 0xEF 0xBB)
     that ends the file, so a line would be lost without a count."""
     with open(path, "rb") as f:
